@@ -1,0 +1,205 @@
+"""Where sealed chunks live: one small interface, a filesystem and an S3-compatible implementation.
+
+Keys are relative, slash-separated paths such as "orgs/<namespace>/chunks/ab/cd/<id>". A put is
+atomic: readers see the whole object or nothing. Objects are immutable once written (a put over an
+existing key replaces it whole), and delete of a missing key is not an error.
+"""
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+from .errors import ObjectNotFound
+
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+(?:[./][A-Za-z0-9_\-]+)*$")
+_TEMP_PREFIX = ".tmp-"
+
+
+class Backend(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def iter_keys(self, prefix: str = "") -> Iterator[str]: ...
+    def size(self, key: str) -> int: ...
+
+
+def check_key(key: str) -> str:
+    if not _KEY_PATTERN.match(key) or ".." in key:
+        raise ValueError(
+            f"Invalid store key {key!r}: use letters, digits, '-', '_', '.' and '/' separators."
+        )
+    return key
+
+
+class FilesystemBackend:
+    """Objects are files under root; writes go to a temp file, fsync, rename, then fsync the dir."""
+
+    def __init__(self, root):
+        self.root = os.path.abspath(os.fspath(root))
+        os.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"FilesystemBackend({self.root!r})"
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, *check_key(key).split("/"))
+
+    def put(self, key: str, data) -> None:
+        path = self._path(key)
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, temp_path = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp_path, path)
+        except BaseException:
+            try:
+                os.unlink(temp_path)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(directory)
+
+    def get(self, key: str) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No object {key!r} in {self.root}.") from None
+
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(self._path(key))
+
+    def size(self, key: str) -> int:
+        try:
+            return os.stat(self._path(key)).st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"No object {key!r} in {self.root}.") from None
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys starting with prefix, in sorted order; temp files of unfinished puts are skipped."""
+        base = prefix.rpartition("/")[0]
+        top = os.path.join(self.root, *base.split("/")) if base else self.root
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            relative = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            relative = "" if relative == "." else relative + "/"
+            # Prune directories that cannot hold matching keys.
+            dirnames[:] = [d for d in dirnames if _may_match(relative + d + "/", prefix)]
+            for name in sorted(filenames):
+                key = relative + name
+                if not name.startswith(_TEMP_PREFIX) and key.startswith(prefix):
+                    yield key
+
+
+def _may_match(directory: str, prefix: str) -> bool:
+    return directory.startswith(prefix) or prefix.startswith(directory)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class S3Backend:
+    """Objects in an S3-compatible bucket under prefix. A PUT is atomic in S3 by itself."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        client=None,
+        **boto_kwargs,
+    ):
+        if client is None:
+            import boto3  # only deployments that use S3 need boto3
+
+            client = boto3.client("s3", endpoint_url=endpoint_url, **boto_kwargs)
+        self.client = client  # boto3 clients are thread-safe
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def __repr__(self) -> str:
+        return f"S3Backend(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def put(self, key: str, data) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data))
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise ObjectNotFound(
+                f"No object {key!r} in s3://{self.bucket}/{self.prefix}."
+            ) from None
+
+    def _head(self, key: str):
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def size(self, key: str) -> int:
+        head = self._head(key)
+        if head is None:
+            raise ObjectNotFound(f"No object {key!r} in s3://{self.bucket}/{self.prefix}.")
+        return head["ContentLength"]
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self.prefix) :]
+
+
+def open_backend(url: str) -> Backend:
+    """A backend for KODO_STORE_URL: "file:///abs/path", a plain path, or "s3://bucket/prefix".
+
+    For S3 the endpoint comes from KODO_S3_ENDPOINT_URL (unset means AWS) and the credentials
+    from the standard AWS environment variables or config files.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"Store URL {url!r} names no bucket: use s3://bucket/prefix.")
+        endpoint = os.environ.get("KODO_S3_ENDPOINT_URL") or None
+        return S3Backend(parsed.netloc, parsed.path.strip("/"), endpoint_url=endpoint)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"Store URL {url!r} has a host; use file:///absolute/path.")
+        return FilesystemBackend(unquote(parsed.path))
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return FilesystemBackend(url)
+    raise ValueError(
+        f"Store URL {url!r} has an unknown scheme: use a path, file:///path or s3://bucket/prefix."
+    )

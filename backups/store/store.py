@@ -1,0 +1,116 @@
+"""ChunkStore: one organization's view of the content-addressed, encrypted chunk store."""
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from . import crypto
+from .backends import Backend
+from .chunking import Chunker
+from .errors import ObjectNotFound
+from .keys import OrgKeys
+from .quickxorhash import QuickXorHash
+
+_NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    id: str
+    size: int  # plaintext bytes
+    stored_size: int  # bytes in the backend (compressed + encrypted)
+    new: bool  # this call stored it; False when it was already there
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    chunks: list[ChunkRef]
+    size: int
+    quickxorhash: str
+    new_bytes_stored: int
+
+
+class ChunkStore:
+    """Chunks of one organization, stored under orgs/<namespace>/chunks/ in the backend.
+
+    Holds no mutable state besides the backend (whose implementations are thread-safe), so threads
+    may share one ChunkStore. Two threads storing the same new chunk at once may both upload it and
+    both report new=True; the object stays valid, only the accounting counts it twice.
+    """
+
+    def __init__(
+        self, backend: Backend, keys: OrgKeys, namespace: str, chunker: Chunker | None = None
+    ):
+        if not _NAMESPACE_PATTERN.match(namespace):
+            raise ValueError(
+                f"Invalid store namespace {namespace!r}: use 1-64 letters, digits, '-' or '_'."
+            )
+        self.backend = backend
+        self.keys = keys
+        self.namespace = namespace
+        self.chunker = chunker or Chunker()
+        self._prefix = f"orgs/{namespace}/chunks/"
+
+    def __repr__(self) -> str:
+        return f"ChunkStore({self.backend!r}, namespace={self.namespace!r})"
+
+    def _key(self, chunk_id: str) -> str:
+        if not _ID_PATTERN.match(chunk_id):
+            raise ValueError(f"{chunk_id!r} is not a chunk id (64 lowercase hex digits).")
+        return f"{self._prefix}{chunk_id[:2]}/{chunk_id[2:4]}/{chunk_id}"
+
+    def put_chunk(self, plaintext: bytes) -> ChunkRef:
+        chunk_id = crypto.chunk_id(self.keys, plaintext)
+        key = self._key(chunk_id)
+        try:
+            return ChunkRef(chunk_id, len(plaintext), self.backend.size(key), new=False)
+        except ObjectNotFound:
+            pass
+        blob = crypto.seal(self.keys, chunk_id, plaintext)
+        self.backend.put(key, blob)
+        return ChunkRef(chunk_id, len(plaintext), len(blob), new=True)
+
+    def get_chunk(self, chunk_id: str) -> bytes:
+        """The chunk's plaintext, authenticated; raises CorruptChunk or ObjectNotFound."""
+        return crypto.open_(self.keys, chunk_id, self.backend.get(self._key(chunk_id)))
+
+    def has_chunk(self, chunk_id: str) -> bool:
+        return self.backend.exists(self._key(chunk_id))
+
+    def delete_chunk(self, chunk_id: str) -> None:
+        self.backend.delete(self._key(chunk_id))
+
+    def iter_chunk_ids(self) -> Iterator[str]:
+        for key in self.backend.iter_keys(self._prefix):
+            name = key.rpartition("/")[2]
+            if _ID_PATTERN.match(name) and key == self._key(name):
+                yield name
+
+    def verify_chunk(self, chunk_id: str) -> None:
+        """Re-read and authenticate a chunk; raises CorruptChunk or ObjectNotFound."""
+        self.get_chunk(chunk_id)
+
+    def write_stream(self, blocks: Iterable[bytes]) -> StreamResult:
+        """Chunk, hash and store a stream in one pass; memory stays bounded by the chunker window.
+
+        Every chunk is stored before this returns, so callers can then record rows pointing to them.
+        """
+        hasher = QuickXorHash()
+
+        def hashed(blocks):
+            for block in blocks:
+                hasher.update(block)
+                yield block
+
+        refs = [self.put_chunk(chunk) for chunk in self.chunker.chunks(hashed(blocks))]
+        return StreamResult(
+            chunks=refs,
+            size=sum(ref.size for ref in refs),
+            quickxorhash=hasher.b64digest(),
+            new_bytes_stored=sum(ref.stored_size for ref in refs if ref.new),
+        )
+
+    def read_stream(self, chunk_ids: Iterable[str]) -> Iterator[bytes]:
+        for chunk_id in chunk_ids:
+            yield self.get_chunk(chunk_id)

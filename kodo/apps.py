@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class KodoConfig(AppConfig):
+    name = "kodo"
+    verbose_name = "Kodo"

@@ -1,0 +1,59 @@
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
+
+from organizations.actions import normalize_email
+from organizations.models import Organization, time_zone_choices
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """Kodo accounts log in with their email address, whatever its case."""
+
+    username = forms.EmailField(
+        label="Email", max_length=254,
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+
+    def clean_username(self):
+        return normalize_email(self.cleaned_data["username"])
+
+
+class OrganizationForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    time_zone = forms.ChoiceField(choices=time_zone_choices, initial="UTC")
+    admin_name = forms.CharField(label="Administrator's name", max_length=300)
+    admin_email = forms.EmailField(label="Administrator's email")
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if Organization.objects.filter(name__iexact=name).exists():
+            raise forms.ValidationError("An organization with this name already exists.")
+        return name
+
+    def clean_admin_email(self):
+        email = normalize_email(self.cleaned_data["admin_email"])
+        if get_user_model().objects.filter(username=email).exists():
+            raise forms.ValidationError(
+                "This email already has a Kodo account. Each account belongs to one "
+                "organization: use another address."
+            )
+        return email
+
+
+class ServicesForm(forms.Form):
+    services_enabled = forms.BooleanField(required=False, label="Services enabled")
+
+
+class AuditSearchForm(forms.Form):
+    q = forms.CharField(label="Keyword", required=False, max_length=200)
+    since = forms.DateField(label="From", required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("The start date is after the end date.")
+        return cleaned

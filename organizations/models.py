@@ -1,0 +1,111 @@
+import uuid
+import zoneinfo
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def time_zone_choices():
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class OrganizationQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The organizations a user may see: all for a server administrator, else where admin."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self
+        return self.filter(
+            memberships__user=user, memberships__role=Membership.Role.ADMIN
+        ).distinct()
+
+
+class Organization(models.Model):
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    services_enabled = models.BooleanField(
+        default=False, help_text="Show Services (Microsoft 365 backup) to this organization."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrganizationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def admins(self):
+        return self.memberships.filter(role=Membership.Role.ADMIN).select_related("user")
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Administrator"
+        USER = "user", "User"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.USER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_org"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        if user.is_superuser:
+            return self
+        return self.filter(organization__in=Organization.objects.visible_to(user))
+
+    def search(self, keyword="", since=None, until=None):
+        events = self
+        if keyword:
+            events = events.filter(
+                Q(action__icontains=keyword)
+                | Q(message__icontains=keyword)
+                | Q(actor_email__icontains=keyword)
+                | Q(ip_address__icontains=keyword)
+                | Q(organization__name__icontains=keyword)
+            )
+        if since:
+            events = events.filter(created_at__gte=since)
+        if until:
+            events = events.filter(created_at__lt=until)
+        return events
+
+
+class AuditEvent(models.Model):
+    """Who did what, when, in which organization, from where. Rows are never edited."""
+
+    organization = models.ForeignKey(Organization, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+")
+    # Kept as text too, so the entry still says who it was after the account is gone.
+    actor_email = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    message = models.CharField(max_length=500)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.actor_email}"

@@ -1,0 +1,108 @@
+import datetime as dt
+import zoneinfo
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from organizations import actions
+from organizations.access import org_admin_required, server_admin_required
+from organizations.forms import AuditSearchForm, OrganizationForm, ServicesForm
+from organizations.models import AuditEvent, Membership, Organization
+
+INVITATION_SESSION_KEY = "kodo-invitation"
+
+
+@server_admin_required
+def server_organizations(request):
+    organizations = Organization.objects.all()
+    return render(request, "organizations/server_list.html", {"organizations": organizations})
+
+
+@server_admin_required
+def server_organization_new(request):
+    form = OrganizationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        org, url = actions.do_create_organization(request=request, **form.cleaned_data)
+        # Shown once: the detail page pops it from the session.
+        request.session[INVITATION_SESSION_KEY] = {"org": str(org.code), "url": url}
+        messages.success(request, f"Created {org.name}. The invitation was emailed.")
+        return redirect("server-organization", org_code=org.code)
+    return render(request, "organizations/server_new.html", {"form": form})
+
+
+@server_admin_required
+def server_organization(request, org_code):
+    org = get_object_or_404(Organization, code=org_code)
+    invitation = request.session.pop(INVITATION_SESSION_KEY, None)
+    if invitation and invitation["org"] != str(org.code):
+        invitation = None
+    return render(request, "organizations/server_detail.html", {
+        "org": org,
+        "admins": org.admins(),
+        "invitation_url": invitation and invitation["url"],
+        "services_form": ServicesForm(initial={"services_enabled": org.services_enabled}),
+    })
+
+
+@server_admin_required
+@require_POST
+def server_organization_services(request, org_code):
+    org = get_object_or_404(Organization, code=org_code)
+    form = ServicesForm(request.POST)
+    if form.is_valid():
+        enabled = form.cleaned_data["services_enabled"]
+        actions.do_set_services_enabled(request=request, organization=org, enabled=enabled)
+        messages.success(request, f"Services {'enabled' if enabled else 'disabled'}.")
+    return redirect("server-organization", org_code=org.code)
+
+
+@server_admin_required
+@require_POST
+def server_organization_reinvite(request, org_code, user_id):
+    org = get_object_or_404(Organization, code=org_code)
+    membership = get_object_or_404(
+        Membership, organization=org, user_id=user_id, role=Membership.Role.ADMIN
+    )
+    url = actions.do_reinvite_admin(request=request, organization=org, membership=membership)
+    request.session[INVITATION_SESSION_KEY] = {"org": str(org.code), "url": url}
+    messages.success(request, f"A new invitation was emailed to {membership.user.email}.")
+    return redirect("server-organization", org_code=org.code)
+
+
+def _audit_page(request, events, time_zone, template, context):
+    form = AuditSearchForm(request.GET or None)
+    if form.is_valid():
+        tz = zoneinfo.ZoneInfo(time_zone)
+        since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+        events = events.search(
+            keyword=form.cleaned_data["q"].strip(),
+            since=since and dt.datetime.combine(since, dt.time(), tz),
+            until=until and dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tz),
+        )
+    page = Paginator(events.select_related("organization"), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, template, {
+        **context, "form": form, "page": page, "query": query.urlencode(), "time_zone": time_zone,
+    })
+
+
+@server_admin_required
+def server_audit_log(request):
+    return _audit_page(request, AuditEvent.objects.all(), "UTC",
+                       "organizations/audit_log.html", {"all_organizations": True})
+
+
+@org_admin_required
+def audit_log(request, org):
+    return _audit_page(request, AuditEvent.objects.filter(organization=org), org.time_zone,
+                       "organizations/audit_log.html", {"org": org})
+
+
+@org_admin_required
+def users(request, org):
+    members = (Membership.objects.filter(organization=org)
+               .select_related("user").order_by("user__username"))
+    return render(request, "organizations/users.html", {"org": org, "members": members})

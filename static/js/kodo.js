@@ -1,0 +1,24 @@
+// Small progressive enhancements; every page works without JavaScript.
+document.addEventListener("DOMContentLoaded", () => {
+  // Select the whole text of read-only copy fields on focus (invitation links).
+  document.querySelectorAll("input.copy").forEach((input) => {
+    input.addEventListener("focus", () => input.select());
+  });
+  // Ask before destructive actions: <form data-confirm="Delete ...?">.
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+  // Live progress: an element with data-poll="<url>" is replaced by the URL's HTML every 2 s
+  // until the response carries data-done.
+  document.querySelectorAll("[data-poll]").forEach((element) => {
+    const poll = async () => {
+      const response = await fetch(element.dataset.poll, { headers: { "X-Requested-With": "fetch" } });
+      if (!response.ok) return;
+      element.innerHTML = await response.text();
+      if (!element.querySelector("[data-done]")) setTimeout(poll, 2000);
+    };
+    if (!element.querySelector("[data-done]")) setTimeout(poll, 2000);
+  });
+});

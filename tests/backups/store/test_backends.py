@@ -1,0 +1,128 @@
+import os
+
+import pytest
+
+from backups.store import FilesystemBackend, ObjectNotFound, S3Backend, open_backend
+from backups.store.backends import check_key
+
+
+def test_put_get_size_exists_delete(backend):
+    backend.put("a/b/one", b"hello")
+    assert backend.get("a/b/one") == b"hello"
+    assert backend.exists("a/b/one")
+    assert backend.size("a/b/one") == 5
+    backend.put("a/b/one", b"replaced")
+    assert backend.get("a/b/one") == b"replaced"
+    backend.delete("a/b/one")
+    assert not backend.exists("a/b/one")
+    backend.delete("a/b/one")  # deleting a missing object is not an error
+
+
+def test_missing_objects_raise_object_not_found(backend):
+    with pytest.raises(ObjectNotFound):
+        backend.get("nope/x")
+    with pytest.raises(ObjectNotFound):
+        backend.size("nope/x")
+    assert not backend.exists("nope/x")
+
+
+def test_iter_keys_lists_by_prefix(backend):
+    for key in ["orgs/a/chunks/00/x1", "orgs/a/chunks/ff/x2", "orgs/ab/chunks/00/y", "top"]:
+        backend.put(key, b".")
+    assert sorted(backend.iter_keys("orgs/a/")) == ["orgs/a/chunks/00/x1", "orgs/a/chunks/ff/x2"]
+    assert sorted(backend.iter_keys("orgs/a")) == [
+        "orgs/a/chunks/00/x1",
+        "orgs/a/chunks/ff/x2",
+        "orgs/ab/chunks/00/y",
+    ]
+    assert len(list(backend.iter_keys())) == 4
+    assert list(backend.iter_keys("missing/")) == []
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/abs", "a//b", "../escape", "a/../b", "a/.tmp-x", "a\\b", "a/"]
+)
+def test_unsafe_keys_are_rejected(backend, key):
+    with pytest.raises(ValueError):
+        backend.put(key, b"x")
+
+
+def test_filesystem_put_leaves_no_temp_files(fs_backend):
+    for i in range(5):
+        fs_backend.put(f"d/obj{i}", b"data")
+    assert sorted(os.listdir(os.path.join(fs_backend.root, "d"))) == [f"obj{i}" for i in range(5)]
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_a_crash_mid_put_leaves_no_visible_object(fs_backend, monkeypatch, failing):
+    fs_backend.put("d/old", b"old content")
+
+    def crash(*args, **kwargs):
+        raise Boom()
+
+    monkeypatch.setattr(os, failing, crash)
+    with pytest.raises(Boom):
+        fs_backend.put("d/new", b"new content")
+    with pytest.raises(Boom):
+        fs_backend.put("d/old", b"new content")
+    monkeypatch.undo()
+
+    assert not fs_backend.exists("d/new")
+    assert fs_backend.get("d/old") == b"old content"
+    assert os.listdir(os.path.join(fs_backend.root, "d")) == ["old"]
+    assert list(fs_backend.iter_keys("d/")) == ["d/old"]
+
+
+def test_a_failing_write_leaves_no_visible_object(fs_backend):
+    with pytest.raises(TypeError):
+        fs_backend.put("d/new", object())  # not bytes-like: the write itself raises
+    assert not fs_backend.exists("d/new")
+    assert os.listdir(os.path.join(fs_backend.root, "d")) == []
+
+
+def test_iter_keys_skips_leftover_temp_files(fs_backend):
+    fs_backend.put("d/real", b"x")
+    with open(os.path.join(fs_backend.root, "d", ".tmp-crashed"), "wb") as f:
+        f.write(b"partial")
+    assert list(fs_backend.iter_keys()) == ["d/real"]
+
+
+def test_open_backend_reads_paths_and_file_urls(tmp_path):
+    assert open_backend(str(tmp_path / "a")).root == str(tmp_path / "a")
+    assert open_backend(f"file://{tmp_path}/b").root == str(tmp_path / "b")
+
+
+def test_open_backend_reads_s3_urls(monkeypatch, moto_endpoint):
+    monkeypatch.setenv("KODO_S3_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    backend = open_backend("s3://kodo-from-url/some/prefix/")
+    assert isinstance(backend, S3Backend)
+    assert (backend.bucket, backend.prefix) == ("kodo-from-url", "some/prefix/")
+    backend.client.create_bucket(Bucket="kodo-from-url")
+    backend.put("k", b"v")
+    assert (
+        backend.client.get_object(Bucket="kodo-from-url", Key="some/prefix/k")["Body"].read()
+        == b"v"
+    )
+
+
+@pytest.mark.parametrize("url", ["s3:///prefix", "ftp://host/x", "file://host/x"])
+def test_open_backend_rejects_bad_urls(url):
+    with pytest.raises(ValueError):
+        open_backend(url)
+
+
+def test_check_key_accepts_store_keys():
+    key = "orgs/org-a/chunks/ab/cd/" + "ab" * 32
+    assert check_key(key) == key
+
+
+def test_filesystem_backend_creates_its_root(tmp_path):
+    FilesystemBackend(tmp_path / "new" / "root").put("x", b"1")
+    assert (tmp_path / "new" / "root" / "x").read_bytes() == b"1"

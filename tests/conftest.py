@@ -1,0 +1,71 @@
+"""The shared world of every test: a server admin, organization A with an admin and a user, and
+organization B with its admin (the outsider)."""
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from organizations.models import Membership, Organization
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@dataclass
+class World:
+    server_admin: object
+    org_a: Organization
+    admin_a: object
+    user_a: object
+    org_b: Organization
+    admin_b: object
+
+
+def make_account(email, organization=None, role=Membership.Role.ADMIN, **extra):
+    user = get_user_model().objects.create_user(
+        username=email, email=email, password=PASSWORD, **extra
+    )
+    if organization is not None:
+        Membership.objects.create(user=user, organization=organization, role=role)
+    return user
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def world(db):
+    org_a = Organization.objects.create(name="Alpha University", services_enabled=True,
+                                        time_zone="Europe/Warsaw")
+    org_b = Organization.objects.create(name="Beta MSP", services_enabled=True)
+    return World(
+        server_admin=get_user_model().objects.create_superuser(
+            username="root@kodo.example", email="root@kodo.example", password=PASSWORD),
+        org_a=org_a,
+        admin_a=make_account("admin@alpha.example", org_a, first_name="Ada", last_name="Alpha"),
+        user_a=make_account("user@alpha.example", org_a, role=Membership.Role.USER),
+        org_b=org_b,
+        admin_b=make_account("admin@beta.example", org_b),
+    )
+
+
+def _client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_a_client(client, world):
+    return _client_for(client, world.admin_a)
+
+
+@pytest.fixture
+def admin_b_client(client, world):
+    return _client_for(client, world.admin_b)
+
+
+@pytest.fixture
+def server_admin_client(client, world):
+    return _client_for(client, world.server_admin)

@@ -1,0 +1,62 @@
+"""Every URL that names an organization-scoped object answers 404 to an admin of another
+organization, for GET and POST alike. New URL patterns are covered automatically: a pattern
+whose arguments this file cannot fill fails the test until a factory is added below."""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+# URL argument name -> a function of the test world giving a value owned by organization A.
+ORGANIZATION_OBJECTS = {
+    "org_code": lambda world: world.org_a.code,
+    "user_id": lambda world: world.admin_a.pk,
+}
+
+# Patterns with arguments that are not organization data.
+NOT_ORGANIZATION_SCOPED = {"password_reset_confirm"}
+
+
+def _walk(patterns, prefix=""):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            if entry.app_name == "admin":
+                continue  # Django admin: superusers only, tested by Django itself
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield entry, prefix + str(entry.pattern)
+
+
+def scoped_patterns():
+    found = []
+    for pattern, route in _walk(get_resolver().url_patterns):
+        if pattern.pattern.converters and pattern.name not in NOT_ORGANIZATION_SCOPED:
+            found.append(pytest.param(pattern, route, id=pattern.name or route))
+    return found
+
+
+def _fill(route, converters, world):
+    url = "/" + route
+    for name, converter in converters.items():
+        assert name in ORGANIZATION_OBJECTS, f"add a factory for <{name}> (in {route})"
+        value = ORGANIZATION_OBJECTS[name](world)
+        placeholder = f"<{converter.__class__.__name__.replace('Converter', '').lower()}:{name}>"
+        url = url.replace(placeholder, converter.to_url(value)).replace(f"<{name}>", str(value))
+    assert "<" not in url, f"could not fill {route}"
+    return url
+
+
+def test_there_are_organization_scoped_urls():
+    assert len(scoped_patterns()) >= 5
+
+
+@pytest.mark.parametrize(("pattern", "route"), scoped_patterns())
+def test_outsider_gets_404(pattern, route, admin_b_client, world):
+    url = _fill(route, pattern.pattern.converters, world)
+    assert admin_b_client.get(url).status_code == 404, url
+    assert admin_b_client.post(url, {}).status_code == 404, url
+
+
+@pytest.mark.parametrize(("pattern", "route"), scoped_patterns())
+def test_anonymous_is_sent_to_log_in(pattern, route, client, world):
+    url = _fill(route, pattern.pattern.converters, world)
+    response = client.get(url)
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
