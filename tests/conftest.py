@@ -69,3 +69,40 @@ def admin_b_client(client, world):
 @pytest.fixture
 def server_admin_client(client, world):
     return _client_for(client, world.server_admin)
+
+
+def _database_url_for_workers():
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker process on the configured broker, using the test database.
+
+    Tests that need the worker to see their rows use `transactional_db`."""
+    import os
+    import subprocess
+    import sys
+
+    from kodo.celery import app
+
+    with django_db_blocker.unblock():
+        database_url = _database_url_for_workers()
+    app.control.purge()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "kodo", "worker", "--pool=threads",
+         "--concurrency=4", "--loglevel=WARNING", "--without-heartbeat", "--without-gossip",
+         "--without-mingle"],
+        env={**os.environ, "DATABASE_URL": database_url},
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
