@@ -17,7 +17,9 @@ def check_secret_key(value: str, *, debug: bool) -> str:
             "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
         )
     if len(value) < 32 or len(set(value)) < 5:
-        raise ImproperlyConfigured("SECRET_KEY is too short or too simple: use 32+ random characters.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too short or too simple: use 32 or more random characters."
+        )
     return value
 
 

@@ -35,7 +35,7 @@ def record(action: str, message: str, *, request=None, actor=None, organization=
         action=action,
         message=message[:500],
         actor=actor,
-        actor_email=(getattr(actor, "email", "") or getattr(actor, "username", "") or actor_email)[:254],
+        actor_email=(getattr(actor, "email", "") or actor_email)[:254],
         organization=organization,
         ip_address=client_ip(request),
     )

@@ -49,7 +49,8 @@ def test_the_invitation_link_sets_a_password(server_admin_client, client, world,
                                              django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         server_admin_client.post("/server/organizations/new/", {
-            "name": "Delta", "time_zone": "UTC", "admin_name": "Dee", "admin_email": "dee@delta.example",
+            "name": "Delta", "time_zone": "UTC", "admin_name": "Dee",
+            "admin_email": "dee@delta.example",
         })
     link = re.search(r"https?://[^/\s]+(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
     client.logout()
