@@ -1,7 +1,9 @@
 """ChunkStore: one organization's view of the content-addressed, encrypted chunk store."""
 
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import crypto
@@ -40,7 +42,12 @@ class ChunkStore:
     """
 
     def __init__(
-        self, backend: Backend, keys: OrgKeys, namespace: str, chunker: Chunker | None = None
+        self,
+        backend: Backend,
+        keys: OrgKeys,
+        namespace: str,
+        chunker: Chunker | None = None,
+        workers: int = 4,
     ):
         if not _NAMESPACE_PATTERN.match(namespace):
             raise ValueError(
@@ -50,6 +57,7 @@ class ChunkStore:
         self.keys = keys
         self.namespace = namespace
         self.chunker = chunker or Chunker()
+        self.workers = workers
         self._prefix = f"orgs/{namespace}/chunks/"
 
     def __repr__(self) -> str:
@@ -92,7 +100,7 @@ class ChunkStore:
         self.get_chunk(chunk_id)
 
     def write_stream(self, blocks: Iterable[bytes]) -> StreamResult:
-        """Chunk, hash and store a stream in one pass; memory stays bounded by the chunker window.
+        """Chunk, hash and store a stream in one pass, with bounded memory.
 
         Every chunk is stored before this returns, so callers can then record rows pointing to them.
         """
@@ -103,7 +111,21 @@ class ChunkStore:
                 hasher.update(block)
                 yield block
 
-        refs = [self.put_chunk(chunk) for chunk in self.chunker.chunks(hashed(blocks))]
+        # Chunks are sealed and stored by a few threads so that hashing the next chunk overlaps
+        # with compressing, encrypting and fsyncing (or uploading) the previous ones. At most
+        # workers + 1 chunks wait at a time, which keeps memory bounded.
+        refs = []
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="chunk-store") as pool:
+            pending = deque()
+            try:
+                for chunk in self.chunker.chunks(hashed(blocks)):
+                    pending.append(pool.submit(self.put_chunk, chunk))
+                    if len(pending) > self.workers:
+                        refs.append(pending.popleft().result())
+                refs.extend(future.result() for future in pending)
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
         return StreamResult(
             chunks=refs,
             size=sum(ref.size for ref in refs),

@@ -174,3 +174,15 @@ def test_concurrent_streams_on_one_store(store, rng):
     for data, result in zip(streams, results, strict=True):
         assert result.quickxorhash == quickxorhash(data)
         assert b"".join(store.read_stream(ref.id for ref in result.chunks)) == data
+
+
+def test_a_failing_backend_fails_the_stream(store, rng, monkeypatch):
+    class Unavailable(Exception):
+        pass
+
+    def fail(key, data):
+        raise Unavailable()
+
+    monkeypatch.setattr(store.backend, "put", fail)
+    with pytest.raises(Unavailable):
+        store.write_stream(blocks(rng.randbytes(8 * MiB)))
