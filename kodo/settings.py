@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "kodo.middleware.ContentSecurityPolicyMiddleware",
+    "kodo.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,6 +134,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # Uploads (KodoADSettings.json, PFX) are small; anything bigger is refused before a view sees it.
+KODO_MAX_REQUEST_BYTES = env.int("KODO_MAX_REQUEST_BYTES", default=5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

@@ -2,6 +2,25 @@ from django.urls import path
 
 from o365 import views
 
+CONFIGURATION = "o/<uuid:org_code>/services/office365/configuration/"
+USERS = "o/<uuid:org_code>/services/office365/users/"
+
 urlpatterns = [
     path("o/<uuid:org_code>/services/", views.services, name="services"),
+    path("o/<uuid:org_code>/services/office365/", views.office365, name="office365"),
+    path(CONFIGURATION, views.configurations, name="configurations"),
+    path(CONFIGURATION + "new/", views.configuration_new, name="configuration-new"),
+    path(CONFIGURATION + "<uuid:service_code>/", views.configuration_edit,
+         name="configuration-edit"),
+    path(CONFIGURATION + "<uuid:service_code>/delete/", views.configuration_delete,
+         name="configuration-delete"),
+    path(CONFIGURATION + "<uuid:service_code>/test/", views.configuration_test,
+         name="configuration-test"),
+    path(USERS, views.directory_users, name="directory-users"),
+    path(USERS + "<uuid:service_code>/import/", views.directory_import, name="directory-import"),
+    path(USERS + "<uuid:service_code>/sync/", views.directory_sync, name="directory-sync"),
+    path(USERS + "<uuid:service_code>/jobs/<uuid:job_code>/", views.directory_job,
+         name="directory-job"),
+    path(USERS + "<uuid:service_code>/auto-sync/", views.directory_auto_sync,
+         name="directory-auto-sync"),
 ]

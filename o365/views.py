@@ -1,8 +1,183 @@
-from django.shortcuts import render
+import uuid
 
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from o365 import actions
+from o365.access import get_service
+from o365.connection import do_test_connection
+from o365.forms import AutoSyncForm, ConfigurationForm, DirectoryFilterForm, ImportUsersForm
+from o365.models import DirectoryJob, Service
+from o365.permissions import PERMISSIONS
 from organizations.access import services_required
 
 
 @services_required
 def services(request, org):
-    return render(request, "o365/services.html", {"org": org})
+    configurations = Service.objects.for_organization(org)
+    return render(request, "o365/services.html", {"org": org, "configurations": configurations})
+
+
+@services_required
+def office365(request, org):
+    return redirect("configurations", org_code=org.code)
+
+
+@services_required
+def configurations(request, org):
+    return render(request, "o365/configurations.html", {
+        "org": org, "tab": "configuration",
+        "configurations": Service.objects.for_organization(org),
+        "permissions": PERMISSIONS,
+    })
+
+
+@services_required
+def configuration_new(request, org):
+    form = ConfigurationForm(request.POST or None, request.FILES or None, organization=org)
+    if request.method == "POST" and form.is_valid():
+        service = actions.do_create_service(request=request, organization=org,
+                                            data=form.cleaned_data)
+        messages.success(request, f"Saved {service.name}. Now TEST CONNECTION.")
+        return redirect("configurations", org_code=org.code)
+    return render(request, "o365/configuration_form.html", {
+        "org": org, "tab": "configuration", "form": form, "service": None,
+    })
+
+
+@services_required
+def configuration_edit(request, org, service_code):
+    service = get_service(org, service_code)
+    form = ConfigurationForm(request.POST or None, request.FILES or None, organization=org,
+                             instance=service)
+    if request.method == "POST" and form.is_valid():
+        actions.do_update_service(request=request, service=service, data=form.cleaned_data)
+        messages.success(request, f"Saved {service.name}.")
+        return redirect("configurations", org_code=org.code)
+    return render(request, "o365/configuration_form.html", {
+        "org": org, "tab": "configuration", "form": form, "service": service,
+    })
+
+
+@services_required
+@require_POST
+def configuration_delete(request, org, service_code):
+    service = get_service(org, service_code)
+    actions.do_delete_service(request=request, service=service)
+    messages.success(request, f"Deleted {service.name}.")
+    return redirect("configurations", org_code=org.code)
+
+
+@services_required
+@require_POST
+def configuration_test(request, org, service_code):
+    service = get_service(org, service_code)
+    result = do_test_connection(request=request, service=service)
+    (messages.success if result.ok else messages.error)(request, result.summary)
+    return redirect("configurations", org_code=org.code)
+
+
+def _users_tab_context(request, org, service):
+    rows = DirectoryFilterForm(request.GET or None)
+    listed = rows.filter(service.directory_users.select_related("account")) if service else None
+    page = Paginator(listed, 50).get_page(request.GET.get("page")) if service else None
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {
+        "org": org, "tab": "users", "service": service,
+        "configurations": Service.objects.for_organization(org),
+        "filter_form": rows, "page": page, "query": query.urlencode(),
+        "job": service.directory_jobs.first() if service else None,
+        "import_form": ImportUsersForm(service=service) if service else None,
+        "auto_sync_form": AutoSyncForm(initial={
+            "auto_sync_enabled": service.auto_sync_enabled,
+            "auto_sync_time": service.auto_sync_time,
+            "auto_sync_time_zone": service.auto_sync_time_zone or org.time_zone,
+        }) if service else None,
+    }
+
+
+@services_required
+def directory_users(request, org):
+    configurations = Service.objects.for_organization(org)
+    code = request.GET.get("configuration")
+    service = (get_service(org, code) if code and _is_uuid(code) else configurations.first())
+    if code and not _is_uuid(code):
+        raise Http404
+    return render(request, "o365/users.html", _users_tab_context(request, org, service))
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _users_url(org, service):
+    return f"{reverse('directory-users', args=[org.code])}?configuration={service.code}"
+
+
+@services_required
+@require_POST
+def directory_import(request, org, service_code):
+    service = get_service(org, service_code)
+    form = ImportUsersForm(request.POST, service=service)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect(_users_url(org, service))
+    job, created = actions.do_start_directory_job(
+        service=service, kind=DirectoryJob.Kind.IMPORT, requested_by=request.user,
+        options=form.options(), request=request)
+    _report_start(request, job, created)
+    return redirect(_users_url(org, service))
+
+
+@services_required
+@require_POST
+def directory_sync(request, org, service_code):
+    service = get_service(org, service_code)
+    job, created = actions.do_start_directory_job(
+        service=service, kind=DirectoryJob.Kind.SYNC, requested_by=request.user, request=request)
+    _report_start(request, job, created)
+    return redirect(_users_url(org, service))
+
+
+def _report_start(request, job, created):
+    if created:
+        messages.success(request, f"{job.get_kind_display()} started.")
+    else:
+        messages.warning(request, f"{job.get_kind_display()} is already "
+                                  f"{job.get_status_display().lower()}: see its progress below.")
+
+
+@services_required
+def directory_job(request, org, service_code, job_code):
+    service = get_service(org, service_code)
+    job = get_object_or_404(service.directory_jobs, code=job_code)
+    fragment = request.headers.get("X-Requested-With") == "fetch"
+    template = "o365/job_progress_body.html" if fragment else "o365/job_progress.html"
+    return render(request, template, {"org": org, "service": service, "job": job})
+
+
+@services_required
+@require_POST
+def directory_auto_sync(request, org, service_code):
+    service = get_service(org, service_code)
+    form = AutoSyncForm(request.POST)
+    if form.is_valid():
+        actions.do_set_auto_sync(request=request, service=service,
+                                 enabled=form.cleaned_data["auto_sync_enabled"],
+                                 time=form.cleaned_data["auto_sync_time"],
+                                 time_zone=form.cleaned_data["auto_sync_time_zone"])
+        messages.success(request, "Automatic synchronization saved.")
+        return redirect(_users_url(org, service))
+    context = _users_tab_context(request, org, service)
+    context["auto_sync_form"] = form
+    return render(request, "o365/users.html", context)

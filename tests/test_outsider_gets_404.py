@@ -5,10 +5,33 @@ whose arguments this file cannot fill fails the test until a factory is added be
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+
+def _once(world, name, make):
+    """One object per test world, shared by every argument of a URL."""
+    if not hasattr(world, name):
+        setattr(world, name, make())
+    return getattr(world, name)
+
+
+def _service(world):
+    from tests.o365.factories import make_service
+
+    return _once(world, "service_a", lambda: make_service(world.org_a))
+
+
+def _directory_job(world):
+    from o365.models import DirectoryJob
+
+    return _once(world, "directory_job_a", lambda: DirectoryJob.objects.create(
+        service=_service(world), kind="sync", status="succeeded"))
+
+
 # URL argument name -> a function of the test world giving a value owned by organization A.
 ORGANIZATION_OBJECTS = {
     "org_code": lambda world: world.org_a.code,
     "user_id": lambda world: world.admin_a.pk,
+    "service_code": lambda world: _service(world).code,
+    "job_code": lambda world: _directory_job(world).code,
 }
 
 # Patterns with arguments that are not organization data.

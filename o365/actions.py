@@ -1,0 +1,173 @@
+"""Workflows on Office 365 configurations."""
+
+import datetime as dt
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from o365.models import Service
+from organizations import audit
+
+log = logging.getLogger(__name__)
+
+
+def _apply(service: Service, data: dict):
+    service.name = data["name"]
+    service.tenant_id = data["tenant_id"]
+    service.client_id = data["client_id"]
+    service.cloud = data["cloud"]
+    service.authority_host = data["authority_host"]
+    service.graph_base_url = data["graph_base_url"]
+    service.ca_certificate_pem = data["ca_certificate"]
+    if data.get("client_secret"):
+        service.set_client_secret(data["client_secret"])
+    if data.get("certificate") is not None:
+        service.set_certificate(data["certificate"], data.get("certificate_password", ""))
+    # New credentials make the last test result stale.
+    service.last_test_ok = None
+
+
+@transaction.atomic
+def do_create_service(*, request, organization, data) -> Service:
+    service = Service(organization=organization)
+    _apply(service, data)
+    service.save()
+    audit.record("configuration_created",
+                 f"Added Office 365 configuration {service.name} (tenant {service.tenant_id}).",
+                 request=request, organization=organization)
+    return service
+
+
+@transaction.atomic
+def do_update_service(*, request, service, data) -> Service:
+    changed_secret = bool(data.get("client_secret"))
+    changed_certificate = data.get("certificate") is not None
+    _apply(service, data)
+    service.save()
+    what = [w for w, changed in (("client secret", changed_secret),
+                                 ("certificate", changed_certificate)) if changed]
+    audit.record("configuration_updated",
+                 f"Edited Office 365 configuration {service.name}"
+                 + (f" (new {' and '.join(what)})." if what else "."),
+                 request=request, organization=service.organization)
+    return service
+
+
+@transaction.atomic
+def do_delete_service(*, request, service):
+    from o365.autosync import sync_beat_entry
+
+    name, organization = service.name, service.organization
+    service.auto_sync_enabled = False
+    sync_beat_entry(service)
+    service.delete()
+    audit.record("configuration_deleted", f"Deleted Office 365 configuration {name}.",
+                 request=request, organization=organization)
+
+
+def do_start_directory_job(*, service, kind, requested_by=None, options=None, trigger="manual",
+                           request=None):
+    """Record an IMPORT USERS / SYNCHRONIZE USERS job and enqueue it once committed.
+
+    One job per configuration runs at a time: if one is queued or running, it is returned
+    instead (created=False)."""
+    from o365.models import DirectoryJob
+    from o365.tasks import run_directory_job
+
+    running = DirectoryJob.objects.active().filter(service=service).first()
+    if running is not None:
+        return running, False
+    try:
+        with transaction.atomic():
+            job = DirectoryJob.objects.create(service=service, kind=kind, trigger=trigger,
+                                              requested_by=requested_by, options=options or {})
+    except IntegrityError:  # another request won the race
+        return DirectoryJob.objects.active().get(service=service), False
+    transaction.on_commit(lambda: run_directory_job.delay(job.pk))
+    what = "Import" if kind == DirectoryJob.Kind.IMPORT else "Synchronization"
+    audit.record(f"users_{kind}", f"{what} of users started for {service.name}.",
+                 request=request, actor=requested_by, organization=service.organization)
+    return job, True
+
+
+def do_run_directory_job(job_id: int):
+    """Claim and run one directory job (the Celery task's body; also used by the commands)."""
+    from o365.directory import DirectorySync
+    from o365.graph import GraphError
+    from o365.models import DirectoryJob
+
+    job = claim_directory_job(job_id)
+    if job is None:
+        return None
+    service = job.service
+    client = service.graph_client()
+    sync = DirectorySync(job, client)
+    try:
+        delta_link = sync.refresh_mirror()
+        if job.kind == DirectoryJob.Kind.IMPORT:
+            sync.import_accounts()
+        else:
+            sync.synchronize_accounts()
+        sync.check_onedrives()
+    except GraphError as error:
+        _finish(job, DirectoryJob.Status.FAILED, f"Microsoft 365 answered with an error: {error}")
+        return job
+    except Exception:
+        log.exception("directory job %s failed", job.pk)
+        _finish(job, DirectoryJob.Status.FAILED,
+                "Kodo failed while processing users; the error is in the worker's log.")
+        raise
+    finally:
+        client.close()
+    with transaction.atomic():
+        service.users_delta_link = delta_link
+        service.users_synced_at = timezone.now()
+        service.save(update_fields=["users_delta_link", "users_synced_at"])
+        _finish(job, DirectoryJob.Status.SUCCEEDED)
+    return job
+
+
+STALE_AFTER = dt.timedelta(minutes=10)
+
+
+def claim_directory_job(job_id: int):
+    """Take a queued job, or a running one whose worker stopped beating (a redelivery)."""
+    from o365.models import DirectoryJob
+
+    now = timezone.now()
+    claimed = DirectoryJob.objects.filter(
+        Q(status=DirectoryJob.Status.QUEUED)
+        | Q(status=DirectoryJob.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER),
+        pk=job_id,
+    ).update(status=DirectoryJob.Status.RUNNING, started_at=now, heartbeat_at=now)
+    if not claimed:
+        return None
+    return DirectoryJob.objects.select_related("service__organization").get(pk=job_id)
+
+
+def _finish(job, status, message=""):
+    job.status = status
+    job.error_message = message
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "error_message", "finished_at", "pages_read", "users_seen",
+                            "created", "updated", "linked", "removed", "skipped", "conflicts",
+                            "errors", "conflict_details", "full_read"])
+
+
+def do_set_auto_sync(*, request, service, enabled: bool, time, time_zone: str):
+    """Save the daily automatic synchronization and keep its Celery beat entry in step."""
+    from o365.autosync import sync_beat_entry
+
+    service.auto_sync_enabled = enabled
+    service.auto_sync_time = time
+    service.auto_sync_time_zone = time_zone
+    with transaction.atomic():
+        service.save(update_fields=["auto_sync_enabled", "auto_sync_time",
+                                    "auto_sync_time_zone"])
+        sync_beat_entry(service)
+    state = f"on, daily at {time:%H:%M} {time_zone}" if enabled else "off"
+    audit.record("auto_sync_changed",
+                 f"Automatic synchronization of {service.name} turned {state}.",
+                 request=request, organization=service.organization)

@@ -1,0 +1,307 @@
+"""IMPORT USERS and SYNCHRONIZE USERS: mirror a tenant's users, then create or update accounts.
+
+The mirror (DirectoryUser) is refreshed from /users/delta: the first time by reading every user
+(delta's initial round, which ends with a bookmark), later from the saved deltaLink, so an
+unchanged directory costs one request. A 410 (bookmark expired) falls back to a full read,
+reconciled: users Kodo knew but no longer listed are marked removed.
+
+Accounts are matched by email (mail, else userPrincipalName; case-insensitive). An email that
+already belongs to an account outside the organization is a conflict, never linked. Each page's
+accounts are written in one transaction, so a failure never leaves a half-linked account.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from o365.graph import GraphError, NotFound, ResyncRequired
+from o365.models import DirectoryJob, DirectoryUser
+from organizations.models import Membership
+
+log = logging.getLogger(__name__)
+
+USER_FIELDS = ("id", "displayName", "mail", "userPrincipalName", "accountEnabled",
+               "assignedLicenses", "userType")
+SELECT = ",".join(USER_FIELDS)
+MIRROR_FIELDS = ["user_principal_name", "mail", "display_name", "account_enabled", "licensed",
+                 "is_guest", "removed_at", "removed_permanently"]
+MAX_CONFLICTS_KEPT = 200
+DRIVE_CHECK_THREADS = 8
+# Graph "no OneDrive" answers seen in the field (GRAPH.md §2).
+NO_ONEDRIVE_CODES = {"ResourceNotFound", "BadRequest", "UnknownError", "itemNotFound",
+                     "Request_ResourceNotFound"}
+
+
+@dataclass
+class Options:
+    graph_ids: frozenset | None = None  # None: every user
+    include_disabled: bool = False
+    include_unlicensed: bool = False
+    include_guests: bool = False
+
+    @classmethod
+    def from_job(cls, job):
+        raw = job.options or {}
+        ids = raw.get("graph_ids")
+        return cls(graph_ids=frozenset(ids) if ids else None,
+                   include_disabled=bool(raw.get("include_disabled")),
+                   include_unlicensed=bool(raw.get("include_unlicensed")),
+                   include_guests=bool(raw.get("include_guests")))
+
+    def skip_reason(self, row: DirectoryUser) -> str | None:
+        if row.removed_at:
+            return "removed from Microsoft 365"
+        if self.graph_ids is not None and row.graph_id not in self.graph_ids:
+            return "not chosen"
+        if not row.account_enabled and not self.include_disabled:
+            return "disabled"
+        if not row.licensed and not self.include_unlicensed:
+            return "unlicensed"
+        if row.is_guest and not self.include_guests:
+            return "guest"
+        return None
+
+
+def _apply_graph_user(row: DirectoryUser, data: dict):
+    """Copy what Graph sent; delta may send only some properties of a changed user."""
+    if "userPrincipalName" in data:
+        row.user_principal_name = data["userPrincipalName"] or ""
+    if "mail" in data:
+        row.mail = data["mail"] or ""
+    if "displayName" in data:
+        row.display_name = (data["displayName"] or "")[:256]
+    if "accountEnabled" in data:
+        row.account_enabled = data["accountEnabled"] is not False
+    if "assignedLicenses" in data:
+        row.licensed = bool(data["assignedLicenses"])
+    if "userType" in data or "userPrincipalName" in data:
+        row.is_guest = (data.get("userType") == "Guest"
+                        or "#EXT#" in row.user_principal_name.upper())
+    row.removed_at = None
+    row.removed_permanently = False
+
+
+class DirectorySync:
+    """Runs one DirectoryJob. Methods are steps; counters are saved on the job as it goes."""
+
+    def __init__(self, job: DirectoryJob, client):
+        self.job = job
+        self.service = job.service
+        self.organization = self.service.organization
+        self.client = client
+        self.options = Options.from_job(job)
+        self.touched_ids: set[str] = set()
+        self.now = timezone.now()
+
+    # -- mirror ----------------------------------------------------------------------------
+    def refresh_mirror(self) -> str:
+        """Bring the mirror up to date; returns the new deltaLink (saved by the caller)."""
+        link = self.service.users_delta_link
+        if link:
+            try:
+                return self._read_pages(link, params=None, full=False)
+            except ResyncRequired:
+                log.info("users delta token expired for service %s: full read", self.service.pk)
+        self.job.full_read = True
+        delta_link = self._read_pages("/users/delta", params={"$select": SELECT}, full=True)
+        self._reconcile_unlisted()
+        return delta_link
+
+    def _read_pages(self, url, params, full: bool) -> str:
+        delta_link = ""
+        for page in self.client.iter_pages(url, params=params):
+            self._upsert(page.get("value", []))
+            self.job.pages_read += 1
+            self.save_progress()
+            delta_link = page.get("@odata.deltaLink", delta_link)
+        return delta_link
+
+    def _upsert(self, users: list[dict]):
+        by_id = {u["id"]: u for u in users if u.get("id")}  # the last occurrence wins
+        existing = {row.graph_id: row for row in
+                    DirectoryUser.objects.filter(service=self.service, graph_id__in=by_id)}
+        new, changed = [], []
+        for graph_id, data in by_id.items():
+            row = existing.get(graph_id)
+            removed = data.get("@removed")
+            if removed is not None:
+                if row is not None and not row.removed_at:
+                    row.removed_at = self.now
+                    row.removed_permanently = removed.get("reason") == "deleted"
+                    changed.append(row)
+                    self.job.removed += 1
+                continue
+            self.job.users_seen += 1
+            if row is None:
+                row = DirectoryUser(service=self.service, graph_id=graph_id)
+                new.append(row)
+            else:
+                changed.append(row)
+            _apply_graph_user(row, data)
+        DirectoryUser.objects.bulk_create(new, batch_size=1000)
+        DirectoryUser.objects.bulk_update(changed, MIRROR_FIELDS, batch_size=1000)
+        self.touched_ids.update(by_id)
+
+    def _reconcile_unlisted(self):
+        unlisted = (DirectoryUser.objects.filter(service=self.service, removed_at__isnull=True)
+                    .exclude(graph_id__in=self._seen_ids_query()))
+        self.job.removed += unlisted.update(removed_at=self.now)
+
+    def _seen_ids_query(self):
+        # Rows touched in this job were updated at or after self.now.
+        return DirectoryUser.objects.filter(service=self.service,
+                                            updated_at__gte=self.now).values("graph_id")
+
+    # -- accounts ----------------------------------------------------------------------------
+    def import_accounts(self):
+        rows = (DirectoryUser.objects.filter(service=self.service, account__isnull=True)
+                .order_by("pk"))
+        self._in_batches(rows, self._import_batch)
+
+    def synchronize_accounts(self):
+        rows = (DirectoryUser.objects.filter(service=self.service, graph_id__in=self.touched_ids)
+                .select_related("account").order_by("pk")
+                if not self.job.full_read else
+                DirectoryUser.objects.filter(service=self.service).select_related("account")
+                .order_by("pk"))
+        self._in_batches(rows, self._synchronize_batch)
+
+    def _in_batches(self, queryset, handle, size=1000):
+        last_pk = 0
+        while True:
+            batch = list(queryset.filter(pk__gt=last_pk)[:size])
+            if not batch:
+                return
+            with transaction.atomic():
+                handle(batch)
+            last_pk = batch[-1].pk
+            self.save_progress()
+
+    def _accounts_by_email(self, emails):
+        accounts = get_user_model().objects.filter(username__in=emails)
+        member_of = set(Membership.objects.filter(
+            organization=self.organization, user__in=accounts).values_list("user_id", flat=True))
+        return {a.username: a for a in accounts}, member_of
+
+    def _conflict(self, row, reason):
+        self.job.conflicts += 1
+        if len(self.job.conflict_details) < MAX_CONFLICTS_KEPT:
+            self.job.conflict_details.append({"email": row.email, "name": row.display_name,
+                                              "reason": reason})
+
+    def _import_batch(self, rows):
+        eligible = []
+        for row in rows:
+            if self.options.skip_reason(row):
+                self.job.skipped += 1
+            else:
+                eligible.append(row)
+        accounts, member_of = self._accounts_by_email({r.email for r in eligible})
+        User = get_user_model()
+        to_create, claimed = [], set()
+        for row in eligible:
+            account = accounts.get(row.email)
+            if row.email in claimed:
+                self._conflict(row, "Another Microsoft 365 user in this import has this email.")
+            elif account is not None and account.pk in member_of:
+                row.account = account
+                self.job.linked += 1
+            elif account is not None:
+                self._conflict(row, "This email belongs to a Kodo account of another "
+                                    "organization; it was not linked.")
+            else:
+                first, _, last = row.display_name.partition(" ")
+                account = User(username=row.email, email=row.email, first_name=first[:150],
+                               last_name=last[:150], is_active=row.account_enabled)
+                account.set_unusable_password()
+                to_create.append(account)
+                row.account = account
+            claimed.add(row.email)
+        User.objects.bulk_create(to_create, batch_size=1000)
+        Membership.objects.bulk_create(
+            [Membership(user=a, organization=self.organization, role=Membership.Role.USER)
+             for a in to_create], batch_size=1000)
+        for row in eligible:
+            row.account_id = row.account.pk if row.account else None
+        DirectoryUser.objects.bulk_update([r for r in eligible if r.account_id], ["account"],
+                                          batch_size=1000)
+        self.job.created += len(to_create)
+
+    def _synchronize_batch(self, rows):
+        unlinked = [r for r in rows if r.account_id is None and not r.removed_at]
+        accounts, member_of = self._accounts_by_email({r.email for r in unlinked})
+        for row in unlinked:
+            account = accounts.get(row.email)
+            if account is not None and account.pk in member_of:
+                row.account = account
+                self.job.linked += 1
+        DirectoryUser.objects.bulk_update([r for r in unlinked if r.account_id], ["account"],
+                                          batch_size=1000)
+        self._update_accounts([r for r in rows if r.account_id])
+
+    def _update_accounts(self, rows):
+        User = get_user_model()
+        new_emails = {r.email for r in rows if r.email != r.account.username}
+        taken = set(User.objects.filter(username__in=new_emails).values_list("username",
+                                                                             flat=True))
+        changed = []
+        for row in rows:
+            account = row.account
+            first, _, last = row.display_name.partition(" ")
+            wanted = {"first_name": first[:150], "last_name": last[:150],
+                      "is_active": row.account_enabled and not row.removed_at}
+            if row.email != account.username:
+                if row.email in taken:
+                    self._conflict(row, f"Cannot change {account.username} to {row.email}: "
+                                        "another Kodo account has that email.")
+                else:
+                    wanted.update(username=row.email, email=row.email)
+                    taken.add(row.email)
+            if any(getattr(account, k) != v for k, v in wanted.items()):
+                for key, value in wanted.items():
+                    setattr(account, key, value)
+                changed.append(account)
+        User.objects.bulk_update(changed, ["first_name", "last_name", "is_active", "username",
+                                           "email"], batch_size=1000)
+        self.job.updated += len(changed)
+
+    # -- OneDrive --------------------------------------------------------------------------
+    def check_onedrives(self):
+        """Find out, for linked users not checked yet, whether they have a OneDrive."""
+        rows = list(DirectoryUser.objects.filter(
+            service=self.service, account__isnull=False, removed_at__isnull=True,
+            onedrive=DirectoryUser.OneDrive.UNKNOWN))
+        if not rows:
+            return
+        with ThreadPoolExecutor(DRIVE_CHECK_THREADS) as pool:
+            list(pool.map(self._check_drive, rows))
+        DirectoryUser.objects.bulk_update(rows, ["onedrive", "drive_id"], batch_size=1000)
+
+    def _check_drive(self, row):
+        try:
+            drive = self.client.get(f"/users/{row.graph_id}/drive", params={"$select": "id"})
+        except NotFound:
+            row.onedrive = DirectoryUser.OneDrive.MISSING
+        except GraphError as error:
+            if error.code in NO_ONEDRIVE_CODES and error.status in (400, 404, 500):
+                row.onedrive = DirectoryUser.OneDrive.MISSING
+            else:
+                log.warning("OneDrive check failed for %s: %s", row.graph_id, error)
+                self.job.errors += 1
+        else:
+            row.onedrive = DirectoryUser.OneDrive.PROVISIONED
+            row.drive_id = drive.get("id", "")
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def save_progress(self):
+        self.job.heartbeat_at = timezone.now()
+        self.job.save(update_fields=PROGRESS_FIELDS)
+
+
+PROGRESS_FIELDS = ["pages_read", "users_seen", "created", "updated", "linked", "removed",
+                   "skipped", "conflicts", "errors", "conflict_details", "full_read",
+                   "heartbeat_at"]

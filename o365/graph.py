@@ -1,0 +1,822 @@
+"""Kodo's one way to Microsoft Graph: tokens, retries, paging and error mapping.
+
+    client = GraphClient(credentials, endpoints, cache_key=f"service-{service.pk}")
+    for page in client.iter_pages("/users", params={"$top": 999}):
+        ...
+
+Tokens come from MSAL (client credentials, with a secret or a certificate). Every client of one
+configuration in a process shares one MSAL application and its token cache, so a worker asks
+Microsoft for a token about once an hour, whatever the number of tasks.
+
+Retries follow Microsoft's throttling guidance: 429/503/504 wait for Retry-After (exponential
+backoff with jitter when it is absent), 500/502/509 and dropped connections back off too; 401
+refreshes the token once. What cannot be retried becomes a typed GraphError carrying Microsoft's
+code, message, HTTP status and request-id.
+"""
+
+import atexit
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import random
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from msal.exceptions import MsalServiceError
+from requests.adapters import HTTPAdapter
+
+from .clouds import Endpoints
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = (10, 60)  # connect, read (seconds)
+POOL_SIZE = 32  # connections per host: parallel downloads share one client
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 509})
+THROTTLE_STATUSES = frozenset({429, 503, 504, 509})
+NEVER_RETRY_CODES = frozenset({"pathistoolong"})
+MAX_RETRY_AFTER = 300.0  # a longer Retry-After is the caller's to schedule (Throttled.retry_after)
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+
+        return version("kodo")
+    except Exception:
+        return "0"
+
+
+USER_AGENT = f"Kodo/{_version()} (+Microsoft 365 backup)"
+
+
+# ----- errors ---------------------------------------------------------------------------
+
+
+class GraphError(Exception):
+    """A Microsoft Graph (or sign-in) failure. `code`, `message`, `status` and `request_id` are
+    Microsoft's when it answered; str(exc) is a sentence for an admin."""
+
+    def __init__(self, text, *, code=None, message=None, status=None, request_id=None):
+        super().__init__(text)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+
+
+class AuthenticationFailed(GraphError):
+    """Microsoft refused to give Kodo a token (wrong secret, unknown tenant, certificate...), or
+    Graph kept refusing the token. `aadsts` is the AADSTS error number when there is one."""
+
+    def __init__(self, text, *, aadsts=None, **kwargs):
+        super().__init__(text, **kwargs)
+        self.aadsts = aadsts
+
+
+class PermissionDenied(GraphError):
+    """403: the app lacks a permission (or the item is blocked, e.g. flagged as malware)."""
+
+
+class NotFound(GraphError):
+    """404, or a user whose OneDrive was never provisioned."""
+
+
+class ResyncRequired(GraphError):
+    """410: the delta token is no longer valid; start a fresh enumeration and reconcile."""
+
+
+class Throttled(GraphError):
+    """Still throttled (429/503/504/509) after the retries; `retry_after` is Microsoft's last
+    Retry-After in seconds, if it sent one."""
+
+    def __init__(self, text, *, retry_after=None, **kwargs):
+        super().__init__(text, **kwargs)
+        self.retry_after = retry_after
+
+
+class GraphUnavailable(GraphError):
+    """Microsoft could not be reached (connection failures, timeouts, server errors) after the
+    retries, or its TLS certificate is not trusted."""
+
+
+class DownloadUrlExpired(GraphError):
+    """401 on a pre-authenticated download URL: get the item again for a fresh URL."""
+
+
+# ----- credentials ----------------------------------------------------------------------
+
+_PROCESS_KEY = os.urandom(32)
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """An app registration's credentials. With a PFX, the certificate is used (the secret is
+    then ignored). repr() shows which credential is set, never its value."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: str | None = None
+    pfx: bytes | None = None
+    pfx_password: str | None = None
+
+    def __post_init__(self):
+        if not (self.tenant_id or "").strip():
+            raise ValueError("The tenant ID is missing.")
+        if not (self.client_id or "").strip():
+            raise ValueError("The client (application) ID is missing.")
+        if not self.client_secret and not self.pfx:
+            raise ValueError("Give a client secret or a certificate (PFX) to sign in.")
+
+    def __repr__(self):
+        secret = "'***'" if self.client_secret else None
+        pfx = f"<{len(self.pfx)} bytes>" if self.pfx else None
+        password = "'***'" if self.pfx_password else None
+        return (f"Credentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, "
+                f"client_secret={secret}, pfx={pfx}, pfx_password={password})")
+
+    __str__ = __repr__
+
+    @property
+    def uses_certificate(self) -> bool:
+        return bool(self.pfx)
+
+    def fingerprint(self) -> str:
+        """A digest of every field, keyed per process: fit for cache keys, useless to guess
+        secrets from."""
+        mac = hmac.new(_PROCESS_KEY, digestmod=hashlib.sha256)
+        for part in (self.tenant_id, self.client_id, self.client_secret or "",
+                     self.pfx_password or ""):
+            mac.update(part.encode() + b"\0")
+        mac.update(self.pfx or b"")
+        return mac.hexdigest()[:32]
+
+    def scrub(self, text: str) -> str:
+        for secret in (self.client_secret, self.pfx_password):
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+
+# ----- sessions -------------------------------------------------------------------------
+
+
+class _Session(requests.Session):
+    """A session with a default timeout (requests has none)."""
+
+    timeout = TIMEOUT
+
+    def request(self, method, url, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(method, url, **kwargs)
+
+
+_ca_files: dict[str, str] = {}
+_ca_lock = threading.Lock()
+
+
+def ca_bundle_path(ca_pem: str) -> str:
+    """A file holding this PEM, written once per process (requests needs a path)."""
+    digest = hashlib.sha256(ca_pem.encode()).hexdigest()
+    with _ca_lock:
+        path = _ca_files.get(digest)
+        if path is None or not os.path.exists(path):
+            fd, path = tempfile.mkstemp(prefix="kodo-ca-", suffix=".pem")
+            with os.fdopen(fd, "w") as f:
+                f.write(ca_pem)
+            _ca_files[digest] = path
+            atexit.register(_remove_quietly, path)
+        return path
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def build_session(endpoints: Endpoints, *, pool_size: int = POOL_SIZE) -> requests.Session:
+    """A session that trusts exactly the cloud's CAs. trust_env is off: otherwise
+    REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from the environment replace `verify` (psf/requests#3829)."""
+    session = _Session()
+    session.trust_env = False
+    if endpoints.ca_pem:
+        session.verify = ca_bundle_path(endpoints.ca_pem)
+    else:
+        import certifi
+
+        session.verify = certifi.where()
+    session.headers["User-Agent"] = USER_AGENT
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+# ----- tokens ---------------------------------------------------------------------------
+
+
+class _TransientTokenError(Exception):
+    def __init__(self, detail, *, status=None, retry_after=None, code=None, message=None,
+                 request_id=None):
+        super().__init__(detail)
+        self.status = status
+        self.retry_after = retry_after
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class _RecordingHttpClient:
+    """The http_client given to MSAL: the session, remembering the last response of each thread
+    so that a failed token request can be told apart (throttled, server error, refused)."""
+
+    def __init__(self, session):
+        self.session = session
+        self._local = threading.local()
+
+    @property
+    def last(self):
+        return getattr(self._local, "last", None)
+
+    def forget(self):
+        self._local.last = None
+
+    def _keep(self, response):
+        self._local.last = response
+        return response
+
+    def get(self, url, **kwargs):
+        return self._keep(self.session.get(url, **kwargs))
+
+    def post(self, url, **kwargs):
+        return self._keep(self.session.post(url, **kwargs))
+
+    def close(self):
+        self.session.close()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class _CertificateAssertion:
+    """Signs a fresh client assertion (RFC 7523, PS256 with x5t#S256) for every token request,
+    from a PFX held in memory: the private key never touches the disk, and no assertion is
+    replayed (MSAL's own would be reused for minutes)."""
+
+    def __init__(self, client_id, pfx, password):
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        try:
+            key, cert, _ = pkcs12.load_key_and_certificates(
+                pfx, password.encode() if password else None)
+        except ValueError:
+            raise AuthenticationFailed(
+                "The certificate password does not open this PFX file (or the file is not a PFX). "
+                "Check the certificate file and its password in the configuration.",
+                code="invalid_certificate") from None
+        if key is None or cert is None:
+            raise AuthenticationFailed(
+                "This PFX file lacks the private key or the certificate. Export the certificate "
+                "again with its private key.", code="invalid_certificate")
+        self.client_id = client_id
+        self._key = key
+        der = cert.public_bytes(serialization.Encoding.DER)
+        # MSAL's form (padding kept), which Entra ID accepts
+        self._x5t_s256 = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).decode()
+        # the thumbprint Entra ID shows for the certificate
+        self.thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+        self.not_valid_after = cert.not_valid_after_utc
+
+    def __call__(self, context):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        now = int(time.time())
+        header = {"alg": "PS256", "typ": "JWT", "x5t#S256": self._x5t_s256}
+        claims = {"aud": context["token_endpoint"], "iss": self.client_id, "sub": self.client_id,
+                  "jti": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 600}
+        signing_input = (_b64url(json.dumps(header, separators=(",", ":")).encode()) + "."
+                         + _b64url(json.dumps(claims, separators=(",", ":")).encode()))
+        signature = self._key.sign(
+            signing_input.encode(),
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
+            hashes.SHA256())
+        return signing_input + "." + _b64url(signature)
+
+
+# AADSTS number (or OAuth error) -> what the admin should do
+_SIGN_IN_ADVICE = {
+    "7000215": "The client secret is not valid for this app registration. Enter the secret's "
+               "Value (not its Secret ID), or create a new client secret.",
+    "7000222": "The client secret has expired. Create a new client secret and update the "
+               "configuration.",
+    "90002": "The tenant was not found. Check the tenant ID (Directory ID) and the cloud.",
+    "900023": "The tenant ID is not valid. Check the tenant ID (Directory ID).",
+    "700016": "The app (client ID) was not found in this tenant. Check the client ID, and that "
+              "the app is registered in this tenant.",
+    "700027": "Microsoft does not accept this certificate for the app. Upload the certificate "
+              "(.cer) to the app registration, or check that the PFX is the right one.",
+    "700024": "The certificate sign-in was refused as out of its time range. Check the server's "
+              "clock.",
+    "700025": "Microsoft refused a replayed certificate assertion.",
+    "invalid_client": "Microsoft refused the app's credentials. Check the client ID, the secret "
+                      "or the certificate.",
+    "unauthorized_client": "The app is not allowed to sign in to this tenant. Check the client "
+                           "ID and that an admin consented to the app.",
+    "invalid_tenant": "The tenant was not found. Check the tenant ID (Directory ID) and the "
+                      "cloud.",
+}
+
+
+def _first_line(text):
+    return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+
+
+def _aadsts(description):
+    text = description or ""
+    start = text.find("AADSTS")
+    if start < 0:
+        return None
+    digits = ""
+    for ch in text[start + 6:]:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return digits or None
+
+
+def _retry_after(response):
+    value = response.headers.get("Retry-After") if response is not None else None
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds)
+
+
+class _Connection:
+    """What every client of one configuration shares in a process: the MSAL application, its
+    token cache, and the session MSAL talks through."""
+
+    def __init__(self, credentials: Credentials, endpoints: Endpoints):
+        self.credentials = credentials
+        self.endpoints = endpoints
+        self.lock = threading.Lock()
+        self.session = build_session(endpoints, pool_size=4)
+        self.http = _RecordingHttpClient(self.session)
+        self.http_cache = {}  # MSAL's replay of recent errors; cleared before our own retries
+        self.token_cache = msal.TokenCache()
+        self.app = None
+        self.last_token = None
+
+    def _credential(self):
+        c = self.credentials
+        if c.pfx:
+            return {"client_assertion": _CertificateAssertion(c.client_id, c.pfx, c.pfx_password)}
+        return c.client_secret
+
+    def _build_app(self):
+        authority = self.endpoints.authority(self.credentials.tenant_id)
+        credential = self._credential()
+        self.http.forget()
+        try:
+            return msal.ConfidentialClientApplication(
+                self.credentials.client_id, client_credential=credential, authority=authority,
+                http_client=self.http, http_cache=self.http_cache, instance_discovery=False,
+                token_cache=self.token_cache)
+        except ValueError as exc:
+            raise self._discovery_failed(authority, exc) from None
+        except MsalServiceError as exc:
+            raise self._transient(f"the sign-in service at {authority} failed", exc) from None
+
+    def _discovery_failed(self, authority, exc):
+        """MSAL raises ValueError when OpenID discovery answers 4xx (unknown tenant) or
+        something that is not a sign-in service."""
+        response = self.http.last
+        status = response.status_code if response is not None else None
+        body = _json_or_none(response)
+        if isinstance(body, dict) and body.get("error"):
+            return self._sign_in_refused(body, status, response)
+        return AuthenticationFailed(
+            f"Kodo could not read the sign-in configuration of tenant {self.credentials.tenant_id} "
+            f"at {authority} (HTTP {status or 'no answer'}). Check the tenant ID and the cloud.",
+            code="invalid_authority", status=status, message=self.credentials.scrub(str(exc)))
+
+    def _sign_in_refused(self, body, status, response=None):
+        code = body.get("error")
+        description = self.credentials.scrub(_first_line(body.get("error_description")))
+        number = _aadsts(description)
+        if number is None and body.get("error_codes"):
+            number = str(body["error_codes"][0])
+        advice = _SIGN_IN_ADVICE.get(number or "") or _SIGN_IN_ADVICE.get(code or "") or (
+            "Microsoft refused to sign Kodo in.")
+        request_id = body.get("trace_id") or body.get("correlation_id") or (
+            response.headers.get("x-ms-request-id") if response is not None else None)
+        return AuthenticationFailed(
+            f"{advice} (Microsoft said: {description or code})",
+            code=code, message=description, status=status, request_id=request_id,
+            aadsts=f"AADSTS{number}" if number else None)
+
+    def _transient(self, what, exc=None, body=None):
+        response = self.http.last
+        status = response.status_code if response is not None else None
+        body = body if body is not None else _json_or_none(response)
+        code = message = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            if isinstance(error, dict):
+                code, message = error.get("code"), error.get("message")
+            else:
+                code, message = error, _first_line(body.get("error_description"))
+        detail = f"{what} (HTTP {status})" if status else f"{what}: {exc}"
+        return _TransientTokenError(detail, status=status, retry_after=_retry_after(response),
+                                    code=code, message=message)
+
+    def acquire(self) -> str:
+        """A valid token (MSAL's cached one while it has more than 5 minutes left)."""
+        with self.lock:
+            try:
+                if self.app is None:
+                    self.app = self._build_app()
+                self.http.forget()
+                result = self.app.acquire_token_for_client(scopes=[self.endpoints.scope])
+            except MsalServiceError as exc:
+                raise self._transient("the token service failed", exc) from None
+            except requests.exceptions.SSLError as exc:
+                raise _tls_error(self.endpoints.authority_host, exc) from None
+            except requests.RequestException as exc:
+                raise self._transient("the token service could not be reached", exc) from None
+            if "access_token" in result:
+                self.last_token = result["access_token"]
+                return self.last_token
+            response = self.http.last
+            status = response.status_code if response is not None else None
+            if status == 429 or (status is not None and status >= 500):
+                raise self._transient("the token service is busy", body=result)
+            raise self._sign_in_refused(result, status, response)
+
+    def before_retry(self):
+        # MSAL replays a recent 429/5xx for its Retry-After without asking; we wait ourselves
+        with self.lock:
+            self.http_cache.clear()
+
+    def drop_token(self, rejected: str):
+        with self.lock:
+            if self.app is not None and self.last_token == rejected:
+                self.app.remove_tokens_for_client()
+                self.last_token = None
+
+
+_connections: dict[tuple, _Connection] = {}
+_connections_lock = threading.Lock()
+
+
+def _connection_for(cache_key: str, credentials: Credentials, endpoints: Endpoints) -> _Connection:
+    key = (cache_key, credentials.fingerprint(), endpoints)
+    with _connections_lock:
+        connection = _connections.get(key)
+        if connection is None:
+            # new credentials or endpoints for this configuration: the old app is useless
+            for old in [k for k in _connections if k[0] == cache_key]:
+                del _connections[old]
+            connection = _connections[key] = _Connection(credentials, endpoints)
+        return connection
+
+
+def forget_tokens(cache_key: str | None = None) -> None:
+    """Drop the shared MSAL applications (and their tokens) of one configuration, or all."""
+    with _connections_lock:
+        for key in [k for k in _connections if cache_key is None or k[0] == cache_key]:
+            del _connections[key]
+
+
+# ----- helpers ----------------------------------------------------------------------------
+
+
+def _json_or_none(response):
+    if response is None:
+        return None
+    try:
+        return json.loads(response.text)
+    except (ValueError, TypeError):
+        return None
+
+
+def _safe_url(url):
+    """Scheme, host and path: query strings can hold pre-authentication tokens."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _is_cert_verification_error(exc):
+    seen = set()
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e):
+            return True
+        stack.extend([e.__cause__, e.__context__, *[a for a in getattr(e, "args", ())
+                                                    if isinstance(a, BaseException)]])
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    return False
+
+
+def _tls_error(host, exc):
+    if _is_cert_verification_error(exc):
+        return GraphUnavailable(
+            f"The TLS certificate of {urlsplit(host).netloc or host} is not trusted. For a custom "
+            "cloud, give the CA certificate that signed it in the configuration.",
+            code="tlsCertificateNotTrusted")
+    return GraphUnavailable(f"A secure connection to {urlsplit(host).netloc or host} failed: {exc}",
+                            code="tlsError")
+
+
+_TRANSIENT_EXCEPTIONS = (requests.ConnectionError, requests.Timeout,
+                         requests.exceptions.ChunkedEncodingError,
+                         requests.exceptions.ContentDecodingError)
+
+
+# ----- the client -----------------------------------------------------------------------
+
+
+class GraphClient:
+    """One configuration's door to Microsoft Graph. Thread-safe: parallel downloads may share
+    one client. `sleep` is injectable so tests need not wait."""
+
+    def __init__(self, credentials: Credentials, endpoints: Endpoints, *, cache_key: str,
+                 max_retries: int = 6, backoff_base: float = 1.0, max_backoff: float = 60,
+                 max_retry_after: float = MAX_RETRY_AFTER,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.credentials = credentials
+        self.endpoints = endpoints
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self.sleep = sleep
+        self._connection = _connection_for(cache_key, credentials, endpoints)
+        self.session = build_session(endpoints)
+        graph = urlsplit(endpoints.graph_base)
+        self._graph_origin = (graph.scheme, graph.netloc.lower())
+
+    def __repr__(self):
+        return f"GraphClient({self.credentials!r}, {self.endpoints!r})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ----- tokens -----
+
+    def token(self) -> str:
+        """An access token for Graph, from the shared cache when still valid."""
+        attempt = 0
+        while True:
+            try:
+                return self._connection.acquire()
+            except _TransientTokenError as exc:
+                if attempt >= self.max_retries:
+                    raise self._token_gave_up(exc) from None
+                wait = self._wait(attempt, exc.retry_after)
+                log.warning("Token request to %s failed: %s; retrying in %.1f s",
+                            self.endpoints.authority_host, exc, wait)
+                self.sleep(wait)
+                self._connection.before_retry()
+                attempt += 1
+
+    def _token_gave_up(self, exc):
+        host = urlsplit(self.endpoints.authority_host).netloc
+        if exc.status in THROTTLE_STATUSES:
+            return Throttled(f"Microsoft's sign-in service ({host}) is still throttling Kodo after "
+                             f"{self.max_retries} retries. Try again later.",
+                             code=exc.code, message=exc.message, status=exc.status,
+                             retry_after=exc.retry_after)
+        return GraphUnavailable(f"Microsoft's sign-in service ({host}) could not be reached after "
+                                f"{self.max_retries} retries ({exc}). Try again later.",
+                                code=exc.code, message=exc.message, status=exc.status)
+
+    def roles(self) -> list[str]:
+        """The application permissions granted to the app (the token's `roles` claim)."""
+        return list(_token_claims(self.token()).get("roles") or [])
+
+    # ----- requests -----
+
+    def get(self, path_or_url: str, params: dict | None = None) -> dict:
+        """GET a Graph resource and return its JSON."""
+        _, payload = self._send("GET", path_or_url, params=params, want_json=True)
+        return payload
+
+    def iter_pages(self, path_or_url: str, params: dict | None = None) -> Iterator[dict]:
+        """Each page of a collection, following @odata.nextLink (an opaque URL) to the end. The
+        last page carries @odata.deltaLink for delta queries."""
+        url, page_params = path_or_url, params
+        while url:
+            page = self.get(url, page_params)
+            yield page
+            url, page_params = page.get("@odata.nextLink"), None
+
+    def request(self, method: str, path_or_url: str, *, params: dict | None = None,
+                stream: bool = False, headers: dict | None = None, json: object = None,
+                data: object = None, allow_redirects: bool = True,
+                authenticated: bool = True) -> requests.Response:
+        """Any request, with the retries and error mapping; the response is successful (2xx,
+        or 3xx when redirects are not followed). With authenticated=False no token is sent
+        (pre-authenticated download and upload URLs). A streamed body is the caller's to read
+        and close; a failure while reading it is not retried here."""
+        response, _ = self._send(method, path_or_url, params=params, stream=stream,
+                                 headers=headers, json=json, data=data,
+                                 allow_redirects=allow_redirects, authenticated=authenticated)
+        return response
+
+    def _url(self, path_or_url, authenticated):
+        if path_or_url.startswith(("https://", "http://")):
+            url = path_or_url
+            parts = urlsplit(url)
+            if authenticated and (parts.scheme, parts.netloc.lower()) != self._graph_origin:
+                raise ValueError(f"Refusing to send Kodo's Graph token to {parts.netloc}: only "
+                                 f"{self._graph_origin[1]} gets it (use authenticated=False).")
+            return url
+        return f"{self.endpoints.graph_base}/{path_or_url.lstrip('/')}"
+
+    def _send(self, method, path_or_url, *, params=None, stream=False, headers=None, json=None,
+              data=None, allow_redirects=True, authenticated=True, want_json=False):
+        url = self._url(path_or_url, authenticated)
+        rewind = _rewinder(data)
+        refreshed = False
+        attempt = 0
+        while True:
+            send_headers = dict(headers or {})
+            token = None
+            if authenticated:
+                token = self.token()
+                send_headers["Authorization"] = f"Bearer {token}"
+            started = time.monotonic()
+            try:
+                response = self.session.request(
+                    method, url, params=params, headers=send_headers, json=json, data=data,
+                    stream=stream, allow_redirects=allow_redirects)
+                payload = None
+                if want_json and response.status_code < 300:
+                    payload = response.json()
+            except requests.exceptions.SSLError as exc:
+                if _is_cert_verification_error(exc) or attempt >= self.max_retries or not rewind():
+                    raise _tls_error(url, exc) from None
+                self._log_retry(method, url, f"TLS error {exc}", attempt)
+                self.sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            except (*_TRANSIENT_EXCEPTIONS, requests.exceptions.JSONDecodeError) as exc:
+                # JSONDecodeError: a 2xx whose body was cut short
+                if attempt >= self.max_retries or not rewind():
+                    raise GraphUnavailable(
+                        f"Microsoft Graph could not be reached at {urlsplit(url).netloc} after "
+                        f"{attempt} retries ({type(exc).__name__}). Try again later.",
+                        code="connectionFailed") from exc
+                self._log_retry(method, url, type(exc).__name__, attempt)
+                self.sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            status = response.status_code
+            log.debug("%s %s -> %s in %.2f s", method, _safe_url(url), status,
+                      time.monotonic() - started)
+            if status < 400:
+                return response, payload
+            code, message, request_id = _error_fields(_json_or_none(response), response)
+            if status == 401 and authenticated and not refreshed and rewind():
+                response.close()
+                self._connection.drop_token(token)
+                refreshed = True
+                continue
+            retryable = (status in RETRY_STATUSES
+                         and (code or "").lower() not in NEVER_RETRY_CODES)
+            if retryable and attempt < self.max_retries and rewind():
+                retry_after = _retry_after(response)
+                if retry_after is not None and retry_after > self.max_retry_after:
+                    response.close()
+                    raise self._error(status, code, message, request_id, url, retry_after)
+                wait = self._wait(attempt, retry_after)
+                self._log_retry(method, url, f"HTTP {status} {code or ''}".strip(), attempt, wait)
+                response.close()
+                self.sleep(wait)
+                attempt += 1
+                continue
+            retry_after = _retry_after(response)
+            response.close()
+            raise self._error(status, code, message, request_id, url, retry_after,
+                              authenticated=authenticated, retries=attempt)
+
+    def _wait(self, attempt, retry_after):
+        if retry_after is not None:
+            return retry_after
+        return self._backoff(attempt)
+
+    def _backoff(self, attempt):
+        ceiling = min(self.max_backoff, self.backoff_base * (2 ** attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _log_retry(self, method, url, why, attempt, wait=None):
+        log.info("%s %s: %s; retry %d of %d%s", method, _safe_url(url), why, attempt + 1,
+                 self.max_retries, f" in {wait:.2f} s" if wait is not None else "")
+
+    def _error(self, status, code, message, request_id, url, retry_after=None, *,
+               authenticated=True, retries=0):
+        said = f"{code}: {message}" if code and message else (code or message or f"HTTP {status}")
+        fields = {"code": code, "message": message, "status": status, "request_id": request_id}
+        where = _safe_url(url)
+        if status in THROTTLE_STATUSES:
+            return Throttled(f"Microsoft Graph is still throttling Kodo after {retries} retries "
+                             f"({said}). Try again later.", retry_after=retry_after, **fields)
+        if status in (500, 502):
+            return GraphUnavailable(f"Microsoft Graph kept failing after {retries} retries "
+                                    f"({said}). Try again later.", **fields)
+        if status == 401 and not authenticated:
+            return DownloadUrlExpired(f"The download link has expired ({said}).", **fields)
+        if status == 401:
+            return AuthenticationFailed(f"Microsoft Graph refused Kodo's access token ({said}). "
+                                        "Check the app registration and its admin consent.",
+                                        **fields)
+        if status == 403:
+            return PermissionDenied(f"Microsoft Graph denied access to {where} ({said}). Check "
+                                    "that the app has the application permissions Kodo needs, "
+                                    "with admin consent.", **fields)
+        if status == 404 or (status == 400 and "mysite" in (message or "").lower()):
+            # 400 "Unable to retrieve user's mysite URL.": the user has no OneDrive
+            return NotFound(f"Not found in Microsoft Graph: {where} ({said}).", **fields)
+        if status == 410:
+            return ResyncRequired(f"The delta link is no longer valid ({said}); a full "
+                                  "enumeration is needed.", **fields)
+        return GraphError(f"Microsoft Graph answered HTTP {status} for {where} ({said}).",
+                          **fields)
+
+
+def _error_fields(body, response):
+    code = message = request_id = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            code, message = error.get("code"), error.get("message")
+            inner = error.get("innerError") or error.get("innererror") or {}
+            if isinstance(inner, dict):
+                request_id = inner.get("request-id")
+        elif isinstance(error, str):
+            code, message = error, _first_line(body.get("error_description"))
+    if request_id is None:
+        request_id = response.headers.get("request-id") or response.headers.get("x-ms-request-id")
+    if code is None and message is None:
+        message = (response.reason or "").strip() or None
+    return code, message, request_id
+
+
+def _rewinder(data):
+    """A function that makes `data` sendable again and says whether it could."""
+    if data is None or isinstance(data, (bytes, bytearray, str, dict, list, tuple)):
+        return lambda: True
+    if hasattr(data, "seek") and hasattr(data, "tell"):
+        start = data.tell()
+
+        def rewind():
+            data.seek(start)
+            return True
+        return rewind
+    return lambda: False  # a generator: it cannot be sent twice
+
+
+def _token_claims(token: str) -> dict:
+    """The JWT payload, not verified (Graph verifies it; Kodo only reads the roles)."""
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}

@@ -1,0 +1,238 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from kodo import crypto
+from o365.validators import certificate_status
+from organizations.models import Organization
+
+
+class ServiceQuerySet(models.QuerySet):
+    def for_organization(self, organization):
+        return self.filter(organization=organization)
+
+
+class Service(models.Model):
+    """An Office 365 configuration: one Microsoft 365 tenant's app registration.
+
+    Secrets are stored only encrypted (kodo.crypto) and leave this model only as graph
+    Credentials, built at the moment of use."""
+
+    class Cloud(models.TextChoices):
+        GLOBAL = "global", "Global (login.microsoftonline.com)"
+        US_GOVERNMENT = "usgov", "US Government (login.microsoftonline.us)"
+        CHINA = "china", "China, operated by 21Vianet (login.chinacloudapi.cn)"
+        CUSTOM = "custom", "Custom (your own endpoints, e.g. m365sim)"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="services")
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    tenant_id = models.UUIDField("Tenant ID")
+    client_id = models.UUIDField("Client ID")
+    cloud = models.CharField(max_length=10, choices=Cloud.choices, default=Cloud.GLOBAL)
+    authority_host = models.URLField(blank=True)
+    graph_base_url = models.URLField("Graph base URL", blank=True)
+    ca_certificate_pem = models.TextField("CA certificate", blank=True)
+
+    client_secret_encrypted = models.BinaryField(default=b"", editable=False)
+    certificate_password_encrypted = models.BinaryField(default=b"", editable=False)
+    certificate_pfx_encrypted = models.BinaryField(default=b"", editable=False)
+    certificate_thumbprint = models.CharField(max_length=40, blank=True)
+    certificate_subject = models.CharField(max_length=200, blank=True)
+    certificate_not_after = models.DateTimeField(null=True, blank=True)
+
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True)
+    last_test_message = models.TextField(blank=True)
+    last_test_missing = models.JSONField(default=list, blank=True)
+    last_test_roles = models.JSONField(default=list, blank=True)
+
+    users_delta_link = models.TextField(blank=True, editable=False)
+    users_synced_at = models.DateTimeField(null=True, blank=True)
+    auto_sync_enabled = models.BooleanField("Automatically synchronize accounts", default=False)
+    auto_sync_time = models.TimeField("Daily at", null=True, blank=True)
+    auto_sync_time_zone = models.CharField("Time zone", max_length=64, default="UTC")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ServiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "Office 365 configuration"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="service_name_per_org"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    # Secrets: write-only from the outside.
+    def set_client_secret(self, value: str):
+        self.client_secret_encrypted = crypto.encrypt_text(value) if value else b""
+
+    def set_certificate(self, certificate, password: str):
+        if certificate is None:
+            self.certificate_pfx_encrypted = b""
+            self.certificate_password_encrypted = b""
+            self.certificate_thumbprint = self.certificate_subject = ""
+            self.certificate_not_after = None
+            return
+        self.certificate_pfx_encrypted = crypto.encrypt(certificate.pfx)
+        self.certificate_password_encrypted = crypto.encrypt_text(password) if password else b""
+        self.certificate_thumbprint = certificate.thumbprint
+        self.certificate_subject = certificate.subject
+        self.certificate_not_after = certificate.not_after
+
+    @property
+    def has_client_secret(self) -> bool:
+        return bool(self.client_secret_encrypted)
+
+    @property
+    def has_certificate(self) -> bool:
+        return bool(self.certificate_pfx_encrypted)
+
+    def certificate_status(self) -> str:
+        return certificate_status(self.certificate_not_after) if self.has_certificate else ""
+
+    def credential_kind(self) -> str:
+        return "certificate" if self.has_certificate else "client secret"
+
+    def secret_fields(self):
+        return ("client_secret_encrypted", "certificate_password_encrypted",
+                "certificate_pfx_encrypted")
+
+    def graph_client(self, **options):
+        """A Graph client for this tenant; tokens are cached per configuration and credentials."""
+        from o365.connection import graph_client_for
+
+        return graph_client_for(self, **options)
+
+    def record_test(self, *, ok: bool, message: str, missing=(), roles=()):
+        self.last_test_at = timezone.now()
+        self.last_test_ok = ok
+        self.last_test_message = message[:2000]
+        self.last_test_missing = list(missing)
+        self.last_test_roles = sorted(roles)
+        self.save(update_fields=["last_test_at", "last_test_ok", "last_test_message",
+                                 "last_test_missing", "last_test_roles"])
+
+
+class DirectoryUser(models.Model):
+    """Kodo's mirror of one Microsoft 365 user of a configuration's tenant.
+
+    Filled by IMPORT USERS / SYNCHRONIZE USERS; linked to the Kodo account with the same email.
+    A user removed from Microsoft 365 keeps its row (and its backups), marked removed."""
+
+    class OneDrive(models.TextChoices):
+        UNKNOWN = "unknown", "Not checked yet"
+        PROVISIONED = "yes", "Has OneDrive"
+        MISSING = "no", "No OneDrive"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="directory_users")
+    graph_id = models.CharField(max_length=64)
+    user_principal_name = models.CharField(max_length=320)
+    mail = models.CharField(max_length=320, blank=True)
+    display_name = models.CharField(max_length=256, blank=True)
+    account_enabled = models.BooleanField(default=True)
+    licensed = models.BooleanField(default=False)
+    is_guest = models.BooleanField(default=False)
+    onedrive = models.CharField(max_length=8, choices=OneDrive.choices, default=OneDrive.UNKNOWN)
+    drive_id = models.CharField(max_length=200, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_permanently = models.BooleanField(default=False)
+    account = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="directory_users")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_name", "user_principal_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "graph_id"], name="one_row_per_graph_user"),
+        ]
+        indexes = [models.Index(fields=["service", "mail"])]
+
+    def __str__(self):
+        return self.display_name or self.user_principal_name
+
+    @property
+    def email(self) -> str:
+        """The address Kodo matches accounts by: mail, else the user principal name."""
+        return (self.mail or self.user_principal_name).lower()
+
+
+class DirectoryJobQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=DirectoryJob.ACTIVE)
+
+
+class DirectoryJob(models.Model):
+    """One IMPORT USERS or SYNCHRONIZE USERS. The row is the truth; a Celery task runs it."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import users"
+        SYNC = "sync", "Synchronize users"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="directory_jobs")
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=10, default="manual")  # manual, schedule, command
+    requested_by = models.ForeignKey("auth.User", null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    # Which users to import: {"graph_ids": [...] or absent for all, "include_disabled": bool,
+    # "include_unlicensed": bool, "include_guests": bool}
+    options = models.JSONField(default=dict, blank=True)
+
+    pages_read = models.PositiveIntegerField(default=0)
+    users_seen = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    linked = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    conflicts = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    conflict_details = models.JSONField(default=list, blank=True)
+    error_message = models.TextField(blank=True)
+    full_read = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DirectoryJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service"], condition=models.Q(status__in=["queued", "running"]),
+                name="one_active_directory_job_per_service",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.get_status_display()})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
