@@ -183,6 +183,10 @@ if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_tim
     raise ImproperlyConfigured("The Redis visibility timeout must exceed the task time limit.")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# Graph retries: bounded, honouring Retry-After; the backoff applies when Microsoft gives none.
+KODO_GRAPH_MAX_RETRIES = env.int("KODO_GRAPH_MAX_RETRIES", default=6)
+KODO_GRAPH_BACKOFF_SECONDS = env.float("KODO_GRAPH_BACKOFF_SECONDS", default=1.0)
+
 KODO_STORE_URL = env.str("KODO_STORE_URL", default=str(VAR_DIR / "store"))
 
 LOGGING = {

@@ -4,6 +4,8 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
+from django.conf import settings
+
 from kodo import crypto
 from o365.clouds import endpoints_for
 from o365.graph import AuthenticationFailed, Credentials, GraphClient, GraphError
@@ -45,6 +47,8 @@ def _cache_key(service) -> str:
 
 
 def graph_client_for(service, **options) -> GraphClient:
+    options.setdefault("max_retries", settings.KODO_GRAPH_MAX_RETRIES)
+    options.setdefault("backoff_base", settings.KODO_GRAPH_BACKOFF_SECONDS)
     endpoints = endpoints_for(service.cloud, authority_host=service.authority_host,
                               graph_base=service.graph_base_url,
                               ca_pem=service.ca_certificate_pem or None)
