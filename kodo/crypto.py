@@ -47,3 +47,12 @@ def encrypt_text(plaintext: str) -> bytes:
 
 def decrypt_text(token: bytes) -> str:
     return decrypt(token).decode()
+
+
+# Models with fields encrypted by this module, for `manage.py rotate_encryption_keys`:
+# (app_label.ModelName, (field, ...)). Apps register theirs in AppConfig.ready().
+ENCRYPTED_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def register_encrypted_fields(model_label: str, *fields: str):
+    ENCRYPTED_FIELDS[model_label] = tuple(fields)

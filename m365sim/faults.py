@@ -81,15 +81,15 @@ class Faults:
 
     def decide(self, endpoint, client, eligible):
         """The fault to apply to this request, or None. A client that comes back before the
-        Retry-After of an earlier 429 is throttled again for the full period."""
+        Retry-After of an earlier 429 is throttled again, for the full period again."""
         now = time.monotonic()
         with self._lock:
             key = (client, endpoint)
-            until = self._penalties.get(key)
-            if until is not None:
+            penalty = self._penalties.get(key)
+            if penalty is not None:
+                until, retry_after = penalty
                 if now < until:
-                    retry_after, _ = self._penalty_info[key]
-                    self._penalties[key] = now + float(retry_after)
+                    self._penalties[key] = (now + float(retry_after), retry_after)
                     self.stats.count("throttle_penalties")
                     self.stats.count(f"faults.{endpoint}.429")
                     return Fault(0, endpoint, "429", 1.0, 0, None, {"retry_after": retry_after})
@@ -102,15 +102,9 @@ class Faults:
                     if fault.kind == "429":
                         retry_after = fault.params.get("retry_after", 1)
                         if retry_after is not None and float(retry_after) > 0:
-                            self._penalties[key] = now + float(retry_after)
-                            self._penalty_info[key] = (retry_after, None)
+                            self._penalties[key] = (now + float(retry_after), retry_after)
                     return fault
         return None
-
-    _penalty_info = {}
-
-    def __init_subclass__(cls):  # pragma: no cover - not meant to be subclassed
-        raise TypeError
 
 
 class Stats:

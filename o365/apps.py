@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class O365Config(AppConfig):
     name = "o365"
     verbose_name = "Office 365"
+
+    def ready(self):
+        from kodo.crypto import register_encrypted_fields
+
+        register_encrypted_fields("o365.Service", "client_secret_encrypted",
+                                  "certificate_password_encrypted", "certificate_pfx_encrypted")

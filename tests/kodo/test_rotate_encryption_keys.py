@@ -1,0 +1,20 @@
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+
+from kodo import crypto
+from o365.models import Service
+from tests.o365.factories import SECRET, make_service
+
+
+def test_it_re_encrypts_every_secret_with_the_newest_key(world, settings):
+    old = settings.KODO_ENCRYPTION_KEYS[0]
+    make_service(world.org_a)
+    new = Fernet.generate_key().decode()
+    settings.KODO_ENCRYPTION_KEYS = [new, old]
+
+    call_command("rotate_encryption_keys")
+
+    settings.KODO_ENCRYPTION_KEYS = [new]  # the old key is gone
+    service = Service.objects.get()
+    assert crypto.decrypt_text(service.client_secret_encrypted) == SECRET
+    assert "o365.Service" in crypto.ENCRYPTED_FIELDS
