@@ -6,6 +6,7 @@ CONFIGURATION = "o/<uuid:org_code>/services/office365/configuration/"
 USERS = "o/<uuid:org_code>/services/office365/users/"
 
 urlpatterns = [
+    path("o/<uuid:org_code>/users/", views.people, name="users"),
     path("o/<uuid:org_code>/services/", views.services, name="services"),
     path("o/<uuid:org_code>/services/office365/", views.office365, name="office365"),
     path(CONFIGURATION, views.configurations, name="configurations"),

@@ -12,8 +12,9 @@ from o365.access import get_service
 from o365.connection import do_test_connection
 from o365.forms import AutoSyncForm, ConfigurationForm, DirectoryFilterForm, ImportUsersForm
 from o365.models import DirectoryJob, Service
+from o365.people import PeopleFilterForm, people_of
 from o365.permissions import PERMISSIONS
-from organizations.access import services_required
+from organizations.access import org_admin_required, services_required
 
 
 @services_required
@@ -181,3 +182,14 @@ def directory_auto_sync(request, org, service_code):
     context = _users_tab_context(request, org, service)
     context["auto_sync_form"] = form
     return render(request, "o365/users.html", context)
+
+
+@org_admin_required
+def people(request, org):
+    form = PeopleFilterForm(request.GET or None)
+    page = Paginator(form.filter(people_of(org)), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "o365/people.html", {
+        "org": org, "form": form, "page": page, "query": query.urlencode(),
+    })

@@ -13,6 +13,5 @@ urlpatterns = [
     path("server/organizations/<uuid:org_code>/admins/<int:user_id>/invite/",
          views.server_organization_reinvite, name="server-organization-reinvite"),
     path("server/audit/", views.server_audit_log, name="server-audit-log"),
-    path("o/<uuid:org_code>/users/", views.users, name="users"),
     path("o/<uuid:org_code>/audit/", views.audit_log, name="audit-log"),
 ]

@@ -99,10 +99,3 @@ def server_audit_log(request):
 def audit_log(request, org):
     return _audit_page(request, AuditEvent.objects.filter(organization=org), org.time_zone,
                        "organizations/audit_log.html", {"org": org})
-
-
-@org_admin_required
-def users(request, org):
-    members = (Membership.objects.filter(organization=org)
-               .select_related("user").order_by("user__username"))
-    return render(request, "organizations/users.html", {"org": org, "members": members})
