@@ -68,7 +68,7 @@ def do_delete_service(*, request, service):
 
 
 def do_start_directory_job(*, service, kind, requested_by=None, options=None, trigger="manual",
-                           request=None):
+                           request=None, enqueue=True):
     """Record an IMPORT USERS / SYNCHRONIZE USERS job and enqueue it once committed.
 
     One job per configuration runs at a time: if one is queued or running, it is returned
@@ -85,7 +85,8 @@ def do_start_directory_job(*, service, kind, requested_by=None, options=None, tr
                                               requested_by=requested_by, options=options or {})
     except IntegrityError:  # another request won the race
         return DirectoryJob.objects.active().get(service=service), False
-    transaction.on_commit(lambda: run_directory_job.delay(job.pk))
+    if enqueue:
+        transaction.on_commit(lambda: run_directory_job.delay(job.pk))
     what = "Import" if kind == DirectoryJob.Kind.IMPORT else "Synchronization"
     audit.record(f"users_{kind}", f"{what} of users started for {service.name}.",
                  request=request, actor=requested_by, organization=service.organization)

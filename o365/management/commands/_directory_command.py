@@ -1,0 +1,99 @@
+"""Shared body of `manage.py import_users` and `manage.py sync_users`."""
+
+import sys
+import threading
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from o365 import actions
+from o365.models import DirectoryJob, Service
+from organizations.models import Organization
+
+
+def find_organization(value: str) -> Organization:
+    organizations = Organization.objects.all()
+    match = (organizations.filter(code=value).first() if _is_uuid(value)
+             else organizations.filter(name__iexact=value).first())
+    if match is None:
+        raise CommandError(f"No organization named or coded {value!r}.")
+    return match
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class DirectoryCommand(BaseCommand):
+    kind = ""
+
+    def add_arguments(self, parser):
+        parser.add_argument("--organization", required=True, help="Name or code.")
+        parser.add_argument("--configuration", help="Name; default: every configuration.")
+        parser.add_argument("--enqueue", action="store_true",
+                            help="Hand the job to the Celery workers instead of running it here.")
+
+    def options_for_job(self, options) -> dict:
+        return {}
+
+    def handle(self, *args, **options):
+        organization = find_organization(options["organization"])
+        services = Service.objects.for_organization(organization)
+        if options["configuration"]:
+            services = services.filter(name__iexact=options["configuration"])
+        if not services:
+            raise CommandError(f"{organization.name} has no such Office 365 configuration.")
+        failed = False
+        for service in services:
+            job, created = actions.do_start_directory_job(
+                service=service, kind=self.kind, trigger="command",
+                options=self.options_for_job(options), enqueue=options["enqueue"])
+            if not created:
+                self.stderr.write(f"{service.name}: a job is already {job.status}; skipped.")
+                failed = True
+                continue
+            if options["enqueue"]:
+                self.stdout.write(f"{service.name}: queued job {job.code}.")
+                continue
+            job = self.run_with_progress(job)
+            failed |= job.status != DirectoryJob.Status.SUCCEEDED
+        if failed:
+            raise CommandError("Some jobs did not succeed; see above.")
+
+    def run_with_progress(self, job):
+        # The job runs in a thread; this one draws its progress from the job row, as the page does.
+        worker = threading.Thread(target=self._run, args=(job.pk,), daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+            self._draw(DirectoryJob.objects.get(pk=job.pk))
+        job.refresh_from_db()
+        self._draw(job)
+        self.stdout.write("")
+        outcome = (self.style.SUCCESS("succeeded") if job.status == "succeeded"
+                   else self.style.ERROR(f"{job.status}: {job.error_message}"))
+        self.stdout.write(f"{job.service.name}: {outcome}")
+        for conflict in job.conflict_details:
+            self.stdout.write(f"  conflict: {conflict['email']}: {conflict['reason']}")
+        return job
+
+    @staticmethod
+    def _run(job_id):
+        try:
+            actions.do_run_directory_job(job_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _draw(self, job):
+        line = (f"\r{job.service.name}: {job.get_status_display():9} pages {job.pages_read:5} "
+                f"users {job.users_seen:7} created {job.created:7} updated {job.updated:6} "
+                f"linked {job.linked:5} removed {job.removed:5} conflicts {job.conflicts:4}")
+        self.stdout.write(line, ending="")
+        sys.stdout.flush()
