@@ -2,6 +2,14 @@ from django.urls import path
 
 from backups import views
 
+USER = "o/<uuid:org_code>/backups/<uuid:service_code>/users/<uuid:user_graph_id>/"
+
 urlpatterns = [
     path("o/<uuid:org_code>/backups/", views.backups, name="backups"),
+    path("o/<uuid:org_code>/backups/runs/", views.runs_fragment, name="backup-runs"),
+    path("o/<uuid:org_code>/backups/runs/<uuid:run_code>/", views.run_detail, name="backup-run"),
+    path("o/<uuid:org_code>/backups/<uuid:service_code>/start/", views.backup_configuration,
+         name="backup-configuration"),
+    path(USER, views.user_history, name="backup-user-history"),
+    path(USER + "start/", views.backup_user, name="backup-user"),
 ]

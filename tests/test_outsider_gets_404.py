@@ -2,6 +2,8 @@
 organization, for GET and POST alike. New URL patterns are covered automatically: a pattern
 whose arguments this file cannot fill fails the test until a factory is added below."""
 
+import uuid
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -26,12 +28,27 @@ def _directory_job(world):
         service=_service(world), kind="sync", status="succeeded"))
 
 
+def _backup_run(world):
+    from backups.models import BackupRun
+    from o365.models import DirectoryUser
+
+    def make():
+        user = DirectoryUser.objects.create(service=_service(world), graph_id=str(uuid.uuid4()),
+                                            user_principal_name="kim@alpha.example")
+        return BackupRun.objects.create(organization=world.org_a, service=user.service,
+                                        directory_user=user)
+
+    return _once(world, "backup_run_a", make)
+
+
 # URL argument name -> a function of the test world giving a value owned by organization A.
 ORGANIZATION_OBJECTS = {
     "org_code": lambda world: world.org_a.code,
     "user_id": lambda world: world.admin_a.pk,
     "service_code": lambda world: _service(world).code,
     "job_code": lambda world: _directory_job(world).code,
+    "user_graph_id": lambda world: _backup_run(world).directory_user.graph_id,
+    "run_code": lambda world: _backup_run(world).code,
 }
 
 # Patterns with arguments that are not organization data.

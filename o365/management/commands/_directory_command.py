@@ -2,7 +2,6 @@
 
 import sys
 import threading
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
