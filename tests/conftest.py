@@ -106,3 +106,24 @@ def celery_worker(django_db_setup, django_db_blocker):
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture(scope="session")
+def m365sim(tmp_path_factory):
+    """The running simulator: `.info` (endpoints, CA file, tenants and app credentials), `.sim`."""
+    from m365sim import BACKUP_ROLES, Simulator
+
+    sim = Simulator.generate(
+        seed=404, users=30, files_per_user=4, users_without_drive=3,
+        apps=[{"name": "Kodo Backup", "roles": BACKUP_ROLES},
+              {"name": "Kodo Backup (no files)", "roles": ["User.Read.All"]}])
+    running = sim.serve(state_dir=tmp_path_factory.mktemp("m365sim"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sim(m365sim):
+    """The Simulator; faults injected by the test are cleared afterwards."""
+    yield m365sim.sim
+    m365sim.sim.clear_faults()

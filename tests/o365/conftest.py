@@ -1,5 +1,4 @@
-"""m365sim for the o365 tests: one simulator per test session (over HTTPS, with its own CA),
-and Graph clients pointed at it.
+"""Graph clients pointed at the session's m365sim (the `m365sim` fixture in tests/conftest.py).
 
 The simulated tenant has two apps: "Kodo Backup" (every permission Kodo needs) and
 "Kodo Backup (no files)" (User.Read.All only), and three users without a OneDrive (one per
@@ -13,27 +12,6 @@ import pytest
 
 from o365.clouds import custom_endpoints
 from o365.graph import Credentials, GraphClient
-
-
-@pytest.fixture(scope="session")
-def m365sim(tmp_path_factory):
-    """The running simulator: `.info` (endpoints, CA file, tenants and app credentials), `.sim`."""
-    from m365sim import BACKUP_ROLES, Simulator
-
-    sim = Simulator.generate(
-        seed=404, users=30, files_per_user=4, users_without_drive=3,
-        apps=[{"name": "Kodo Backup", "roles": BACKUP_ROLES},
-              {"name": "Kodo Backup (no files)", "roles": ["User.Read.All"]}])
-    running = sim.serve(state_dir=tmp_path_factory.mktemp("m365sim"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def sim(m365sim):
-    """The Simulator; faults injected by the test are cleared afterwards."""
-    yield m365sim.sim
-    m365sim.sim.clear_faults()
 
 
 def sim_app(running, name="Kodo Backup", tenant_index=0):
