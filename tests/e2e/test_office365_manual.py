@@ -15,7 +15,8 @@ def add_configuration(page, org, settings_file):
     page.goto(f"/o/{org.code}/")
     page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Services").click()
     page.get_by_role("link", name="Configure Office 365").click()
-    page.get_by_role("navigation", name="Office 365").get_by_role("link", name="Configuration").click()
+    tabs = page.get_by_role("navigation", name="Office 365")
+    tabs.get_by_role("link", name="Configuration").click()
     page.get_by_role("link", name="+ ADD CONFIGURATION").click()
     page.get_by_label("KodoADSettings.json").set_input_files(str(settings_file))
     page.get_by_role("button", name="SAVE").click()
@@ -60,7 +61,8 @@ def test_import_then_synchronize_users(admin_page, world, tmp_path):
         tabs.get_by_role("link", name="Users").click()
         run_jobs_inline(admin_page, "IMPORT USERS")
         first = sim.list_users()[0]
-        expect(admin_page.get_by_role("cell", name=first["displayName"], exact=True)).to_be_visible()
+        cell = admin_page.get_by_role("cell", name=first["displayName"], exact=True)
+        expect(cell).to_be_visible()
 
         linked = [u for u in sim.list_users() if u["accountEnabled"] and u["licensed"]]
         renamed, deleted = linked[0], linked[1]
