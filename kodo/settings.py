@@ -7,6 +7,7 @@ var/). Production values come from the environment; README.md lists every variab
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from kodo.envcheck import check_fernet_keys, check_secret_key
@@ -182,10 +183,27 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 300
 if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 1e9):
     raise ImproperlyConfigured("The Redis visibility timeout must exceed the task time limit.")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Kodo's own periodic work; the DatabaseScheduler copies these into its table at start.
+CELERY_BEAT_SCHEDULE = {
+    "notify-finished-firings": {"task": "schedules.tasks.notify_finished_firings",
+                                "schedule": 120.0},
+    "weekly-summary-reports": {"task": "schedules.tasks.send_summary_reports",
+                               "schedule": crontab(minute=0, hour=7, day_of_week=1)},
+}
 
 # Graph retries: bounded, honouring Retry-After; the backoff applies when Microsoft gives none.
 KODO_GRAPH_MAX_RETRIES = env.int("KODO_GRAPH_MAX_RETRIES", default=6)
 KODO_GRAPH_BACKOFF_SECONDS = env.float("KODO_GRAPH_BACKOFF_SECONDS", default=1.0)
+
+# Backups: parallel downloads per run; whole-file attempts before a file is recorded as failed;
+# a running backup whose heartbeat is older than this may be taken over by a redelivered task.
+KODO_BACKUP_DOWNLOAD_THREADS = env.int("KODO_BACKUP_DOWNLOAD_THREADS", default=8)
+KODO_BACKUP_DOWNLOAD_ATTEMPTS = env.int("KODO_BACKUP_DOWNLOAD_ATTEMPTS", default=3)
+KODO_BACKUP_STALE_SECONDS = env.int("KODO_BACKUP_STALE_SECONDS", default=120)
+for _name in ("KODO_BACKUP_DOWNLOAD_THREADS", "KODO_BACKUP_DOWNLOAD_ATTEMPTS",
+              "KODO_BACKUP_STALE_SECONDS"):
+    if vars()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
 
 KODO_STORE_URL = env.str("KODO_STORE_URL", default=str(VAR_DIR / "store"))
 

@@ -1,0 +1,159 @@
+"""Backup workflows: start runs (Backup now, schedules, the command), claim and execute them."""
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from backups import conf
+from backups.models import BackupRun
+from o365.models import DirectoryUser
+from organizations import audit
+
+log = logging.getLogger(__name__)
+
+
+def backup_candidates(service):
+    """The users a configuration-wide backup covers: present in Microsoft 365, not known to lack
+    a OneDrive."""
+    return (DirectoryUser.objects.filter(service=service, removed_at__isnull=True)
+            .exclude(onedrive=DirectoryUser.OneDrive.MISSING))
+
+
+def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True):
+    """A queued run for the user, or the user's active run if there is one (never two).
+
+    The task is sent when the surrounding transaction commits."""
+    service = directory_user.service
+    try:
+        with transaction.atomic():
+            run = BackupRun.objects.create(
+                organization_id=service.organization_id, service=service,
+                directory_user=directory_user, active_user=directory_user, trigger=trigger,
+            )
+    except IntegrityError:
+        run = BackupRun.objects.get(active_user=directory_user)
+        if enqueue and is_stale(run):
+            # Its task was lost or its worker died: send it again; the claim makes that safe.
+            from backups.tasks import run_backup
+
+            transaction.on_commit(lambda: run_backup.delay(run.pk, run.organization_id))
+        return run, False
+    if enqueue:
+        from backups.tasks import run_backup
+
+        transaction.on_commit(lambda: run_backup.delay(run.pk, run.organization_id))
+    return run, True
+
+
+def is_stale(run) -> bool:
+    """Active, but nobody has worked on it for a while (a lost task or a dead worker)."""
+    since = timezone.now() - dt.timedelta(seconds=conf.stale_seconds())
+    if run.status == BackupRun.Status.RUNNING:
+        return run.heartbeat_at is None or run.heartbeat_at < since
+    return run.status == BackupRun.Status.QUEUED and run.created_at < since
+
+
+def do_start_backups(*, service, users=None, trigger=BackupRun.Trigger.MANUAL, request=None,
+                     enqueue=True):
+    """Start a run for each of `users` (default: every candidate of the configuration).
+
+    Returns (runs started, runs already active)."""
+    organization = service.organization
+    users = list(backup_candidates(service) if users is None else users)
+    started, active = [], []
+    with transaction.atomic():
+        for user in users:
+            if user.service_id != service.pk:
+                raise ValueError(f"{user} does not belong to {service}.")
+            run, created = start_run(user, trigger, enqueue=enqueue)
+            (started if created else active).append(run)
+        if request is not None:
+            if len(users) == 1:
+                what = (f"Started a backup of {users[0]} ({users[0].email})" if started else
+                        f"Asked for a backup of {users[0]} ({users[0].email}), already running")
+            else:
+                what = (f"Started a backup of configuration {service.name} "
+                        f"({len(started)} users")
+                what += f", {len(active)} already running)" if active else ")"
+            audit.record("backup_started", what + ".", request=request, organization=organization)
+    return started, active
+
+
+# ----- claiming and running ---------------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    run: BackupRun | None
+    outcome: str  # "claimed", "busy" (another worker is on it), "done", "missing"
+
+
+def claim_run(run_id, organization_id) -> Claim:
+    """Take a queued run, or a running one whose worker stopped beating (it died): one
+    conditional UPDATE each, so only one worker ever holds a run."""
+    runs = BackupRun.objects.filter(pk=run_id, organization_id=organization_id)
+    token = uuid.uuid4()
+    now = timezone.now()
+    claimed = runs.filter(status=BackupRun.Status.QUEUED).update(
+        status=BackupRun.Status.RUNNING, claim_token=token, started_at=now, heartbeat_at=now,
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        stale = now - dt.timedelta(seconds=conf.stale_seconds())
+        claimed = runs.filter(status=BackupRun.Status.RUNNING, heartbeat_at__lt=stale).update(
+            claim_token=token, heartbeat_at=now, attempts=F("attempts") + 1,
+        )
+    run = runs.select_related("directory_user__service", "organization").first()
+    if run is None:
+        return Claim(None, "missing")
+    if claimed:
+        return Claim(run, "claimed")
+    return Claim(run, "busy" if run.is_active else "done")
+
+
+def execute_run(run, *, threads=None, progress=None, client_options=None):
+    """Run a claimed BackupRun to its end; a failure is recorded on the run, never raised
+    (except LostClaim: then another worker owns the run and this one must stop writing)."""
+    from backups.engine import LostClaim, OneDriveBackup, close_run
+    from backups.storage import store_for
+
+    service = run.directory_user.service
+    client = service.graph_client(**(client_options or {}))
+    try:
+        engine = OneDriveBackup(run, client, store_for(run.organization), threads=threads,
+                                progress=progress)
+        engine.execute()
+    except LostClaim:
+        log.warning("Run %s was taken over by another worker; this one stops.", run.pk)
+        raise
+    except Exception as error:
+        log.exception("Backup run %s failed", run.pk)
+        if BackupRun.objects.filter(pk=run.pk, claim_token=run.claim_token,
+                                    status=BackupRun.Status.RUNNING).exists():
+            close_run(run, BackupRun.Status.FAILED, _describe(error))
+    finally:
+        client.close()
+    run.refresh_from_db()
+    return run
+
+
+def _describe(error) -> str:
+    from o365.graph import GraphError
+
+    if isinstance(error, GraphError):
+        return str(error)
+    return f"The backup stopped on an unexpected error ({type(error).__name__}: {error})."
+
+
+def do_run_inline(run, *, progress=None, threads=None, client_options=None):
+    """Claim and execute a run in this process (the backup command's --wait)."""
+    claim = claim_run(run.pk, run.organization_id)
+    if claim.outcome != "claimed":
+        return claim.run
+    return execute_run(claim.run, threads=threads, progress=progress,
+                       client_options=client_options)

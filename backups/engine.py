@@ -1,0 +1,587 @@
+"""The OneDrive backup engine: one run of one user's drive.
+
+    delta (from the saved cursor) -> the drive's tree -> what changed -> record renames, moves and
+    deletions -> download changed content in parallel, streaming: quickXorHash, chunk, compress,
+    encrypt, store -> verify size and hash -> record the version (own transaction) -> save cursor.
+
+Crash safety: every verified file version is recorded as soon as its chunks are stored, in its
+own transaction, tied to the run; the delta cursor moves only when the run completes. A run that
+dies is continued (same run) by a redelivered task: the delta is read again from the old cursor,
+what this run already recorded compares as unchanged, so nothing is downloaded twice.
+"""
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+
+import requests
+import urllib3
+from django.db import transaction
+from django.utils import timezone
+
+from backups import conf
+from backups.models import BackupRun, DriveState, FileVersion, RunIssue
+from backups.store import ChunkStore, StreamResult
+from o365.graph import (
+    DownloadUrlExpired,
+    GraphError,
+    GraphUnavailable,
+    NotFound,
+    PermissionDenied,
+    ResyncRequired,
+    Throttled,
+)
+from o365.models import DirectoryUser
+
+log = logging.getLogger(__name__)
+
+BLOCK_SIZE = 1 << 20
+MAX_RESUMES = 8  # Range resumes of one download attempt (resets, expired URLs)
+RECORD_BATCH = 500
+_BODY_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+class LostClaim(Exception):
+    """Another worker took this run over (ours was presumed dead): stop without writing."""
+
+
+class Skip(Exception):
+    def __init__(self, reason, message=""):
+        super().__init__(message or reason)
+        self.reason = reason
+        self.message = message
+
+
+class DownloadFailed(Exception):
+    pass
+
+
+@dataclass
+class Item:
+    """The fields of a driveItem the engine uses (delta pages are dropped after parsing)."""
+
+    id: str
+    parent_id: str = ""
+    name: str = ""
+    is_root: bool = False
+    is_folder: bool = False
+    deleted: bool = False
+    malware: bool = False
+    package: bool = False
+    size: int = 0
+    quickxorhash: str = ""
+    ctag: str = ""
+    etag: str = ""
+    mime_type: str = ""
+    created: dt.datetime | None = None
+    modified: dt.datetime | None = None
+    download_url: str = ""
+
+    @classmethod
+    def parse(cls, raw: dict) -> "Item":
+        file = raw.get("file") or {}
+        info = raw.get("fileSystemInfo") or {}
+        return cls(
+            id=raw["id"],
+            parent_id=(raw.get("parentReference") or {}).get("id") or "",
+            name=raw.get("name") or "",
+            is_root="root" in raw,
+            is_folder="folder" in raw,
+            deleted="deleted" in raw,
+            malware="malware" in raw,
+            package="package" in raw,
+            size=int(raw.get("size") or 0),
+            quickxorhash=((file.get("hashes") or {}).get("quickXorHash") or ""),
+            ctag=raw.get("cTag") or "",
+            etag=raw.get("eTag") or "",
+            mime_type=file.get("mimeType") or "",
+            created=_parse_time(info.get("createdDateTime") or raw.get("createdDateTime")),
+            modified=_parse_time(info.get("lastModifiedDateTime")
+                                 or raw.get("lastModifiedDateTime")),
+            download_url=raw.get("@microsoft.graph.downloadUrl") or "",
+        )
+
+    @classmethod
+    def from_version(cls, version: FileVersion) -> "Item":
+        return cls(id=version.item_id, parent_id=version.parent_id, name=version.name,
+                   is_folder=version.is_folder, size=version.size,
+                   quickxorhash=version.quickxorhash, ctag=version.ctag, etag=version.etag,
+                   mime_type=version.mime_type, created=version.created_datetime,
+                   modified=version.modified_datetime)
+
+
+def _parse_time(text):
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@dataclass
+class Outcome:
+    item: Item
+    path: str
+    result: StreamResult | None = None
+    skip: Skip | None = None
+    error: str = ""
+    attempts: int = 0
+
+
+@dataclass
+class Plan:
+    metadata: list = field(default_factory=list)  # (Item, path): new version, same content
+    downloads: list = field(default_factory=list)  # (Item, path)
+    deletions: list = field(default_factory=list)  # FileVersion to end
+    skips: list = field(default_factory=list)  # (Item, path, Skip)
+
+
+class OneDriveBackup:
+    """Runs one claimed BackupRun to its end. `client` is a thread-safe GraphClient."""
+
+    def __init__(self, run: BackupRun, client, store: ChunkStore, *, threads: int | None = None,
+                 attempts: int | None = None, progress: Callable[[BackupRun], None] | None = None):
+        self.run = run
+        self.client = client
+        self.store = store
+        self.threads = threads or conf.download_threads()
+        self.attempts = attempts or conf.download_attempts()
+        self.progress = progress or (lambda run: None)
+        self.user: DirectoryUser = run.directory_user
+        self._last_beat = time.monotonic()
+
+    # ----- the run ---------------------------------------------------------------------
+
+    def execute(self) -> BackupRun:
+        run = self.run
+        self._set_phase("Finding the OneDrive")
+        try:
+            drive_id = self._drive_id()
+        except NotFound as error:
+            self._record_no_onedrive(error)
+            return run
+        state, _ = DriveState.objects.get_or_create(
+            directory_user=self.user, drive_id=drive_id,
+            defaults={"organization_id": run.organization_id},
+        )
+        self._set_phase("Reading changes")
+        listing, delta_link, full = self._enumerate(state)
+        self._add_retries(state, listing)
+        if full != run.full_enumeration:
+            run.full_enumeration = full
+            run.save(update_fields=["full_enumeration"])
+        root_id = state.root_item_id or next(
+            (item.id for item in listing.values() if item.is_root), "")
+        current = {v.item_id: v for v in FileVersion.objects.current().filter(drive=state)}
+        plan = self._plan(listing, current, root_id, full)
+        files = [i for i in listing.values() if not i.is_folder and not i.deleted and not i.is_root]
+        BackupRun.objects.filter(pk=run.pk).update(
+            files_seen=len(files), bytes_seen=sum(i.size for i in files),
+            files_to_download=len(plan.downloads),
+            bytes_to_download=sum(i.size for i, _ in plan.downloads),
+        )
+        run.refresh_from_db()
+        self._record_changes(state, plan, current)
+        self._set_phase(f"Downloading {len(plan.downloads)} files")
+        failed_ids = self._download_all(state, plan.downloads, current)
+        self._finish(state, delta_link, root_id, failed_ids)
+        return run
+
+    def _drive_id(self) -> str:
+        user = self.user
+        drive = self.client.get(f"/users/{user.graph_id}/drive", params={"$select": "id"})
+        if user.drive_id != drive["id"] or user.onedrive != DirectoryUser.OneDrive.PROVISIONED:
+            user.drive_id = drive["id"]
+            user.onedrive = DirectoryUser.OneDrive.PROVISIONED
+            user.save(update_fields=["drive_id", "onedrive", "updated_at"])
+        return drive["id"]
+
+    def _record_no_onedrive(self, error):
+        run, user = self.run, self.user
+        with transaction.atomic():
+            self._beat(force=True)
+            if user.onedrive != DirectoryUser.OneDrive.MISSING:
+                user.onedrive = DirectoryUser.OneDrive.MISSING
+                user.save(update_fields=["onedrive", "updated_at"])
+            RunIssue.objects.create(run=run, kind=RunIssue.Kind.SKIPPED,
+                                    reason=RunIssue.Reason.NO_ONEDRIVE,
+                                    message=error.message or str(error))
+            self._close(BackupRun.Status.SKIPPED, "The user has no OneDrive.")
+
+    # ----- enumeration -----------------------------------------------------------------
+
+    def _enumerate(self, state: DriveState):
+        """(items by id, last one wins; the new delta link; whether it was a full enumeration)."""
+        start = state.delta_link or f"/drives/{state.drive_id}/root/delta"
+        full = not state.delta_link
+        try:
+            return (*self._read_delta(start), full)
+        except ResyncRequired:
+            log.info("Delta token of %s expired: full enumeration", state)
+            return (*self._read_delta(f"/drives/{state.drive_id}/root/delta"), True)
+
+    def _read_delta(self, url):
+        items, delta_link = {}, ""
+        for page in self.client.iter_pages(url):
+            for raw in page.get("value", []):
+                item = Item.parse(raw)
+                items.pop(item.id, None)  # keep the latest occurrence last in order
+                items[item.id] = item
+            delta_link = page.get("@odata.deltaLink") or delta_link
+            self._beat()
+        return items, delta_link
+
+    def _add_retries(self, state, listing):
+        """Files a previous run could not store come back even when they did not change."""
+        for item_id in state.retry_item_ids:
+            if item_id in listing:
+                continue
+            try:
+                listing[item_id] = Item.parse(
+                    self.client.get(f"/drives/{state.drive_id}/items/{item_id}"))
+            except NotFound:
+                listing[item_id] = Item(id=item_id, deleted=True)
+
+    # ----- planning ----------------------------------------------------------------------
+
+    def _plan(self, listing, current, root_id, full) -> Plan:
+        plan = Plan()
+        # The tree after this delta: what we knew, with the changes applied.
+        tree = {} if full else {item_id: Item.from_version(v) for item_id, v in current.items()}
+        for item in listing.values():
+            if item.is_root or item.id == root_id:
+                continue
+            if item.deleted:
+                tree.pop(item.id, None)
+            else:
+                tree[item.id] = item
+        paths = _paths(tree, root_id)
+        for item_id, version in current.items():
+            if item_id not in paths:
+                plan.deletions.append(version)
+        for item_id, path in paths.items():
+            item = tree[item_id]
+            version = current.get(item_id)
+            if item.malware or item.package:
+                if item_id in listing:
+                    reason = (RunIssue.Reason.MALWARE if item.malware else RunIssue.Reason.ONENOTE)
+                    plan.skips.append((item, path, Skip(reason)))
+                continue
+            if version is None:
+                (plan.metadata if item.is_folder else plan.downloads).append((item, path))
+            elif not item.is_folder and _content_changed(version, item):
+                plan.downloads.append((item, path))
+            elif (version.path != path or version.name != item.name or version.etag != item.etag
+                  or version.parent_id != item.parent_id):
+                plan.metadata.append((item, path))
+        return plan
+
+    # ----- recording ---------------------------------------------------------------------
+
+    def _record_changes(self, state, plan, current):
+        run = self.run
+        for start in range(0, len(plan.deletions), RECORD_BATCH):
+            batch = plan.deletions[start:start + RECORD_BATCH]
+            with transaction.atomic():
+                self._beat(force=True)
+                FileVersion.objects.filter(pk__in=[v.pk for v in batch],
+                                           end_run__isnull=True).update(end_run=run, deleted=True)
+                run.add(files_deleted=sum(1 for v in batch if not v.is_folder))
+        for start in range(0, len(plan.metadata), RECORD_BATCH):
+            batch = plan.metadata[start:start + RECORD_BATCH]
+            with transaction.atomic():
+                self._beat(force=True)
+                old = [current[item.id].pk for item, _ in batch if item.id in current]
+                FileVersion.objects.filter(pk__in=old, end_run__isnull=True).update(end_run=run)
+                FileVersion.objects.bulk_create([
+                    self._version(state, item, path, chunks=current[item.id].chunks
+                                  if item.id in current else [])
+                    for item, path in batch
+                ])
+                run.add(files_moved=sum(1 for item, _ in batch
+                                        if item.id in current and not item.is_folder))
+        if plan.skips:
+            with transaction.atomic():
+                self._beat(force=True)
+                RunIssue.objects.bulk_create([
+                    RunIssue(run=run, kind=RunIssue.Kind.SKIPPED, reason=skip.reason,
+                             item_id=item.id, path=path, message=skip.message)
+                    for item, path, skip in plan.skips
+                ])
+                run.add(files_skipped=len(plan.skips))
+
+    def _version(self, state, item: Item, path: str, chunks) -> FileVersion:
+        return FileVersion(
+            organization_id=self.run.organization_id, drive=state, item_id=item.id,
+            parent_id=item.parent_id, path=path, name=item.name, is_folder=item.is_folder,
+            size=0 if item.is_folder else item.size, quickxorhash=item.quickxorhash,
+            mime_type=item.mime_type, created_datetime=item.created,
+            modified_datetime=item.modified, etag=item.etag, ctag=item.ctag, chunks=chunks,
+            first_run=self.run,
+        )
+
+    def _record_outcome(self, state, outcome: Outcome, current):
+        run, item = self.run, outcome.item
+        with transaction.atomic():
+            self._beat(force=True)
+            if outcome.result is not None:
+                FileVersion.objects.filter(drive=state, item_id=item.id,
+                                           end_run__isnull=True).update(end_run=run)
+                chunks = [[ref.id, ref.size] for ref in outcome.result.chunks]
+                version = self._version(state, item, outcome.path, chunks)
+                version.save()
+                current[item.id] = version
+                run.add(files_downloaded=1, bytes_downloaded=outcome.result.size,
+                        bytes_stored=outcome.result.new_bytes_stored)
+            elif outcome.skip is not None:
+                if outcome.skip.reason == RunIssue.Reason.DELETED:
+                    ended = FileVersion.objects.filter(drive=state, item_id=item.id,
+                                                       end_run__isnull=True).update(
+                        end_run=run, deleted=True)
+                    run.add(files_deleted=ended)
+                RunIssue.objects.create(run=run, kind=RunIssue.Kind.SKIPPED,
+                                        reason=outcome.skip.reason, item_id=item.id,
+                                        path=outcome.path, message=outcome.skip.message)
+                run.add(files_skipped=1)
+            else:
+                reason = (RunIssue.Reason.VERIFY if "did not match" in outcome.error
+                          else RunIssue.Reason.DOWNLOAD)
+                RunIssue.objects.create(run=run, kind=RunIssue.Kind.FAILED, reason=reason,
+                                        item_id=item.id, path=outcome.path,
+                                        message=outcome.error[:2000])
+                run.add(files_failed=1)
+        self.progress(run)
+
+    # ----- downloads ---------------------------------------------------------------------
+
+    def _download_all(self, state, downloads, current) -> list[str]:
+        failed = []
+        if not downloads:
+            return failed
+        queue = iter(downloads)
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
+            pending = set()
+            try:
+                while True:
+                    while len(pending) < 2 * self.threads:
+                        job = next(queue, None)
+                        if job is None:
+                            break
+                        pending.add(pool.submit(self._fetch, state.drive_id, *job))
+                    if not pending:
+                        break
+                    done, pending = wait(pending, timeout=conf.HEARTBEAT_SECONDS,
+                                         return_when=FIRST_COMPLETED)
+                    self._beat()
+                    for future in done:
+                        outcome = future.result()
+                        if outcome.result is None and outcome.skip is None:
+                            failed.append(outcome.item.id)
+                        self._record_outcome(state, outcome, current)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return failed
+
+    def _fetch(self, drive_id, item: Item, path: str) -> Outcome:
+        """Download, store and verify one file (in a worker thread; no database access)."""
+        error = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                if attempt > 1 or not item.download_url:
+                    item = self._refreshed(drive_id, item)
+                result = self.store.write_stream(self._blocks(drive_id, item))
+            except Skip as skip:
+                return Outcome(item, path, skip=skip, attempts=attempt)
+            except (GraphError, DownloadFailed) as exc:
+                error = str(exc)
+                log.info("Download of %s failed (attempt %d): %s", item.id, attempt, error)
+                if isinstance(exc, Throttled) and exc.retry_after:
+                    time.sleep(min(exc.retry_after, 60))
+                continue
+            if result.size == item.size and result.quickxorhash == item.quickxorhash:
+                return Outcome(item, path, result=result, attempts=attempt)
+            error = (f"The downloaded content did not match: {result.size} bytes with "
+                     f"quickXorHash {result.quickxorhash}, expected {item.size} bytes with "
+                     f"{item.quickxorhash}.")
+            log.warning("%s (item %s, attempt %d)", error, item.id, attempt)
+        return Outcome(item, path, error=f"{error} (after {self.attempts} attempts)",
+                       attempts=self.attempts)
+
+    def _refreshed(self, drive_id, item: Item) -> Item:
+        """The item as Graph describes it now, with a fresh download URL."""
+        try:
+            raw = self.client.get(f"/drives/{drive_id}/items/{item.id}")
+        except NotFound:
+            raise Skip(RunIssue.Reason.DELETED) from None
+        fresh = Item.parse(raw)
+        if fresh.deleted:
+            raise Skip(RunIssue.Reason.DELETED)
+        if fresh.malware:
+            raise Skip(RunIssue.Reason.MALWARE)
+        if fresh.package:
+            raise Skip(RunIssue.Reason.ONENOTE)
+        # Keep the place from the delta: the tree was computed from it.
+        return replace(fresh, parent_id=item.parent_id or fresh.parent_id,
+                       name=fresh.name or item.name)
+
+    def _blocks(self, drive_id, item: Item) -> Iterator[bytes]:
+        """The file's bytes in blocks, resuming with Range after resets and expired URLs."""
+        received, resumes, url = 0, 0, item.download_url
+        while received < item.size or (received == 0 and resumes == 0):
+            headers = {"Range": f"bytes={received}-"} if received else None
+            try:
+                response = self.client.request("GET", url, stream=True, headers=headers,
+                                               authenticated=False)
+            except DownloadUrlExpired:
+                resumes += 1
+                if resumes > MAX_RESUMES:
+                    raise DownloadFailed("The download URL kept expiring.") from None
+                url = self._refreshed_url(drive_id, item)
+                continue
+            except NotFound:
+                raise Skip(RunIssue.Reason.DELETED) from None
+            except PermissionDenied as exc:
+                raise Skip(RunIssue.Reason.MALWARE, exc.message or "") from None
+            except (Throttled, GraphUnavailable) as exc:
+                if item.package or exc.status == 503 and "onenote" in (exc.message or "").lower():
+                    raise Skip(RunIssue.Reason.ONENOTE, exc.message or "") from None
+                raise
+            with response:
+                skip = 0
+                if received:
+                    if response.status_code == 206:
+                        start = _content_range_start(response.headers.get("Content-Range", ""))
+                        if start != received:
+                            raise DownloadFailed(f"The server resumed at byte {start}, not "
+                                                 f"{received}.")
+                    else:
+                        skip = received  # Range ignored: the whole body again
+                try:
+                    for block in response.iter_content(BLOCK_SIZE):
+                        if skip:
+                            if len(block) <= skip:
+                                skip -= len(block)
+                                continue
+                            block, skip = block[skip:], 0
+                        received += len(block)
+                        yield block
+                except _BODY_ERRORS as exc:
+                    resumes += 1
+                    if resumes > MAX_RESUMES:
+                        raise DownloadFailed(f"The download kept breaking off ({exc}).") from None
+                    log.info("Download of %s broke off at byte %d; resuming", item.id, received)
+                    continue
+            if received < item.size:
+                # A body shorter than announced without an error: resume from where it stopped.
+                resumes += 1
+                if resumes > MAX_RESUMES:
+                    raise DownloadFailed("The download kept ending early.")
+            else:
+                return
+
+    def _refreshed_url(self, drive_id, item):
+        fresh = self._refreshed(drive_id, item)
+        if fresh.ctag != item.ctag or fresh.quickxorhash != item.quickxorhash:
+            raise DownloadFailed("The file changed during the download.")
+        if not fresh.download_url:
+            raise DownloadFailed("Graph gave no download URL for the file.")
+        return fresh.download_url
+
+    # ----- claim, heartbeat and the end -------------------------------------------------
+
+    def _beat(self, force=False):
+        """Prove the claim is still ours (and say we are alive)."""
+        now = time.monotonic()
+        if not force and now - self._last_beat < conf.HEARTBEAT_SECONDS:
+            return
+        self._last_beat = now
+        alive = BackupRun.objects.filter(
+            pk=self.run.pk, claim_token=self.run.claim_token, status=BackupRun.Status.RUNNING,
+        ).update(heartbeat_at=timezone.now())
+        if not alive:
+            raise LostClaim(f"Run {self.run.pk} is no longer claimed by this worker.")
+
+    def _set_phase(self, phase):
+        self.run.phase = phase
+        BackupRun.objects.filter(pk=self.run.pk).update(phase=phase)
+        self.progress(self.run)
+
+    def _finish(self, state, delta_link, root_id, failed_ids):
+        run = self.run
+        with transaction.atomic():
+            self._beat(force=True)
+            state.delta_link = delta_link or state.delta_link
+            state.root_item_id = root_id or state.root_item_id
+            state.retry_item_ids = sorted(set(failed_ids))
+            state.last_run = run
+            state.save(update_fields=["delta_link", "root_item_id", "retry_item_ids", "last_run",
+                                      "updated_at"])
+            run.refresh_from_db()
+            status = BackupRun.Status.PARTIAL if run.files_failed else BackupRun.Status.SUCCEEDED
+            self._close(status, "")
+
+    def _close(self, status, error):
+        close_run(self.run, status, error)
+
+
+def close_run(run: BackupRun, status, error=""):
+    run.status = status
+    run.error = error[:5000]
+    run.finished_at = timezone.now()
+    run.active_user = None
+    run.phase = ""
+    run.save(update_fields=["status", "error", "finished_at", "active_user", "phase"])
+
+
+def _content_changed(version: FileVersion, item: Item) -> bool:
+    if item.ctag and version.ctag:
+        if item.ctag != version.ctag:
+            return True
+    return item.quickxorhash != version.quickxorhash or item.size != version.size
+
+
+def _content_range_start(header: str):
+    try:
+        return int(header.split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _paths(tree: dict, root_id: str) -> dict:
+    """item id -> full path, for every item whose parents lead to the root. Children may have
+    been listed before their parents; orphans (a parent deleted or unknown) get no path."""
+    paths = {}
+
+    def resolve(item_id):
+        chain = []
+        while item_id not in paths:
+            if item_id == root_id or not item_id:
+                base = ""
+                break
+            item = tree.get(item_id)
+            if item is None or len(chain) > len(tree):
+                for link in chain:
+                    paths[link] = None
+                return None
+            chain.append(item_id)
+            item_id = item.parent_id
+        else:
+            base = paths[item_id]
+            if base is None:
+                for link in chain:
+                    paths[link] = None
+                return None
+        for link in reversed(chain):
+            base = f"{base}/{tree[link].name}"
+            paths[link] = base
+        return base
+
+    for item_id in tree:
+        resolve(item_id)
+    return {item_id: path for item_id, path in paths.items() if path is not None}

@@ -1,0 +1,277 @@
+"""What Kodo keeps about OneDrive backups: runs, per-drive cursors, file versions, store keys.
+
+A FileVersion is one state of one drive item (content and place). It is present from the run that
+first saw it (`first_run`) until the run that replaced or deleted it (`end_run`, exclusive), so the
+state of a drive as of any run is a single query (FileVersionQuerySet.files_as_of).
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from kodo import crypto
+from o365.models import DirectoryUser, Service
+from organizations.models import Organization
+
+
+class OrganizationStoreKey(models.Model):
+    """An organization's chunk-store keys (backups.store.OrgKeys), wrapped with
+    KODO_ENCRYPTION_KEYS."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE,
+                                        related_name="store_key")
+    wrapped_keys = models.BinaryField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"Store key of {self.organization}"
+
+    def org_keys(self):
+        from backups.store import OrgKeys
+
+        return OrgKeys.from_bytes(crypto.decrypt(self.wrapped_keys))
+
+
+class BackupRunQuerySet(models.QuerySet):
+    def for_organization(self, organization):
+        return self.filter(organization=organization)
+
+    def active(self):
+        return self.filter(status__in=BackupRun.ACTIVE_STATUSES)
+
+
+class BackupRun(models.Model):
+    """One backup of one user's OneDrive. The row is the truth about the job; Celery only
+    runs it."""
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Backup now"
+        SCHEDULE = "schedule", "Schedule"
+        COMMAND = "command", "Command"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partially succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        CANCELED = "canceled", "Canceled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="backup_runs")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="backup_runs")
+    directory_user = models.ForeignKey(DirectoryUser, on_delete=models.CASCADE,
+                                       related_name="backup_runs")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED,
+                              db_index=True)
+    # Set while queued or running, cleared when finished: the unique constraint below makes two
+    # active runs of one user impossible, whatever the number of web servers and workers.
+    active_user = models.ForeignKey(DirectoryUser, null=True, blank=True, editable=False,
+                                    on_delete=models.CASCADE, related_name="+")
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    phase = models.CharField(max_length=200, blank=True)
+    full_enumeration = models.BooleanField(default=False)
+
+    files_seen = models.PositiveIntegerField(default=0)
+    bytes_seen = models.PositiveBigIntegerField(default=0)
+    files_to_download = models.PositiveIntegerField(default=0)
+    bytes_to_download = models.PositiveBigIntegerField(default=0)
+    files_downloaded = models.PositiveIntegerField(default=0)
+    bytes_downloaded = models.PositiveBigIntegerField(default=0)
+    bytes_stored = models.PositiveBigIntegerField(default=0)
+    files_moved = models.PositiveIntegerField(default=0)
+    files_deleted = models.PositiveIntegerField(default=0)
+    files_skipped = models.PositiveIntegerField(default=0)
+    files_failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    objects = BackupRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["active_user"], name="one_active_backup_per_user"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["directory_user", "-created_at"]),
+        ]
+
+    def __str__(self):
+        return f"Backup of {self.directory_user} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status in (self.Status.SUCCEEDED, self.Status.PARTIAL):
+            return 100
+        if not self.bytes_to_download:
+            return 0
+        return min(99, int(100 * self.bytes_downloaded / self.bytes_to_download))
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def status_badge(self) -> str:
+        return {
+            self.Status.SUCCEEDED: "ok", self.Status.PARTIAL: "warn", self.Status.SKIPPED: "warn",
+            self.Status.FAILED: "bad", self.Status.CANCELED: "bad",
+        }.get(self.status, "")
+
+    def add(self, **counts):
+        """Add to counters atomically in the database (and on this instance)."""
+        BackupRun.objects.filter(pk=self.pk).update(
+            **{name: F(name) + value for name, value in counts.items()}
+        )
+        for name, value in counts.items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+class DriveState(models.Model):
+    """A user's OneDrive as Kodo follows it: the delta cursor saved by the last completed run."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="drive_states")
+    directory_user = models.ForeignKey(DirectoryUser, on_delete=models.CASCADE,
+                                       related_name="drive_states")
+    drive_id = models.CharField(max_length=200)
+    root_item_id = models.CharField(max_length=200, blank=True)
+    delta_link = models.TextField(blank=True)
+    # Items a completed run could not store (persisting faults); the next run fetches them again.
+    retry_item_ids = models.JSONField(default=list, blank=True)
+    last_run = models.ForeignKey(BackupRun, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["directory_user", "drive_id"],
+                                    name="one_state_per_drive"),
+        ]
+
+    def __str__(self):
+        return f"Drive {self.drive_id} of {self.directory_user}"
+
+
+class FileVersionQuerySet(models.QuerySet):
+    def for_organization(self, organization):
+        return self.filter(organization=organization)
+
+    def current(self):
+        return self.filter(end_run__isnull=True)
+
+    def files_as_of(self, run):
+        """The items of run's drive as they were when `run` finished (or stopped)."""
+        return self.filter(
+            drive__directory_user_id=run.directory_user_id,
+            organization_id=run.organization_id,
+            first_run_id__lte=run.pk,
+        ).filter(Q(end_run__isnull=True) | Q(end_run_id__gt=run.pk))
+
+
+class FileVersion(models.Model):
+    """One state of a drive item: where it was, what it held (as ordered chunks), when."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="file_versions")
+    drive = models.ForeignKey(DriveState, on_delete=models.CASCADE, related_name="versions")
+    item_id = models.CharField(max_length=200)
+    parent_id = models.CharField(max_length=200, blank=True)
+    path = models.TextField(help_text="Full path from the drive root, e.g. /Documents/a.docx.")
+    name = models.CharField(max_length=400)
+    is_folder = models.BooleanField(default=False)
+    size = models.PositiveBigIntegerField(default=0)
+    quickxorhash = models.CharField(max_length=40, blank=True)
+    mime_type = models.CharField(max_length=200, blank=True)
+    created_datetime = models.DateTimeField(null=True, blank=True)
+    modified_datetime = models.DateTimeField(null=True, blank=True)
+    etag = models.CharField(max_length=200, blank=True)
+    ctag = models.CharField(max_length=200, blank=True)
+    # [[chunk id, plaintext size], ...] in file order; every chunk is stored before the row exists.
+    chunks = models.JSONField(default=list, blank=True)
+
+    first_run = models.ForeignKey(BackupRun, on_delete=models.RESTRICT, related_name="+")
+    end_run = models.ForeignKey(BackupRun, null=True, blank=True, on_delete=models.RESTRICT,
+                                related_name="+")
+    deleted = models.BooleanField(default=False, help_text="Ended because the item was deleted.")
+
+    objects = FileVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["path"]
+        indexes = [
+            models.Index(fields=["drive", "item_id"]),
+            models.Index(fields=["drive", "end_run"]),
+            models.Index(fields=["organization", "quickxorhash"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["drive", "item_id"], condition=Q(end_run__isnull=True),
+                                    name="one_current_version_per_item"),
+        ]
+
+    def __str__(self):
+        return self.path
+
+    @property
+    def chunk_ids(self):
+        return [chunk_id for chunk_id, _ in self.chunks]
+
+    @property
+    def last_present_run_id(self):
+        """The last run in which this version was present (None while it is still current)."""
+        if self.end_run_id is None:
+            return None
+        return (BackupRun.objects.filter(directory_user_id=self.drive.directory_user_id,
+                                         pk__lt=self.end_run_id, pk__gte=self.first_run_id)
+                .order_by("-pk").values_list("pk", flat=True).first())
+
+
+class RunIssue(models.Model):
+    """An item a run skipped (with the reason) or failed to back up (with the error)."""
+
+    class Kind(models.TextChoices):
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    class Reason(models.TextChoices):
+        MALWARE = "malware", "Flagged as malware by Microsoft"
+        ONENOTE = "onenote", "OneNote notebook (cannot be downloaded)"
+        DELETED = "deleted", "Deleted during the backup"
+        NO_ONEDRIVE = "no_onedrive", "The user has no OneDrive"
+        VERIFY = "verify", "Downloaded content did not match its size or hash"
+        DOWNLOAD = "download", "Download failed"
+        OTHER = "other", "Other"
+
+    run = models.ForeignKey(BackupRun, on_delete=models.CASCADE, related_name="issues")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    item_id = models.CharField(max_length=200, blank=True)
+    path = models.TextField(blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.kind} {self.path}: {self.get_reason_display()}"

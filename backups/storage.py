@@ -1,0 +1,48 @@
+"""The Django side of the chunk store: each organization's wrapped keys and its ChunkStore."""
+
+from collections.abc import Iterator
+from functools import cache
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from backups.models import FileVersion, OrganizationStoreKey
+from backups.store import ChunkStore, OrgKeys, open_backend
+from kodo import crypto
+
+
+@cache
+def _backend(url: str):
+    return open_backend(url)
+
+
+def backend():
+    return _backend(settings.KODO_STORE_URL)
+
+
+def org_keys(organization) -> OrgKeys:
+    """The organization's store keys, created on first use and kept wrapped with
+    KODO_ENCRYPTION_KEYS."""
+    row = OrganizationStoreKey.objects.filter(organization=organization).first()
+    if row is None:
+        try:
+            with transaction.atomic():
+                row = OrganizationStoreKey.objects.create(
+                    organization=organization,
+                    wrapped_keys=crypto.encrypt(OrgKeys.generate().to_bytes()),
+                )
+        except IntegrityError:  # another process created it first: use theirs
+            row = OrganizationStoreKey.objects.get(organization=organization)
+    return row.org_keys()
+
+
+def store_for(organization, workers: int = 4) -> ChunkStore:
+    return ChunkStore(backend(), org_keys(organization), namespace=organization.code.hex,
+                      workers=workers)
+
+
+def iter_version_content(version: FileVersion, store: ChunkStore | None = None) -> Iterator[bytes]:
+    """The bytes of a backed-up file version, chunk by chunk, each authenticated (else
+    CorruptChunk)."""
+    store = store or store_for(version.organization)
+    return store.read_stream(version.chunk_ids)

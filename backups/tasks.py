@@ -1,0 +1,39 @@
+"""Celery tasks: thin, ids only; the BackupRun row is the truth."""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from backups import conf
+from backups.actions import claim_run, execute_run
+from backups.models import BackupRun
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True,
+             time_limit=settings.CELERY_TASK_TIME_LIMIT,
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def run_backup(self, run_id: int, organization_id: int):
+    """Back up one user's OneDrive for the run `run_id` of organization `organization_id`.
+
+    Safe to deliver twice: a run another worker is working on is retried later (it will be done,
+    or its worker dead and the run free to take over); a finished run is left alone."""
+    claim = claim_run(run_id, organization_id)
+    if claim.outcome == "busy":
+        raise self.retry(countdown=conf.stale_seconds(), max_retries=50)
+    if claim.outcome != "claimed":
+        return claim.outcome
+    from backups.engine import LostClaim, close_run
+
+    try:
+        run = execute_run(claim.run)
+    except LostClaim:
+        return "lost"
+    except SoftTimeLimitExceeded:
+        close_run(claim.run, BackupRun.Status.FAILED,
+                  "The backup took longer than the time limit; the next run continues it.")
+        return "timeout"
+    return run.status

@@ -1,0 +1,92 @@
+"""Schedules: save them (and their beat entries), fire them, tell the admins what happened."""
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from backups.actions import start_run
+from backups.models import BackupRun
+from organizations import audit
+from schedules.beat import remove_beat_entry, sync_beat_entry
+from schedules.models import Schedule, ScheduleFiring
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_FIELDS = ["name", "service", "scope", "include_new_users", "frequency", "time",
+                   "weekdays", "every_hours", "start_date", "time_zone", "keep_versions",
+                   "keep_deleted_for", "keep_deleted_unit", "notify"]
+
+
+@transaction.atomic
+def do_save_schedule(*, request, organization, data, schedule=None) -> Schedule:
+    created = schedule is None
+    if created:
+        schedule = Schedule(organization=organization)
+    for field in SCHEDULE_FIELDS:
+        setattr(schedule, field, data[field])
+    schedule.save()
+    schedule.users.set(data["users"] if schedule.scope == Schedule.Scope.CHOSEN else [])
+    sync_beat_entry(schedule)
+    audit.record("schedule_created" if created else "schedule_updated",
+                 f"{'Created' if created else 'Edited'} schedule {schedule.name}: "
+                 f"{schedule.describe_when()}, {schedule.describe_what().lower()}.",
+                 request=request, organization=organization)
+    return schedule
+
+
+@transaction.atomic
+def do_set_schedule_enabled(*, request, schedule, enabled: bool):
+    schedule.enabled = enabled
+    schedule.save(update_fields=["enabled", "updated_at"])
+    sync_beat_entry(schedule)
+    state = "Enabled" if enabled else "Disabled"
+    audit.record(f"schedule_{state.lower()}", f"{state} schedule {schedule.name}.",
+                 request=request, organization=schedule.organization)
+
+
+@transaction.atomic
+def do_delete_schedule(*, request, schedule):
+    name = schedule.name
+    remove_beat_entry(schedule)
+    schedule.delete()
+    audit.record("schedule_deleted", f"Deleted schedule {name}; its backups are kept.",
+                 request=request, organization=schedule.organization)
+
+
+@transaction.atomic
+def do_fire_schedule(schedule, *, trigger="beat", request=None) -> ScheduleFiring:
+    """Start a run for each of the schedule's users. A user whose previous run is still going
+    gets a run recorded as skipped, never a second one."""
+    firing = ScheduleFiring.objects.create(schedule=schedule, trigger=trigger)
+    now = timezone.now()
+    runs = []
+    for user in schedule.users_for_firing().select_related("service"):
+        run, started = start_run(user, BackupRun.Trigger.SCHEDULE)
+        if not started:
+            run = BackupRun.objects.create(
+                organization_id=schedule.organization_id, service_id=user.service_id,
+                directory_user=user, trigger=BackupRun.Trigger.SCHEDULE,
+                status=BackupRun.Status.SKIPPED, started_at=now, finished_at=now,
+                error="Skipped: the previous backup of this user was still running.")
+        runs.append(run)
+    firing.runs.set(runs)
+    if request is not None:
+        audit.record("schedule_run_now", f"Ran schedule {schedule.name} now "
+                                         f"({len(runs)} users).",
+                     request=request, organization=schedule.organization)
+    return firing
+
+
+def firing_result(firing) -> str:
+    """"running", "failed", "warning" (partial or skipped) or "succeeded" (or "empty")."""
+    statuses = {run.status for run in firing.runs.all()}
+    if not statuses:
+        return "empty"
+    if statuses & set(BackupRun.ACTIVE_STATUSES):
+        return "running"
+    if statuses & {BackupRun.Status.FAILED, BackupRun.Status.CANCELED}:
+        return "failed"
+    if statuses & {BackupRun.Status.PARTIAL, BackupRun.Status.SKIPPED}:
+        return "warning"
+    return "succeeded"

@@ -1,0 +1,99 @@
+"""m365sim for the backup tests: a small fresh tenant per test (tests change its files), a
+configuration pointing at it, its users mirrored, and a chunk store in a temporary folder."""
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backups.actions import do_run_inline, start_run
+from backups.models import BackupRun
+from o365.models import DirectoryUser, Service
+
+
+@pytest.fixture(scope="session")
+def sim_state_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("m365sim-backups")
+
+
+@pytest.fixture
+def running_sim(sim_state_dir):
+    """A running m365sim: 3 users with a OneDrive (about 15 small files each; the first also has
+    a malware-flagged file and a OneNote notebook) and 1 without."""
+    from m365sim import Simulator
+
+    sim = Simulator.generate(seed=66, users=4, files_per_user=15, size_mix="small",
+                             users_without_drive=1)
+    running = sim.serve(state_dir=sim_state_dir)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def store_dir(settings, tmp_path):
+    settings.KODO_STORE_URL = str(tmp_path / "store")
+    return tmp_path / "store"
+
+
+def make_sim_service(organization, running, name="Contoso") -> Service:
+    tenant = running.info["tenants"][0]
+    app = tenant["apps"][0]
+    service = Service(
+        organization=organization, name=name, tenant_id=uuid.UUID(tenant["tenant_id"]),
+        client_id=uuid.UUID(app["client_id"]), cloud=Service.Cloud.CUSTOM,
+        authority_host=running.info["authority_host"],
+        graph_base_url=running.info["graph_base"],
+        ca_certificate_pem=Path(running.info["ca_file"]).read_text(),
+    )
+    service.set_client_secret(app["client_secret"])
+    service.save()
+    return service
+
+
+def mirror_users(service, sim):
+    return [
+        DirectoryUser.objects.create(
+            service=service, graph_id=u["id"], user_principal_name=u["userPrincipalName"],
+            mail=u["mail"] or "", display_name=u["displayName"],
+        )
+        for u in sim.list_users()
+    ]
+
+
+@dataclass
+class Tenant:
+    running: object
+    sim: object
+    service: Service
+    users: list  # DirectoryUser, in the simulator's order; the last one has no OneDrive
+    organization: object
+
+    def backup(self, user=None, **options) -> BackupRun:
+        """One run of `user` (default the second: no special items), executed here."""
+        user = user or self.users[1]
+        run, _ = start_run(user, BackupRun.Trigger.COMMAND, enqueue=False)
+        options.setdefault("client_options", {"backoff_base": 0.01, "max_backoff": 0.2})
+        options.setdefault("threads", 4)
+        return do_run_inline(run, **options)
+
+    def sim_files(self, user=None):
+        """{path: item info} of the live files in the simulator."""
+        user = user or self.users[1]
+        return {i["path"]: i for i in self.sim.list_items(user.graph_id) if not i["folder"]}
+
+
+@pytest.fixture
+def tenant(world, running_sim, store_dir):
+    service = make_sim_service(world.org_a, running_sim)
+    return Tenant(running_sim, running_sim.sim, service, mirror_users(service, running_sim.sim),
+                  world.org_a)
+
+
+def mirror_one(tenant, name):
+    """A new simulator user with an empty OneDrive, mirrored into the configuration."""
+    info = tenant.sim.add_user(upn=name)
+    return DirectoryUser.objects.create(
+        service=tenant.service, graph_id=info["id"], user_principal_name=info["userPrincipalName"],
+        mail=info["mail"] or "", display_name=info["displayName"],
+    )

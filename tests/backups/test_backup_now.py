@@ -1,0 +1,55 @@
+from django.urls import reverse
+
+from backups.models import BackupRun
+from organizations.models import AuditEvent
+from tests.backups.factories import make_users
+
+
+def test_backup_now_for_a_user_enqueues_and_audit_logs(admin_a_client, world,
+                                                       django_capture_on_commit_callbacks):
+    user = make_users(world.org_a, 1)[0]
+    url = reverse("backup-user", args=[world.org_a.code, user.service.code, user.graph_id])
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_a_client.post(url)
+
+    assert response.status_code == 302
+    run = BackupRun.objects.get()
+    assert (run.directory_user, run.status, run.trigger) == (user, "queued", "manual")
+    assert len(callbacks) == 1
+    event = AuditEvent.objects.get(action="backup_started")
+    assert event.organization == world.org_a and user.email in event.message
+
+
+def test_backup_now_twice_does_not_start_a_second_run(admin_a_client, world,
+                                                      django_capture_on_commit_callbacks):
+    user = make_users(world.org_a, 1)[0]
+    url = reverse("backup-user", args=[world.org_a.code, user.service.code, user.graph_id])
+    with django_capture_on_commit_callbacks() as callbacks:
+        admin_a_client.post(url)
+        admin_a_client.post(url)
+    assert BackupRun.objects.count() == 1 and len(callbacks) == 1
+
+
+def test_backup_now_for_a_configuration_starts_one_run_per_user(
+        admin_a_client, world, django_capture_on_commit_callbacks):
+    users = make_users(world.org_a, 3)
+    users[2].onedrive = "no"
+    users[2].save()
+    url = reverse("backup-configuration", args=[world.org_a.code, users[0].service.code])
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_a_client.post(url, follow=True)
+
+    assert set(BackupRun.objects.values_list("directory_user", flat=True)) == {
+        users[0].pk, users[1].pk}
+    assert len(callbacks) == 2
+    assert "Backing up 2 users" in response.content.decode()
+    assert AuditEvent.objects.filter(action="backup_started").count() == 1
+
+
+def test_backup_now_needs_post(admin_a_client, world):
+    user = make_users(world.org_a, 1)[0]
+    url = reverse("backup-configuration", args=[world.org_a.code, user.service.code])
+    assert admin_a_client.get(url).status_code == 405
+    assert not BackupRun.objects.exists()

@@ -1,0 +1,94 @@
+from backups.models import BackupRun, FileVersion
+from backups.storage import iter_version_content
+from backups.store import quickxorhash
+
+
+def current_files():
+    return {v.path: v for v in FileVersion.objects.current().filter(is_folder=False)}
+
+
+def test_a_run_with_no_changes_downloads_nothing(tenant):
+    tenant.backup()
+    tenant.sim.reset_stats()
+
+    run = tenant.backup()
+
+    assert run.status == BackupRun.Status.SUCCEEDED, run.error
+    assert tenant.sim.stats()["downloads"] == 0
+    assert run.files_downloaded == run.files_seen == 0
+
+
+def test_it_downloads_only_changed_content(tenant):
+    user = tenant.users[1].graph_id
+    first = tenant.backup()
+    files = sorted(tenant.sim_files())
+    modified, renamed, moved, deleted = files[:4]
+    tenant.sim.add_file(user, "/New folder/added.txt", content=b"hello kodo")
+    modified_id = tenant.sim.modify_file(user, modified, size=12_345)["id"]
+    renamed_id = tenant.sim.rename_item(user, renamed, "renamed.bin")["id"]
+    moved_id = tenant.sim.move_item(user, moved, "/New folder")["id"]
+    deleted_id = tenant.sim.get_item(user, deleted)["id"]
+    tenant.sim.delete_item(user, deleted)
+    tenant.sim.reset_stats()
+
+    second = tenant.backup()
+
+    assert second.status == BackupRun.Status.SUCCEEDED, second.error
+    downloads = tenant.sim.stats()["downloads_by_item"]
+    added_id = tenant.sim.get_item(user, "/New folder/added.txt")["id"]
+    assert set(downloads) == {added_id, modified_id}
+    assert (second.files_downloaded, second.files_moved, second.files_deleted) == (2, 2, 1)
+    now = current_files()
+    assert set(now) == set(tenant.sim_files())
+    assert b"".join(iter_version_content(now["/New folder/added.txt"])) == b"hello kodo"
+    assert now[modified].size == 12_345
+    assert quickxorhash(b"".join(iter_version_content(now[modified]))) == \
+        tenant.sim.get_item(user, modified_id)["quickXorHash"]
+    # The moved and renamed files keep their content without a download.
+    renamed_version = FileVersion.objects.get(item_id=renamed_id, end_run__isnull=True)
+    old_renamed = FileVersion.objects.get(item_id=renamed_id, end_run=second)
+    assert renamed_version.chunks == old_renamed.chunks and renamed_version.path.endswith(
+        "/renamed.bin")
+    assert FileVersion.objects.get(item_id=moved_id, end_run__isnull=True).path.startswith(
+        "/New folder/")
+    gone = FileVersion.objects.get(item_id=deleted_id)
+    assert (gone.first_run, gone.end_run, gone.deleted) == (first, second, True)
+
+
+def test_renaming_a_folder_moves_its_files_without_downloads(tenant):
+    user = tenant.users[1].graph_id
+    tenant.backup()
+    folder = next(i for i in tenant.sim.list_items(user)
+                  if i["folder"] and any(p.startswith(i["path"] + "/") for p in tenant.sim_files()))
+    inside = [p for p in tenant.sim_files() if p.startswith(folder["path"] + "/")]
+    tenant.sim.rename_item(user, folder["id"], "Renamed folder")
+    tenant.sim.reset_stats()
+
+    run = tenant.backup()
+
+    assert tenant.sim.stats()["downloads"] == 0
+    assert set(current_files()) == set(tenant.sim_files())
+    assert run.files_moved == len(inside)
+
+
+def test_it_reconstructs_any_past_run(tenant):
+    user = tenant.users[1].graph_id
+    first = tenant.backup()
+    state_one = {p: i["quickXorHash"] for p, i in tenant.sim_files().items()}
+    path = sorted(state_one)[0]
+    tenant.sim.modify_file(user, path, size=999)
+    tenant.sim.delete_item(user, sorted(state_one)[1])
+    tenant.sim.add_file(user, "/later.txt", content=b"later")
+    second = tenant.backup()
+    state_two = {p: i["quickXorHash"] for p, i in tenant.sim_files().items()}
+    tenant.sim.delete_item(user, "/later.txt")
+    third = tenant.backup()
+
+    def as_of(run):
+        return {v.path: v.quickxorhash
+                for v in FileVersion.objects.files_as_of(run).filter(is_folder=False)}
+
+    assert as_of(first) == state_one
+    assert as_of(second) == state_two
+    assert "/later.txt" not in as_of(third) and len(as_of(third)) == len(state_two) - 1
+    assert state_one != state_two
