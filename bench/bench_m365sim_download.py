@@ -8,11 +8,11 @@ downloads it with curl to /dev/null; prints MB/s (10^6 bytes per second) for eac
 
 import argparse
 import json
+import ssl
 import subprocess
 import sys
 import tempfile
 import urllib.request
-import ssl
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -23,9 +23,13 @@ from m365sim import Simulator  # noqa: E402
 def token(info, ctx):
     tenant = info["tenants"][0]
     app = tenant["apps"][0]
-    body = (f"client_id={app['client_id']}&client_secret={urllib.request.quote(app['client_secret'])}"
-            f"&grant_type=client_credentials&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default").encode()
-    request = urllib.request.Request(f"{info['authority_host']}/{tenant['tenant_id']}/oauth2/v2.0/token", body)
+    body = (
+        f"client_id={app['client_id']}&client_secret={urllib.request.quote(app['client_secret'])}"
+        f"&grant_type=client_credentials&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+    ).encode()
+    request = urllib.request.Request(
+        f"{info['authority_host']}/{tenant['tenant_id']}/oauth2/v2.0/token", body
+    )
     with urllib.request.urlopen(request, context=ctx) as response:
         return json.load(response)["access_token"]
 
@@ -43,21 +47,39 @@ def main():
         info = running.info
         ctx = ssl.create_default_context(cafile=info["ca_file"])
         access = token(info, ctx)
-        request = urllib.request.Request(f"{info['graph_base']}/users/{user}/drive/items/{item['id']}",
-                                         headers={"Authorization": f"Bearer {access}"})
+        request = urllib.request.Request(
+            f"{info['graph_base']}/users/{user}/drive/items/{item['id']}",
+            headers={"Authorization": f"Bearer {access}"},
+        )
         with urllib.request.urlopen(request, context=ctx) as response:
             url = json.load(response)["@microsoft.graph.downloadUrl"]
         speeds = []
         for run in range(args.runs):
-            out = subprocess.run(["curl", "-s", "--cacert", info["ca_file"], "-o", "/dev/null", "-w",
-                                  "%{speed_download} %{size_download}", url],
-                                 check=True, capture_output=True, text=True).stdout.split()
+            out = subprocess.run(
+                [
+                    "curl",
+                    "-s",
+                    "--cacert",
+                    info["ca_file"],
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{speed_download} %{size_download}",
+                    url,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
             speed, downloaded = float(out[0]), int(out[1])
             assert downloaded == size, (downloaded, size)
             speeds.append(speed / 1e6)
             print(f"run {run + 1}: {downloaded / 1e6:.0f} MB at {speeds[-1]:.0f} MB/s")
-        print(f"best {max(speeds):.0f} MB/s, median {sorted(speeds)[len(speeds) // 2]:.0f} MB/s "
-              f"({args.size_mb} MiB file, curl {subprocess.run(['curl', '--version'], capture_output=True, text=True).stdout.split()[1]})")
+        curl = subprocess.run(["curl", "--version"], capture_output=True, text=True)
+        print(
+            f"best {max(speeds):.0f} MB/s, median {sorted(speeds)[len(speeds) // 2]:.0f} MB/s "
+            f"({args.size_mb} MiB file, curl {curl.stdout.split()[1]})"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """m365sim: a Microsoft 365 simulator (Entra ID client credentials + a Graph subset + the
 OneDrive download host) over HTTPS on loopback. It imports nothing from Kodo.
 
-Run it:  python -m m365sim --demo --kodo-settings var/KodoADSettings.json --info-file var/m365sim.json
+Run it:  python -m m365sim --demo --kodo-settings var/KodoADSettings.json \
+--info-file var/m365sim.json
 
 Python API (in-process, servers run in threads)::
 

@@ -10,10 +10,16 @@ from .simulator import SIZE_MIXES, Simulator
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m m365sim", description="A Microsoft 365 simulator.")
+    parser = argparse.ArgumentParser(
+        prog="python -m m365sim", description="A Microsoft 365 simulator."
+    )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--demo", action="store_true", help="a demo tenant: ~25 users, a few hundred files")
-    source.add_argument("--tenant-file", help="a JSON tenant description (see Simulator.from_tenant_file)")
+    source.add_argument(
+        "--demo", action="store_true", help="a demo tenant: ~25 users, a few hundred files"
+    )
+    source.add_argument(
+        "--tenant-file", help="a JSON tenant description (see Simulator.from_tenant_file)"
+    )
     source.add_argument("--seed", type=int, help="generate a tenant from this seed")
     parser.add_argument("--users", type=int, default=25)
     parser.add_argument("--files-per-user", type=int, default=10)
@@ -22,35 +28,60 @@ def parse_args(argv=None):
     parser.add_argument("--port", type=int, default=0, help="login + Graph port (0: any free port)")
     parser.add_argument("--download-port", type=int, default=0)
     parser.add_argument("--admin-port", type=int, default=0)
-    parser.add_argument("--state-dir", default="var/m365sim", help="CA, server and app certificates")
+    parser.add_argument(
+        "--state-dir", default="var/m365sim", help="CA, server and app certificates"
+    )
     parser.add_argument("--info-file", help="write the endpoints, CA file and app credentials here")
     parser.add_argument("--kodo-settings", help="write KodoADSettings.json for the first app here")
-    parser.add_argument("--token-lifetime", type=int, default=3599, help="access token lifetime, seconds")
+    parser.add_argument(
+        "--token-lifetime", type=int, default=3599, help="access token lifetime, seconds"
+    )
     parser.add_argument("--download-url-lifetime", type=float, default=900)
-    parser.add_argument("--allow-assertion-replay", action="store_true",
-                        help="accept a client assertion jti seen before (MSAL reuses one for ~9 minutes)")
+    parser.add_argument(
+        "--allow-assertion-replay",
+        action="store_true",
+        help="accept a client assertion jti seen before (MSAL reuses one for ~9 minutes)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    settings = {"token_lifetime": args.token_lifetime, "download_url_lifetime": args.download_url_lifetime,
-                "refuse_replayed_jti": not args.allow_assertion_replay}
+    settings = {
+        "token_lifetime": args.token_lifetime,
+        "download_url_lifetime": args.download_url_lifetime,
+        "refuse_replayed_jti": not args.allow_assertion_replay,
+    }
     started = time.monotonic()
     if args.tenant_file:
         sim = Simulator.from_tenant_file(args.tenant_file, **settings)
     elif args.demo:
         sim = Simulator.demo(**settings)
     else:
-        sim = Simulator.generate(seed=args.seed if args.seed is not None else 1, users=args.users,
-                                 files_per_user=args.files_per_user, size_mix=args.size_mix, **settings)
-    running = sim.serve(host=args.host, port=args.port, download_port=args.download_port,
-                        admin_port=args.admin_port, state_dir=args.state_dir, info_file=args.info_file,
-                        kodo_settings=args.kodo_settings)
+        sim = Simulator.generate(
+            seed=args.seed if args.seed is not None else 1,
+            users=args.users,
+            files_per_user=args.files_per_user,
+            size_mix=args.size_mix,
+            **settings,
+        )
+    running = sim.serve(
+        host=args.host,
+        port=args.port,
+        download_port=args.download_port,
+        admin_port=args.admin_port,
+        state_dir=args.state_dir,
+        info_file=args.info_file,
+        kodo_settings=args.kodo_settings,
+    )
     info = running.info
     items = sum(len(d.items) for d in sim.drives)
-    print(f"m365sim ready in {time.monotonic() - started:.1f}s: {sum(len(t.users) for t in sim.tenants)} users, "
-          f"{items} items", flush=True)
+    print(
+        f"m365sim ready in {time.monotonic() - started:.1f}s: "
+        f"{sum(len(t.users) for t in sim.tenants)} users, "
+        f"{items} items",
+        flush=True,
+    )
     print(f"  authority host  {info['authority_host']}")
     print(f"  graph base      {info['graph_base']}")
     print(f"  download base   {info['download_base']}")
@@ -59,7 +90,10 @@ def main(argv=None):
     for tenant in info["tenants"]:
         print(f"  tenant          {tenant['tenant_id']} ({tenant['domain']})")
         for app in tenant["apps"]:
-            print(f"    app           {app['name']}: client id {app['client_id']}, roles {', '.join(app['roles'])}")
+            print(
+                f"    app           {app['name']}: client id {app['client_id']}, "
+                f"roles {', '.join(app['roles'])}"
+            )
     if args.info_file:
         print(f"  info file       {args.info_file}")
     if args.kodo_settings:

@@ -16,7 +16,17 @@ ALIASES = {"throttle": "429", "throttled": "429", "resyncRequired": "resync", "4
 
 
 class Fault:
-    __slots__ = ("id", "endpoint", "kind", "rate", "seed", "params", "counter", "fired", "max_count")
+    __slots__ = (
+        "id",
+        "endpoint",
+        "kind",
+        "rate",
+        "seed",
+        "params",
+        "counter",
+        "fired",
+        "max_count",
+    )
 
     def __init__(self, fault_id, endpoint, kind, rate, seed, max_count, params):
         self.id = fault_id
@@ -56,7 +66,9 @@ class Faults:
     def set(self, endpoint, kind, rate=1.0, seed=0, max_count=None, **params):
         kind = ALIASES.get(str(kind), str(kind))
         if endpoint not in ENDPOINTS:
-            raise ValueError(f"unknown endpoint kind {endpoint!r}; choose from {', '.join(ENDPOINTS)}")
+            raise ValueError(
+                f"unknown endpoint kind {endpoint!r}; choose from {', '.join(ENDPOINTS)}"
+            )
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; choose from {', '.join(KINDS)}")
         if not 0.0 <= float(rate) <= 1.0:

@@ -42,7 +42,7 @@ class Identity:
         self.public_key = signing_key.public_key()
         der = self.public_key.public_bytes(serialization.Encoding.DER,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.kid = b64url(hashlib.sha1(der).digest())
+        self.kid = b64url(hashlib.sha1(der, usedforsecurity=False).digest())
         self._lock = threading.Lock()
         self._seen_jti = {}
         self._verified = {}
@@ -82,8 +82,9 @@ class Identity:
             return claims
         try:
             head, body, sig = token.split(".")
-            self.public_key.verify(b64url_decode(sig), f"{head}.{body}".encode(), padding.PKCS1v15(),
-                                   hashes.SHA256())
+            self.public_key.verify(
+                b64url_decode(sig), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
             claims = json.loads(b64url_decode(body))
         except (ValueError, InvalidSignature, TypeError):
             return None
@@ -97,10 +98,14 @@ class Identity:
 
     def check_secret(self, app, secret):
         if not hmac.compare_digest(secret.encode(), app.client_secret.encode()):
-            raise TokenError(401, "invalid_client", 7000215,
-                             f"AADSTS7000215: Invalid client secret provided. Ensure the secret being "
-                             f"sent in the request is the client secret value, not the client secret ID, "
-                             f"for a secret added to app '{app.client_id}'.")
+            raise TokenError(
+                401,
+                "invalid_client",
+                7000215,
+                f"AADSTS7000215: Invalid client secret provided. Ensure the secret being "
+                f"sent in the request is the client secret value, not the client secret ID, "
+                f"for a secret added to app '{app.client_id}'.",
+            )
 
     def check_assertion(self, app, assertion, audiences, refuse_replay=True):
         """Checks a certificate-signed client assertion (RFC 7523) like Entra ID does."""
@@ -109,18 +114,27 @@ class Identity:
             header = json.loads(b64url_decode(head_b64))
             claims = json.loads(b64url_decode(body_b64))
             signature = b64url_decode(sig_b64)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as err:
             raise TokenError(400, "invalid_request", 50027,
-                             "AADSTS50027: JWT token is invalid or malformed.")
+                             "AADSTS50027: JWT token is invalid or malformed.") from err
         alg = header.get("alg")
         if alg not in ("RS256", "PS256"):
-            raise TokenError(401, "invalid_client", 5002738,
-                             f"AADSTS5002738: Invalid JWT token. '{alg}' is not a supported signature algorithm.")
+            raise TokenError(
+                401,
+                "invalid_client",
+                5002738,
+                f"AADSTS5002738: Invalid JWT token. '{alg}' is not a supported signature "
+                "algorithm.",
+            )
         if app.cert is None:
-            raise TokenError(401, "invalid_client", 700027,
-                             "AADSTS700027: The certificate with identifier used to sign the client "
-                             "assertion is not registered on application. [Reason - The key was not "
-                             "found.]")
+            raise TokenError(
+                401,
+                "invalid_client",
+                700027,
+                "AADSTS700027: The certificate with identifier used to sign the client "
+                "assertion is not registered on application. [Reason - The key was not "
+                "found.]",
+            )
         thumb_ok = False
         try:
             if "x5t#S256" in header:
@@ -130,13 +144,17 @@ class Identity:
         except (ValueError, TypeError):
             thumb_ok = False
         if not thumb_ok:
-            raise TokenError(401, "invalid_client", 700027,
-                             f"AADSTS700027: The certificate with identifier used to sign the client "
-                             f"assertion is not registered on application. [Reason - The key was not "
-                             f"found., Thumbprint of key used by client: "
-                             f"'{header.get('x5t#S256') or header.get('x5t')}', Please visit the Azure "
-                             f"Portal, Graph Explorer or directly use MS Graph to see configured keys "
-                             f"for app Id '{app.client_id}'.]")
+            raise TokenError(
+                401,
+                "invalid_client",
+                700027,
+                f"AADSTS700027: The certificate with identifier used to sign the client "
+                f"assertion is not registered on application. [Reason - The key was not "
+                f"found., Thumbprint of key used by client: "
+                f"'{header.get('x5t#S256') or header.get('x5t')}', Please visit the Azure "
+                f"Portal, Graph Explorer or directly use MS Graph to see configured keys "
+                f"for app Id '{app.client_id}'.]",
+            )
         signed = f"{head_b64}.{body_b64}".encode()
         try:
             if alg == "RS256":
@@ -145,14 +163,22 @@ class Identity:
                 app.cert.public_key().verify(
                     signature, signed, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
                                                    salt_length=padding.PSS.AUTO), hashes.SHA256())
-        except InvalidSignature:
-            raise TokenError(401, "invalid_client", 700027,
-                             "AADSTS700027: Client assertion contains an invalid signature. [Reason - "
-                             "The key used to sign the assertion does not match the certificate.]")
+        except InvalidSignature as err:
+            raise TokenError(
+                401,
+                "invalid_client",
+                700027,
+                "AADSTS700027: Client assertion contains an invalid signature. [Reason - "
+                "The key used to sign the assertion does not match the certificate.]",
+            ) from err
         if claims.get("aud") not in audiences:
-            raise TokenError(401, "invalid_client", 700212,
-                             f"AADSTS700212: No matching federated identity record found for presented "
-                             f"assertion audience '{claims.get('aud')}'.")
+            raise TokenError(
+                401,
+                "invalid_client",
+                700212,
+                f"AADSTS700212: No matching federated identity record found for presented "
+                f"assertion audience '{claims.get('aud')}'.",
+            )
         if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
             raise TokenError(401, "invalid_client", 700023,
                              "AADSTS700023: Client assertion audience claim does not match Realm "
@@ -161,14 +187,22 @@ class Identity:
         try:
             exp = float(claims["exp"])
             nbf = float(claims.get("nbf", claims.get("iat", now)))
-        except (KeyError, TypeError, ValueError):
-            raise TokenError(401, "invalid_client", 700024,
-                             "AADSTS700024: Client assertion is not within its valid time range.")
+        except (KeyError, TypeError, ValueError) as err:
+            raise TokenError(
+                401,
+                "invalid_client",
+                700024,
+                "AADSTS700024: Client assertion is not within its valid time range.",
+            ) from err
         if exp < now - 300 or nbf > now + 300 or exp - nbf > 86400 * 2:
-            raise TokenError(401, "invalid_client", 700024,
-                             f"AADSTS700024: Client assertion is not within its valid time range. "
-                             f"Current time: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}, "
-                             f"assertion valid from {nbf}, expiry time of assertion {exp}.")
+            raise TokenError(
+                401,
+                "invalid_client",
+                700024,
+                f"AADSTS700024: Client assertion is not within its valid time range. "
+                f"Current time: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}, "
+                f"assertion valid from {nbf}, expiry time of assertion {exp}.",
+            )
         jti = claims.get("jti")
         if not jti:
             raise TokenError(401, "invalid_client", 700021,
@@ -180,8 +214,12 @@ class Identity:
                     del self._seen_jti[old]
                 key = (app.client_id, jti)
                 if key in self._seen_jti:
-                    raise TokenError(401, "invalid_client", 700025,
-                                     "AADSTS700025: Client assertion has already been used (replayed "
-                                     "'jti' claim). Create a new assertion for each request.")
+                    raise TokenError(
+                        401,
+                        "invalid_client",
+                        700025,
+                        "AADSTS700025: Client assertion has already been used (replayed "
+                        "'jti' claim). Create a new assertion for each request.",
+                    )
                 self._seen_jti[key] = exp
         return claims

@@ -22,7 +22,7 @@ def item_id(drive_num, n):
     """A 34-character id in OneDrive for Business style that encodes (drive, item number)."""
     raw = struct.pack(">II", drive_num, n)
     tag = hashlib.blake2b(raw, key=_ID_KEY, digest_size=12).digest()
-    hidden = bytes(a ^ b for a, b in zip(raw, _mask(tag)))
+    hidden = bytes(a ^ b for a, b in zip(raw, _mask(tag), strict=False))
     return "01" + base64.b32encode(tag + hidden).decode("ascii")
 
 
@@ -35,7 +35,7 @@ def parse_item_id(text):
     except (ValueError, TypeError):
         return None
     tag = data[:12]
-    raw = bytes(a ^ b for a, b in zip(data[12:], _mask(tag)))
+    raw = bytes(a ^ b for a, b in zip(data[12:], _mask(tag), strict=False))
     if hashlib.blake2b(raw, key=_ID_KEY, digest_size=12).digest() != tag:
         return None
     return struct.unpack(">II", raw)
@@ -187,9 +187,10 @@ class App:
         der = cert.public_bytes(serialization.Encoding.DER)
         self.cert = cert
         self.pfx_path = str(pfx_path)
-        self.sha1 = hashlib.sha1(der).digest()
+        self.sha1 = hashlib.sha1(der, usedforsecurity=False).digest()
         self.sha256 = hashlib.sha256(der).digest()
-        assert cert.fingerprint(hashes.SHA1()) == self.sha1
+        # x5t is the certificate's SHA-1 thumbprint, fixed by the protocol (JWS / Entra ID)
+        assert cert.fingerprint(hashes.SHA1()) == self.sha1  # noqa: S303
 
     def info(self):
         return {"name": self.name, "client_id": self.client_id, "client_secret": self.client_secret,

@@ -23,14 +23,36 @@ from .faults import BODY_KINDS, STATUS_KINDS
 from .identity import ASSERTION_TYPE, GRAPH_APP_ID, GRAPH_RESOURCE, Identity, TokenError, b64url
 from .model import DELETED, FOLDER, HARD_DELETED, MALWARE, PACKAGE
 
-USER_ROLES = {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+USER_ROLES = {
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+}
 FILE_READ_ROLES = {"Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All",
                    "Sites.FullControl.All"}
 FILE_WRITE_ROLES = {"Files.ReadWrite.All", "Sites.ReadWrite.All", "Sites.FullControl.All"}
-USER_DEFAULT_SELECT = ["businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-                       "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"]
-USER_PROPERTIES = set(USER_DEFAULT_SELECT) | {"accountEnabled", "assignedLicenses", "usageLocation",
-                                              "createdDateTime", "userType", "onPremisesSyncEnabled"}
+USER_DEFAULT_SELECT = [
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+]
+USER_PROPERTIES = set(USER_DEFAULT_SELECT) | {
+    "accountEnabled",
+    "assignedLicenses",
+    "usageLocation",
+    "createdDateTime",
+    "userType",
+    "onPremisesSyncEnabled",
+}
 LICENSE = {"disabledPlans": [], "skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df"}
 DRIVE_KINDS = ("drive", "drive_delta", "item", "children", "content", "upload")
 ERROR_FOR_STATUS = {429: "TooManyRequests", 500: "generalException", 502: "BadGateway",
@@ -39,7 +61,7 @@ DRIVE_QUOTA = 1 << 40
 
 
 def iso(ts):
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _opaque(text):
@@ -90,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
             self.server.app.handle(self, method)
         except Aborted:
             self.close_connection = True
-        except (ConnectionError, ssl.SSLError, socket.timeout, BrokenPipeError):
+        except (TimeoutError, ConnectionError, ssl.SSLError, BrokenPipeError):
             self.close_connection = True
 
     def do_GET(self):
@@ -128,7 +150,9 @@ class Server(ThreadingHTTPServer):
     def get_request(self):
         sock, address = self.socket.accept()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        wrapped = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        wrapped = self.ssl_context.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        )
         with self.connections_lock:
             self.connections.add(wrapped)
         return wrapped, address
@@ -175,8 +199,8 @@ class BaseApp:
         raw = self.read_body(h)
         try:
             return json.loads(raw or b"{}")
-        except ValueError:
-            raise graph_error(400, "BadRequest", "Unable to read JSON request payload.")
+        except ValueError as err:
+            raise graph_error(400, "BadRequest", "Unable to read JSON request payload.") from err
 
     # response helpers
     def send(self, h, status, body=b"", headers=None, content_type="application/json", fault=None,
@@ -204,7 +228,11 @@ class BaseApp:
     def write_body(self, h, chunks, length, fault):
         kind = fault.kind if fault is not None and fault.kind in BODY_KINDS else None
         params = fault.params if kind else {}
-        cut = int(params.get("after_bytes", length // 2)) if kind in ("reset", "truncate", "stall") else None
+        cut = (
+            int(params.get("after_bytes", length // 2))
+            if kind in ("reset", "truncate", "stall")
+            else None
+        )
         corrupt_at = int(params.get("corrupt_at", length // 2)) if kind == "corrupt" else None
         sent = 0
         write = h.wfile.write
@@ -250,7 +278,9 @@ class BaseApp:
             return
         if fault.kind == "reset":
             try:
-                h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                h.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
                 h.rfile.close()
                 h.connection.close()
             except OSError:
@@ -290,20 +320,35 @@ class GraphApp(BaseApp):
     # identity
     def _oauth_error(self, status, error, code, description):
         now = time.time()
-        return Reply(status, {"error": error, "error_description": description + (
-            f"\r\nTrace ID: {uuid.uuid4()}\r\nCorrelation ID: {uuid.uuid4()}\r\nTimestamp: "
-            f"{iso(now)}"), "error_codes": [code], "timestamp": iso(now).replace("T", " ").rstrip("Z"),
-            "trace_id": str(uuid.uuid4()), "correlation_id": str(uuid.uuid4()),
-            "error_uri": f"{self.running.authority_host}/error?code={code}"})
+        return Reply(
+            status,
+            {
+                "error": error,
+                "error_description": description
+                + (
+                    f"\r\nTrace ID: {uuid.uuid4()}\r\nCorrelation ID: {uuid.uuid4()}\r\nTimestamp: "
+                    f"{iso(now)}"
+                ),
+                "error_codes": [code],
+                "timestamp": iso(now).replace("T", " ").rstrip("Z"),
+                "trace_id": str(uuid.uuid4()),
+                "correlation_id": str(uuid.uuid4()),
+                "error_uri": f"{self.running.authority_host}/error?code={code}",
+            },
+        )
 
     def _tenant_or_error(self, ref):
         tenant = self.sim.tenant_by_ref(ref) if ref not in ("common", "organizations") else None
         if tenant is None:
-            raise self._oauth_error(400, "invalid_tenant", 90002,
-                                    f"AADSTS90002: Tenant '{ref}' not found. Check to make sure you have "
-                                    f"the correct tenant ID and are signing into the correct cloud. Check "
-                                    f"with your subscription administrator, this may happen if there are no "
-                                    f"active subscriptions for the tenant.")
+            raise self._oauth_error(
+                400,
+                "invalid_tenant",
+                90002,
+                f"AADSTS90002: Tenant '{ref}' not found. Check to make sure you have "
+                f"the correct tenant ID and are signing into the correct cloud. Check "
+                f"with your subscription administrator, this may happen if there are no "
+                f"active subscriptions for the tenant.",
+            )
         return tenant
 
     def login(self, h, method, path, query):
@@ -328,8 +373,11 @@ class GraphApp(BaseApp):
         base = f"{self.running.authority_host}/{tenant.id}"
         return {
             "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
-                                                      "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
             "jwks_uri": f"{base}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
@@ -344,8 +392,23 @@ class GraphApp(BaseApp):
             "http_logout_supported": True,
             "frontchannel_logout_supported": True,
             "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce",
-                                 "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "acr",
+                "nonce",
+                "preferred_username",
+                "name",
+                "tid",
+                "ver",
+                "at_hash",
+                "c_hash",
+                "email",
+            ],
             "kerberos_endpoint": f"{base}/kerberos",
             "tenant_region_scope": "EU",
             "cloud_instance_name": "m365sim.local",
@@ -357,7 +420,10 @@ class GraphApp(BaseApp):
     def token(self, h, ref):
         self.stats.count("requests.token")
         raw = self.read_body(h, limit=1 << 20)
-        form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        form = {
+            k: v[-1]
+            for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()
+        }
         client_id = form.get("client_id", "")
         fault = self.sim.faults.decide("token", client_id, set(STATUS_KINDS) | set(BODY_KINDS))
         if fault is not None and fault.kind in STATUS_KINDS:
@@ -366,8 +432,12 @@ class GraphApp(BaseApp):
             retry_after = fault.params.get("retry_after", 1 if status == 429 else None)
             if retry_after is not None:
                 headers["Retry-After"] = str(retry_after)
-            error = self._oauth_error(status, "temporarily_unavailable", 90033,
-                                      "AADSTS90033: A transient error has occurred. Please try again.")
+            error = self._oauth_error(
+                status,
+                "temporarily_unavailable",
+                90033,
+                "AADSTS90033: A transient error has occurred. Please try again.",
+            )
             self.stats.count("token_errors")
             self.send_reply(h, Reply(status, error.body, headers), fault=None)
             return
@@ -379,44 +449,71 @@ class GraphApp(BaseApp):
             self.send_reply(h, reply, fault=fault)
             return
         self.stats.count("tokens")
-        self.send(h, 200, body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
-                  fault=fault)
+        self.send(
+            h,
+            200,
+            body,
+            headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
+            fault=fault,
+        )
 
     def _issue(self, tenant, ref, form):
         if form.get("grant_type") != "client_credentials":
-            raise self._oauth_error(400, "unsupported_grant_type", 70003,
-                                    f"AADSTS70003: The app requested an unsupported grant type "
-                                    f"'{form.get('grant_type')}'. m365sim supports client_credentials only.")
+            raise self._oauth_error(
+                400,
+                "unsupported_grant_type",
+                70003,
+                f"AADSTS70003: The app requested an unsupported grant type "
+                f"'{form.get('grant_type')}'. m365sim supports client_credentials only.",
+            )
         client_id = form.get("client_id", "")
         app = next((a for a in tenant.apps if a.client_id == client_id), None)
         if app is None:
-            raise self._oauth_error(400, "unauthorized_client", 700016,
-                                    f"AADSTS700016: Application with identifier '{client_id}' was not found "
-                                    f"in the directory '{tenant.domain}'. This can happen if the application "
-                                    f"has not been installed by the administrator of the tenant or consented "
-                                    f"to by any user in the tenant. You may have sent your authentication "
-                                    f"request to the wrong tenant.")
+            raise self._oauth_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"AADSTS700016: Application with identifier '{client_id}' was not found "
+                f"in the directory '{tenant.domain}'. This can happen if the application "
+                f"has not been installed by the administrator of the tenant or consented "
+                f"to by any user in the tenant. You may have sent your authentication "
+                f"request to the wrong tenant.",
+            )
         scopes = form.get("scope", "").split()
         if not scopes:
-            raise self._oauth_error(400, "invalid_request", 900144,
-                                    "AADSTS900144: The request body must contain the following parameter: "
-                                    "'scope'.")
+            raise self._oauth_error(
+                400,
+                "invalid_request",
+                900144,
+                "AADSTS900144: The request body must contain the following parameter: 'scope'.",
+            )
         graph_host = urlsplit(self.running.graph_base).netloc
         resources = {GRAPH_RESOURCE, GRAPH_RESOURCE + "/", f"https://{graph_host}", f"https://{graph_host}/",
                      GRAPH_APP_ID}
         for scope in scopes:
             if not scope.endswith("/.default"):
-                raise self._oauth_error(400, "invalid_scope", 1002012,
-                                        f"AADSTS1002012: The provided value for scope {scope} is not valid. "
-                                        f"Client credential flows must have a scope value with /.default "
-                                        f"suffixed to the resource identifier (application ID URI).")
-            if scope[:-len("/.default")] not in resources and scope[:-len(".default")] not in resources:
-                raise self._oauth_error(400, "invalid_resource", 500011,
-                                        f"AADSTS500011: The resource principal named "
-                                        f"{scope[:-len('/.default')]} was not found in the tenant named "
-                                        f"{tenant.domain}. This can happen if the application has not been "
-                                        f"installed by the administrator of the tenant or consented to by "
-                                        f"any user in the tenant.")
+                raise self._oauth_error(
+                    400,
+                    "invalid_scope",
+                    1002012,
+                    f"AADSTS1002012: The provided value for scope {scope} is not valid. "
+                    f"Client credential flows must have a scope value with /.default "
+                    f"suffixed to the resource identifier (application ID URI).",
+                )
+            if (
+                scope[: -len("/.default")] not in resources
+                and scope[: -len(".default")] not in resources
+            ):
+                raise self._oauth_error(
+                    400,
+                    "invalid_resource",
+                    500011,
+                    f"AADSTS500011: The resource principal named "
+                    f"{scope[: -len('/.default')]} was not found in the tenant named "
+                    f"{tenant.domain}. This can happen if the application has not been "
+                    f"installed by the administrator of the tenant or consented to by "
+                    f"any user in the tenant.",
+                )
         with_certificate = False
         try:
             if form.get("client_assertion"):
@@ -424,35 +521,53 @@ class GraphApp(BaseApp):
                     raise TokenError(400, "invalid_request", 50027,
                                      "AADSTS50027: Invalid client_assertion_type.")
                 host = self.running.authority_host
-                audiences = {f"{host}/{tenant.id}/oauth2/v2.0/token", f"{host}/{ref}/oauth2/v2.0/token",
-                             f"{host}/{tenant.domain}/oauth2/v2.0/token", f"{host}/{tenant.id}/oauth2/token"}
+                audiences = {
+                    f"{host}/{tenant.id}/oauth2/v2.0/token",
+                    f"{host}/{ref}/oauth2/v2.0/token",
+                    f"{host}/{tenant.domain}/oauth2/v2.0/token",
+                    f"{host}/{tenant.id}/oauth2/token",
+                }
                 self.running.identity.check_assertion(app, form["client_assertion"], audiences,
                                                       self.sim.refuse_replayed_jti)
                 with_certificate = True
             elif "client_secret" in form:
                 self.running.identity.check_secret(app, form["client_secret"])
             else:
-                raise TokenError(401, "invalid_client", 7000216,
-                                 "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is "
-                                 "required for the 'client_credentials' grant type.")
+                raise TokenError(
+                    401,
+                    "invalid_client",
+                    7000216,
+                    "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is "
+                    "required for the 'client_credentials' grant type.",
+                )
         except TokenError as e:
-            raise self._oauth_error(e.status, e.error, e.code, e.description)
+            raise self._oauth_error(e.status, e.error, e.code, e.description) from e
         lifetime = self.sim.token_lifetime
-        token, _ = self.running.identity.issue(app, lifetime, self.running.authority_host, with_certificate)
+        token, _ = self.running.identity.issue(
+            app, lifetime, self.running.authority_host, with_certificate
+        )
         return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
                 "access_token": token}
 
     # Graph
     def authenticate(self, h):
         header = h.headers.get("Authorization", "")
-        challenge = {"WWW-Authenticate": f'Bearer realm="", authorization_uri="{self.running.authority_host}'
-                                         f'/common/oauth2/authorize", client_id="{GRAPH_APP_ID}"'}
+        challenge = {
+            "WWW-Authenticate": f'Bearer realm="", authorization_uri="{self.running.authority_host}'
+            f'/common/oauth2/authorize", client_id="{GRAPH_APP_ID}"'
+        }
         if not header.startswith("Bearer ") or not header[7:].strip():
-            raise graph_error(401, "InvalidAuthenticationToken", "Access token is empty.", challenge)
+            raise graph_error(
+                401, "InvalidAuthenticationToken", "Access token is empty.", challenge
+            )
         claims = self.running.identity.verify(header[7:].strip())
         if claims is None:
-            raise graph_error(401, "InvalidAuthenticationToken",
-                              "IDX14100: JWT is not well formed, or its signature is invalid.", challenge)
+            raise graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "IDX14100: JWT is not well formed, or its signature is invalid.",
+                challenge,
+            )
         if claims.get("aud") not in (GRAPH_RESOURCE, GRAPH_APP_ID):
             raise graph_error(401, "InvalidAuthenticationToken",
                               "Access token validation failure. Invalid audience.", challenge)
@@ -460,14 +575,23 @@ class GraphApp(BaseApp):
             raise graph_error(401, "InvalidAuthenticationToken",
                               "Lifetime validation failed, the token is expired.", challenge)
         tenant = self.sim.tenant_by_ref(claims.get("tid"))
-        app = next((a for a in tenant.apps if a.client_id == claims.get("appid")), None) if tenant else None
+        app = (
+            next((a for a in tenant.apps if a.client_id == claims.get("appid")), None)
+            if tenant
+            else None
+        )
         if app is None:
-            raise graph_error(401, "InvalidAuthenticationToken", "Invalid token: unknown application.",
-                              challenge)
+            raise graph_error(
+                401, "InvalidAuthenticationToken", "Invalid token: unknown application.", challenge
+            )
         if claims.get("xms_sim_gen") != app.generation:
-            raise graph_error(401, "InvalidAuthenticationToken",
-                              "Continuous access evaluation resulted in challenge with result: "
-                              "InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp", challenge)
+            raise graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Continuous access evaluation resulted in challenge with result: "
+                "InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp",
+                challenge,
+            )
         return tenant, app, set(claims.get("roles", ())), challenge
 
     @staticmethod
@@ -495,7 +619,9 @@ class GraphApp(BaseApp):
         """(endpoint kind, handler name, args)."""
         parts = path.split("/")[1:]
         if parts and parts[0] == "me":
-            raise graph_error(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
+            raise graph_error(
+                400, "BadRequest", "/me request is only valid with delegated authentication flow."
+            )
         if parts[:1] == ["users"] and method == "GET":
             if len(parts) == 1:
                 return "users", "users_list", ()
@@ -512,7 +638,9 @@ class GraphApp(BaseApp):
         if parts[:1] == ["drives"] and len(parts) >= 2:
             rest = path[len("/drives/") + len(parts[1]):]
             return self._drive_route(method, ("drive", unquote(parts[1])), rest)
-        raise graph_error(400, "BadRequest", f"Resource not found for the segment '{parts[0] if parts else ''}'.")
+        raise graph_error(
+            400, "BadRequest", f"Resource not found for the segment '{parts[0] if parts else ''}'."
+        )
 
     def _drive_route(self, method, drive_ref, rest):
         if rest in ("", "/") and method == "GET":
@@ -521,7 +649,12 @@ class GraphApp(BaseApp):
         if split is None:
             raise graph_error(400, "invalidRequest", "Invalid request")
         base, relpath, tail = split
-        if tail in ("/delta", "/delta()") and base == "root" and relpath is None and method == "GET":
+        if (
+            tail in ("/delta", "/delta()")
+            and base == "root"
+            and relpath is None
+            and method == "GET"
+        ):
             return "drive_delta", "drive_delta", (drive_ref,)
         target = (drive_ref, base, relpath)
         if method == "GET":
@@ -547,16 +680,25 @@ class GraphApp(BaseApp):
         kind, handler, args = self.route(method, path)
         self.stats.count(f"requests.{kind}")
         tenant, app, roles, challenge = self.authenticate(h)
-        has_token = kind in ("drive_delta", "users_delta") and any(
-            k in query for k in ("token", "$deltatoken", "$skiptoken")) and query.get("token") != "latest"
-        eligible = set(STATUS_KINDS) | set(BODY_KINDS) | {"revoke"} | ({"resync"} if has_token else set())
+        has_token = (
+            kind in ("drive_delta", "users_delta")
+            and any(k in query for k in ("token", "$deltatoken", "$skiptoken"))
+            and query.get("token") != "latest"
+        )
+        eligible = (
+            set(STATUS_KINDS) | set(BODY_KINDS) | {"revoke"} | ({"resync"} if has_token else set())
+        )
         fault = self.sim.faults.decide(kind, app.client_id, eligible)
         if fault is not None:
             if fault.kind == "revoke":
                 self.sim.revoke_tokens(app.client_id)
-                raise graph_error(401, "InvalidAuthenticationToken",
-                                  "Continuous access evaluation resulted in challenge with result: "
-                                  "InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp", challenge)
+                raise graph_error(
+                    401,
+                    "InvalidAuthenticationToken",
+                    "Continuous access evaluation resulted in challenge with result: "
+                    "InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp",
+                    challenge,
+                )
             if fault.kind == "resync":
                 raise self.resync_error()
             if fault.kind in STATUS_KINDS:
@@ -566,7 +708,9 @@ class GraphApp(BaseApp):
                 if retry_after is not None:
                     extra["Retry-After"] = str(retry_after)
                 code = ERROR_FOR_STATUS[status]
-                message = "Please retry again later." if status == 429 else "The service is unavailable."
+                message = (
+                    "Please retry again later." if status == 429 else "The service is unavailable."
+                )
                 if status == 429 and kind in DRIVE_KINDS:
                     code, message = "activityLimitReached", "The request has been throttled"
                 raise graph_error(status, code, message, extra)
@@ -577,9 +721,13 @@ class GraphApp(BaseApp):
         else:
             needed = FILE_WRITE_ROLES if kind == "upload" else FILE_READ_ROLES
             if not roles & needed:
-                raise graph_error(403, "accessDenied",
-                                  "Either scp or roles claim need to be present in the token." if not roles
-                                  else "Access denied")
+                raise graph_error(
+                    403,
+                    "accessDenied",
+                    "Either scp or roles claim need to be present in the token."
+                    if not roles
+                    else "Access denied",
+                )
         with self.sim.lock:
             result = getattr(self, handler)(h, tenant, app, query, *args)
         if isinstance(result, Reply):
@@ -589,11 +737,14 @@ class GraphApp(BaseApp):
             self.send(h, 200, result, headers=headers, fault=fault)
 
     def resync_error(self):
-        return graph_error(410, "resyncRequired",
-                           "Resync required. Replace any local items with the server's version (including "
-                           "deletes) if you're sure that the service was up to date with your local "
-                           "changes when you last sync'd. Upload any local changes that the server doesn't "
-                           "know about.")
+        return graph_error(
+            410,
+            "resyncRequired",
+            "Resync required. Replace any local items with the server's version (including "
+            "deletes) if you're sure that the service was up to date with your local "
+            "changes when you last sync'd. Upload any local changes that the server doesn't "
+            "know about.",
+        )
 
     # users
     def _select(self, query):
@@ -603,8 +754,12 @@ class GraphApp(BaseApp):
         fields = [f.strip() for f in raw.split(",") if f.strip()]
         for f in fields:
             if f not in USER_PROPERTIES:
-                raise graph_error(400, "BadRequest", f"Parsing OData Select and Expand failed: Could not find "
-                                                     f"a property named '{f}' on type 'microsoft.graph.user'.")
+                raise graph_error(
+                    400,
+                    "BadRequest",
+                    f"Parsing OData Select and Expand failed: Could not find "
+                    f"a property named '{f}' on type 'microsoft.graph.user'.",
+                )
         return fields
 
     @staticmethod
@@ -621,21 +776,30 @@ class GraphApp(BaseApp):
         return out
 
     def _context(self, entity, fields):
-        return f"{self.running.graph_base}/$metadata#{entity}" + (f"({','.join(fields)})" if fields else "")
+        return f"{self.running.graph_base}/$metadata#{entity}" + (
+            f"({','.join(fields)})" if fields else ""
+        )
 
     def users_list(self, h, tenant, app, query):
         fields = self._select(query)
         top = query.get("$top", "100")
         if not top.isdigit() or not 1 <= int(top) <= 999:
-            raise graph_error(400, "Request_UnsupportedQuery",
-                              f"Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive.")
+            raise graph_error(
+                400,
+                "Request_UnsupportedQuery",
+                f"Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive.",
+            )
         top = int(top)
         position = 0
         if "$skiptoken" in query:
             decoded = _unopaque(query["$skiptoken"]) or ""
             if not decoded.startswith("u:"):
-                raise graph_error(400, "Directory_ExpiredPageToken", "The specified page token value has expired "
-                                                                     "and can no longer be included in your request.")
+                raise graph_error(
+                    400,
+                    "Directory_ExpiredPageToken",
+                    "The specified page token value has expired "
+                    "and can no longer be included in your request.",
+                )
             position = int(decoded[2:])
         page = []
         users = tenant.users
@@ -646,8 +810,11 @@ class GraphApp(BaseApp):
                 page.append(self.render_user(u, fields))
         self.stats.count("users_pages")
         body = {"@odata.context": self._context("users", fields), "value": page}
-        if any(not u.deleted for u in users[position:position + 1]) or position < len(users) and any(
-                not u.deleted for u in users[position:]):
+        if (
+            any(not u.deleted for u in users[position : position + 1])
+            or position < len(users)
+            and any(not u.deleted for u in users[position:])
+        ):
             params = []
             if "$select" in query:
                 params.append("$select=" + quote(query["$select"], safe=","))
@@ -663,8 +830,8 @@ class GraphApp(BaseApp):
                 state = json.loads(decoded)
                 position, end, full, fields = state["p"], state["e"], state["f"], state["s"]
                 epoch = state["x"]
-            except (ValueError, KeyError, TypeError):
-                raise graph_error(400, "BadRequest", "Invalid delta token.")
+            except (ValueError, KeyError, TypeError) as err:
+                raise graph_error(400, "BadRequest", "Invalid delta token.") from err
             if "$deltatoken" in query:
                 if epoch != tenant.user_epoch or position > len(tenant.user_log):
                     raise self.resync_error()
@@ -689,19 +856,28 @@ class GraphApp(BaseApp):
         self.stats.count("users_delta_pages")
         body = {"@odata.context": self._context("users", fields), "value": page}
         if position < end:
-            token = _opaque(json.dumps({"p": position, "e": end, "f": full, "s": fields, "x": tenant.user_epoch}))
+            token = _opaque(
+                json.dumps(
+                    {"p": position, "e": end, "f": full, "s": fields, "x": tenant.user_epoch}
+                )
+            )
             body["@odata.nextLink"] = f"{self.running.graph_base}/users/delta?$skiptoken={token}"
         else:
-            token = _opaque(json.dumps({"p": end, "e": end, "f": False, "s": fields, "x": tenant.user_epoch}))
+            token = _opaque(
+                json.dumps({"p": end, "e": end, "f": False, "s": fields, "x": tenant.user_epoch})
+            )
             body["@odata.deltaLink"] = f"{self.running.graph_base}/users/delta?$deltatoken={token}"
         return body
 
     def _user_or_404(self, tenant, ref):
         u = tenant.find_user(ref)
         if u is None or u.deleted:
-            raise graph_error(404, "Request_ResourceNotFound",
-                              f"Resource '{ref}' does not exist or one of its queried reference-property "
-                              f"objects are not present.")
+            raise graph_error(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{ref}' does not exist or one of its queried reference-property "
+                f"objects are not present.",
+            )
         return u
 
     def user_get(self, h, tenant, app, query, ref):
@@ -726,14 +902,25 @@ class GraphApp(BaseApp):
 
     def render_drive(self, drive):
         u = drive.user
-        return {"@odata.context": f"{self.running.graph_base}/$metadata#drives/$entity",
-                "createdDateTime": iso(drive.root.ctime), "description": "", "id": drive.id,
-                "lastModifiedDateTime": iso(max(drive.root.mtime, drive.root.ctime)), "name": "OneDrive",
-                "webUrl": self._web_url(drive), "driveType": "business",
-                "createdBy": {"user": {"displayName": "System Account"}},
-                "owner": {"user": {"email": u.mail, "id": u.id, "displayName": u.display_name}},
-                "quota": {"deleted": 0, "remaining": DRIVE_QUOTA - drive.used, "state": "normal",
-                          "total": DRIVE_QUOTA, "used": drive.used}}
+        return {
+            "@odata.context": f"{self.running.graph_base}/$metadata#drives/$entity",
+            "createdDateTime": iso(drive.root.ctime),
+            "description": "",
+            "id": drive.id,
+            "lastModifiedDateTime": iso(max(drive.root.mtime, drive.root.ctime)),
+            "name": "OneDrive",
+            "webUrl": self._web_url(drive),
+            "driveType": "business",
+            "createdBy": {"user": {"displayName": "System Account"}},
+            "owner": {"user": {"email": u.mail, "id": u.id, "displayName": u.display_name}},
+            "quota": {
+                "deleted": 0,
+                "remaining": DRIVE_QUOTA - drive.used,
+                "state": "normal",
+                "total": DRIVE_QUOTA,
+                "used": drive.used,
+            },
+        }
 
     def _web_url(self, drive, path=""):
         u = drive.user
@@ -776,9 +963,15 @@ class GraphApp(BaseApp):
 
     def download_url(self, drive, item, app):
         expires = time.time() + self.sim.download_url_lifetime
-        payload = _opaque(json.dumps([drive.num, item.n, item.cver, round(expires, 3), app.client_id],
-                                     separators=(",", ":")))
-        signature = b64url(hmac.new(self.running.url_key, payload.encode(), hashlib.sha256).digest()[:18])
+        payload = _opaque(
+            json.dumps(
+                [drive.num, item.n, item.cver, round(expires, 3), app.client_id],
+                separators=(",", ":"),
+            )
+        )
+        signature = b64url(
+            hmac.new(self.running.url_key, payload.encode(), hashlib.sha256).digest()[:18]
+        )
         return f"{self.running.download_base}/dl/{payload}.{signature}"
 
     def render_item(self, drive, item, app, in_delta=False):
@@ -787,8 +980,12 @@ class GraphApp(BaseApp):
         if item.n:
             parent_ref["id"] = model.item_id(drive.num, item.parent)
         if item.flags & DELETED:
-            return {"@odata.type": "#microsoft.graph.driveItem", "id": iid, "parentReference": parent_ref,
-                    "deleted": {"state": "deleted"}}
+            return {
+                "@odata.type": "#microsoft.graph.driveItem",
+                "id": iid,
+                "parentReference": parent_ref,
+                "deleted": {"state": "deleted"},
+            }
         guid = model.item_guid(drive.num, item.n)
         owner = drive.user
         by = {"user": {"email": owner.mail, "id": owner.id, "displayName": owner.display_name}}
@@ -800,9 +997,14 @@ class GraphApp(BaseApp):
             out["webUrl"] = self._web_url(drive, drive.path_of(item) if item.n else "")
             if item.n:
                 parent_path = drive.path_of(drive.items[item.parent])
-                parent_ref["path"] = f"/drives/{drive.id}/root:" + ("" if parent_path == "/" else parent_path)
+                parent_ref["path"] = f"/drives/{drive.id}/root:" + (
+                    "" if parent_path == "/" else parent_path
+                )
         out["parentReference"] = parent_ref
-        out["fileSystemInfo"] = {"createdDateTime": iso(item.ctime), "lastModifiedDateTime": iso(item.mtime)}
+        out["fileSystemInfo"] = {
+            "createdDateTime": iso(item.ctime),
+            "lastModifiedDateTime": iso(item.mtime),
+        }
         if item.n == 0:
             out["root"] = {}
         if item.flags & FOLDER:
@@ -823,16 +1025,23 @@ class GraphApp(BaseApp):
         drive, item, _, _ = self._target(tenant, target)
         self.stats.count("items")
         body = self.render_item(drive, item, app)
-        body["@odata.context"] = f"{self.running.graph_base}/$metadata#drives('{drive.id}')/items/$entity"
+        body["@odata.context"] = (
+            f"{self.running.graph_base}/$metadata#drives('{drive.id}')/items/$entity"
+        )
         return body
 
     def item_content(self, h, tenant, app, query, target):
         drive, item, _, _ = self._target(tenant, target)
         if item.flags & FOLDER:
-            raise graph_error(404, "itemNotFound", "The item does not have content (it is a folder).")
+            raise graph_error(
+                404, "itemNotFound", "The item does not have content (it is a folder)."
+            )
         if item.flags & MALWARE:
-            raise graph_error(403, "malwareDetected",
-                              "Malware was detected in the requested file; it cannot be downloaded.")
+            raise graph_error(
+                403,
+                "malwareDetected",
+                "Malware was detected in the requested file; it cannot be downloaded.",
+            )
         if item.flags & PACKAGE:
             raise graph_error(503, "serviceNotAvailable",
                               "The service is unavailable: OneNote packages cannot be downloaded.")
@@ -844,10 +1053,19 @@ class GraphApp(BaseApp):
         top = int(query.get("$top", "200"))
         position = int(_unopaque(query["$skiptoken"]) or 0) if "$skiptoken" in query else 0
         children = sorted((n for (parent, _), n in drive.names().items() if parent == item.n))
-        page = [self.render_item(drive, drive.items[n], app) for n in children[position:position + top]]
-        body = {"@odata.context": f"{self.running.graph_base}/$metadata#drives('{drive.id}')/items", "value": page}
+        page = [
+            self.render_item(drive, drive.items[n], app)
+            for n in children[position : position + top]
+        ]
+        body = {
+            "@odata.context": f"{self.running.graph_base}/$metadata#drives('{drive.id}')/items",
+            "value": page,
+        }
         if position + top < len(children):
-            base = f"{self.running.graph_base}/drives/{drive.id}/items/{model.item_id(drive.num, item.n)}/children"
+            base = (
+                f"{self.running.graph_base}/drives/{drive.id}/items/"
+                f"{model.item_id(drive.num, item.n)}/children"
+            )
             body["@odata.nextLink"] = f"{base}?$top={top}&$skiptoken={_opaque(str(position + top))}"
         return body
 
@@ -858,8 +1076,11 @@ class GraphApp(BaseApp):
         base = f"{self.running.graph_base}/drives/{drive.id}/root/delta"
         if token == "latest":
             self.stats.count("drive_delta_pages")
-            return {"@odata.context": f"{self.running.graph_base}/$metadata#Collection(driveItem)", "value": [],
-                    "@odata.deltaLink": f"{base}?token={_opaque(f'd:{len(log)}:{drive.epoch}')}"}
+            return {
+                "@odata.context": f"{self.running.graph_base}/$metadata#Collection(driveItem)",
+                "value": [],
+                "@odata.deltaLink": f"{base}?token={_opaque(f'd:{len(log)}:{drive.epoch}')}",
+            }
         page_no = 0
         if token:
             decoded = (_unopaque(token) or "").split(":")
@@ -873,13 +1094,18 @@ class GraphApp(BaseApp):
                         raise self.resync_error()
                     end, full = len(log), False
                 elif decoded[0] == "p":
-                    position, end, full, page_no = int(decoded[1]), int(decoded[2]), decoded[3] == "1", int(decoded[4])
+                    position, end, full, page_no = (
+                        int(decoded[1]),
+                        int(decoded[2]),
+                        decoded[3] == "1",
+                        int(decoded[4]),
+                    )
                     if int(decoded[5]) != drive.epoch and not full:
                         raise self.resync_error()
                 else:
                     raise ValueError
-            except (ValueError, IndexError):
-                raise graph_error(400, "invalidRequest", "Invalid delta token.")
+            except (ValueError, IndexError) as err:
+                raise graph_error(400, "invalidRequest", "Invalid delta token.") from err
         else:
             position, end, full = 0, len(log), True
         size = min(int(query.get("$top", self.sim.delta_page_size)), 999)
@@ -893,12 +1119,17 @@ class GraphApp(BaseApp):
             page.append(self.render_item(drive, item, app, in_delta=True))
             last_position = position - 1
         self.stats.count("drive_delta_pages")
-        body = {"@odata.context": f"{self.running.graph_base}/$metadata#Collection(driveItem)", "value": page}
+        body = {
+            "@odata.context": f"{self.running.graph_base}/$metadata#Collection(driveItem)",
+            "value": page,
+        }
         if position < end:
             if tenant.quirks and page_no % 2 == 0 and len(page) >= 2:
                 position = last_position  # the next page starts with this page's last item again
-            body["@odata.nextLink"] = (f"{base}?token="
-                                      f"{_opaque(f'p:{position}:{end}:{int(full)}:{page_no + 1}:{drive.epoch}')}")
+            body["@odata.nextLink"] = (
+                f"{base}?token="
+                f"{_opaque(f'p:{position}:{end}:{int(full)}:{page_no + 1}:{drive.epoch}')}"
+            )
         else:
             body["@odata.deltaLink"] = f"{base}?token={_opaque(f'd:{end}:{drive.epoch}')}"
         return body
@@ -913,7 +1144,9 @@ class GraphApp(BaseApp):
     def _place(self, drive, parent, name, behavior, folder):
         """(existing item to replace or None, name to create)."""
         if not name or any(c in name for c in '"*:<>?/\\|') or name.endswith("."):
-            raise graph_error(400, "invalidRequest", f"The name '{name}' contains invalid characters.")
+            raise graph_error(
+                400, "invalidRequest", f"The name '{name}' contains invalid characters."
+            )
         existing = drive.child(parent, name)
         if existing is None:
             return None, name
@@ -935,7 +1168,9 @@ class GraphApp(BaseApp):
                                                  allow_missing_leaf=True)
         length = int(h.headers.get("Content-Length") or 0)
         if length > 250 * 1024 * 1024:
-            raise graph_error(413, "requestTooLarge", "Simple upload is limited to 250 MB; use an upload session.")
+            raise graph_error(
+                413, "requestTooLarge", "Simple upload is limited to 250 MB; use an upload session."
+            )
         spool = self.sim.new_spool()
         with open(spool, "wb") as f:
             remaining = length
@@ -974,12 +1209,22 @@ class GraphApp(BaseApp):
         else:
             name = props.get("name", name)
             if behavior == "fail" and drive.child(parent, name) is not None:
-                raise graph_error(409, "nameAlreadyExists", "The specified item name already exists.")
+                raise graph_error(
+                    409, "nameAlreadyExists", "The specified item name already exists."
+                )
             replace_n, parent_n = None, parent.n
         session = self.running.new_upload_session(drive, parent_n, name, behavior, replace_n, app)
-        return Reply(200, {"@odata.context": f"{self.running.graph_base}/$metadata#microsoft.graph.uploadSession",
-                           "uploadUrl": session["url"], "expirationDateTime": iso(session["expires"]),
-                           "nextExpectedRanges": ["0-"]})
+        return Reply(
+            200,
+            {
+                "@odata.context": (
+                    f"{self.running.graph_base}/$metadata#microsoft.graph.uploadSession"
+                ),
+                "uploadUrl": session["url"],
+                "expirationDateTime": iso(session["expires"]),
+                "nextExpectedRanges": ["0-"],
+            },
+        )
 
     def create_child(self, h, tenant, app, query, target):
         body = self.read_json(h)
@@ -987,7 +1232,9 @@ class GraphApp(BaseApp):
         if not item.flags & FOLDER:
             raise graph_error(400, "invalidRequest", "The parent is not a folder.")
         if "folder" not in body:
-            raise graph_error(400, "invalidRequest", "m365sim creates folders here; upload files with PUT.")
+            raise graph_error(
+                400, "invalidRequest", "m365sim creates folders here; upload files with PUT."
+            )
         behavior = self._conflict(body, "fail")
         existing, name = self._place(drive, item, body.get("name", ""), behavior, folder=True)
         created = self.sim.create_item(drive, item, name, folder=True)
@@ -1014,7 +1261,7 @@ class GraphApp(BaseApp):
         try:
             self.sim._reparent(drive, item, parent, name, int(time.time()))
         except ValueError as e:
-            raise graph_error(400, "invalidRequest", str(e))
+            raise graph_error(400, "invalidRequest", str(e)) from e
         return Reply(200, self.render_item(drive, item, app))
 
 
@@ -1043,7 +1290,9 @@ class DownloadApp(BaseApp):
             payload, signature = token.split(".")
         except ValueError:
             return None
-        expected = b64url(hmac.new(self.running.url_key, payload.encode(), hashlib.sha256).digest()[:18])
+        expected = b64url(
+            hmac.new(self.running.url_key, payload.encode(), hashlib.sha256).digest()[:18]
+        )
         if not hmac.compare_digest(signature, expected):
             return None
         try:
@@ -1061,8 +1310,12 @@ class DownloadApp(BaseApp):
             raise graph_error(401, "unauthenticated", "Invalid download token.")
         drive_num, n, cver, expires, client_id = claims
         if time.time() > expires:
-            raise graph_error(401, "unauthenticated", "The download URL has expired. Request the item again "
-                                                      "for a fresh @microsoft.graph.downloadUrl.")
+            raise graph_error(
+                401,
+                "unauthenticated",
+                "The download URL has expired. Request the item again "
+                "for a fresh @microsoft.graph.downloadUrl.",
+            )
         fault = self.sim.faults.decide("download", client_id, set(STATUS_KINDS) | set(BODY_KINDS))
         if fault is not None and fault.kind in STATUS_KINDS:
             status = STATUS_KINDS[fault.kind]
@@ -1078,7 +1331,9 @@ class DownloadApp(BaseApp):
             if size is None:
                 blob = self.sim.blobs.get((drive.num, item.n, cver))
                 if blob is None and any(k[:2] == (drive.num, item.n) for k in self.sim.blobs):
-                    raise graph_error(404, "itemNotFound", "This version of the file is no longer available.")
+                    raise graph_error(
+                        404, "itemNotFound", "This version of the file is no longer available."
+                    )
                 size = blob.size if blob else item.size
             guid = model.item_guid(drive.num, item.n)
             item_ref = model.item_id(drive.num, n)
@@ -1100,7 +1355,9 @@ class DownloadApp(BaseApp):
                     if start >= size or end <= start:
                         raise ValueError
             except ValueError:
-                self.send(h, 416, b"", headers={"Content-Range": f"bytes */{size}"}, content_type=None)
+                self.send(
+                    h, 416, b"", headers={"Content-Range": f"bytes */{size}"}, content_type=None
+                )
                 return
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
@@ -1114,7 +1371,9 @@ class DownloadApp(BaseApp):
         self.stats.count("requests.upload")
         session = self.running.upload_sessions.get(session_id)
         if session is None or time.time() > session["expires"]:
-            raise graph_error(404, "itemNotFound", "The upload session was not found or has expired.")
+            raise graph_error(
+                404, "itemNotFound", "The upload session was not found or has expired."
+            )
         if method == "DELETE":
             self.running.upload_sessions.pop(session_id, None)
             try:
@@ -1145,13 +1404,19 @@ class DownloadApp(BaseApp):
             total = None if total == "*" else int(total)
             if unit != "bytes" or last - first + 1 != length:
                 raise ValueError
-        except ValueError:
+        except ValueError as err:
             h.rfile.read(length)
-            raise graph_error(400, "invalidRequest", "Missing or invalid Content-Range header.")
+            raise graph_error(
+                400, "invalidRequest", "Missing or invalid Content-Range header."
+            ) from err
         if first != session["received"]:
             h.rfile.read(length)
-            raise graph_error(416, "invalidRange", "The uploaded fragment overlaps with data that has "
-                                                   "already been received or leaves a gap.")
+            raise graph_error(
+                416,
+                "invalidRange",
+                "The uploaded fragment overlaps with data that has "
+                "already been received or leaves a gap.",
+            )
         with open(session["spool"], "ab") as f:
             remaining = length
             while remaining:
@@ -1173,10 +1438,31 @@ class DownloadApp(BaseApp):
 
 # ----- admin API -------------------------------------------------------------------------
 
-ADMIN_METHODS = ("add_user", "update_user", "rename_user", "delete_user", "restore_user", "add_file",
-                 "add_folder", "modify_file", "rename_item", "move_item", "delete_item", "set_app_roles",
-                 "revoke_tokens", "set_fault", "clear_faults", "list_faults", "stats", "reset_stats",
-                 "expire_delta_tokens", "configure", "list_users", "list_items", "get_item")
+ADMIN_METHODS = (
+    "add_user",
+    "update_user",
+    "rename_user",
+    "delete_user",
+    "restore_user",
+    "add_file",
+    "add_folder",
+    "modify_file",
+    "rename_item",
+    "move_item",
+    "delete_item",
+    "set_app_roles",
+    "revoke_tokens",
+    "set_fault",
+    "clear_faults",
+    "list_faults",
+    "stats",
+    "reset_stats",
+    "expire_delta_tokens",
+    "configure",
+    "list_users",
+    "list_items",
+    "get_item",
+)
 
 
 class AdminApp(BaseApp):
@@ -1187,14 +1473,19 @@ class AdminApp(BaseApp):
             if method == "GET" and name == "info":
                 raise Reply(200, self.running.info)
             if name not in ADMIN_METHODS:
-                raise Reply(404, {"error": f"no admin method {name!r}; choose from {', '.join(ADMIN_METHODS)}"})
+                raise Reply(
+                    404,
+                    {"error": f"no admin method {name!r}; choose from {', '.join(ADMIN_METHODS)}"},
+                )
             if method == "GET":
                 kwargs = {k: (v.lower() == "true" if v.lower() in ("true", "false") else v)
                           for k, v in query.items()}
             elif method == "POST":
                 kwargs = self.read_json(h)
                 if not isinstance(kwargs, dict):
-                    raise Reply(400, {"error": "the body must be a JSON object of keyword arguments"})
+                    raise Reply(
+                        400, {"error": "the body must be a JSON object of keyword arguments"}
+                    )
             else:
                 raise Reply(405, {"error": "use GET or POST"})
             if "content_b64" in kwargs:
@@ -1202,7 +1493,9 @@ class AdminApp(BaseApp):
             try:
                 result = getattr(self.sim, name)(**kwargs)
             except (KeyError, ValueError, TypeError) as e:
-                raise Reply(404 if isinstance(e, KeyError) else 400, {"error": str(e).strip("'\"")})
+                raise Reply(
+                    404 if isinstance(e, KeyError) else 400, {"error": str(e).strip("'\"")}
+                ) from e
             raise Reply(200, {"result": result})
         except Reply as reply:
             self.send(h, reply.status, reply.body)
@@ -1271,13 +1564,20 @@ class Running:
         custom-cloud keys."""
         tenant = self.sim.tenants[tenant_index]
         app = tenant.apps[app_index]
-        return {"AppName": app.name, "TenantId": tenant.id, "ClientId": app.client_id,
-                "ClientSecret": app.client_secret, "CertificatePassword": app.pfx_password,
-                "CertificatePfxBase64": base64.b64encode(Path(app.pfx_path).read_bytes()).decode(),
-                "CertificateThumbprint": app.thumbprint,
-                "CertificateNotAfter": app.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "Cloud": "Custom", "AuthorityHost": self.authority_host, "GraphBaseUrl": self.graph_base,
-                "CaCertificatePem": Path(self.ca_file).read_text()}
+        return {
+            "AppName": app.name,
+            "TenantId": tenant.id,
+            "ClientId": app.client_id,
+            "ClientSecret": app.client_secret,
+            "CertificatePassword": app.pfx_password,
+            "CertificatePfxBase64": base64.b64encode(Path(app.pfx_path).read_bytes()).decode(),
+            "CertificateThumbprint": app.thumbprint,
+            "CertificateNotAfter": app.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Cloud": "Custom",
+            "AuthorityHost": self.authority_host,
+            "GraphBaseUrl": self.graph_base,
+            "CaCertificatePem": Path(self.ca_file).read_text(),
+        }
 
     def new_upload_session(self, drive, parent_n, name, behavior, replace_n, app):
         session_id = secrets.token_urlsafe(24)
@@ -1297,14 +1597,20 @@ class Running:
             if session["replace"] is not None:
                 item = drive.items[session["replace"]]
                 if item.flags & DELETED:
-                    return graph_error(404, "itemNotFound", "The item was deleted during the upload.")
+                    return graph_error(
+                        404, "itemNotFound", "The item was deleted during the upload."
+                    )
                 sim.replace_content(drive, item, blob)
                 return Reply(200, graph.render_item(drive, item, session["app"]))
             parent = drive.items[session["parent"]]
             if parent.flags & DELETED:
-                return graph_error(404, "itemNotFound", "The parent folder was deleted during the upload.")
+                return graph_error(
+                    404, "itemNotFound", "The parent folder was deleted during the upload."
+                )
             try:
-                existing, name = graph._place(drive, parent, session["name"], session["behavior"], folder=False)
+                existing, name = graph._place(
+                    drive, parent, session["name"], session["behavior"], folder=False
+                )
             except Reply as reply:
                 return reply
             if existing is not None:

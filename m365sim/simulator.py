@@ -14,7 +14,18 @@ from pathlib import Path
 from . import model
 from .content import POOL_SIZE, get_pool, mix64
 from .faults import Faults, Stats
-from .model import DELETED, FOLDER, HARD_DELETED, MALWARE, PACKAGE, SOFT_DELETED, App, Drive, Tenant, User
+from .model import (
+    DELETED,
+    FOLDER,
+    HARD_DELETED,
+    MALWARE,
+    PACKAGE,
+    SOFT_DELETED,
+    App,
+    Drive,
+    Tenant,
+    User,
+)
 from .quickxor import QuickXorHash, quickxorhash
 
 BACKUP_ROLES = ["User.Read.All", "Files.ReadWrite.All", "Files.Read.All", "Sites.Read.All"]
@@ -33,12 +44,16 @@ DRIVE_ERRORS = [(404, "ResourceNotFound", "User's mysite not found."),
                 (400, "BadRequest", "Unable to retrieve user's mysite URL."),
                 (404, "UnknownError", "404 FILE NOT FOUND")]
 
-FIRST_NAMES = ("Adele Alex Allan Ben Carla Chen Christie Dana Debra Diego Elena Emily Enrico Farah "
-               "Grady Hana Henrietta Isaiah Irvin Jana Joni Kenji Lee Lidia Lynne Megan Miriam Nestor "
-               "Olga Patti Pradeep Priya Raul Sofia Tomas Uma Victor Wanda Yuki Zoe").split()
-LAST_NAMES = ("Vance Wilber Brown Cole Gonzalez Lambert Siciliani Fenix Chen Kanter Adams Bowen "
-              "Wilkins Gerhart Sato Diaz Novak Haddad Okafor Larsen Moreau Rossi Nakamura Patel "
-              "Kowalski Meyer Silva Fischer Jensen Dubois Ivanova Olsen Romero Tanaka Weber").split()
+FIRST_NAMES = (
+    "Adele Alex Allan Ben Carla Chen Christie Dana Debra Diego Elena Emily Enrico Farah "
+    "Grady Hana Henrietta Isaiah Irvin Jana Joni Kenji Lee Lidia Lynne Megan Miriam Nestor "
+    "Olga Patti Pradeep Priya Raul Sofia Tomas Uma Victor Wanda Yuki Zoe"
+).split()
+LAST_NAMES = (
+    "Vance Wilber Brown Cole Gonzalez Lambert Siciliani Fenix Chen Kanter Adams Bowen "
+    "Wilkins Gerhart Sato Diaz Novak Haddad Okafor Larsen Moreau Rossi Nakamura Patel "
+    "Kowalski Meyer Silva Fischer Jensen Dubois Ivanova Olsen Romero Tanaka Weber"
+).split()
 JOBS = ["Accountant", "Sales Manager", "Engineer", "Designer", "Marketing Lead", "Lawyer",
         "Support Agent", "Analyst", None]
 FOLDER_NAMES = ["Documents", "Projects", "Finance", "Photos", "Archive", "Contracts", "Reports",
@@ -77,7 +92,7 @@ def _size_sampler(size_mix):
 
     def sample(rng):
         x = rng.random() * total
-        for weight, low, high in bands:
+        for weight, low, high in bands:  # noqa: B007 - low, high are read after the break
             x -= weight
             if x <= 0:
                 break
@@ -201,7 +216,9 @@ class Simulator:
                 user = self._new_user(tenant, urng, k)
                 if k in no_drive:
                     user.licensed = False
-                    user.drive_error = DRIVE_ERRORS[(k - users + users_without_drive) % len(DRIVE_ERRORS)]
+                    user.drive_error = DRIVE_ERRORS[
+                        (k - users + users_without_drive) % len(DRIVE_ERRORS)
+                    ]
                 else:
                     self._new_drive(user, urng)
                     self._fill_drive(user.drive, urng, files_per_user, sampler, quirks,
@@ -254,8 +271,14 @@ class Simulator:
         span = BASE_TIME - t0
         for i in range(n_folders):
             candidates = [f for f in folders if depth[f.n] < 4]
-            parent = rng.choice(candidates[-20:] if len(candidates) > 20 and rng.random() < 0.5 else candidates)
-            name = f"{rng.choice(FOLDER_NAMES)} {2015 + i % 10}" if i >= len(FOLDER_NAMES) else FOLDER_NAMES[i]
+            parent = rng.choice(
+                candidates[-20:] if len(candidates) > 20 and rng.random() < 0.5 else candidates
+            )
+            name = (
+                f"{rng.choice(FOLDER_NAMES)} {2015 + i % 10}"
+                if i >= len(FOLDER_NAMES)
+                else FOLDER_NAMES[i]
+            )
             while drive.names().get((parent.n, name.lower())) is not None:
                 name += " (2)"
             folder = drive.new_item(parent, name, 0, FOLDER, t0 + rng.randrange(span // 4 + 1),
@@ -461,7 +484,9 @@ class Simulator:
     def add_folder(self, user, path):
         with self.lock:
             drive = self._drive(user)
-            return self.item_info(drive, self._ensure_folder(drive, _split_path(path), int(time.time())))
+            return self.item_info(
+                drive, self._ensure_folder(drive, _split_path(path), int(time.time()))
+            )
 
     def add_file(self, user, path, size=None, content=None, malware=False, package=False,
                  mtime=None):
@@ -610,7 +635,9 @@ class Simulator:
     def revoke_tokens(self, client_id=None):
         """Every access token issued so far (to one app, or to all) answers 401."""
         with self.lock:
-            apps = [self._app(client_id)] if client_id else [a for t in self.tenants for a in t.apps]
+            apps = (
+                [self._app(client_id)] if client_id else [a for t in self.tenants for a in t.apps]
+            )
             for app in apps:
                 app.generation += 1
             return True

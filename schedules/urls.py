@@ -2,6 +2,13 @@ from django.urls import path
 
 from schedules import views
 
+SCHEDULE = "o/<uuid:org_code>/schedules/<uuid:schedule_code>/"
+
 urlpatterns = [
     path("o/<uuid:org_code>/schedules/", views.schedules, name="schedules"),
+    path("o/<uuid:org_code>/schedules/new/", views.schedule_new, name="schedule-new"),
+    path(SCHEDULE, views.schedule_edit, name="schedule-edit"),
+    path(SCHEDULE + "toggle/", views.schedule_toggle, name="schedule-toggle"),
+    path(SCHEDULE + "delete/", views.schedule_delete, name="schedule-delete"),
+    path(SCHEDULE + "run/", views.schedule_run_now, name="schedule-run-now"),
 ]

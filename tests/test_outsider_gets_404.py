@@ -41,6 +41,13 @@ def _backup_run(world):
     return _once(world, "backup_run_a", make)
 
 
+def _schedule(world):
+    from schedules.models import Schedule
+
+    return _once(world, "schedule_a", lambda: Schedule.objects.create(
+        organization=world.org_a, service=_service(world), name="Nightly"))
+
+
 # URL argument name -> a function of the test world giving a value owned by organization A.
 ORGANIZATION_OBJECTS = {
     "org_code": lambda world: world.org_a.code,
@@ -49,6 +56,7 @@ ORGANIZATION_OBJECTS = {
     "job_code": lambda world: _directory_job(world).code,
     "user_graph_id": lambda world: _backup_run(world).directory_user.graph_id,
     "run_code": lambda world: _backup_run(world).code,
+    "schedule_code": lambda world: _schedule(world).code,
 }
 
 # Patterns with arguments that are not organization data.

@@ -75,11 +75,27 @@ def state_dir(tmp_path_factory):
 
 @pytest.fixture
 def sim():
-    return Simulator.generate(seed=3, users=8, files_per_user=30, size_mix="small", users_without_drive=3,
-                              delta_page_size=20, users_delta_page_size=3,
-                              apps=[{"name": "Kodo Backup", "roles": ["User.Read.All", "Files.ReadWrite.All",
-                                                                      "Files.Read.All", "Sites.Read.All"]},
-                                    {"name": "Kodo Backup (no files)", "roles": ["User.Read.All"]}])
+    return Simulator.generate(
+        seed=3,
+        users=8,
+        files_per_user=30,
+        size_mix="small",
+        users_without_drive=3,
+        delta_page_size=20,
+        users_delta_page_size=3,
+        apps=[
+            {
+                "name": "Kodo Backup",
+                "roles": [
+                    "User.Read.All",
+                    "Files.ReadWrite.All",
+                    "Files.Read.All",
+                    "Sites.Read.All",
+                ],
+            },
+            {"name": "Kodo Backup (no files)", "roles": ["User.Read.All"]},
+        ],
+    )
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import GraphClient
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from conftest import GraphClient
 from m365sim import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,13 +38,26 @@ def test_demo_runs_writes_kodo_settings_and_stops_on_sigterm(tmp_path):
         apps = info["tenants"][0]["apps"]
         assert [a["name"] for a in apps] == ["Kodo Backup", "Kodo Backup (no files)"]
         assert apps[1]["roles"] == ["User.Read.All"]
-        assert set(settings) == {"AppName", "TenantId", "ClientId", "ClientSecret", "CertificatePassword",
-                                 "CertificatePfxBase64", "CertificateThumbprint", "CertificateNotAfter",
-                                 "Cloud", "AuthorityHost", "GraphBaseUrl", "CaCertificatePem"}
+        assert set(settings) == {
+            "AppName",
+            "TenantId",
+            "ClientId",
+            "ClientSecret",
+            "CertificatePassword",
+            "CertificatePfxBase64",
+            "CertificateThumbprint",
+            "CertificateNotAfter",
+            "Cloud",
+            "AuthorityHost",
+            "GraphBaseUrl",
+            "CaCertificatePem",
+        }
         assert settings["ClientId"] == apps[0]["client_id"]
         assert settings["GraphBaseUrl"] == info["graph_base"]
-        key, cert, _ = pkcs12.load_key_and_certificates(base64.b64decode(settings["CertificatePfxBase64"]),
-                                                        settings["CertificatePassword"].encode())
+        key, cert, _ = pkcs12.load_key_and_certificates(
+            base64.b64decode(settings["CertificatePfxBase64"]),
+            settings["CertificatePassword"].encode(),
+        )
         assert cert.fingerprint(hashes.SHA1()).hex().upper() == settings["CertificateThumbprint"]
         assert settings["CaCertificatePem"] == Path(info["ca_file"]).read_text()
 
@@ -59,10 +72,17 @@ def test_demo_runs_writes_kodo_settings_and_stops_on_sigterm(tmp_path):
         assert all(f["size"] <= 4_000_000 for f in files)
 
         client.admin("reset_stats")
-        added = client.admin("add_file", user=user, path="/via admin.txt", content_b64=base64.b64encode(b"hi").decode())
+        added = client.admin(
+            "add_file",
+            user=user,
+            path="/via admin.txt",
+            content_b64=base64.b64encode(b"hi").decode(),
+        )
         assert client.get(f"/users/{user}/drive/items/{added['id']}").json()["size"] == 2
         assert client.admin("stats")["requests"]["item"] == 1
-        bad = client.session.post(f"{info['admin_base']}/delete_item", json={"user": user, "item": "/nope"})
+        bad = client.session.post(
+            f"{info['admin_base']}/delete_item", json={"user": user, "item": "/nope"}
+        )
         assert bad.status_code == 404
     finally:
         process.send_signal(signal.SIGTERM)

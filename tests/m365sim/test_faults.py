@@ -59,16 +59,20 @@ def download_url(sim, client, user, size=300_000):
 def test_a_connection_reset_mid_body(sim, client, first_user):
     url, _ = download_url(sim, client, first_user)
     sim.set_fault("download", "reset", max_count=1, after_bytes=100_000)
-    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
-        client.session.get(url).content
+    with pytest.raises(
+        (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)
+    ):
+        _ = client.session.get(url).content
     assert client.session.get(url).status_code == 200
 
 
 def test_a_truncated_body(sim, client, first_user):
     url, _ = download_url(sim, client, first_user)
     sim.set_fault("download", "truncate", max_count=1, after_bytes=1000)
-    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
-        client.session.get(url).content
+    with pytest.raises(
+        (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)
+    ):
+        _ = client.session.get(url).content
 
 
 def test_a_corrupted_body_fails_the_hash(sim, client, first_user):
@@ -84,7 +88,7 @@ def test_a_stalled_body_times_out_the_client(sim, client, first_user):
     url, expected = download_url(sim, client, first_user)
     sim.set_fault("download", "stall", max_count=1, after_bytes=1000, stall_seconds=1.5)
     with pytest.raises((requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout)):
-        client.session.get(url, timeout=0.3).content
+        _ = client.session.get(url, timeout=0.3).content
     patient = client.session.get(url, timeout=10)
     assert quickxorhash(patient.content) == expected
 
@@ -93,8 +97,12 @@ def test_503_and_504_on_the_content_redirect(sim, client, first_user):
     item = next(i for i in sim.list_items(first_user) if "quickXorHash" in i and not i["malware"])
     sim.set_fault("content", "503", max_count=1, retry_after=1)
     sim.set_fault("content", "504", max_count=1)
-    first = client.get(f"/users/{first_user}/drive/items/{item['id']}/content", allow_redirects=False)
-    second = client.get(f"/users/{first_user}/drive/items/{item['id']}/content", allow_redirects=False)
+    first = client.get(
+        f"/users/{first_user}/drive/items/{item['id']}/content", allow_redirects=False
+    )
+    second = client.get(
+        f"/users/{first_user}/drive/items/{item['id']}/content", allow_redirects=False
+    )
     assert (first.status_code, first.headers.get("Retry-After")) == (503, "1")
     assert second.status_code == 504
     assert client.get(f"/users/{first_user}/drive/items/{item['id']}/content",

@@ -12,7 +12,9 @@ def final_state(values):
 
 
 def test_users_pages_with_select_and_top(sim, client):
-    users, pages, _ = client.collect("/users?$select=id,displayName,accountEnabled,assignedLicenses&$top=3")
+    users, pages, _ = client.collect(
+        "/users?$select=id,displayName,accountEnabled,assignedLicenses&$top=3"
+    )
     assert pages == 3
     assert sorted(u["id"] for u in users) == sorted(u["id"] for u in sim.list_users())
     assert set(users[0]) == {"id", "displayName", "accountEnabled", "assignedLicenses"}
@@ -22,7 +24,9 @@ def test_users_pages_with_select_and_top(sim, client):
 
 
 def test_users_delta_reports_changes_and_removals(sim, client):
-    users, pages, delta_link = client.collect("/users/delta?$select=id,displayName,userPrincipalName")
+    users, pages, delta_link = client.collect(
+        "/users/delta?$select=id,displayName,userPrincipalName"
+    )
     assert len(users) == 8 and pages == 3
     ids = [u["id"] for u in users]
     added = sim.add_user(upn="new.person", display_name="New Person")
@@ -142,7 +146,9 @@ def test_downloaded_bytes_match_the_quickxorhash_in_metadata(sim, client, first_
     files = [v for v in final_state(values).values() if "file" in v and "malware" not in v]
     assert files
     for item in files:
-        redirect = client.get(f"/drives/{drive_id}/items/{item['id']}/content", allow_redirects=False)
+        redirect = client.get(
+            f"/drives/{drive_id}/items/{item['id']}/content", allow_redirects=False
+        )
         assert redirect.status_code == 302
         assert redirect.headers["Location"].startswith(client.info["download_base"])
         body = client.session.get(redirect.headers["Location"]).content
@@ -156,7 +162,9 @@ def test_downloaded_bytes_match_the_quickxorhash_in_metadata(sim, client, first_
 
 def test_download_urls_support_ranges(sim, client, first_user):
     item = sim.add_file(first_user, "/ranged.bin", size=10_000)
-    url = client.get(f"/users/{first_user}/drive/items/{item['id']}").json()["@microsoft.graph.downloadUrl"]
+    url = client.get(f"/users/{first_user}/drive/items/{item['id']}").json()[
+        "@microsoft.graph.downloadUrl"
+    ]
     whole = client.session.get(url).content
     part = client.session.get(url, headers={"Range": "bytes=100-199"})
     assert part.status_code == 206 and part.content == whole[100:200]
@@ -173,7 +181,9 @@ def test_download_urls_support_ranges(sim, client, first_user):
 def test_download_urls_expire(sim, client, first_user):
     sim.configure(download_url_lifetime=0.3)
     item = sim.add_file(first_user, "/short.txt", size=100)
-    url = client.get(f"/users/{first_user}/drive/items/{item['id']}").json()["@microsoft.graph.downloadUrl"]
+    url = client.get(f"/users/{first_user}/drive/items/{item['id']}").json()[
+        "@microsoft.graph.downloadUrl"
+    ]
     assert client.session.get(url).status_code == 200
     deadline = time.monotonic() + 5
     while client.session.get(url).status_code == 200:
@@ -190,7 +200,9 @@ def test_malware_is_403_and_onenote_is_503(sim, client, first_user):
     assert client.get(f"/users/{first_user}/drive/items/{malware['id']}/content").status_code == 403
     meta = client.get(f"/users/{first_user}/drive/items/{notebook['id']}").json()
     assert meta["package"] == {"type": "oneNote"} and "file" not in meta
-    assert client.get(f"/users/{first_user}/drive/items/{notebook['id']}/content").status_code == 503
+    assert (
+        client.get(f"/users/{first_user}/drive/items/{notebook['id']}/content").status_code == 503
+    )
 
 
 def test_item_metadata_has_paths_and_etags(sim, client, first_user):
@@ -202,4 +214,9 @@ def test_item_metadata_has_paths_and_etags(sim, client, first_user):
     sim.rename_item(first_user, item["id"], "file2.md")
     renamed = client.get(f"/users/{first_user}/drive/items/{item['id']}").json()
     assert renamed["eTag"] != etag and renamed["cTag"] == ctag
-    assert client.get(f"/users/{first_user}/drive/items/01NOTANITEMIDATALL0000000000000000").status_code == 404
+    assert (
+        client.get(
+            f"/users/{first_user}/drive/items/01NOTANITEMIDATALL0000000000000000"
+        ).status_code
+        == 404
+    )

@@ -7,11 +7,10 @@ import uuid
 import msal
 import pytest
 import requests
+from conftest import GRAPH_SCOPE, GraphClient
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import pkcs12
-
-from conftest import GRAPH_SCOPE, GraphClient
 
 
 def claims_of(token):
@@ -25,9 +24,12 @@ def msal_app(info, credential, app_index=0, tenant_id=None):
     session.verify = info["ca_file"]
     tenant = info["tenants"][0]
     return msal.ConfidentialClientApplication(
-        tenant["apps"][app_index]["client_id"], client_credential=credential,
-        authority=f"{info['authority_host']}/{tenant_id or tenant['tenant_id']}", http_client=session,
-        instance_discovery=False)
+        tenant["apps"][app_index]["client_id"],
+        client_credential=credential,
+        authority=f"{info['authority_host']}/{tenant_id or tenant['tenant_id']}",
+        http_client=session,
+        instance_discovery=False,
+    )
 
 
 def b64url(data):
@@ -45,19 +47,31 @@ def assertion(info, app, alg="RS256", aud=None, exp_in=600, jti=None, signer=Non
     else:
         header["x5t#S256"] = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).decode()
     now = time.time()
-    claims = {"aud": aud or f"{info['authority_host']}/{info['tenants'][0]['tenant_id']}/oauth2/v2.0/token",
-              "iss": app["client_id"], "sub": app["client_id"], "iat": now, "exp": now + exp_in,
-              "jti": jti or str(uuid.uuid4())}
+    claims = {
+        "aud": aud
+        or f"{info['authority_host']}/{info['tenants'][0]['tenant_id']}/oauth2/v2.0/token",
+        "iss": app["client_id"],
+        "sub": app["client_id"],
+        "iat": now,
+        "exp": now + exp_in,
+        "jti": jti or str(uuid.uuid4()),
+    }
     signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
     pad = padding.PKCS1v15() if alg == "RS256" else padding.PSS(padding.MGF1(hashes.SHA256()), 32)
     return signing_input + "." + b64url(key.sign(signing_input.encode(), pad, hashes.SHA256()))
 
 
 def post_assertion(client, jwt):
-    return client.session.post(client.token_url, data={
-        "client_id": client.app["client_id"], "grant_type": "client_credentials", "scope": GRAPH_SCOPE,
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": jwt})
+    return client.session.post(
+        client.token_url,
+        data={
+            "client_id": client.app["client_id"],
+            "grant_type": "client_credentials",
+            "scope": GRAPH_SCOPE,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": jwt,
+        },
+    )
 
 
 def test_msal_gets_a_token_with_a_client_secret(running):
@@ -80,7 +94,9 @@ def test_msal_gets_a_token_with_a_password_protected_pfx(running, sim):
 
 def test_msal_signs_with_a_pem_key_and_sha1_thumbprint(running):
     app = running.info["tenants"][0]["apps"][0]
-    key, _, _ = pkcs12.load_key_and_certificates(open(app["pfx_path"], "rb").read(), app["pfx_password"].encode())
+    key, _, _ = pkcs12.load_key_and_certificates(
+        open(app["pfx_path"], "rb").read(), app["pfx_password"].encode()
+    )
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
     credential = {"private_key": pem, "thumbprint": app["thumbprint"]}
@@ -172,7 +188,9 @@ def test_missing_consent_gets_403_like_graph(running, sim, first_user):
     sim.set_app_roles(no_files.app["client_id"], [])
     still_granted = no_files.get("/users")  # roles are fixed in the token already issued
     assert still_granted.status_code == 200
-    refused = no_files.get("/users", headers={"Authorization": f"Bearer {no_files.token(fresh=True)}"})
+    refused = no_files.get(
+        "/users", headers={"Authorization": f"Bearer {no_files.token(fresh=True)}"}
+    )
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "Authorization_RequestDenied"
 

@@ -37,7 +37,15 @@ def test_incremental_hashing_matches_one_shot():
 def test_generated_content_hashes_like_its_bytes():
     pool = get_pool()
     rng = random.Random(3)
-    cases = [(0, 0), (POOL_SIZE - 10, 25), (POOL_SIZE - 1000, POOL_SIZE + 5000), (17, 2 * POOL_SIZE + 3)]
+    cases = [
+        (0, 0),
+        (POOL_SIZE - 10, 25),
+        (POOL_SIZE - 1000, POOL_SIZE + 5000),
+        (17, 2 * POOL_SIZE + 3),
+    ]
     cases += [(rng.randrange(POOL_SIZE), rng.randrange(300_000)) for _ in range(30)]
     for offset, length in cases:
-        assert pool.quickxorhash(offset, length) == quickxorhash(pool.read(offset, length)), (offset, length)
+        assert pool.quickxorhash(offset, length) == quickxorhash(pool.read(offset, length)), (
+            offset,
+            length,
+        )

@@ -5,15 +5,21 @@ from m365sim import quickxorhash
 
 def test_simple_upload_creates_a_file_with_matching_hash(sim, client, first_user):
     data = os.urandom(5000)
-    response = client.send("PUT", f"/users/{first_user}/drive/root:/Restored/a.bin:/content", data=data)
+    response = client.send(
+        "PUT", f"/users/{first_user}/drive/root:/Restored/a.bin:/content", data=data
+    )
     assert response.status_code == 201, response.text
     item = response.json()
     assert item["size"] == 5000 and item["file"]["hashes"]["quickXorHash"] == quickxorhash(data)
     assert client.session.get(item["@microsoft.graph.downloadUrl"]).content == data
     assert sim.file_bytes(first_user, "/Restored/a.bin") == data
     parent_id = item["parentReference"]["id"]
-    again = client.send("PUT", f"/users/{first_user}/drive/items/{parent_id}:/a.bin:/content", data=b"new")
-    assert again.status_code == 200 and again.json()["id"] == item["id"] and again.json()["size"] == 3
+    again = client.send(
+        "PUT", f"/users/{first_user}/drive/items/{parent_id}:/a.bin:/content", data=b"new"
+    )
+    assert (
+        again.status_code == 200 and again.json()["id"] == item["id"] and again.json()["size"] == 3
+    )
 
 
 def test_conflict_behaviors(sim, client, first_user):
@@ -23,20 +29,28 @@ def test_conflict_behaviors(sim, client, first_user):
     assert failed.status_code == 409 and failed.json()["error"]["code"] == "nameAlreadyExists"
     renamed = client.send("PUT", base + "?@microsoft.graph.conflictBehavior=rename", data=b"x")
     assert renamed.status_code == 201 and renamed.json()["name"] == "report 1.txt"
-    replaced = client.send("PUT", base + "?@microsoft.graph.conflictBehavior=replace", data=b"newer")
+    replaced = client.send(
+        "PUT", base + "?@microsoft.graph.conflictBehavior=replace", data=b"newer"
+    )
     assert replaced.status_code == 200 and sim.file_bytes(first_user, "/c/report.txt") == b"newer"
 
 
 def test_upload_session_in_chunks(sim, client, first_user):
     data = os.urandom(320 * 1024 * 3 + 1234)
-    session = client.send("POST", f"/users/{first_user}/drive/root:/big/upload.bin:/createUploadSession",
-                          json={"item": {"@microsoft.graph.conflictBehavior": "rename"}})
+    session = client.send(
+        "POST",
+        f"/users/{first_user}/drive/root:/big/upload.bin:/createUploadSession",
+        json={"item": {"@microsoft.graph.conflictBehavior": "rename"}},
+    )
     assert session.status_code == 200, session.text
     url = session.json()["uploadUrl"]
     assert url.startswith(client.info["download_base"])
     chunk = 320 * 1024
-    wrong = client.session.put(url, data=data[chunk:2 * chunk],
-                               headers={"Content-Range": f"bytes {chunk}-{2 * chunk - 1}/{len(data)}"})
+    wrong = client.session.put(
+        url,
+        data=data[chunk : 2 * chunk],
+        headers={"Content-Range": f"bytes {chunk}-{2 * chunk - 1}/{len(data)}"},
+    )
     assert wrong.status_code == 416
     for start in range(0, len(data), chunk):
         part = data[start:start + chunk]
