@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from o365.models import DirectoryJob, DirectoryUser, Service
 
@@ -15,6 +16,7 @@ class ServiceAdmin(admin.ModelAdmin):
                        "last_test_message", "last_test_missing", "last_test_roles",
                        "users_synced_at", "created_at", "updated_at"]
     exclude = ["users_delta_link"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(DirectoryUser)
