@@ -12,24 +12,6 @@ from backups.models import BackupRun
 from o365.models import DirectoryUser, Service
 
 
-@pytest.fixture(scope="session")
-def sim_state_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("m365sim-backups")
-
-
-@pytest.fixture
-def running_sim(sim_state_dir):
-    """A running m365sim: 3 users with a OneDrive (about 15 small files each; the first also has
-    a malware-flagged file and a OneNote notebook) and 1 without."""
-    from m365sim import Simulator
-
-    sim = Simulator.generate(seed=66, users=4, files_per_user=15, size_mix="small",
-                             users_without_drive=1)
-    running = sim.serve(state_dir=sim_state_dir)
-    yield running
-    running.stop()
-
-
 @pytest.fixture
 def store_dir(settings, tmp_path):
     settings.KODO_STORE_URL = str(tmp_path / "store")
