@@ -275,3 +275,27 @@ class RunIssue(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.path}: {self.get_reason_display()}"
+
+
+class UnreferencedChunk(models.Model):
+    """A stored chunk that no file version referred to when prune last looked (the mark of mark
+    and sweep). A later prune takes it out of the store only if it is still unreferenced and the
+    mark is older than the grace period; it is first held aside (`held_at`), and deleted for good
+    after another grace period, so that a backup that reused it just before it was held aside
+    and recorded its version late gets it back."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="unreferenced_chunks")
+    chunk_id = models.CharField(max_length=64)
+    marked_at = models.DateTimeField()
+    held_at = models.DateTimeField(null=True, blank=True)
+    stored_size = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "chunk_id"],
+                                    name="one_mark_per_chunk"),
+        ]
+
+    def __str__(self):
+        return f"Unreferenced chunk {self.chunk_id[:12]} of {self.organization}"

@@ -37,3 +37,26 @@ def run_backup(self, run_id: int, organization_id: int):
                   "The backup took longer than the time limit; the next run continues it.")
         return "timeout"
     return run.status
+
+
+@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def prune_organizations():
+    """Apply retention to every organization with backups: one task each, so that one large or
+    failing organization does not hold up the others."""
+    from backups.prune import organizations_to_prune
+
+    for organization_id in organizations_to_prune().values_list("pk", flat=True):
+        prune_organization.delay(organization_id)
+
+
+@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def prune_organization(organization_id: int):
+    from backups.prune import do_prune_organization
+    from organizations.models import Organization
+
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return "gone"
+    return do_prune_organization(organization).summary()

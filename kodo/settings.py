@@ -187,6 +187,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "notify-finished-firings": {"task": "schedules.tasks.notify_finished_firings",
                                 "schedule": 120.0},
+    "prune-backups": {"task": "backups.tasks.prune_organizations",
+                      "schedule": crontab(minute=30, hour=3)},
     "weekly-summary-reports": {"task": "schedules.tasks.send_summary_reports",
                                "schedule": crontab(minute=0, hour=7, day_of_week=1)},
 }
@@ -204,6 +206,20 @@ for _name in ("KODO_BACKUP_DOWNLOAD_THREADS", "KODO_BACKUP_DOWNLOAD_ATTEMPTS",
               "KODO_BACKUP_STALE_SECONDS"):
     if vars()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1.")
+
+# Retention (manage.py prune and the nightly prune task): the policy for users no enabled schedule
+# covers, and how long an unreferenced chunk waits before it leaves the store. The wait must
+# exceed the longest backup task: a backup stores chunks before it records the versions using them.
+KODO_DEFAULT_KEEP_VERSIONS = env.int("KODO_DEFAULT_KEEP_VERSIONS", default=30)
+KODO_DEFAULT_KEEP_DELETED_DAYS = env.int("KODO_DEFAULT_KEEP_DELETED_DAYS", default=365)
+KODO_PRUNE_GRACE_HOURS = env.int("KODO_PRUNE_GRACE_HOURS", default=24)
+if KODO_DEFAULT_KEEP_VERSIONS < 1 or KODO_DEFAULT_KEEP_DELETED_DAYS < 1:
+    raise ImproperlyConfigured(
+        "KODO_DEFAULT_KEEP_VERSIONS and KODO_DEFAULT_KEEP_DELETED_DAYS must be at least 1.")
+if KODO_PRUNE_GRACE_HOURS * 3600 <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"KODO_PRUNE_GRACE_HOURS must exceed the backup task time limit "
+        f"({CELERY_TASK_TIME_LIMIT // 3600} hours).")
 
 KODO_STORE_URL = env.str("KODO_STORE_URL", default=str(VAR_DIR / "store"))
 

@@ -1,0 +1,303 @@
+"""Retention: remove the file versions the schedules no longer keep, then the chunks nothing
+refers to any more, safely while backups run.
+
+Versions. Each drive follows the most generous policy among the enabled schedules that back its
+user up (KODO_DEFAULT_KEEP_VERSIONS / KODO_DEFAULT_KEEP_DELETED_DAYS for users no schedule
+covers). An item keeps its current version plus the newest `keep_versions - 1` older ones; a
+deleted item keeps all its versions until the deletion is older than the keep-deleted period.
+Current versions are never removed, and folder versions only with their deleted folder (they
+carry no content, and old points in time stay whole).
+
+Chunks: mark and sweep. A backup stores chunks before it records the versions that point to them,
+and it reuses a chunk that is already stored without writing it again, so "no version refers to
+it" is not yet "nobody needs it". A chunk found unreferenced is first marked; a later prune, once
+the mark is older than KODO_PRUNE_GRACE_HOURS (longer than the longest backup task), takes it
+out of the store but holds it aside; only a prune one more grace period later deletes the held
+copy. A backup that reused the chunk just before it was held aside records its version within
+the task time limit, so the next prune finds the chunk referenced and puts it back.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
+
+from django.conf import settings
+from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from backups.models import (
+    BackupRun,
+    DriveState,
+    FileVersion,
+    OrganizationStoreKey,
+    UnreferencedChunk,
+)
+from backups.storage import store_for
+from backups.store import ChunkStore, ObjectNotFound
+from organizations.models import Organization
+from schedules.models import Schedule
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep_versions: int
+    keep_deleted: dt.timedelta
+
+    def most_generous(self, other: "Policy") -> "Policy":
+        return Policy(max(self.keep_versions, other.keep_versions),
+                      max(self.keep_deleted, other.keep_deleted))
+
+
+def default_policy() -> Policy:
+    return Policy(getattr(settings, "KODO_DEFAULT_KEEP_VERSIONS", 30),
+                  dt.timedelta(days=getattr(settings, "KODO_DEFAULT_KEEP_DELETED_DAYS", 365)))
+
+
+def grace_period() -> dt.timedelta:
+    return dt.timedelta(hours=getattr(settings, "KODO_PRUNE_GRACE_HOURS", 24))
+
+
+def policies_for(organization) -> dict[int, Policy]:
+    """{directory user id: policy} for the users the organization's enabled schedules cover
+    (one query per schedule)."""
+    policies = {}
+    schedules = Schedule.objects.for_organization(organization).filter(enabled=True)
+    for schedule in schedules.select_related("service"):
+        policy = Policy(schedule.keep_versions, schedule.keep_deleted_timedelta())
+        for user_id in schedule.users_for_firing().values_list("pk", flat=True).iterator():
+            known = policies.get(user_id)
+            policies[user_id] = policy if known is None else known.most_generous(policy)
+    return policies
+
+
+@dataclass
+class PruneReport:
+    organization: Organization
+    dry_run: bool = False
+    versions_removed: int = 0
+    chunks_marked: int = 0  # found unreferenced for the first time
+    chunks_removed: int = 0  # taken out of the store (held aside for one more grace period)
+    bytes_removed: int = 0
+    chunks_deleted: int = 0  # held copies deleted for good
+    chunks_restored: int = 0  # held, then found referenced: put back
+    chunks_missing: int = 0  # referenced but not in the store: run verify_store
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        text = (f"[{self.organization}] {verb} {self.versions_removed} file versions and "
+                f"{self.chunks_removed} chunks ({filesizeformat(self.bytes_removed)}); "
+                f"{self.chunks_marked} chunks newly unreferenced, {self.chunks_deleted} held "
+                f"chunks deleted, {self.chunks_restored} put back")
+        if self.chunks_missing:
+            text += f"; {self.chunks_missing} referenced chunks are MISSING (run verify_store)"
+        return text
+
+
+def organizations_to_prune():
+    return Organization.objects.filter(
+        Q(pk__in=OrganizationStoreKey.objects.values("organization"))
+        | Q(pk__in=DriveState.objects.values("organization"))).order_by("name")
+
+
+def do_prune_organization(organization, now=None, dry_run=False) -> PruneReport:
+    """Apply the retention policy to the organization's versions, then sweep its chunks."""
+    now = now or timezone.now()
+    report = PruneReport(organization, dry_run=dry_run)
+    doomed = versions_to_prune(organization, now)
+    report.versions_removed = len(doomed)
+    if not dry_run:
+        for start in range(0, len(doomed), BATCH):
+            FileVersion.objects.filter(pk__in=doomed[start:start + BATCH],
+                                       end_run__isnull=False).delete()
+    if OrganizationStoreKey.objects.filter(organization=organization).exists():
+        sweep_chunks(organization, store_for(organization), now, report,
+                     ignore_versions=frozenset(doomed) if dry_run else frozenset())
+    log.info("%s", report.summary())
+    return report
+
+
+# ----- versions ------------------------------------------------------------------------------
+
+def versions_to_prune(organization, now) -> list[int]:
+    """The pks of the ended versions the policy no longer keeps."""
+    policies = policies_for(organization)
+    default = default_policy()
+    drive_users = dict(DriveState.objects.filter(organization=organization)
+                       .values_list("pk", "directory_user_id"))
+    rows = (FileVersion.objects.for_organization(organization)
+            .order_by("drive_id", "item_id", "first_run_id", "pk")
+            .values_list("pk", "drive_id", "item_id", "is_folder", "end_run_id", "deleted"))
+    doomed = []
+    deleted_items = []  # (pks still kept, end run of the deletion, keep-deleted period)
+    for (drive_id, _), group in groupby(rows.iterator(chunk_size=5000), key=itemgetter(1, 2)):
+        versions = list(group)
+        policy = policies.get(drive_users[drive_id], default)
+        current = [v for v in versions if v[4] is None]
+        head = current[-1] if current else versions[-1]
+        cut = []
+        if not head[3]:  # folder versions stay while the folder does
+            older = [v[0] for v in versions if v[4] is not None and v is not head]
+            cut = older[:max(len(older) - max(policy.keep_versions - 1, 0), 0)]
+            doomed.extend(cut)
+        if not current and head[5]:
+            gone = set(cut)
+            kept = [v[0] for v in versions if v[0] not in gone]
+            deleted_items.append((kept, head[4], policy.keep_deleted))
+    doomed.extend(_expired_deletions(deleted_items, now))
+    return doomed
+
+
+def _expired_deletions(deleted_items, now):
+    """Versions of deleted items whose deletion is older than their keep-deleted period."""
+    for start in range(0, len(deleted_items), BATCH):
+        batch = deleted_items[start:start + BATCH]
+        deleted_at = {pk: finished or created for pk, finished, created in
+                      BackupRun.objects.filter(pk__in={run_id for _, run_id, _ in batch})
+                      .values_list("pk", "finished_at", "created_at")}
+        for kept, run_id, keep_deleted in batch:
+            if deleted_at[run_id] <= now - keep_deleted:
+                yield from kept
+
+
+# ----- chunks --------------------------------------------------------------------------------
+
+class HeldChunks:
+    """Chunks taken out of an organization's store, kept aside under orgs/<namespace>/pruned/."""
+
+    def __init__(self, store: ChunkStore):
+        self.store = store
+        self.backend = store.backend
+
+    def _key(self, chunk_id):
+        self.store._key(chunk_id)  # validates the id
+        return f"orgs/{self.store.namespace}/pruned/{chunk_id[:2]}/{chunk_id[2:4]}/{chunk_id}"
+
+    def hold(self, chunk_id) -> int:
+        """Move the chunk aside; its stored size (raises ObjectNotFound if it is not stored)."""
+        blob = self.backend.get(self.store._key(chunk_id))
+        self.backend.put(self._key(chunk_id), blob)
+        self.store.delete_chunk(chunk_id)
+        return len(blob)
+
+    def give_back(self, chunk_id) -> bool:
+        """Put a held chunk back into the store (unless a backup stored it again)."""
+        if not self.store.has_chunk(chunk_id):
+            try:
+                self.backend.put(self.store._key(chunk_id), self.backend.get(self._key(chunk_id)))
+            except ObjectNotFound:
+                return False
+        self.drop(chunk_id)
+        return True
+
+    def drop(self, chunk_id):
+        self.backend.delete(self._key(chunk_id))
+
+
+def sweep_chunks(organization, store: ChunkStore, now, report: PruneReport,
+                 ignore_versions=frozenset()):
+    """Mark, hold aside and delete the organization's unreferenced chunks (see the module doc).
+
+    `ignore_versions`: versions to count as gone (a dry run's doomed versions)."""
+    started = timezone.now()
+    dry_run = report.dry_run
+    grace = grace_period()
+    held = HeldChunks(store)
+    referenced = _referenced_chunks(organization, ignore_versions)
+    stored = set(store.iter_chunk_ids())
+    # Versions recorded while we listed belong to runs running now or finished since we started.
+    referenced |= _chunks_of_recent_runs(organization, started)
+    marks = {m.chunk_id: m for m in UnreferencedChunk.objects.filter(organization=organization)}
+
+    done_with = []  # marks to delete
+    for chunk_id, mark in marks.items():
+        if chunk_id in referenced:
+            if mark.held_at is not None and chunk_id not in stored:
+                if dry_run or held.give_back(chunk_id):
+                    report.chunks_restored += 1
+                    stored.add(chunk_id)
+            elif mark.held_at is not None and not dry_run:
+                held.drop(chunk_id)
+            done_with.append(mark.pk)
+        elif mark.held_at is None and chunk_id not in stored:
+            done_with.append(mark.pk)  # gone by other means
+
+    missing = referenced - stored
+    if missing:
+        report.chunks_missing = len(missing)
+        log.warning("[%s] %d referenced chunks are not in the store, e.g. %s; run verify_store.",
+                    organization, len(missing), next(iter(missing)))
+
+    unreferenced = stored - referenced
+    new = sorted(unreferenced - marks.keys())
+    report.chunks_marked = len(new)
+    to_hold = [m for m in marks.values() if m.held_at is None and m.chunk_id in unreferenced
+               and m.marked_at <= now - grace]
+    to_delete = [m for m in marks.values() if m.held_at is not None and m.chunk_id not in stored
+                 and m.chunk_id not in referenced and m.held_at <= now - grace]
+    # Held but stored again since (a backup wrote it anew): the held copy is not needed, and the
+    # stored one starts its own grace period.
+    to_remark = [m for m in marks.values() if m.held_at is not None
+                 and m.chunk_id in unreferenced]
+
+    if dry_run:
+        report.chunks_removed = len(to_hold)
+        report.bytes_removed = sum(_size(store, m.chunk_id) for m in to_hold)
+        report.chunks_deleted = len(to_delete)
+        return report
+
+    UnreferencedChunk.objects.filter(pk__in=done_with).delete()
+    UnreferencedChunk.objects.bulk_create(
+        [UnreferencedChunk(organization=organization, chunk_id=chunk_id, marked_at=now)
+         for chunk_id in new], batch_size=BATCH, ignore_conflicts=True)
+    for mark in to_hold:
+        try:
+            mark.stored_size = held.hold(mark.chunk_id)
+        except ObjectNotFound:
+            mark.delete()
+            continue
+        mark.held_at = now
+        mark.save(update_fields=["held_at", "stored_size"])
+        report.chunks_removed += 1
+        report.bytes_removed += mark.stored_size
+    for mark in to_delete:
+        held.drop(mark.chunk_id)
+        report.chunks_deleted += 1
+        mark.delete()
+    for mark in to_remark:
+        held.drop(mark.chunk_id)
+        mark.held_at, mark.marked_at = None, now
+        mark.save(update_fields=["held_at", "marked_at"])
+    return report
+
+
+def _referenced_chunks(organization, ignore_versions) -> set[str]:
+    referenced = set()
+    rows = (FileVersion.objects.for_organization(organization).filter(is_folder=False)
+            .values_list("pk", "chunks"))
+    for pk, chunks in rows.iterator(chunk_size=2000):
+        if pk not in ignore_versions:
+            referenced.update(chunk_id for chunk_id, _ in chunks)
+    return referenced
+
+
+def _chunks_of_recent_runs(organization, since) -> set[str]:
+    runs = BackupRun.objects.for_organization(organization).filter(
+        Q(status__in=BackupRun.ACTIVE_STATUSES) | Q(finished_at__isnull=True)
+        | Q(finished_at__gte=since))
+    rows = (FileVersion.objects.for_organization(organization).filter(first_run__in=runs)
+            .values_list("chunks", flat=True))
+    return {chunk_id for chunks in rows.iterator(chunk_size=2000) for chunk_id, _ in chunks}
+
+
+def _size(store, chunk_id) -> int:
+    try:
+        return store.backend.size(store._key(chunk_id))
+    except ObjectNotFound:
+        return 0
