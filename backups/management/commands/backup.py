@@ -1,7 +1,6 @@
 """Back up OneDrives from the command line: enqueue runs, or run them here with --wait."""
 
 import sys
-import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
@@ -10,7 +9,7 @@ from django.template.defaultfilters import filesizeformat
 from backups.actions import backup_candidates, do_run_inline, start_run
 from backups.models import BackupRun
 from o365.models import DirectoryUser, Service
-from organizations.models import Organization
+from organizations.commands import organization_from_argument
 
 
 class Command(BaseCommand):
@@ -29,7 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, organization, configuration=None, user=None, wait=False,
                threads=None, **options):
-        org = self._organization(organization)
+        org = organization_from_argument(organization)
         services = Service.objects.for_organization(org)
         if configuration:
             services = services.filter(name=configuration)
@@ -60,16 +59,6 @@ class Command(BaseCommand):
                                      BackupRun.Status.RUNNING)
         if failed:
             raise CommandError(f"{failed} of {len(users)} backups did not fully succeed.")
-
-    def _organization(self, ref):
-        try:
-            return Organization.objects.get(code=uuid.UUID(ref))
-        except (ValueError, Organization.DoesNotExist):
-            pass
-        try:
-            return Organization.objects.get(name=ref)
-        except Organization.DoesNotExist:
-            raise CommandError(f"No organization named or coded {ref!r}.") from None
 
     def _progress(self, run):
         if self.stdout.isatty():

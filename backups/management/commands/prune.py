@@ -1,12 +1,11 @@
 """Apply the retention policy: remove old file versions, expired deleted items, and chunks
 nothing refers to any more (after a grace period)."""
 
-import uuid
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from backups.prune import do_prune_organization, organizations_to_prune
-from organizations.models import Organization
+from organizations.commands import organization_from_argument
 
 
 class Command(BaseCommand):
@@ -18,7 +17,8 @@ class Command(BaseCommand):
                             help="Show what would be removed; change nothing.")
 
     def handle(self, *args, organization=None, dry_run=False, **options):
-        orgs = [self._organization(organization)] if organization else organizations_to_prune()
+        orgs = ([organization_from_argument(organization)] if organization
+                else organizations_to_prune())
         for org in orgs:
             report = do_prune_organization(org, dry_run=dry_run)
             self.stdout.write(report.summary())
@@ -26,13 +26,3 @@ class Command(BaseCommand):
                 self.stderr.write(f"[{org}] {report.chunks_missing} chunks that file versions "
                                   "refer to are missing from the store. Run "
                                   "`manage.py verify_store` to see which files are affected.")
-
-    def _organization(self, ref):
-        try:
-            return Organization.objects.get(code=uuid.UUID(ref))
-        except (ValueError, Organization.DoesNotExist):
-            pass
-        try:
-            return Organization.objects.get(name=ref)
-        except Organization.DoesNotExist:
-            raise CommandError(f"No organization named or coded {ref!r}.") from None

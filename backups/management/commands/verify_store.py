@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from backups.models import FileVersion, OrganizationStoreKey
 from backups.storage import store_for
 from backups.store import CorruptChunk, ObjectNotFound, QuickXorHash
+from organizations.commands import organization_from_argument
 from organizations.models import Organization
 
 
@@ -22,12 +23,9 @@ class Command(BaseCommand):
     def handle(self, *args, organization=None, sample=1.0, **options):
         if not 0 < sample <= 1:
             raise CommandError("--sample must be a fraction above 0 and at most 1, e.g. 0.1.")
-        orgs = Organization.objects.filter(
-            pk__in=OrganizationStoreKey.objects.values("organization"))
-        if organization:
-            orgs = [o for o in orgs if organization in (o.name, str(o.code))]
-            if not orgs:
-                raise CommandError(f"No organization with backups named or coded {organization!r}.")
+        orgs = ([organization_from_argument(organization)] if organization else
+                Organization.objects.filter(
+                    pk__in=OrganizationStoreKey.objects.values("organization")))
         problems = 0
         for org in orgs:
             problems += self._verify(org, sample)

@@ -8,26 +8,7 @@ from django.db import connection
 
 from o365 import actions
 from o365.models import DirectoryJob, Service
-from organizations.models import Organization
-
-
-def find_organization(value: str) -> Organization:
-    organizations = Organization.objects.all()
-    match = (organizations.filter(code=value).first() if _is_uuid(value)
-             else organizations.filter(name__iexact=value).first())
-    if match is None:
-        raise CommandError(f"No organization named or coded {value!r}.")
-    return match
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+from organizations.commands import organization_from_argument
 
 
 class DirectoryCommand(BaseCommand):
@@ -43,7 +24,7 @@ class DirectoryCommand(BaseCommand):
         return {}
 
     def handle(self, *args, **options):
-        organization = find_organization(options["organization"])
+        organization = organization_from_argument(options["organization"])
         services = Service.objects.for_organization(organization)
         if options["configuration"]:
             services = services.filter(name__iexact=options["configuration"])
