@@ -118,8 +118,9 @@ def claim_run(run_id, organization_id) -> Claim:
 
 def execute_run(run, *, threads=None, progress=None, client_options=None):
     """Run a claimed BackupRun to its end; a failure is recorded on the run, never raised
-    (except LostClaim: then another worker owns the run and this one must stop writing)."""
-    from backups.engine import LostClaim, OneDriveBackup, close_run
+    (except LostClaim: then another worker owns the run and this one must stop writing).
+    A run canceled while it runs stops at its next claim check and is returned canceled."""
+    from backups.engine import LostClaim, OneDriveBackup, RunCanceled, close_run
     from backups.storage import store_for
 
     service = run.directory_user.service
@@ -128,14 +129,14 @@ def execute_run(run, *, threads=None, progress=None, client_options=None):
         engine = OneDriveBackup(run, client, store_for(run.organization), threads=threads,
                                 progress=progress)
         engine.execute()
+    except RunCanceled:
+        log.info("Run %s was canceled; its worker stops.", run.pk)
     except LostClaim:
         log.warning("Run %s was taken over by another worker; this one stops.", run.pk)
         raise
     except Exception as error:
         log.exception("Backup run %s failed", run.pk)
-        if BackupRun.objects.filter(pk=run.pk, claim_token=run.claim_token,
-                                    status=BackupRun.Status.RUNNING).exists():
-            close_run(run, BackupRun.Status.FAILED, _describe(error))
+        close_run(run, BackupRun.Status.FAILED, _describe(error))  # unless no longer ours
     finally:
         client.close()
     run.refresh_from_db()
@@ -157,3 +158,23 @@ def do_run_inline(run, *, progress=None, threads=None, client_options=None):
         return claim.run
     return execute_run(claim.run, threads=threads, progress=progress,
                        client_options=client_options)
+
+
+def do_cancel_run(run, *, request=None, actor_email="") -> bool:
+    """Cancel a queued or running run: the row is closed here and now (so a new run of the user
+    can start at once); its worker, if any, sees the cleared claim at its next check and stops
+    without recording anything more, and without moving the drive's cursor.
+
+    False when the run had already finished."""
+    who = actor_email or (request.user.email if request is not None else "") or "an administrator"
+    with transaction.atomic():
+        canceled = BackupRun.objects.filter(
+            pk=run.pk, status__in=BackupRun.ACTIVE_STATUSES,
+        ).update(status=BackupRun.Status.CANCELED, finished_at=timezone.now(),
+                 error=f"Canceled by {who}.", active_user=None, claim_token=None, phase="")
+        if canceled and request is not None:
+            user = run.directory_user
+            audit.record("backup_canceled", f"Canceled the backup of {user} ({user.email}).",
+                         request=request, organization=run.organization)
+    run.refresh_from_db()
+    return bool(canceled)

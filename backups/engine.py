@@ -12,6 +12,7 @@ what this run already recorded compares as unchanged, so nothing is downloaded t
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -46,6 +47,14 @@ _BODY_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError
 
 class LostClaim(Exception):
     """Another worker took this run over (ours was presumed dead): stop without writing."""
+
+
+class RunCanceled(LostClaim):
+    """An admin canceled the run: stop without writing (the cancel already closed the row)."""
+
+
+class Stopped(Exception):
+    """Ends a download in flight when the run stops (not a failure of the file)."""
 
 
 class Skip(Exception):
@@ -153,6 +162,7 @@ class OneDriveBackup:
         self.progress = progress or (lambda run: None)
         self.user: DirectoryUser = run.directory_user
         self._last_beat = time.monotonic()
+        self._stopping = threading.Event()
 
     # ----- the run ---------------------------------------------------------------------
 
@@ -383,6 +393,7 @@ class OneDriveBackup:
                             failed.append(outcome.item.id)
                         self._record_outcome(state, outcome, current)
             except BaseException:
+                self._stopping.set()  # downloads in flight end at their next block
                 for future in pending:
                     future.cancel()
                 raise
@@ -464,6 +475,8 @@ class OneDriveBackup:
                         skip = received  # Range ignored: the whole body again
                 try:
                     for block in response.iter_content(BLOCK_SIZE):
+                        if self._stopping.is_set():
+                            raise Stopped
                         if skip:
                             if len(block) <= skip:
                                 skip -= len(block)
@@ -505,11 +518,16 @@ class OneDriveBackup:
             pk=self.run.pk, claim_token=self.run.claim_token, status=BackupRun.Status.RUNNING,
         ).update(heartbeat_at=timezone.now())
         if not alive:
+            status = BackupRun.objects.filter(pk=self.run.pk).values_list("status",
+                                                                          flat=True).first()
+            if status == BackupRun.Status.CANCELED:
+                raise RunCanceled(f"Run {self.run.pk} was canceled.")
             raise LostClaim(f"Run {self.run.pk} is no longer claimed by this worker.")
 
     def _set_phase(self, phase):
         self.run.phase = phase
-        BackupRun.objects.filter(pk=self.run.pk).update(phase=phase)
+        BackupRun.objects.filter(pk=self.run.pk, claim_token=self.run.claim_token,
+                                 status=BackupRun.Status.RUNNING).update(phase=phase)
         self.progress(self.run)
 
     def _finish(self, state, delta_link, root_id, failed_ids):
@@ -530,13 +548,18 @@ class OneDriveBackup:
         close_run(self.run, status, error)
 
 
-def close_run(run: BackupRun, status, error=""):
-    run.status = status
-    run.error = error[:5000]
-    run.finished_at = timezone.now()
-    run.active_user = None
-    run.phase = ""
-    run.save(update_fields=["status", "error", "finished_at", "active_user", "phase"])
+def close_run(run: BackupRun, status, error="") -> bool:
+    """Finish a run this worker holds. A run it no longer holds (canceled, or taken over by
+    another worker) is left as it is: False."""
+    fields = {"status": status, "error": error[:5000], "finished_at": timezone.now(),
+              "active_user": None, "phase": ""}
+    closed = BackupRun.objects.filter(
+        pk=run.pk, claim_token=run.claim_token, status=BackupRun.Status.RUNNING,
+    ).update(**fields)
+    if closed:
+        for name, value in fields.items():
+            setattr(run, name, value)
+    return bool(closed)
 
 
 def _content_changed(version: FileVersion, item: Item) -> bool:

@@ -12,4 +12,7 @@ urlpatterns = [
          name="backup-configuration"),
     path(USER, views.user_history, name="backup-user-history"),
     path(USER + "start/", views.backup_user, name="backup-user"),
+    path("o/<uuid:org_code>/tasks/", views.tasks, name="tasks"),
+    path("o/<uuid:org_code>/backups/runs/<uuid:run_code>/cancel/", views.cancel_run,
+         name="backup-run-cancel"),
 ]

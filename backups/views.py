@@ -1,15 +1,19 @@
+
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from backups import actions
+from backups import actions, activity
 from backups.access import get_directory_user, get_run
 from backups.models import BackupRun
 from o365.access import get_service
 from o365.models import DirectoryUser, Service
 from organizations.access import org_admin_required
+from organizations.forms import DateRangeForm
 
 RECENT_RUNS = 20
 
@@ -99,3 +103,73 @@ def backup_user(request, org, service_code, user_graph_id):
                         service_code=directory_user.service.code,
                         user_graph_id=directory_user.graph_id)
     return redirect("backups", org_code=org.code)
+
+
+# ----- Tasks ---------------------------------------------------------------------------------
+
+TASKS_PER_PAGE = 50
+
+
+class TaskFilterForm(DateRangeForm):
+    field_order = ["type", "status", "since", "until", "user"]
+
+    type = forms.ChoiceField(label="Type", required=False,
+                             choices=[("", "All types"), *activity.TaskType.CHOICES])
+    status = forms.ChoiceField(label="Status", required=False,
+                               choices=[("", "All statuses"), *activity.TaskStatus.CHOICES])
+    # Backups match their user's email; imports and synchronizations, who started them.
+    user = forms.CharField(label="User", required=False, max_length=254,
+                           widget=forms.TextInput(attrs={"type": "search",
+                                                         "placeholder": "Email"}))
+
+    def filters(self, zone) -> dict:
+        data = self.cleaned_data
+        since, until = self.bounds(zone)
+        return {
+            "types": [data["type"]] if data.get("type") else [],
+            "statuses": [data["status"]] if data.get("status") else [],
+            "since": since,
+            "until": until,
+            "user": (data.get("user") or "").strip(),
+        }
+
+
+@org_admin_required
+def tasks(request, org):
+    form = TaskFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        page, task_list = None, []
+    else:
+        filters = form.filters(activity.org_zone(org)) if form.is_bound else {}
+        page = Paginator(activity.task_rows(org, **filters), TASKS_PER_PAGE).get_page(
+            request.GET.get("page"))
+        task_list = activity.load_tasks(page.object_list)
+    query = request.GET.copy()
+    query.pop("page", None)
+    fragment = request.headers.get("X-Requested-With") == "fetch"
+    return render(request, "backups/tasks_table.html" if fragment else "backups/tasks.html", {
+        "org": org, "form": form, "page": page, "tasks": task_list, "query": query.urlencode(),
+        "any_active": any(task.is_active for task in task_list),
+    })
+
+
+@org_admin_required
+@require_POST
+def cancel_run(request, org, run_code):
+    run = get_run(org, run_code)
+    if actions.do_cancel_run(run, request=request):
+        messages.success(request, f"The backup of {run.directory_user} was canceled.")
+    else:
+        messages.warning(request, f"The backup of {run.directory_user} had already finished "
+                                  f"({run.get_status_display().lower()}).")
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
+                                       require_https=request.is_secure()):
+        return redirect(next_url)
+    return redirect("tasks", org_code=org.code)
+
+
+@org_admin_required
+def dashboard(request, org):
+    """The organization's landing page: what is protected, what ran, what is stored."""
+    return render(request, "dashboard.html", {"org": org, "stats": activity.dashboard(org)})

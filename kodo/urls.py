@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from backups import views as backups_views
 from kodo import views
 from organizations.forms import EmailAuthenticationForm
 
@@ -13,7 +14,7 @@ urlpatterns = [
          name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("o/<uuid:org_code>/", views.dashboard, name="dashboard"),
+    path("o/<uuid:org_code>/", backups_views.dashboard, name="dashboard"),
     path("", include("organizations.urls")),
     path("", include("o365.urls")),
     path("", include("schedules.urls")),

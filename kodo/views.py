@@ -3,7 +3,6 @@ from django.http import HttpResponseServerError
 from django.shortcuts import redirect, render
 from django.template.loader import get_template
 
-from organizations.access import org_admin_required
 from organizations.models import Organization
 
 
@@ -16,14 +15,6 @@ def home(request):
     if org is not None:
         return redirect("dashboard", org_code=org.code)
     return render(request, "no_organization.html")
-
-
-@org_admin_required
-def dashboard(request, org):
-    return render(request, "dashboard.html", {
-        "org": org,
-        "member_count": org.memberships.count(),
-    })
 
 
 def server_error(request):

@@ -1,3 +1,5 @@
+import datetime as dt
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
@@ -44,8 +46,9 @@ class ServicesForm(forms.Form):
     services_enabled = forms.BooleanField(required=False, label="Services enabled")
 
 
-class AuditSearchForm(forms.Form):
-    q = forms.CharField(label="Keyword", required=False, max_length=200)
+class DateRangeForm(forms.Form):
+    """A From/To pair of days, both included, read in a time zone."""
+
     since = forms.DateField(label="From", required=False,
                             widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label="To", required=False,
@@ -57,3 +60,15 @@ class AuditSearchForm(forms.Form):
         if since and until and since > until:
             raise forms.ValidationError("The start date is after the end date.")
         return cleaned
+
+    def bounds(self, zone) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """[start of From, start of the day after To) as aware datetimes in `zone`."""
+        since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
+        return (since and dt.datetime.combine(since, dt.time(), zone),
+                until and dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), zone))
+
+
+class AuditSearchForm(DateRangeForm):
+    field_order = ["q", "since", "until"]
+
+    q = forms.CharField(label="Keyword", required=False, max_length=200)

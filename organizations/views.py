@@ -1,4 +1,3 @@
-import datetime as dt
 import zoneinfo
 
 from django.contrib import messages
@@ -74,13 +73,8 @@ def server_organization_reinvite(request, org_code, user_id):
 def _audit_page(request, events, time_zone, template, context):
     form = AuditSearchForm(request.GET or None)
     if form.is_valid():
-        tz = zoneinfo.ZoneInfo(time_zone)
-        since, until = form.cleaned_data["since"], form.cleaned_data["until"]
-        events = events.search(
-            keyword=form.cleaned_data["q"].strip(),
-            since=since and dt.datetime.combine(since, dt.time(), tz),
-            until=until and dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tz),
-        )
+        since, until = form.bounds(zoneinfo.ZoneInfo(time_zone))
+        events = events.search(keyword=form.cleaned_data["q"].strip(), since=since, until=until)
     page = Paginator(events.select_related("organization"), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

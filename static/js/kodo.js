@@ -4,11 +4,13 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("input.copy").forEach((input) => {
     input.addEventListener("focus", () => input.select());
   });
-  // Ask before destructive actions: <form data-confirm="Delete ...?">.
-  document.querySelectorAll("form[data-confirm]").forEach((form) => {
-    form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-    });
+  // Ask before destructive actions: <form data-confirm="Delete ...?">. Delegated, so forms in
+  // fragments replaced by live refresh ask too.
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
   });
   // Live progress: an element with data-poll="<url>" is replaced by the URL's HTML every 2 s
   // until the response carries data-done.

@@ -73,3 +73,11 @@ def test_audit_pages_are_paginated(admin_a_client, world, django_assert_max_num_
     with django_assert_max_num_queries(8):
         response = admin_a_client.get(f"/o/{world.org_a.code}/audit/", {"page": 2})
     assert b"Page 2 of 3" in response.content
+
+
+def test_times_are_shown_in_the_organizations_time_zone(admin_a_client, world):
+    event = _event(world.org_a, "x", "Zoned entry")
+    AuditEvent.objects.filter(pk=event.pk).update(
+        created_at=dt.datetime(2026, 7, 1, 10, 0, tzinfo=dt.UTC))
+    page = admin_a_client.get(f"/o/{world.org_a.code}/audit/").content.decode()
+    assert "2026-07-01 12:00:00" in page  # Europe/Warsaw in summer: UTC+2

@@ -1,0 +1,317 @@
+"""What an organization's backups and directory jobs are doing: the numbers of the Dashboard and
+the one list of the Tasks page. Every function here costs a fixed number of queries, whatever the
+amount of data."""
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass, field
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DateField,
+    Exists,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from backups.models import BackupRun, FileVersion
+from o365.models import DirectoryJob, DirectoryUser
+from organizations.models import Organization
+
+GROWTH_DAYS = 30
+RUNNING_SHOWN = 10
+DONE_STATUSES = (BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL)
+# The results a finished run can have, in the order the Dashboard shows them.
+RESULTS = [
+    (BackupRun.Status.SUCCEEDED, "ok"),
+    (BackupRun.Status.PARTIAL, "warn"),
+    (BackupRun.Status.FAILED, "bad"),
+    (BackupRun.Status.SKIPPED, "warn"),
+    (BackupRun.Status.CANCELED, "bad"),
+]
+
+
+def org_zone(org):
+    try:
+        return zoneinfo.ZoneInfo(org.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+# ----- the Dashboard -------------------------------------------------------------------------
+
+
+@dataclass
+class Chart:
+    """A line chart drawn by the template as inline SVG (no script, no style attributes)."""
+
+    width: int = 640
+    height: int = 200
+    left: int = 8
+    right: int = 8
+    top: int = 12
+    bottom: int = 28
+    line: str = ""  # polyline points
+    area: str = ""  # polygon points (the line closed down to the axis)
+    dots: list = field(default_factory=list)  # (x, y, date, value) for hover titles
+    baseline_y: float = 0
+    first_label: str = ""
+    last_label: str = ""
+    max_value: int = 0
+
+
+def growth_chart(points, *, width=640, height=200) -> Chart:
+    """Chart of [(date, cumulative bytes)], oldest first; the y axis starts at zero."""
+    chart = Chart(width=width, height=height)
+    if not points:
+        return chart
+    inner_w = width - chart.left - chart.right
+    inner_h = height - chart.top - chart.bottom
+    top = max(value for _, value in points) or 1
+    step = inner_w / max(len(points) - 1, 1)
+    coords = []
+    for i, (day, value) in enumerate(points):
+        x = round(chart.left + i * step, 1)
+        y = round(chart.top + inner_h * (1 - value / top), 1)
+        coords.append((x, y))
+        chart.dots.append((x, y, day, value))
+    chart.baseline_y = chart.top + inner_h
+    chart.line = " ".join(f"{x},{y}" for x, y in coords)
+    chart.area = (f"{coords[0][0]},{chart.baseline_y} " + chart.line
+                  + f" {coords[-1][0]},{chart.baseline_y}")
+    chart.first_label = points[0][0].strftime("%b %d")
+    chart.last_label = points[-1][0].strftime("%b %d")
+    chart.max_value = max(value for _, value in points)
+    return chart
+
+
+@dataclass
+class Dashboard:
+    users_total: int
+    users_protected: int
+    results: list  # (status value, label, badge, count) of runs finished in the last 24 hours
+    active_runs: int
+    bytes_stored: int
+    current_files: int
+    current_size: int
+    growth: list  # (date, cumulative bytes stored), one per day, oldest first
+    chart: Chart
+    running_runs: list
+    running_jobs: list
+    active_jobs: int
+
+    @property
+    def runs_last_day(self) -> int:
+        return sum(count for *_, count in self.results)
+
+    @property
+    def growth_last_period(self) -> int:
+        return self.growth[-1][1] - self.growth[0][1] if self.growth else 0
+
+
+def dashboard(org, *, now=None) -> Dashboard:
+    """Four queries: the organization's totals, its runs grouped by day, status and whether they
+    finished in the last 24 hours (at most 31 x 7 x 2 rows), the running backups and the running
+    directory jobs."""
+    now = now or timezone.now()
+    zone = org_zone(org)
+    today = now.astimezone(zone).date()
+    first_day = today - dt.timedelta(days=GROWTH_DAYS - 1)
+    period_start = dt.datetime.combine(first_day, dt.time(), zone)
+    day_ago = now - dt.timedelta(hours=24)
+
+    users = DirectoryUser.objects.filter(service__organization=OuterRef("pk"),
+                                         removed_at__isnull=True, account__isnull=False)
+    protected = users.filter(Exists(BackupRun.objects.filter(directory_user=OuterRef("pk"),
+                                                             status__in=DONE_STATUSES)))
+    versions = FileVersion.objects.filter(organization=OuterRef("pk"), end_run__isnull=True,
+                                          is_folder=False)
+    totals = Organization.objects.filter(pk=org.pk).values(
+        users_total=_scalar(users, "service__organization", Count("pk")),
+        users_protected=_scalar(protected, "service__organization", Count("pk")),
+        current_files=_scalar(versions, "organization", Count("pk")),
+        current_size=_scalar(versions, "organization", Sum("size")),
+    ).get()
+
+    day = Case(When(created_at__lt=period_start, then=Value(None, output_field=DateField())),
+               default=TruncDate("created_at", tzinfo=zone), output_field=DateField())
+    recent = Case(When(finished_at__gte=day_ago, then=Value(True)), default=Value(False),
+                  output_field=BooleanField())
+    groups = (BackupRun.objects.for_organization(org).order_by()
+              .annotate(day=day, recent=recent).values("day", "status", "recent")
+              .annotate(runs=Count("pk"), stored=Sum("bytes_stored")))
+    stored_per_day, active, stored_before = {}, 0, 0
+    results = {status: 0 for status, _ in RESULTS}
+    for group in groups:
+        stored = group["stored"] or 0
+        if group["day"] is None:
+            stored_before += stored
+        else:
+            stored_per_day[group["day"]] = stored_per_day.get(group["day"], 0) + stored
+        if group["status"] in BackupRun.ACTIVE_STATUSES:
+            active += group["runs"]
+        elif group["recent"] and group["status"] in results:
+            results[group["status"]] += group["runs"]
+    growth, running_total = [], stored_before
+    for offset in range(GROWTH_DAYS):
+        date = first_day + dt.timedelta(days=offset)
+        running_total += stored_per_day.get(date, 0)
+        growth.append((date, running_total))
+
+    running_runs = list(BackupRun.objects.for_organization(org).active()
+                        .select_related("directory_user", "service")
+                        .order_by("created_at", "id")[:RUNNING_SHOWN])
+    running_jobs = list(DirectoryJob.objects.active().filter(service__organization=org)
+                        .select_related("service").order_by("created_at", "id"))
+    return Dashboard(
+        users_total=totals["users_total"],
+        users_protected=totals["users_protected"],
+        results=[(status.value, status.label, badge, results[status]) for status, badge in RESULTS],
+        active_runs=active,
+        bytes_stored=running_total,
+        current_files=totals["current_files"],
+        current_size=totals["current_size"],
+        growth=growth,
+        chart=growth_chart(growth),
+        running_runs=running_runs,
+        running_jobs=running_jobs,
+        active_jobs=len(running_jobs),  # at most one per configuration
+    )
+
+
+def _scalar(queryset, group_by, aggregate):
+    """`aggregate` over a subquery correlated to the outer organization (0 when empty)."""
+    subquery = queryset.order_by().values(group_by).annotate(value=aggregate).values("value")
+    return Coalesce(Subquery(subquery), 0)
+
+
+# ----- the Tasks page ------------------------------------------------------------------------
+
+
+class TaskType:
+    BACKUP = "backup"
+    IMPORT = "import"
+    SYNC = "synchronize"
+    CHOICES = [(BACKUP, "Backup"), (IMPORT, "Import users"), (SYNC, "Synchronize users")]
+    JOB_KINDS = {IMPORT: DirectoryJob.Kind.IMPORT, SYNC: DirectoryJob.Kind.SYNC}
+
+
+class TaskStatus:
+    RUNNING = "running"
+    QUEUED = "queued"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELED = "canceled"
+    CHOICES = [(RUNNING, "Running"), (QUEUED, "Queued"), (COMPLETED, "Completed"),
+               (FAILED, "Failed"), (SKIPPED, "Skipped"), (CANCELED, "Canceled")]
+    RUN_STATUSES = {
+        RUNNING: [BackupRun.Status.RUNNING], QUEUED: [BackupRun.Status.QUEUED],
+        COMPLETED: list(DONE_STATUSES), FAILED: [BackupRun.Status.FAILED],
+        SKIPPED: [BackupRun.Status.SKIPPED], CANCELED: [BackupRun.Status.CANCELED],
+    }
+    JOB_STATUSES = {
+        RUNNING: [DirectoryJob.Status.RUNNING], QUEUED: [DirectoryJob.Status.QUEUED],
+        COMPLETED: [DirectoryJob.Status.SUCCEEDED], FAILED: [DirectoryJob.Status.FAILED],
+        SKIPPED: [], CANCELED: [],
+    }
+
+
+@dataclass
+class Task:
+    """One row of the Tasks page: a backup run or a directory job."""
+
+    type: str
+    created_at: dt.datetime
+    run: BackupRun | None = None
+    job: DirectoryJob | None = None
+
+    @property
+    def obj(self):
+        return self.run or self.job
+
+    @property
+    def is_active(self) -> bool:
+        return self.obj.is_active
+
+    @property
+    def type_label(self) -> str:
+        return dict(TaskType.CHOICES)[self.type]
+
+    @property
+    def status_label(self) -> str:
+        status = self.obj.status
+        if status in ("succeeded", "partial"):
+            return "Completed" if status == "succeeded" else "Completed with errors"
+        return self.obj.get_status_display()
+
+    @property
+    def badge(self) -> str:
+        if self.run is not None:
+            return self.run.status_badge
+        return {"succeeded": "ok", "failed": "bad"}.get(self.job.status, "")
+
+
+def task_rows(org, *, types=(), statuses=(), since=None, until=None, user=""):
+    """The organization's backup runs and directory jobs, newest first, as one query of
+    (type, id, created_at) rows: page it, then `load_tasks` the page."""
+    types = set(types) or {t for t, _ in TaskType.CHOICES}
+    parts = []
+    if TaskType.BACKUP in types:
+        runs = BackupRun.objects.for_organization(org)
+        if statuses:
+            runs = runs.filter(status__in=[s for st in statuses
+                                           for s in TaskStatus.RUN_STATUSES[st]])
+        if user:
+            runs = runs.filter(Q(directory_user__mail__icontains=user)
+                               | Q(directory_user__user_principal_name__icontains=user))
+        parts.append(_window(runs, since, until).annotate(task_type=Value(TaskType.BACKUP)))
+    kinds = [TaskType.JOB_KINDS[t] for t in (TaskType.IMPORT, TaskType.SYNC) if t in types]
+    job_statuses = [s for st in statuses for s in TaskStatus.JOB_STATUSES[st]]
+    if kinds and (job_statuses or not statuses):
+        jobs = DirectoryJob.objects.filter(service__organization=org, kind__in=kinds)
+        if statuses:
+            jobs = jobs.filter(status__in=job_statuses)
+        if user:
+            jobs = jobs.filter(requested_by__email__icontains=user)
+        parts.append(_window(jobs, since, until).annotate(task_type=Value("job")))
+    if not parts:
+        return BackupRun.objects.none().values_list("pk")
+    rows = [part.order_by().values_list("task_type", "pk", "created_at") for part in parts]
+    query = rows[0].union(*rows[1:], all=True) if len(rows) > 1 else rows[0]
+    return query.order_by("-created_at", "-pk")
+
+
+def _window(queryset, since, until):
+    if since is not None:
+        queryset = queryset.filter(created_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(created_at__lt=until)
+    return queryset
+
+
+def load_tasks(rows) -> list[Task]:
+    """Tasks for a page of `task_rows`, in its order (two queries)."""
+    rows = list(rows)
+    run_ids = [pk for kind, pk, _ in rows if kind == TaskType.BACKUP]
+    job_ids = [pk for kind, pk, _ in rows if kind != TaskType.BACKUP]
+    runs = BackupRun.objects.select_related("directory_user", "service").in_bulk(run_ids)
+    jobs = DirectoryJob.objects.select_related("service", "requested_by").in_bulk(job_ids)
+    tasks = []
+    for kind, pk, created_at in rows:
+        if kind == TaskType.BACKUP:
+            if pk in runs:  # else deleted since the page was counted
+                tasks.append(Task(TaskType.BACKUP, created_at, run=runs[pk]))
+        elif pk in jobs:
+            job = jobs[pk]
+            task_type = TaskType.IMPORT if job.kind == DirectoryJob.Kind.IMPORT else TaskType.SYNC
+            tasks.append(Task(task_type, created_at, job=job))
+    return tasks
