@@ -162,6 +162,10 @@ def test_an_expired_delta_token_falls_back_to_a_full_read(tenant, world):
     assert job.status == "succeeded" and job.full_read
     gone.refresh_from_db()
     assert gone.removed_at is not None  # reconciled: known, no longer listed
+    assert DirectoryUser.objects.filter(service=service, removed_at__isnull=False).count() == 1
+    assert DirectoryUser.objects.filter(service=service, account__is_active=False).count() == \
+        DirectoryUser.objects.filter(service=service, account_enabled=False,
+                                     account__isnull=False).count() + 1
 
 
 def test_throttling_and_a_revoked_token_do_not_stop_an_import(tenant, world):
