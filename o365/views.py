@@ -104,10 +104,12 @@ def _users_tab_context(request, org, service):
 
 @services_required
 def directory_users(request, org):
-    configurations = Service.objects.for_organization(org)
     code = request.GET.get("configuration")
-    service = (get_service(org, code) if code and _is_uuid(code) else configurations.first())
-    if code and not _is_uuid(code):
+    if code is None:
+        service = Service.objects.for_organization(org).first()
+    elif _is_uuid(code):
+        service = get_service(org, code)
+    else:
         raise Http404
     return render(request, "o365/users.html", _users_tab_context(request, org, service))
 

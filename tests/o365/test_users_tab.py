@@ -127,3 +127,9 @@ def test_deleting_a_configuration_removes_its_beat_entry(admin_a_client, world):
     admin_a_client.post(
         f"/o/{world.org_a.code}/services/office365/configuration/{service.code}/delete/")
     assert not PeriodicTask.objects.filter(task="o365.tasks.auto_synchronize").exists()
+
+
+def test_another_organizations_configuration_in_the_query_is_404(admin_a_client, world):
+    outsider = make_service(world.org_b, name="Theirs")
+    assert admin_a_client.get(_base(world), {"configuration": outsider.code}).status_code == 404
+    assert admin_a_client.get(_base(world), {"configuration": "garbage"}).status_code == 404
