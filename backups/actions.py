@@ -84,6 +84,80 @@ def do_start_backups(*, service, users=None, trigger=BackupRun.Trigger.MANUAL, r
     return started, active
 
 
+FAN_OUT_BATCH = 500
+
+
+def do_request_configuration_backup(*, service, trigger=BackupRun.Trigger.MANUAL, request=None):
+    """Ask for a backup of every candidate of the configuration, without creating the runs here
+    (a configuration may have 100,000 users): audit the request and, on commit, send one fan-out
+    task that creates the runs in batches and sends one task per run.
+
+    Returns (users to back up, users with a run already active): two counts."""
+    candidates = backup_candidates(service).count()
+    running = BackupRun.objects.active().filter(directory_user__in=backup_candidates(service)
+                                                ).count()
+    if not candidates:
+        return 0, 0
+    organization = service.organization
+    with transaction.atomic():
+        what = f"Asked for a backup of configuration {service.name} ({candidates} users"
+        what += f", {running} already running)" if running else ")"
+        audit.record("backup_started", what + ".", request=request, organization=organization)
+        from backups.tasks import fan_out_backups
+
+        transaction.on_commit(
+            lambda: fan_out_backups.delay(service.pk, organization.pk, str(trigger)))
+    return candidates, running
+
+
+def do_fan_out_backups(service, trigger=BackupRun.Trigger.MANUAL, *, batch=FAN_OUT_BATCH):
+    """Start a run for each candidate of the configuration, `batch` users per transaction, and
+    send each new run's task when its batch commits. A user with an active run keeps it (sent
+    again only if stale, as start_run does). Safe to run twice: the second finds every run active.
+
+    Returns (runs started, runs already active): two counts."""
+    started = active = 0
+    last_pk = 0
+    candidates = backup_candidates(service).order_by("pk")
+    while True:
+        users = list(candidates.filter(pk__gt=last_pk)[:batch])
+        if not users:
+            break
+        last_pk = users[-1].pk
+        with transaction.atomic():
+            busy = {run.active_user_id: run
+                    for run in BackupRun.objects.filter(active_user__in=users)}
+            new = [BackupRun(organization_id=service.organization_id, service=service,
+                             directory_user=user, active_user=user, trigger=trigger)
+                   for user in users if user.pk not in busy]
+            try:
+                with transaction.atomic():
+                    created = BackupRun.objects.bulk_create(new)
+            except IntegrityError:
+                # A user's run was started meanwhile (Backup now, a schedule): one by one.
+                created = []
+                for user in users:
+                    if user.pk not in busy:
+                        run, was_created = start_run(user, trigger, enqueue=False)
+                        if was_created:
+                            created.append(run)
+                        else:
+                            busy[user.pk] = run
+            resend = [run for run in busy.values() if is_stale(run)]
+            started += len(created)
+            active += len(busy)
+            jobs = [(run.pk, run.organization_id) for run in created + resend]
+            transaction.on_commit(lambda jobs=jobs: _send_runs(jobs))
+    return started, active
+
+
+def _send_runs(jobs):
+    from backups.tasks import run_backup
+
+    for run_id, organization_id in jobs:
+        run_backup.delay(run_id, organization_id)
+
+
 # ----- claiming and running ---------------------------------------------------------------
 
 

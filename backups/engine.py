@@ -2,12 +2,13 @@
 
     delta (from the saved cursor) -> the drive's tree -> what changed -> record renames, moves and
     deletions -> download changed content in parallel, streaming: quickXorHash, chunk, compress,
-    encrypt, store -> verify size and hash -> record the version (own transaction) -> save cursor.
+    encrypt, store -> verify size and hash -> record the version -> save cursor.
 
-Crash safety: every verified file version is recorded as soon as its chunks are stored, in its
-own transaction, tied to the run; the delta cursor moves only when the run completes. A run that
-dies is continued (same run) by a redelivered task: the delta is read again from the old cursor,
-what this run already recorded compares as unchanged, so nothing is downloaded twice.
+Crash safety: a verified file version is recorded only after its chunks are stored, tied to the
+run, together with the other downloads that finished meanwhile (one transaction); the delta cursor
+moves only when the run completes. A run that dies is continued (same run) by a redelivered task:
+the delta is read again from the old cursor, what this run already recorded compares as unchanged,
+so nothing is downloaded twice (only the few files not yet recorded when it died).
 """
 
 import datetime as dt
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 BLOCK_SIZE = 1 << 20
 MAX_RESUMES = 8  # Range resumes of one download attempt (resets, expired URLs)
 RECORD_BATCH = 500
+QUEUED_PER_THREAD = 4  # downloads handed to the pool ahead, per thread
 _BODY_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
@@ -334,50 +336,75 @@ class OneDriveBackup:
             first_run=self.run,
         )
 
-    def _record_outcome(self, state, outcome: Outcome, current):
-        run, item = self.run, outcome.item
-        with transaction.atomic():
-            self._beat(force=True)
+    def _record_outcomes(self, state, outcomes: list[Outcome], current):
+        """Record finished downloads in one transaction. Every outcome's chunks are stored
+        already; a crash before this commits only means downloading these few files again."""
+        run = self.run
+        stored = [o for o in outcomes if o.result is not None]
+        deleted_ids = [o.item.id for o in outcomes
+                       if o.skip is not None and o.skip.reason == RunIssue.Reason.DELETED]
+        issues, counts = [], {}
+        for outcome in outcomes:
             if outcome.result is not None:
-                FileVersion.objects.filter(drive=state, item_id=item.id,
-                                           end_run__isnull=True).update(end_run=run)
-                chunks = [[ref.id, ref.size] for ref in outcome.result.chunks]
-                version = self._version(state, item, outcome.path, chunks)
-                version.save()
-                current[item.id] = version
-                run.add(files_downloaded=1, bytes_downloaded=outcome.result.size,
-                        bytes_stored=outcome.result.new_bytes_stored)
-            elif outcome.skip is not None:
-                if outcome.skip.reason == RunIssue.Reason.DELETED:
-                    ended = FileVersion.objects.filter(drive=state, item_id=item.id,
-                                                       end_run__isnull=True).update(
-                        end_run=run, deleted=True)
-                    run.add(files_deleted=ended)
-                RunIssue.objects.create(run=run, kind=RunIssue.Kind.SKIPPED,
-                                        reason=outcome.skip.reason, item_id=item.id,
-                                        path=outcome.path, message=outcome.skip.message)
-                run.add(files_skipped=1)
+                continue
+            if outcome.skip is not None:
+                issues.append(RunIssue(run=run, kind=RunIssue.Kind.SKIPPED,
+                                       reason=outcome.skip.reason, item_id=outcome.item.id,
+                                       path=outcome.path, message=outcome.skip.message))
+                counts["files_skipped"] = counts.get("files_skipped", 0) + 1
             else:
                 reason = (RunIssue.Reason.VERIFY if "did not match" in outcome.error
                           else RunIssue.Reason.DOWNLOAD)
-                RunIssue.objects.create(run=run, kind=RunIssue.Kind.FAILED, reason=reason,
-                                        item_id=item.id, path=outcome.path,
-                                        message=outcome.error[:2000])
-                run.add(files_failed=1)
+                issues.append(RunIssue(run=run, kind=RunIssue.Kind.FAILED, reason=reason,
+                                       item_id=outcome.item.id, path=outcome.path,
+                                       message=outcome.error[:2000]))
+                counts["files_failed"] = counts.get("files_failed", 0) + 1
+        versions = [self._version(state, o.item, o.path,
+                                  [[ref.id, ref.size] for ref in o.result.chunks])
+                    for o in stored]
+        if stored:
+            counts.update(files_downloaded=len(stored),
+                          bytes_downloaded=sum(o.result.size for o in stored),
+                          bytes_stored=sum(o.result.new_bytes_stored for o in stored))
+        with transaction.atomic():
+            self._beat(force=True)
+            if stored:
+                FileVersion.objects.filter(drive=state, item_id__in=[o.item.id for o in stored],
+                                           end_run__isnull=True).update(end_run=run)
+                for version in FileVersion.objects.bulk_create(versions):
+                    current[version.item_id] = version
+            if deleted_ids:
+                ended = FileVersion.objects.filter(drive=state, item_id__in=deleted_ids,
+                                                   end_run__isnull=True).update(
+                    end_run=run, deleted=True)
+                if ended:
+                    counts["files_deleted"] = ended
+            if issues:
+                RunIssue.objects.bulk_create(issues)
+            if counts:
+                run.add(**counts)
         self.progress(run)
 
     # ----- downloads ---------------------------------------------------------------------
 
     def _download_all(self, state, downloads, current) -> list[str]:
+        """Download in `threads` threads; this thread records what they finish.
+
+        Recording is a group commit: each transaction records every download that finished
+        while the previous one was being written (at most RECORD_BATCH). With one fast download
+        at a time that is one file per transaction, as before; when recording is the slower side
+        (many threads, small files, a busy database) the batches grow instead of the downloads
+        waiting for this thread."""
         failed = []
         if not downloads:
             return failed
         queue = iter(downloads)
+        window = QUEUED_PER_THREAD * self.threads
         with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
             pending = set()
             try:
                 while True:
-                    while len(pending) < 2 * self.threads:
+                    while len(pending) < window:
                         job = next(queue, None)
                         if job is None:
                             break
@@ -386,12 +413,18 @@ class OneDriveBackup:
                         break
                     done, pending = wait(pending, timeout=conf.HEARTBEAT_SECONDS,
                                          return_when=FIRST_COMPLETED)
-                    self._beat()
+                    if not done:
+                        self._beat()
+                        continue
+                    finished = []
                     for future in done:
                         outcome = future.result()
                         if outcome.result is None and outcome.skip is None:
                             failed.append(outcome.item.id)
-                        self._record_outcome(state, outcome, current)
+                        finished.append(outcome)
+                    for start in range(0, len(finished), RECORD_BATCH):
+                        self._record_outcomes(state, finished[start:start + RECORD_BATCH],
+                                              current)
             except BaseException:
                 self._stopping.set()  # downloads in flight end at their next block
                 for future in pending:

@@ -7,7 +7,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from backups import conf
-from backups.actions import claim_run, execute_run
+from backups.actions import claim_run, do_fan_out_backups, execute_run
 from backups.models import BackupRun
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,20 @@ def run_backup(self, run_id: int, organization_id: int):
                   "The backup took longer than the time limit; the next run continues it.")
         return "timeout"
     return run.status
+
+
+@shared_task(acks_late=True, time_limit=settings.CELERY_TASK_TIME_LIMIT,
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def fan_out_backups(service_id: int, organization_id: int, trigger: str = "manual"):
+    """Start one run (and send one run_backup task) per user of a configuration. Safe to deliver
+    twice: users whose run is already active are not given a second one."""
+    from o365.models import Service
+
+    service = Service.objects.filter(pk=service_id, organization_id=organization_id).first()
+    if service is None:
+        return "missing"
+    started, active = do_fan_out_backups(service, BackupRun.Trigger(trigger))
+    return f"{started} started, {active} already active"
 
 
 @shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,

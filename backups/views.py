@@ -78,10 +78,12 @@ def user_history(request, org, service_code, user_graph_id):
 @require_POST
 def backup_configuration(request, org, service_code):
     service = get_service(org, service_code)
-    started, active = actions.do_start_backups(service=service, request=request)
-    if started or active:
-        messages.success(request, f"Backing up {len(started)} users of {service.name}"
-                         + (f" ({len(active)} were already running)." if active else "."))
+    users, running = actions.do_request_configuration_backup(service=service, request=request)
+    if users:
+        # The runs are created by a task (in batches): the page shows them as they are queued.
+        message = f"Backing up {users - running} users of {service.name}"
+        message += f" ({running} already running)." if running else "."
+        messages.success(request, message + " Their backups are being queued.")
     else:
         messages.warning(request, f"{service.name} has no users to back up yet. Import users "
                                   "first (Services → Users → IMPORT USERS).")

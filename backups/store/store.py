@@ -113,19 +113,26 @@ class ChunkStore:
 
         # Chunks are sealed and stored by a few threads so that hashing the next chunk overlaps
         # with compressing, encrypting and fsyncing (or uploading) the previous ones. At most
-        # workers + 1 chunks wait at a time, which keeps memory bounded.
-        refs = []
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="chunk-store") as pool:
-            pending = deque()
-            try:
-                for chunk in self.chunker.chunks(hashed(blocks)):
-                    pending.append(pool.submit(self.put_chunk, chunk))
+        # workers + 2 chunks wait at a time, which keeps memory bounded. The last chunk is stored
+        # by this thread (it has nothing else to do), so a one-chunk stream, the common small
+        # file, starts no thread at all: starting threads per file cost more than the file.
+        refs, pending, pool, held = [], deque(), None, None
+        try:
+            for chunk in self.chunker.chunks(hashed(blocks)):
+                if held is not None:
+                    if pool is None:
+                        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="chunk-store")
+                    pending.append(pool.submit(self.put_chunk, held))
                     if len(pending) > self.workers:
                         refs.append(pending.popleft().result())
-                refs.extend(future.result() for future in pending)
-            except BaseException:
+                held = chunk
+            last = self.put_chunk(held) if held is not None else None
+            refs.extend(future.result() for future in pending)
+            if last is not None:
+                refs.append(last)
+        finally:
+            if pool is not None:
                 pool.shutdown(cancel_futures=True)
-                raise
         return StreamResult(
             chunks=refs,
             size=sum(ref.size for ref in refs),
