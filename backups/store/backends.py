@@ -51,7 +51,8 @@ class FilesystemBackend:
     def put(self, key: str, data) -> None:
         path = self._path(key)
         directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
+        if not os.path.isdir(directory):
+            self._make_directories(directory)
         fd, temp_path = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -66,6 +67,20 @@ class FilesystemBackend:
                 pass
             raise
         _fsync_dir(directory)
+
+    def _make_directories(self, directory: str) -> None:
+        """Create the missing folders and fsync each parent, so a new folder survives a crash
+        together with the object renamed into it."""
+        missing = []
+        while directory != self.root and not os.path.isdir(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for folder in reversed(missing):
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                continue  # another writer made it
+            _fsync_dir(os.path.dirname(folder))
 
     def get(self, key: str) -> bytes:
         try:

@@ -126,3 +126,18 @@ def test_check_key_accepts_store_keys():
 def test_filesystem_backend_creates_its_root(tmp_path):
     FilesystemBackend(tmp_path / "new" / "root").put("x", b"1")
     assert (tmp_path / "new" / "root" / "x").read_bytes() == b"1"
+
+
+def test_new_folders_are_fsynced_in_their_parents(fs_backend, monkeypatch):
+    from backups.store import backends
+
+    synced = []
+    real = backends._fsync_dir
+    monkeypatch.setattr(backends, "_fsync_dir", lambda d: (synced.append(d), real(d)))
+    fs_backend.put("orgs/a/chunks/ab/cd/abcd", b"x")
+    root = fs_backend.root
+    assert synced == [root, f"{root}/orgs", f"{root}/orgs/a", f"{root}/orgs/a/chunks",
+                      f"{root}/orgs/a/chunks/ab", f"{root}/orgs/a/chunks/ab/cd"]
+    synced.clear()
+    fs_backend.put("orgs/a/chunks/ab/cd/abce", b"y")
+    assert synced == [f"{root}/orgs/a/chunks/ab/cd"]  # only the rename, folders exist
