@@ -14,7 +14,8 @@ named in --database-url (dropped and created again; trust auth as postgres on 12
 
 1. Baseline: page through /users/delta with the Graph client, touching no database.
 2. IMPORT USERS of every user: wall time, users/s, SQL queries per Graph page, time per phase
-   (mirror refresh, account creation, OneDrive checks), peak RSS.
+   (mirror refresh, account creation, OneDrive checks: GET /users/{id}/drive in JSON batches of
+   20), peak RSS.
 3. SYNCHRONIZE USERS with no change in the tenant (one delta request): wall time, queries.
 Then a ratio: the import's mirror refresh and the whole import, against the raw Graph read.
 """
@@ -334,7 +335,7 @@ def main():
           f"{args.users / imported.seconds:9,.0f} users/s   target < 60 s")
     for name, label in (("refresh_mirror", "mirror refresh (/users/delta + upserts)"),
                         ("import_accounts", "account creation"),
-                        ("check_onedrives", "OneDrive checks (GET /users/{id}/drive)")):
+                        ("check_onedrives", "OneDrive checks ($batch of 20 drives)")):
         seconds = imported.phases.get(name, 0)
         worker_cpu, sim_cpu = imported.cpu.get(name, (0, 0))
         print(f"  {label:{width - 2}} {seconds:8.1f} s  {seconds / imported.seconds:9.0%} of import"

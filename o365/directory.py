@@ -21,7 +21,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSW
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from o365.graph import GraphError, NotFound, ResyncRequired
+from o365.graph import BATCH_LIMIT, GraphError, NotFound, ResyncRequired
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import Membership
 
@@ -36,7 +36,8 @@ MIRROR_FIELDS = ["user_principal_name", "mail", "display_name", "account_enabled
                  "is_guest", "removed_at", "removed_permanently", "updated_at"]
 MAX_CONFLICTS_KEPT = 200
 BATCH_SIZE = 1000
-DRIVE_CHECK_THREADS = 8
+DRIVE_CHECK_THREADS = 4
+DRIVE_CHECKS_PER_REQUEST = BATCH_LIMIT  # users whose OneDrive one JSON batch asks about
 PROGRESS_EVERY_SECONDS = 1.0
 # Graph "no OneDrive" answers seen in the field (GRAPH.md §2).
 NO_ONEDRIVE_CODES = {"ResourceNotFound", "BadRequest", "UnknownError", "itemNotFound",
@@ -314,36 +315,59 @@ class DirectorySync:
     def check_onedrives(self):
         """Find out, for linked users not checked yet, whether they have a OneDrive.
 
-        A batch at a time: results are saved (and the job's heartbeat beats) as they come, and
-        memory stays flat however many users there are."""
+        A batch of rows at a time: results are saved (and the job's heartbeat beats) as they
+        come, and memory stays flat however many users there are. Graph is asked in JSON batches
+        of DRIVE_CHECKS_PER_REQUEST users, DRIVE_CHECK_THREADS batches at once; a batch of rows
+        is saved while the next one is being checked."""
         rows = (DirectoryUser.objects.filter(
             service=self.service, account__isnull=False, removed_at__isnull=True,
             onedrive=DirectoryUser.OneDrive.UNKNOWN)
             .only("graph_id", "onedrive", "drive_id").order_by("pk"))
         last_pk = 0
+        checking = None  # the previous batch and its checks: saved while this one is checked
         with ThreadPoolExecutor(DRIVE_CHECK_THREADS) as pool:
-            while batch := list(rows.filter(pk__gt=last_pk)[:BATCH_SIZE]):
-                list(pool.map(self._check_drive, batch))
-                _update_rows(DirectoryUser, [r for r in batch
-                                             if r.onedrive != DirectoryUser.OneDrive.UNKNOWN],
-                             ["onedrive", "drive_id"])
-                last_pk = batch[-1].pk
-                self.save_progress(every=PROGRESS_EVERY_SECONDS)
+            while True:
+                batch = list(rows.filter(pk__gt=last_pk)[:BATCH_SIZE])
+                if batch:
+                    last_pk = batch[-1].pk
+                    size = DRIVE_CHECKS_PER_REQUEST
+                    futures = [pool.submit(self._check_drives, batch[i:i + size])
+                               for i in range(0, len(batch), size)]
+                if checking is not None:
+                    self._save_drive_checks(*checking)
+                if not batch:
+                    return
+                checking = (batch, futures)
 
-    def _check_drive(self, row):
+    def _save_drive_checks(self, batch, futures):
+        self.job.errors += sum(future.result() for future in futures)
+        _update_rows(DirectoryUser, [r for r in batch
+                                     if r.onedrive != DirectoryUser.OneDrive.UNKNOWN],
+                     ["onedrive", "drive_id"])
+        self.save_progress(every=PROGRESS_EVERY_SECONDS)
+
+    def _check_drives(self, rows) -> int:
+        """GET /users/{id}/drive for these users in one JSON batch; returns the errors."""
         try:
-            drive = self.client.get(f"/users/{row.graph_id}/drive", params={"$select": "id"})
-        except NotFound:
-            row.onedrive = DirectoryUser.OneDrive.MISSING
-        except GraphError as error:
-            if error.code in NO_ONEDRIVE_CODES and error.status in (400, 404, 500):
+            answers = self.client.get_many([f"/users/{row.graph_id}/drive" for row in rows],
+                                           params={"$select": "id"})
+        except GraphError as error:  # the batch itself failed, after the client's retries
+            log.warning("OneDrive check failed for %d users: %s", len(rows), error)
+            return len(rows)
+        errors = 0
+        for row in rows:
+            answer = answers[f"/users/{row.graph_id}/drive"]
+            error = answer.error
+            if error is None:
+                row.onedrive = DirectoryUser.OneDrive.PROVISIONED
+                row.drive_id = answer.json().get("id", "")
+            elif isinstance(error, NotFound) or (error.code in NO_ONEDRIVE_CODES
+                                                 and error.status in (400, 404, 500)):
                 row.onedrive = DirectoryUser.OneDrive.MISSING
             else:
                 log.warning("OneDrive check failed for %s: %s", row.graph_id, error)
-                self.job.errors += 1
-        else:
-            row.onedrive = DirectoryUser.OneDrive.PROVISIONED
-            row.drive_id = drive.get("id", "")
+                errors += 1
+        return errors
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def save_progress(self, every: float = 0):

@@ -12,6 +12,10 @@ Retries follow Microsoft's throttling guidance: 429/503/504 wait for Retry-After
 backoff with jitter when it is absent), 500/502/509 and dropped connections back off too; 401
 refreshes the token once. What cannot be retried becomes a typed GraphError carrying Microsoft's
 code, message, HTTP status and request-id.
+
+Many small reads go in JSON batches (POST $batch, 20 requests each; batch() and get_many()):
+each answer is retried and typed like a direct request's, and while Graph has asked this client
+to wait (Retry-After), its other batches wait too.
 """
 
 import atexit
@@ -29,12 +33,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import msal
 import requests
 from msal.exceptions import MsalServiceError
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from .clouds import Endpoints
 
@@ -46,6 +51,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 509})
 THROTTLE_STATUSES = frozenset({429, 503, 504, 509})
 NEVER_RETRY_CODES = frozenset({"pathistoolong"})
 MAX_RETRY_AFTER = 300.0  # a longer Retry-After is the caller's to schedule (Throttled.retry_after)
+BATCH_LIMIT = 20  # requests in one JSON batch (Graph refuses more)
 
 
 def _version():
@@ -112,6 +118,29 @@ class GraphUnavailable(GraphError):
 
 class DownloadUrlExpired(GraphError):
     """401 on a pre-authenticated download URL: get the item again for a fresh URL."""
+
+
+@dataclass
+class BatchResponse:
+    """The answer to one request of a JSON batch (GraphClient.batch, get_many). `body` is the
+    JSON Graph sent (a base64 string for other content types); `error` is the typed GraphError a
+    failure would have raised as a direct request (after the same retries), else None."""
+
+    id: str
+    status: int
+    headers: CaseInsensitiveDict
+    body: object = None
+    error: GraphError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def json(self) -> dict:
+        """The body of a success, or the typed error raised."""
+        if self.error is not None:
+            raise self.error
+        return self.body if isinstance(self.body, dict) else {}
 
 
 # ----- credentials ----------------------------------------------------------------------
@@ -361,7 +390,12 @@ def _aadsts(description):
 
 
 def _retry_after(response):
-    value = response.headers.get("Retry-After") if response is not None else None
+    return _retry_after_value(response.headers.get("Retry-After") if response is not None
+                              else None)
+
+
+def _retry_after_value(value):
+    """Seconds from a Retry-After header (seconds or an HTTP date), or None."""
     if value is None:
         return None
     try:
@@ -585,6 +619,10 @@ class GraphClient:
         self.session = build_session(endpoints)
         graph = urlsplit(endpoints.graph_base)
         self._graph_origin = (graph.scheme, graph.netloc.lower())
+        # monotonic time before which batches wait: Graph's last Retry-After to this client
+        # (threads sending batches while one is throttled would only be throttled again)
+        self._resume_at = 0.0
+        self._resume_lock = threading.Lock()
 
     def __repr__(self):
         return f"GraphClient({self.credentials!r}, {self.endpoints!r})"
@@ -637,6 +675,109 @@ class GraphClient:
         """GET a Graph resource and return its JSON."""
         _, payload = self._send("GET", path_or_url, params=params, want_json=True)
         return payload
+
+    def batch(self, requests: list[dict], *, raise_errors: bool = False
+              ) -> dict[str, BatchResponse]:
+        """Send requests ({"id", "method", "url", optional "headers" and "body"}; url relative
+        to the Graph base, or an absolute URL on it) as JSON batches of at most BATCH_LIMIT, one
+        after the other, and return each answer by id. The batch itself is retried as any
+        request; its throttled or failing requests (429/5xx) are sent again in a later batch
+        after their Retry-After (or backoff), within max_retries. Failures that remain are
+        BatchResponse.error (typed as a direct request's would be); with raise_errors, the
+        first of them (in request order) is raised instead."""
+        prepared, seen = [], set()
+        for request in requests:
+            request_id = str(request["id"])
+            if request_id in seen:
+                raise ValueError(f"Two requests of one batch have the id {request_id!r}.")
+            seen.add(request_id)
+            prepared.append({**request, "id": request_id, "method": request.get("method", "GET"),
+                             "url": self._batch_url(request["url"])})
+        answers = {}
+        for start in range(0, len(prepared), BATCH_LIMIT):
+            answers.update(self._batch_chunk(prepared[start:start + BATCH_LIMIT]))
+        if raise_errors:
+            for request in prepared:
+                answers[request["id"]].json()
+        return answers
+
+    def get_many(self, paths: list[str], params: dict | None = None, *,
+                 raise_errors: bool = False) -> dict[str, BatchResponse]:
+        """GET each path (with the same query `params`) in JSON batches; answers by path."""
+        query = f"?{urlencode(params, safe='$,')}" if params else ""
+        unique = list(dict.fromkeys(paths))
+        answers = self.batch([{"id": str(n), "method": "GET", "url": f"{path}{query}"}
+                              for n, path in enumerate(unique)], raise_errors=raise_errors)
+        return {path: answers[str(n)] for n, path in enumerate(unique)}
+
+    def _batch_url(self, path_or_url):
+        if path_or_url.startswith(("https://", "http://")):
+            base = self.endpoints.graph_base.rstrip("/")
+            if not path_or_url.lower().startswith(base.lower() + "/"):
+                raise ValueError("A batch holds Graph requests only, not "
+                                 f"{_safe_url(path_or_url)}.")
+            path_or_url = path_or_url[len(base):]
+        return "/" + path_or_url.lstrip("/")
+
+    def _batch_chunk(self, chunk):
+        pending = {request["id"]: request for request in chunk}
+        answers = {}
+        attempt = 0
+        refreshed = False
+        while pending:
+            self._wait_for_throttle()
+            _, payload = self._send("POST", "$batch", json={"requests": list(pending.values())},
+                                    headers={"Accept": "application/json"}, want_json=True)
+            received = {}
+            for item in (payload or {}).get("responses") or ():
+                if isinstance(item, dict) and str(item.get("id")) in pending:
+                    received[str(item["id"])] = item
+            again, waits, unauthorized = {}, [], False
+            for request_id, request in pending.items():
+                item = received.get(request_id) or {
+                    "status": 502, "body": {"error": {
+                        "code": "batchAnswerMissing",
+                        "message": "The batch's answer lacked this request."}}}
+                try:
+                    status = int(item.get("status"))
+                except (TypeError, ValueError):
+                    status = 502
+                headers = CaseInsensitiveDict(item.get("headers") or {})
+                body = item.get("body")
+                if status < 400:
+                    answers[request_id] = BatchResponse(request_id, status, headers, body)
+                    continue
+                code, message, sub_request_id = _batch_error_fields(body, headers)
+                retry_after = _retry_after_value(headers.get("Retry-After"))
+                if status in THROTTLE_STATUSES:
+                    self._note_throttle(retry_after)
+                if status == 401 and not refreshed:
+                    again[request_id] = request
+                    unauthorized = True
+                    continue
+                if (status in RETRY_STATUSES and (code or "").lower() not in NEVER_RETRY_CODES
+                        and attempt < self.max_retries
+                        and (retry_after is None or retry_after <= self.max_retry_after)):
+                    again[request_id] = request
+                    waits.append(self._wait(attempt, retry_after))
+                    continue
+                url = f"{self.endpoints.graph_base}{request['url']}"
+                answers[request_id] = BatchResponse(
+                    request_id, status, headers, body,
+                    self._error(status, code, message, sub_request_id, url, retry_after,
+                                retries=attempt))
+            if unauthorized:  # a fresh token, once
+                self._connection.drop_token(self._connection.last_token)
+                refreshed = True
+            if waits:
+                wait = max(waits)
+                log.info("POST $batch: %d of %d requests throttled or failed; retry %d of %d "
+                         "in %.2f s", len(again), len(pending), attempt + 1, self.max_retries,
+                         wait)
+                self.sleep(wait)
+                attempt += 1
+            pending = again
+        return answers
 
     def iter_pages(self, path_or_url: str, params: dict | None = None) -> Iterator[dict]:
         """Each page of a collection, following @odata.nextLink (an opaque URL) to the end. The
@@ -714,6 +855,8 @@ class GraphClient:
             if status < 400:
                 return response, payload
             code, message, request_id = _error_fields(_json_or_none(response), response)
+            if authenticated and status in THROTTLE_STATUSES:
+                self._note_throttle(_retry_after(response))
             if status == 401 and authenticated and not refreshed and rewind():
                 response.close()
                 self._connection.drop_token(token)
@@ -736,6 +879,18 @@ class GraphClient:
             response.close()
             raise self._error(status, code, message, request_id, url, retry_after,
                               authenticated=authenticated, retries=attempt)
+
+    def _note_throttle(self, retry_after):
+        if retry_after is None or retry_after > self.max_retry_after:
+            return
+        until = time.monotonic() + retry_after
+        with self._resume_lock:
+            self._resume_at = max(self._resume_at, until)
+
+    def _wait_for_throttle(self):
+        remaining = self._resume_at - time.monotonic()
+        if remaining > 0:
+            self.sleep(remaining)
 
     def _wait(self, attempt, retry_after):
         if retry_after is not None:
@@ -797,6 +952,17 @@ def _error_fields(body, response):
     if code is None and message is None:
         message = (response.reason or "").strip() or None
     return code, message, request_id
+
+
+def _batch_error_fields(body, headers):
+    code = message = request_id = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code, message = error.get("code"), error.get("message")
+        inner = error.get("innerError") or error.get("innererror") or {}
+        if isinstance(inner, dict):
+            request_id = inner.get("request-id")
+    return code, message, request_id or headers.get("request-id")
 
 
 def _rewinder(data):

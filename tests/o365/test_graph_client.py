@@ -1,12 +1,15 @@
 """The Graph client against m365sim over HTTPS: tokens, paging, retries and error mapping."""
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from o365.clouds import CLOUDS, CUSTOM, GLOBAL_SCOPE, custom_endpoints, endpoints_for
+from o365.directory import NO_ONEDRIVE_CODES
 from o365.graph import (
     AuthenticationFailed,
     Credentials,
@@ -439,3 +442,164 @@ def test_missing_permissions(roles, missing):
 def test_missing_permissions_for_restore(roles, missing):
     assert missing_permissions(roles, restore=True) == missing
 
+
+
+# ----- JSON batching --------------------------------------------------------------------
+
+
+def drive_paths(sim):
+    return [f"/users/{u['id']}/drive" for u in sim.list_users()]
+
+
+def requests_made(sim, before):
+    after = sim.stats()["requests"]
+    return {kind: n - before.get(kind, 0) for kind, n in after.items() if n - before.get(kind, 0)}
+
+
+def test_get_many_batches_twenty_at_a_time_and_types_the_errors(sim, graph_client):
+    client = graph_client()
+    client.token()
+    users = sim.list_users()
+    before = sim.stats()["requests"]
+
+    answers = client.get_many(drive_paths(sim), params={"$select": "id"})
+
+    assert requests_made(sim, before) == {"batch": 2, "drive": len(users)}  # 30 users: 20 + 10
+    for user in users:
+        answer = answers[f"/users/{user['id']}/drive"]
+        if user["drive_id"]:
+            assert answer.ok and answer.status == 200
+            assert answer.json()["id"] == user["drive_id"]
+        else:
+            assert isinstance(answer.error, NotFound)
+            assert answer.error.request_id and answer.error.code in NO_ONEDRIVE_CODES
+            with pytest.raises(NotFound):
+                answer.json()
+    assert {(a.error.code, a.error.message) for a in answers.values() if a.error} == {
+        ("ResourceNotFound", "User's mysite not found."),
+        ("BadRequest", "Unable to retrieve user's mysite URL."),
+        ("UnknownError", "404 FILE NOT FOUND"),
+    }
+
+
+def test_batch_answers_by_id_with_absolute_graph_urls(m365sim, sim, graph_client):
+    user = sim.list_users()[0]
+    client = graph_client()
+
+    answers = client.batch([
+        {"id": "me", "url": f"{m365sim.info['graph_base']}/users/{user['id']}?$select=id"},
+        {"id": "nobody", "method": "GET", "url": "users/nobody@nowhere.example"}])
+
+    assert answers["me"].json()["id"] == user["id"]
+    assert answers["nobody"].status == 404 and isinstance(answers["nobody"].error, NotFound)
+    with pytest.raises(NotFound):
+        client.batch([{"id": "nobody", "url": "/users/nobody@nowhere.example"}],
+                     raise_errors=True)
+    with pytest.raises(ValueError, match="Graph requests only"):
+        client.batch([{"id": "1", "url": "https://example.invalid/v1.0/users"}])
+    with pytest.raises(ValueError, match="the id '1'"):
+        client.batch([{"id": 1, "url": "/users"}, {"id": "1", "url": "/users"}])
+
+
+def test_throttled_requests_of_a_batch_wait_for_retry_after(sim, graph_client, sleeps):
+    client = graph_client()
+    client.token()
+    paths = drive_paths(sim)[:5]
+    before = sim.stats()
+    sim.set_fault("drive", "429", max_count=1, retry_after=0.05)
+
+    answers = client.get_many(paths)
+
+    assert all(a.ok for a in answers.values() if a.status != 404)
+    assert sleeps == [0.05]  # one wait for the whole batch's throttled requests
+    after = sim.stats()
+    assert requests_made(sim, before["requests"]) == {"batch": 2, "drive": 10}
+    assert (after["faults"]["drive"]["429"] - before["faults"].get("drive", {}).get("429", 0)
+            == 5)  # the fault, then the batch's other requests within its Retry-After
+
+
+@pytest.mark.parametrize("kind", ["503", "500"])
+def test_failing_requests_of_a_batch_are_retried_with_backoff(sim, graph_client, sleeps, kind):
+    sim.set_fault("drive", kind, rate=0.5, seed=11, retry_after=None)
+
+    answers = graph_client().get_many(drive_paths(sim))
+
+    assert not [a for a in answers.values() if a.error and not isinstance(a.error, NotFound)]
+    assert sleeps and all(0.005 <= wait <= 0.64 for wait in sleeps)
+
+
+def test_batch_retries_are_bounded_then_typed(sim, graph_client, sleeps):
+    sim.set_fault("drive", "429", retry_after=0.01)
+    client = graph_client(max_retries=2)
+    paths = drive_paths(sim)[:3]
+
+    answers = client.get_many(paths)
+
+    assert len(sleeps) == 2
+    errors = [answers[p].error for p in paths]
+    assert all(isinstance(e, Throttled) and e.retry_after == 0.01 and e.status == 429
+               and e.code == "activityLimitReached" for e in errors)
+    with pytest.raises(Throttled):
+        client.get_many(paths, raise_errors=True)
+
+
+def test_a_long_retry_after_in_a_batch_is_left_to_the_caller(sim, graph_client, sleeps):
+    sim.set_fault("drive", "503", max_count=1, retry_after=3600)
+
+    answers = graph_client(max_retry_after=60).get_many(drive_paths(sim)[:2])
+
+    assert sleeps == []
+    throttled = [a.error for a in answers.values() if isinstance(a.error, Throttled)]
+    assert len(throttled) == 1 and throttled[0].retry_after == 3600
+
+
+def test_a_throttled_or_cut_batch_is_sent_again(sim, graph_client, sleeps):
+    client = graph_client()
+    sim.set_fault("batch", "429", max_count=1, retry_after=0.02)
+    sim.set_fault("batch", "reset", max_count=1, after_bytes=100)
+
+    answers = client.get_many(drive_paths(sim)[:4])
+
+    assert len(answers) == 4 and all(a.status in (200, 404) for a in answers.values())
+    assert sleeps[0] == 0.02 and len(sleeps) == 2
+
+
+def test_a_token_revoked_during_a_batch_is_refreshed_once(m365sim, sim, graph_client):
+    client = graph_client()
+    client.token()
+    tokens = sim.stats()["tokens"]
+    sim.set_fault("drive", "revoke", max_count=1)
+
+    answers = client.get_many(drive_paths(sim)[:4])
+
+    assert all(a.status in (200, 404) for a in answers.values())
+    assert sim.stats()["tokens"] == tokens + 1
+
+
+def test_a_missing_permission_in_a_batch_is_permission_denied(m365sim, sim, graph_client):
+    client = graph_client(sim_credentials(m365sim, name="Kodo Backup (no files)"))
+    user = sim.list_users()[0]["id"]
+
+    answers = client.batch([{"id": "u", "url": f"/users/{user}"},
+                            {"id": "d", "url": f"/users/{user}/drive"}])
+
+    assert answers["u"].ok
+    assert isinstance(answers["d"].error, PermissionDenied) and answers["d"].status == 403
+
+
+def test_other_batches_wait_while_the_client_is_throttled(sim, graph_client, sleeps):
+    client = graph_client()
+    client.token()
+    paths = drive_paths(sim)
+    penalties = sim.stats()["throttle_penalties"]
+    sim.set_fault("drive", "429", max_count=1, retry_after=0.4)
+    first = threading.Thread(target=client.get_many, args=(paths[:3],))
+    first.start()
+    time.sleep(0.15)  # the first batch has been throttled by now, and waits
+
+    answers = client.get_many(paths[3:6])  # waits too instead of being throttled again
+
+    first.join()
+    assert all(a.status in (200, 404) for a in answers.values())
+    assert sim.stats()["throttle_penalties"] == penalties + 2  # the first batch's other two
+    assert 0.4 in sleeps and any(0.05 < s < 0.4 for s in sleeps)

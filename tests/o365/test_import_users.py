@@ -207,3 +207,57 @@ def test_a_running_job_is_not_claimed_twice(world):
     job = DirectoryJob.objects.create(service=make_service(world.org_a), kind="sync")
     assert actions.claim_directory_job(job.pk) is not None
     assert actions.claim_directory_job(job.pk) is None
+
+
+def onedrive_states(service):
+    rows = DirectoryUser.objects.filter(service=service, account__isnull=False)
+    return {state: rows.filter(onedrive=state).count() for state in ("yes", "no", "unknown")}
+
+
+def test_onedrives_are_checked_in_json_batches(tenant, world):
+    service = sim_service(world.org_a, tenant)
+    job = run(service, include_unlicensed=True)
+    linked = DirectoryUser.objects.filter(service=service, account__isnull=False).count()
+    requests = tenant.sim.stats()["requests"]
+    assert requests["drive"] == linked
+    assert requests["batch"] == -(-linked // 20)  # 20 users a batch
+    assert onedrive_states(service) == {"yes": linked - 2, "no": 2, "unknown": 0}
+    assert job.errors == 0
+    drives = {u["id"]: u["drive_id"] for u in sim_users(tenant)}
+    for row in DirectoryUser.objects.filter(service=service, onedrive="yes"):
+        assert row.drive_id == drives[row.graph_id]
+
+
+def test_throttled_onedrive_checks_are_retried(tenant, world):
+    # a 429 throttles the rest of its batch too (they came within its Retry-After)
+    tenant.sim.set_fault("drive", "429", rate=0.05, seed=8, retry_after=0.05)
+    tenant.sim.set_fault("drive", "503", rate=0.1, seed=9, retry_after=0.05)
+    tenant.sim.set_fault("batch", "429", max_count=1, retry_after=0.05)
+    service = sim_service(world.org_a, tenant)
+    job = run(service, include_unlicensed=True)
+    assert job.status == "succeeded" and job.errors == 0
+    assert onedrive_states(service)["unknown"] == 0 and onedrive_states(service)["no"] == 2
+    assert tenant.sim.stats()["faults"]["drive"]["429"] > 0
+
+
+def test_failed_onedrive_checks_are_counted_and_left_unknown(tenant, world, settings):
+    settings.KODO_GRAPH_MAX_RETRIES = 0
+    service = sim_service(world.org_a, tenant)
+    run(service)  # mirror and accounts
+    DirectoryUser.objects.filter(service=service).update(onedrive="unknown", drive_id="")
+    linked = DirectoryUser.objects.filter(service=service, account__isnull=False).count()
+
+    tenant.sim.set_fault("drive", "502", rate=0.5, seed=2)  # some users fail (no retries)
+    job = run(service, kind="sync")
+    states = onedrive_states(service)
+    assert job.status == "succeeded" and 0 < job.errors == states["unknown"] < linked
+    tenant.sim.clear_faults()
+
+    tenant.sim.set_fault("batch", "503", retry_after=0.01)  # every batch refused
+    job = run(service, kind="sync")
+    assert job.status == "succeeded" and job.errors == states["unknown"]
+    assert onedrive_states(service) == states
+    tenant.sim.clear_faults()
+
+    job = run(service, kind="sync")  # the next synchronization checks them again
+    assert job.errors == 0 and onedrive_states(service)["unknown"] == 0
