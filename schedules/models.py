@@ -103,7 +103,9 @@ class Schedule(models.Model):
     def describe_what(self) -> str:
         if self.scope == self.Scope.ALL:
             return "All users"
-        count = len(self.users.all())
+        count = getattr(self, "chosen_count", None)  # annotated by the list
+        if count is None:
+            count = self.users.count()
         text = f"{count} chosen user{'s' if count != 1 else ''}"
         return text + " and new users" if self.include_new_users else text
 

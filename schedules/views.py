@@ -1,7 +1,7 @@
 import datetime as dt
 
 from django.contrib import messages
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -20,6 +20,7 @@ def get_schedule(org, code) -> Schedule:
 @org_admin_required
 def schedules(request, org):
     rows = list(Schedule.objects.for_organization(org).select_related("service").annotate(
+        chosen_count=Count("users"),
         last_firing_id=Subquery(ScheduleFiring.objects.filter(schedule=OuterRef("pk"))
                                 .order_by("-fired_at", "-id").values("pk")[:1])))
     firings = {f.pk: f for f in ScheduleFiring.objects.filter(

@@ -4,6 +4,7 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from organizations.models import AuditEvent
+from schedules.actions import do_fire_schedule
 from schedules.models import Schedule
 from tests.o365.factories import make_service
 from tests.schedules.factories import make_schedule, mirror
@@ -139,11 +140,18 @@ def test_disable_enable_and_delete(admin_a_client, world, service):
 
 def test_the_list_shows_next_and_last_run(admin_a_client, world, service,
                                           django_assert_max_num_queries):
-    for i in range(4):
-        make_schedule(world.org_a, service, name=f"S{i}")
-    with django_assert_max_num_queries(10):
+    do_fire_schedule(make_schedule(world.org_a, service, name="S0", scope="chosen"))
+    with django_assert_max_num_queries(10) as few:
+        admin_a_client.get(_url(world, ""))
+    users = mirror(service, 3)
+    for i in range(1, 6):
+        schedule = make_schedule(world.org_a, service, name=f"S{i}", scope="chosen")
+        schedule.users.set(users)
+        do_fire_schedule(schedule)
+    with django_assert_max_num_queries(len(few.captured_queries)):
         page = admin_a_client.get(_url(world, "")).content.decode()
     assert "+ ADD SCHEDULE" in page and "Daily at 22:00 UTC" in page and "Never" in page
+    assert "3 chosen users" in page
 
 
 def test_without_a_configuration_the_wizard_sends_to_configuration(admin_a_client, world):
