@@ -150,7 +150,7 @@ def test_the_list_shows_next_and_last_run(admin_a_client, world, service,
         do_fire_schedule(schedule)
     with django_assert_max_num_queries(len(few.captured_queries)):
         page = admin_a_client.get(_url(world, "")).content.decode()
-    assert "+ ADD SCHEDULE" in page and "Daily at 22:00 UTC" in page and "Never" in page
+    assert "+ ADD SCHEDULE" in page and "Daily at 22:00 UTC" in page and "Running" in page
     assert "3 chosen users" in page
 
 
