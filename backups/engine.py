@@ -191,14 +191,15 @@ class OneDriveBackup:
         current = {v.item_id: v for v in FileVersion.objects.current().filter(drive=state)}
         plan = self._plan(listing, current, root_id, full)
         files = [i for i in listing.values() if not i.is_folder and not i.deleted and not i.is_root]
-        BackupRun.objects.filter(pk=run.pk).update(
-            files_seen=len(files), bytes_seen=sum(i.size for i in files),
-            files_to_download=len(plan.downloads),
-            bytes_to_download=sum(i.size for i, _ in plan.downloads),
-        )
-        run.refresh_from_db()
+        seen = {"files_seen": len(files), "bytes_seen": sum(i.size for i in files),
+                "files_to_download": len(plan.downloads),
+                "bytes_to_download": sum(i.size for i, _ in plan.downloads)}
+        BackupRun.objects.filter(pk=run.pk).update(**seen)
+        for name, value in seen.items():  # only this worker writes the run (it holds the claim)
+            setattr(run, name, value)
         self._record_changes(state, plan, current)
-        self._set_phase(f"Downloading {len(plan.downloads)} files")
+        if plan.downloads:
+            self._set_phase(f"Downloading {len(plan.downloads)} files")
         failed_ids = self._download_all(state, plan.downloads, current)
         self._finish(state, delta_link, root_id, failed_ids)
         return run
@@ -363,6 +364,9 @@ class OneDriveBackup:
                                   [[ref.id, ref.size] for ref in o.result.chunks])
                     for o in stored]
         if stored:
+            # The chunks' renames become durable here, for the whole batch at once, before any
+            # row points to them (write_stream was told to defer its directory fsyncs).
+            self.store.sync()
             counts.update(files_downloaded=len(stored),
                           bytes_downloaded=sum(o.result.size for o in stored),
                           bytes_stored=sum(o.result.new_bytes_stored for o in stored))
@@ -394,7 +398,9 @@ class OneDriveBackup:
         while the previous one was being written (at most RECORD_BATCH). With one fast download
         at a time that is one file per transaction, as before; when recording is the slower side
         (many threads, small files, a busy database) the batches grow instead of the downloads
-        waiting for this thread."""
+        waiting for this thread. Each transaction first makes its batch's chunks durable (one
+        ChunkStore.sync for the batch), and the window of queued downloads is refilled before
+        that, so the threads have work while this one syncs and writes."""
         failed = []
         if not downloads:
             return failed
@@ -402,17 +408,22 @@ class OneDriveBackup:
         window = QUEUED_PER_THREAD * self.threads
         with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
             pending = set()
+
+            def refill():
+                while len(pending) < window:
+                    job = next(queue, None)
+                    if job is None:
+                        break
+                    pending.add(pool.submit(self._fetch, state.drive_id, *job))
+
             try:
                 while True:
-                    while len(pending) < window:
-                        job = next(queue, None)
-                        if job is None:
-                            break
-                        pending.add(pool.submit(self._fetch, state.drive_id, *job))
+                    refill()
                     if not pending:
                         break
-                    done, pending = wait(pending, timeout=conf.HEARTBEAT_SECONDS,
-                                         return_when=FIRST_COMPLETED)
+                    done, _ = wait(pending, timeout=conf.HEARTBEAT_SECONDS,
+                                   return_when=FIRST_COMPLETED)
+                    pending.difference_update(done)
                     if not done:
                         self._beat()
                         continue
@@ -422,6 +433,7 @@ class OneDriveBackup:
                         if outcome.result is None and outcome.skip is None:
                             failed.append(outcome.item.id)
                         finished.append(outcome)
+                    refill()
                     for start in range(0, len(finished), RECORD_BATCH):
                         self._record_outcomes(state, finished[start:start + RECORD_BATCH],
                                               current)
@@ -439,7 +451,7 @@ class OneDriveBackup:
             try:
                 if attempt > 1 or not item.download_url:
                     item = self._refreshed(drive_id, item)
-                result = self.store.write_stream(self._blocks(drive_id, item))
+                result = self.store.write_stream(self._blocks(drive_id, item), defer_sync=True)
             except Skip as skip:
                 return Outcome(item, path, skip=skip, attempts=attempt)
             except (GraphError, DownloadFailed) as exc:

@@ -59,6 +59,8 @@ class ChunkStore:
         self.chunker = chunker or Chunker()
         self.workers = workers
         self._prefix = f"orgs/{namespace}/chunks/"
+        # Backends with sync() can leave directory fsyncs to one sync() per batch of puts.
+        self._deferrable = callable(getattr(backend, "sync", None))
 
     def __repr__(self) -> str:
         return f"ChunkStore({self.backend!r}, namespace={self.namespace!r})"
@@ -68,7 +70,8 @@ class ChunkStore:
             raise ValueError(f"{chunk_id!r} is not a chunk id (64 lowercase hex digits).")
         return f"{self._prefix}{chunk_id[:2]}/{chunk_id[2:4]}/{chunk_id}"
 
-    def put_chunk(self, plaintext: bytes) -> ChunkRef:
+    def put_chunk(self, plaintext: bytes, *, sync: bool = True) -> ChunkRef:
+        """Store a chunk. With sync=False it is durable only after the next sync()."""
         chunk_id = crypto.chunk_id(self.keys, plaintext)
         key = self._key(chunk_id)
         try:
@@ -76,8 +79,17 @@ class ChunkStore:
         except ObjectNotFound:
             pass
         blob = crypto.seal(self.keys, chunk_id, plaintext)
-        self.backend.put(key, blob)
+        if self._deferrable and not sync:
+            self.backend.put(key, blob, sync=False)
+        else:
+            self.backend.put(key, blob)
         return ChunkRef(chunk_id, len(plaintext), len(blob), new=True)
+
+    def sync(self) -> None:
+        """Make every chunk stored so far durable, also those of write_stream(defer_sync=True)
+        and chunks another thread stored that this one found already there."""
+        if self._deferrable:
+            self.backend.sync()
 
     def get_chunk(self, chunk_id: str) -> bytes:
         """The chunk's plaintext, authenticated; raises CorruptChunk or ObjectNotFound."""
@@ -99,10 +111,12 @@ class ChunkStore:
         """Re-read and authenticate a chunk; raises CorruptChunk or ObjectNotFound."""
         self.get_chunk(chunk_id)
 
-    def write_stream(self, blocks: Iterable[bytes]) -> StreamResult:
+    def write_stream(self, blocks: Iterable[bytes], *, defer_sync: bool = False) -> StreamResult:
         """Chunk, hash and store a stream in one pass, with bounded memory.
 
-        Every chunk is stored before this returns, so callers can then record rows pointing to them.
+        Every chunk is stored before this returns, so callers can then record rows pointing to them;
+        with defer_sync=True, only after they called sync() (which then covers many streams at
+        once: the engine calls it once per group commit).
         """
         hasher = QuickXorHash()
 
@@ -122,17 +136,19 @@ class ChunkStore:
                 if held is not None:
                     if pool is None:
                         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="chunk-store")
-                    pending.append(pool.submit(self.put_chunk, held))
+                    pending.append(pool.submit(self.put_chunk, held, sync=False))
                     if len(pending) > self.workers:
                         refs.append(pending.popleft().result())
                 held = chunk
-            last = self.put_chunk(held) if held is not None else None
+            last = self.put_chunk(held, sync=False) if held is not None else None
             refs.extend(future.result() for future in pending)
             if last is not None:
                 refs.append(last)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+        if not defer_sync:
+            self.sync()
         return StreamResult(
             chunks=refs,
             size=sum(ref.size for ref in refs),

@@ -141,3 +141,52 @@ def test_new_folders_are_fsynced_in_their_parents(fs_backend, monkeypatch):
     synced.clear()
     fs_backend.put("orgs/a/chunks/ab/cd/abce", b"y")
     assert synced == [f"{root}/orgs/a/chunks/ab/cd"]  # only the rename, folders exist
+
+
+def test_a_deferred_put_fsyncs_no_directory_until_sync(fs_backend, monkeypatch):
+    from backups.store import backends
+
+    synced = []
+    monkeypatch.setattr(backends, "_fsync_dir", synced.append)
+    fs_backend.put("orgs/a/chunks/ab/cd/abcd", b"x", sync=False)
+    fs_backend.put("orgs/a/chunks/ab/ce/abce", b"y", sync=False)
+    fs_backend.put("orgs/a/chunks/ab/ce/abcf", b"z", sync=False)
+    assert synced == []  # the data was fsynced (os.fsync) before the rename; the renames not yet
+    assert fs_backend.get("orgs/a/chunks/ab/cd/abcd") == b"x"
+    fs_backend.sync()
+    root = fs_backend.root
+    # each changed directory once (new folders in their parents, objects in theirs), parents first
+    assert synced == [root, f"{root}/orgs", f"{root}/orgs/a", f"{root}/orgs/a/chunks",
+                      f"{root}/orgs/a/chunks/ab", f"{root}/orgs/a/chunks/ab/cd",
+                      f"{root}/orgs/a/chunks/ab/ce"]
+    synced.clear()
+    fs_backend.sync()
+    assert synced == []  # nothing pending
+
+
+def test_a_deferred_put_still_fsyncs_its_data_before_the_rename(fs_backend, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b)))
+    fs_backend.put("d/obj", b"x", sync=False)
+    assert events == ["fsync", "replace"]
+
+
+def test_a_failed_sync_keeps_the_directories_pending(fs_backend, monkeypatch):
+    from backups.store import backends
+
+    fs_backend.put("d/obj", b"x", sync=False)
+
+    def fail(directory):
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(backends, "_fsync_dir", fail)
+    with pytest.raises(OSError):
+        fs_backend.sync()
+    monkeypatch.undo()
+    synced = []
+    monkeypatch.setattr(backends, "_fsync_dir", synced.append)
+    fs_backend.sync()
+    root = fs_backend.root
+    assert synced == [root, f"{root}/d"]  # retried

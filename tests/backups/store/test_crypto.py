@@ -94,3 +94,64 @@ def test_bad_serialized_keys_are_rejected(raw):
 def test_keys_must_be_32_bytes():
     with pytest.raises(ValueError):
         OrgKeys(data_key=bytes(16), id_key=bytes(32))
+
+
+def _seal_format_1(keys, cid, data):
+    """A blob as Kodo wrote it before format 2: zstd always, header version | nonce."""
+    import os
+
+    import zstandard
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    header = bytes([1]) + os.urandom(12)
+    compressed = zstandard.ZstdCompressor(level=3, write_content_size=True).compress(data)
+    aad = bytes([1]) + cid.encode("ascii")
+    return header + AESGCM(keys.data_key).encrypt(header[1:], compressed, aad)
+
+
+@pytest.mark.parametrize("kind", ["random", "compressible", "empty"])
+def test_format_1_blobs_still_open(keys, rng, kind):
+    data = {"random": rng.randbytes(100_000), "compressible": b"words " * 20_000,
+            "empty": b""}[kind]
+    cid = chunk_id(keys, data)
+    assert open_(keys, cid, _seal_format_1(keys, cid, data)) == data
+
+
+def test_a_format_1_blob_is_still_authenticated(keys, rng):
+    data = rng.randbytes(1000)
+    cid = chunk_id(keys, data)
+    blob = bytearray(_seal_format_1(keys, cid, data))
+    blob[20] ^= 0x01
+    with pytest.raises(CorruptChunk, match="authentication"):
+        open_(keys, cid, bytes(blob))
+    with pytest.raises(CorruptChunk):  # a format 1 blob relabeled format 2
+        open_(keys, cid, bytes([FORMAT_VERSION, 0]) + _seal_format_1(keys, cid, data)[1:])
+
+
+def test_incompressible_data_is_stored_raw(keys, rng):
+    from backups.store.crypto import TAG_SIZE
+
+    data = rng.randbytes(300_000)  # like JPEG, MP4, zip: zstd would save nothing
+    blob = seal(keys, chunk_id(keys, data), data)
+    assert blob[0] == FORMAT_VERSION and blob[1] == 0
+    assert len(blob) == HEADER_SIZE + len(data) + TAG_SIZE
+    assert open_(keys, chunk_id(keys, data), bytes(blob)) == data
+
+
+def test_compressible_data_is_flagged_compressed(keys):
+    data = b"the same words again " * 50_000
+    blob = seal(keys, chunk_id(keys, data), data)
+    assert blob[1] == 1
+    assert open_(keys, chunk_id(keys, data), bytes(blob)) == data
+
+
+def test_a_flipped_compression_flag_is_detected(keys, rng):
+    data = rng.randbytes(1000)
+    cid = chunk_id(keys, data)
+    blob = bytearray(seal(keys, cid, data))
+    blob[1] = 1
+    with pytest.raises(CorruptChunk, match="authentication"):
+        open_(keys, cid, bytes(blob))
+    blob[1] = 0x80
+    with pytest.raises(CorruptChunk, match="unknown flags"):
+        open_(keys, cid, bytes(blob))
