@@ -188,7 +188,7 @@ class OneDriveBackup:
             run.save(update_fields=["full_enumeration"])
         root_id = state.root_item_id or next(
             (item.id for item in listing.values() if item.is_root), "")
-        current = {v.item_id: v for v in FileVersion.objects.current().filter(drive=state)}
+        current = versions_to_compare(state, listing, root_id, full)
         plan = self._plan(listing, current, root_id, full)
         files = [i for i in listing.values() if not i.is_folder and not i.deleted and not i.is_root]
         seen = {"files_seen": len(files), "bytes_seen": sum(i.size for i in files),
@@ -619,6 +619,48 @@ def _content_range_start(header: str):
         return int(header.split()[1].split("-")[0])
     except (IndexError, ValueError):
         return None
+
+
+def versions_to_compare(state: DriveState, listing: dict, root_id: str, full: bool) -> dict:
+    """item id -> current FileVersion, for every item the plan must look at.
+
+    A full enumeration compares the whole drive. A delta only needs the listed items, the
+    folders leading to them (paths are rebuilt from parent ids) and, under a listed folder that
+    was renamed, moved or deleted, everything it held (their paths change or they are gone).
+    Every version loaded comes with all its ancestors, so no loaded item looks orphaned: a
+    drive of a million files with no changes loads nothing."""
+    current = FileVersion.objects.current().filter(drive=state)
+    if full:
+        return {version.item_id: version for version in current}
+    listed = [item for item in listing.values() if not item.is_root and item.id != root_id]
+    versions = _versions_where(current, "item_id__in",
+                               {item.id for item in listed} | {i.parent_id for i in listed})
+    for item in listed:
+        folder = versions.get(item.id)
+        if folder is not None and folder.is_folder and (
+                item.deleted or item.name != folder.name or item.parent_id != folder.parent_id):
+            prefix = folder.path + "/"
+            versions.update((v.item_id, v) for v in current.filter(path__startswith=prefix)
+                            if v.path.startswith(prefix))  # SQLite's LIKE ignores case
+    ancestors = {path[:end] for path in (v.path for v in versions.values())
+                 for end in _separator_positions(path)}
+    versions.update(_versions_where(current, "path__in", ancestors - {""}))
+    return versions
+
+
+def _versions_where(current, lookup: str, values: set) -> dict:
+    found, values = {}, sorted(v for v in values if v)
+    for start in range(0, len(values), RECORD_BATCH):
+        found.update((v.item_id, v) for v in current.filter(
+            **{lookup: values[start:start + RECORD_BATCH]}))
+    return found
+
+
+def _separator_positions(path: str) -> Iterator[int]:
+    position = path.find("/", 1)
+    while position != -1:
+        yield position
+        position = path.find("/", position + 1)
 
 
 def _paths(tree: dict, root_id: str) -> dict:

@@ -1592,6 +1592,7 @@ ADMIN_METHODS = (
     "delete_user",
     "restore_user",
     "add_file",
+    "copy_file",
     "add_folder",
     "modify_file",
     "rename_item",

@@ -132,6 +132,17 @@ class Blob:
                 yield block
 
 
+class PoolWindow:
+    """Content that is a window of the shared pool, like generated files (copy_file)."""
+    __slots__ = ("pool", "offset", "size", "quickxorhash")
+
+    def __init__(self, pool, offset, size, qxh):
+        self.pool, self.offset, self.size, self.quickxorhash = pool, offset, size, qxh
+
+    def chunks(self, start, end):
+        return self.pool.chunks(self.offset, start, end)
+
+
 class Simulator:
     """Microsoft 365 as m365sim keeps it. Thread-safe: every method takes the lock."""
 
@@ -493,22 +504,38 @@ class Simulator:
         """A new file at path (folders are created as needed). Content is generated from
         the size unless `content` (bytes) is given."""
         with self.lock:
-            drive = self._drive(user)
-            parts = _split_path(path)
-            if not parts:
-                raise ValueError("path must name a file")
-            now = int(time.time()) if mtime is None else int(mtime)
-            parent = self._ensure_folder(drive, parts[:-1], now)
-            if drive.child(parent, parts[-1]) is not None:
-                raise ValueError(f"{path} already exists; use modify_file")
             blob = None if content is None else self.blob_from_bytes(content)
-            size = blob.size if blob else int(size if size is not None else 1000)
             flags = (MALWARE if malware else 0) | (PACKAGE if package else 0)
-            item = drive.new_item(parent, parts[-1], size, flags, now)
-            if blob:
-                self.blobs[(drive.num, item.n, item.cver)] = blob
-            self._touch_parent(drive, parent, now)
-            return self.item_info(drive, item)
+            return self._new_file(user, path, blob, size, flags, mtime)
+
+    def copy_file(self, user, path, from_user, item):
+        """A new file at path holding the same bytes as `item` in from_user's OneDrive (as
+        when a user keeps a copy of a colleague's files); nothing is copied in memory."""
+        with self.lock:
+            source_drive = self._drive(from_user)
+            source = self._item(source_drive, item)
+            if source.flags & FOLDER:
+                raise ValueError("copy_file copies files, not folders")
+            blob = self.blobs.get((source_drive.num, source.n, source.cver)) or PoolWindow(
+                self.pool, self.content_offset(source_drive, source), source.size,
+                self.item_hash(source_drive, source))
+            return self._new_file(user, path, blob, None, 0, None)
+
+    def _new_file(self, user, path, blob, size, flags, mtime):
+        drive = self._drive(user)
+        parts = _split_path(path)
+        if not parts:
+            raise ValueError("path must name a file")
+        now = int(time.time()) if mtime is None else int(mtime)
+        parent = self._ensure_folder(drive, parts[:-1], now)
+        if drive.child(parent, parts[-1]) is not None:
+            raise ValueError(f"{path} already exists; use modify_file")
+        size = blob.size if blob else int(size if size is not None else 1000)
+        item = drive.new_item(parent, parts[-1], size, flags, now)
+        if blob:
+            self.blobs[(drive.num, item.n, item.cver)] = blob
+        self._touch_parent(drive, parent, now)
+        return self.item_info(drive, item)
 
     def create_item(self, drive, parent, name, folder=False, blob=None, size=0):
         """Used by the upload endpoints: a new file or folder under parent."""

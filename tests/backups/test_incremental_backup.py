@@ -1,4 +1,5 @@
-from backups.models import BackupRun, FileVersion
+from backups.engine import Item, versions_to_compare
+from backups.models import BackupRun, DriveState, FileVersion
 from backups.storage import iter_version_content
 from backups.store import quickxorhash
 
@@ -92,3 +93,55 @@ def test_it_reconstructs_any_past_run(tenant):
     assert as_of(second) == state_two
     assert "/later.txt" not in as_of(third) and len(as_of(third)) == len(state_two) - 1
     assert state_one != state_two
+
+
+def test_moving_a_folder_into_another_moves_everything_under_it(tenant):
+    user = tenant.users[1].graph_id
+    tenant.sim.add_file(user, "/A/B/c.txt", content=b"c")
+    tenant.sim.add_file(user, "/A/B/D/e.txt", content=b"e")
+    tenant.sim.add_folder(user, "/Z")
+    tenant.backup()
+    tenant.sim.move_item(user, "/A/B", "/Z")
+    tenant.sim.reset_stats()
+
+    run = tenant.backup()
+
+    assert tenant.sim.stats()["downloads"] == 0
+    now = current_files()
+    assert set(now) == set(tenant.sim_files())
+    assert {"/Z/B/c.txt", "/Z/B/D/e.txt"} <= set(now) and run.files_moved == 2
+    assert b"".join(iter_version_content(now["/Z/B/D/e.txt"])) == b"e"
+    folders = {v.path for v in FileVersion.objects.current().filter(is_folder=True)}
+    assert {"/A", "/Z", "/Z/B", "/Z/B/D"} <= folders and "/A/B" not in folders
+
+
+def test_deleting_a_folder_ends_everything_under_it(tenant):
+    user = tenant.users[1].graph_id
+    tenant.sim.add_file(user, "/X/Y/f.txt", content=b"f")
+    tenant.sim.add_file(user, "/X/g.txt", content=b"g")
+    tenant.backup()
+    tenant.sim.delete_item(user, "/X")
+
+    run = tenant.backup()
+
+    assert set(current_files()) == set(tenant.sim_files())
+    gone = FileVersion.objects.filter(path__in=["/X", "/X/Y", "/X/Y/f.txt", "/X/g.txt"])
+    assert gone.count() == 4 and all(v.deleted and v.end_run == run for v in gone)
+    assert run.files_deleted == 2
+
+
+def test_a_delta_run_loads_only_the_versions_it_compares(tenant):
+    user = tenant.users[1]
+    tenant.sim.add_file(user.graph_id, "/Deep/er/still/file.txt", content=b"one")
+    tenant.backup()
+    state = DriveState.objects.get(directory_user=user)
+    changed = tenant.sim.modify_file(user.graph_id, "/Deep/er/still/file.txt", content=b"two")
+
+    assert versions_to_compare(state, {}, state.root_item_id, full=False) == {}
+    listing = {changed["id"]: Item(id=changed["id"], parent_id=changed["parent_id"],
+                                   name="file.txt", size=3)}
+    loaded = versions_to_compare(state, listing, state.root_item_id, full=False)
+    assert sorted(v.path for v in loaded.values()) == [
+        "/Deep", "/Deep/er", "/Deep/er/still", "/Deep/er/still/file.txt"]
+    everything = versions_to_compare(state, {}, state.root_item_id, full=True)
+    assert len(everything) == FileVersion.objects.current().filter(drive=state).count()

@@ -220,3 +220,19 @@ def test_item_metadata_has_paths_and_etags(sim, client, first_user):
         ).status_code
         == 404
     )
+
+
+def test_a_copied_file_serves_the_same_bytes_under_a_new_item(sim, client, first_user):
+    other = sim.tenants[0].users[1].id
+    generated = sim.add_file(first_user, "/big/generated.bin", size=3_000_000)
+    uploaded = sim.add_file(first_user, "/small/given.txt", content=b"given bytes")
+
+    copies = [client.admin("copy_file", user=other, path=f"/copies/{n}", from_user=first_user,
+                           item=source["id"]) for n, source in enumerate([generated, uploaded])]
+
+    for source, copy in zip([generated, uploaded], copies, strict=True):
+        assert copy["id"] != source["id"] and copy["drive_id"] != source["drive_id"]
+        assert copy["quickXorHash"] == source["quickXorHash"]
+        assert sim.file_bytes(other, copy["id"]) == sim.file_bytes(first_user, source["id"])
+    body = client.get(f"/users/{other}/drive/items/{copies[0]['id']}/content").content
+    assert quickxorhash(body) == generated["quickXorHash"] and len(body) == 3_000_000
