@@ -176,12 +176,12 @@ class HeldChunks:
         self.backend = store.backend
 
     def _key(self, chunk_id):
-        self.store._key(chunk_id)  # validates the id
-        return f"orgs/{self.store.namespace}/pruned/{chunk_id[:2]}/{chunk_id[2:4]}/{chunk_id}"
+        self.store.chunk_key(chunk_id)  # validates the id
+        return f"orgs/{self.store.namespace}/pruned/{chunk_id[:2]}/{chunk_id}"
 
     def hold(self, chunk_id) -> int:
         """Move the chunk aside; its stored size (raises ObjectNotFound if it is not stored)."""
-        blob = self.backend.get(self.store._key(chunk_id))
+        blob = self.backend.get(self.store.chunk_key(chunk_id))
         self.backend.put(self._key(chunk_id), blob)
         self.store.delete_chunk(chunk_id)
         return len(blob)
@@ -190,7 +190,8 @@ class HeldChunks:
         """Put a held chunk back into the store (unless a backup stored it again)."""
         if not self.store.has_chunk(chunk_id):
             try:
-                self.backend.put(self.store._key(chunk_id), self.backend.get(self._key(chunk_id)))
+                blob = self.backend.get(self._key(chunk_id))
+                self.backend.put(self.store.chunk_key(chunk_id), blob)
             except ObjectNotFound:
                 return False
         self.drop(chunk_id)
@@ -298,6 +299,6 @@ def _chunks_of_recent_runs(organization, since) -> set[str]:
 
 def _size(store, chunk_id) -> int:
     try:
-        return store.backend.size(store._key(chunk_id))
+        return store.backend.size(store.chunk_key(chunk_id))
     except ObjectNotFound:
         return 0

@@ -1,13 +1,12 @@
 """Where sealed chunks live: one small interface, a filesystem and an S3-compatible implementation.
 
-Keys are relative, slash-separated paths such as "orgs/<namespace>/chunks/ab/cd/<id>". A put is
+Keys are relative, slash-separated paths such as "orgs/<namespace>/chunks/ab/<id>". A put is
 atomic: readers see the whole object or nothing. Objects are immutable once written (a put over an
 existing key replaces it whole), and delete of a missing key is not an error.
 """
 
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Protocol
@@ -17,6 +16,7 @@ from .errors import ObjectNotFound
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+(?:[./][A-Za-z0-9_\-]+)*$")
 _TEMP_PREFIX = ".tmp-"
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
 class Backend(Protocol):
@@ -62,18 +62,23 @@ class FilesystemBackend:
 
     def put(self, key: str, data, *, sync: bool = True) -> None:
         path = self._path(key)
-        directory = os.path.dirname(path)
+        directory, name = os.path.split(path)
+        # One writer thread writes one object at a time: its process and thread ids make the temp
+        # name unique without mkstemp's random retries (a leftover of a crashed writer is reused).
+        temp_path = os.path.join(
+            directory, f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_native_id()}-{name}")
         created = []
         try:
-            fd, temp_path = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=directory)
+            fd = os.open(temp_path, _TEMP_FLAGS, 0o600)
         except FileNotFoundError:  # a new folder (no stat per put: usually it exists)
             created = self._make_directories(directory, sync=sync)
-            fd, temp_path = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=directory)
+            fd = os.open(temp_path, _TEMP_FLAGS, 0o600)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(temp_path, path)
         except BaseException:
             try:
@@ -163,6 +168,12 @@ class FilesystemBackend:
 
 def _may_match(directory: str, prefix: str) -> bool:
     return directory.startswith(prefix) or prefix.startswith(directory)
+
+
+def _write_all(fd: int, data) -> None:
+    with memoryview(data) as view:
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _fsync_dir(directory: str) -> None:

@@ -65,15 +65,17 @@ class ChunkStore:
     def __repr__(self) -> str:
         return f"ChunkStore({self.backend!r}, namespace={self.namespace!r})"
 
-    def _key(self, chunk_id: str) -> str:
+    def chunk_key(self, chunk_id: str) -> str:
+        """The backend key of a chunk: one level of 256 folders (a second level made a new
+        folder, with its fsync, for nearly every chunk of a store under 65,536 chunks)."""
         if not _ID_PATTERN.match(chunk_id):
             raise ValueError(f"{chunk_id!r} is not a chunk id (64 lowercase hex digits).")
-        return f"{self._prefix}{chunk_id[:2]}/{chunk_id[2:4]}/{chunk_id}"
+        return f"{self._prefix}{chunk_id[:2]}/{chunk_id}"
 
     def put_chunk(self, plaintext: bytes, *, sync: bool = True) -> ChunkRef:
         """Store a chunk. With sync=False it is durable only after the next sync()."""
         chunk_id = crypto.chunk_id(self.keys, plaintext)
-        key = self._key(chunk_id)
+        key = self.chunk_key(chunk_id)
         try:
             return ChunkRef(chunk_id, len(plaintext), self.backend.size(key), new=False)
         except ObjectNotFound:
@@ -93,18 +95,18 @@ class ChunkStore:
 
     def get_chunk(self, chunk_id: str) -> bytes:
         """The chunk's plaintext, authenticated; raises CorruptChunk or ObjectNotFound."""
-        return crypto.open_(self.keys, chunk_id, self.backend.get(self._key(chunk_id)))
+        return crypto.open_(self.keys, chunk_id, self.backend.get(self.chunk_key(chunk_id)))
 
     def has_chunk(self, chunk_id: str) -> bool:
-        return self.backend.exists(self._key(chunk_id))
+        return self.backend.exists(self.chunk_key(chunk_id))
 
     def delete_chunk(self, chunk_id: str) -> None:
-        self.backend.delete(self._key(chunk_id))
+        self.backend.delete(self.chunk_key(chunk_id))
 
     def iter_chunk_ids(self) -> Iterator[str]:
         for key in self.backend.iter_keys(self._prefix):
             name = key.rpartition("/")[2]
-            if _ID_PATTERN.match(name) and key == self._key(name):
+            if _ID_PATTERN.match(name) and key == self.chunk_key(name):
                 yield name
 
     def verify_chunk(self, chunk_id: str) -> None:

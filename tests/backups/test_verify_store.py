@@ -8,7 +8,7 @@ from backups.storage import store_for
 
 
 def chunk_path(store_dir, org, chunk_id):
-    return store_dir / "orgs" / org.code.hex / "chunks" / chunk_id[:2] / chunk_id[2:4] / chunk_id
+    return store_dir / "orgs" / org.code.hex / "chunks" / chunk_id[:2] / chunk_id
 
 
 def test_a_sound_store_passes(tenant, capsys):

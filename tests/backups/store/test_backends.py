@@ -1,4 +1,5 @@
 import os
+import threading
 
 import pytest
 
@@ -89,6 +90,17 @@ def test_iter_keys_skips_leftover_temp_files(fs_backend):
     with open(os.path.join(fs_backend.root, "d", ".tmp-crashed"), "wb") as f:
         f.write(b"partial")
     assert list(fs_backend.iter_keys()) == ["d/real"]
+
+
+def test_a_put_writes_over_what_a_crashed_writer_left_under_its_temp_name(fs_backend):
+    fs_backend.put("d/first", b"x")
+    leftover = os.path.join(fs_backend.root, "d",
+                            f".tmp-{os.getpid()}-{threading.get_native_id()}-obj")
+    with open(leftover, "wb") as f:
+        f.write(b"a longer partial write")
+    fs_backend.put("d/obj", b"whole")
+    assert fs_backend.get("d/obj") == b"whole"
+    assert sorted(os.listdir(os.path.join(fs_backend.root, "d"))) == ["first", "obj"]
 
 
 def test_open_backend_reads_paths_and_file_urls(tmp_path):

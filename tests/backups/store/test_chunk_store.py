@@ -14,7 +14,7 @@ def blocks(data: bytes, size: int = 300_000):
 
 
 def chunk_key(store, chunk_id):
-    return f"orgs/{store.namespace}/chunks/{chunk_id[:2]}/{chunk_id[2:4]}/{chunk_id}"
+    return f"orgs/{store.namespace}/chunks/{chunk_id[:2]}/{chunk_id}"
 
 
 @pytest.mark.parametrize(
