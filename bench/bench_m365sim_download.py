@@ -1,6 +1,6 @@
 """Download throughput of m365sim's download host, measured with curl.
 
-    /tmp/probe/bin/python bench/bench_m365sim_download.py [--size-mb 1024] [--runs 3]
+    .venv/bin/python bench/bench_m365sim_download.py [--size-mb 1024] [--runs 3]
 
 Starts an in-process simulator with one large file, asks Graph for its download URL and
 downloads it with curl to /dev/null; prints MB/s (10^6 bytes per second) for each run.

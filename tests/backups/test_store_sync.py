@@ -34,11 +34,12 @@ def test_every_recorded_file_was_synced_first(tenant, monkeypatch):
 
 
 def test_runs_reuse_the_configurations_session(tenant, monkeypatch):
-    from o365 import graph
+    from o365.graph import transport
 
     built = []
-    real = graph.build_session
-    monkeypatch.setattr(graph, "build_session", lambda *a, **k: built.append(1) or real(*a, **k))
+    real = transport.build_session
+    monkeypatch.setattr(transport, "build_session",
+                        lambda *a, **k: built.append(1) or real(*a, **k))
     first = tenant.backup()
     after_first = len(built)
     second = tenant.backup()

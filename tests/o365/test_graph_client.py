@@ -18,8 +18,8 @@ from o365.graph import (
     PermissionDenied,
     ResyncRequired,
     Throttled,
-    _token_claims,
 )
+from o365.graph.tokens import token_claims
 from o365.permissions import missing_permissions
 from tests.o365.conftest import sim_app, sim_credentials, sim_endpoints
 
@@ -36,7 +36,7 @@ def user_ids(sim):
 def test_it_gets_a_token_with_a_client_secret(m365sim, graph_client):
     client = graph_client()
 
-    claims = _token_claims(client.token())
+    claims = token_claims(client.token())
 
     assert claims["appid"] == sim_app(m365sim)[1]["client_id"]
     assert claims["appidacr"] == "1"  # signed in with a secret
@@ -45,7 +45,7 @@ def test_it_gets_a_token_with_a_client_secret(m365sim, graph_client):
 def test_it_gets_a_token_with_a_password_protected_pfx(m365sim, sim, graph_client):
     client = graph_client(sim_credentials(m365sim, certificate=True))
 
-    claims = _token_claims(client.token())
+    claims = token_claims(client.token())
     assert claims["appidacr"] == "2"  # signed in with a certificate
 
     # a second token needs a second assertion: m365sim refuses a replayed one
