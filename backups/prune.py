@@ -35,7 +35,7 @@ from backups.models import (
     OrganizationStoreKey,
     UnreferencedChunk,
 )
-from backups.storage import store_for
+from backups.storage import backend, store_for
 from backups.store import ChunkStore, ObjectNotFound
 from organizations.models import Organization
 from schedules.models import Schedule
@@ -98,6 +98,17 @@ class PruneReport:
         if self.chunks_missing:
             text += f"; {self.chunks_missing} referenced chunks are MISSING (run verify_store)"
         return text
+
+
+def compact_store() -> str:
+    """Free the space of deleted objects in the store's pack files (a filesystem store that
+    packs small chunks; other stores free space as they delete)."""
+    compact = getattr(backend(), "compact", None)
+    if compact is None:
+        return "The store has no pack files to compact."
+    report = compact()
+    return (f"Store packs: {report['packs_deleted']} deleted, {report['packs_rewritten']} "
+            f"rewritten, {filesizeformat(report['bytes_freed'])} freed")
 
 
 def organizations_to_prune():

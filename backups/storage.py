@@ -12,12 +12,12 @@ from kodo import crypto
 
 
 @cache
-def _backend(url: str):
-    return open_backend(url)
+def _backend(url: str, pack_below: int):
+    return open_backend(url, pack_below=pack_below)
 
 
 def backend():
-    return _backend(settings.KODO_STORE_URL)
+    return _backend(settings.KODO_STORE_URL, settings.KODO_STORE_PACK_BELOW)
 
 
 def org_keys(organization) -> OrgKeys:

@@ -57,11 +57,21 @@ def fan_out_backups(service_id: int, organization_id: int, trigger: str = "manua
              soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
 def prune_organizations():
     """Apply retention to every organization with backups: one task each, so that one large or
-    failing organization does not hold up the others."""
+    failing organization does not hold up the others. The store's packs are compacted first:
+    what the previous night's prunes deleted from them is freed now."""
     from backups.prune import organizations_to_prune
 
+    compact_store.delay()
     for organization_id in organizations_to_prune().values_list("pk", flat=True):
         prune_organization.delay(organization_id)
+
+
+@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def compact_store():
+    from backups.prune import compact_store as compact
+
+    return compact()
 
 
 @shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,

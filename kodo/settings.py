@@ -222,6 +222,7 @@ if KODO_PRUNE_GRACE_HOURS * 3600 <= CELERY_TASK_TIME_LIMIT:
         f"({CELERY_TASK_TIME_LIMIT // 3600} hours).")
 
 KODO_STORE_URL = env.str("KODO_STORE_URL", default=str(VAR_DIR / "store"))
+KODO_STORE_PACK_BELOW = env.int("KODO_STORE_PACK_BELOW", default=1 << 20)
 
 LOGGING = {
     "version": 1,

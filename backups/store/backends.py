@@ -159,7 +159,9 @@ class FilesystemBackend:
             relative = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
             relative = "" if relative == "." else relative + "/"
             # Prune directories that cannot hold matching keys.
-            dirnames[:] = [d for d in dirnames if _may_match(relative + d + "/", prefix)]
+            # (and folders no key can name, such as a packing backend's .packs).
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")
+                           and _may_match(relative + d + "/", prefix)]
             for name in sorted(filenames):
                 key = relative + name
                 if not name.startswith(_TEMP_PREFIX) and key.startswith(prefix):
@@ -252,8 +254,18 @@ class S3Backend:
                 yield item["Key"][len(self.prefix) :]
 
 
-def open_backend(url: str) -> Backend:
+def _filesystem_backend(path: str, pack_below: int):
+    if pack_below <= 0:
+        return FilesystemBackend(path)
+    from .packs import PackingFilesystemBackend
+
+    return PackingFilesystemBackend(path, pack_below=pack_below)
+
+
+def open_backend(url: str, pack_below: int = 1 << 20) -> Backend:
     """A backend for KODO_STORE_URL: "file:///abs/path", a plain path, or "s3://bucket/prefix".
+
+    A folder store packs objects under `pack_below` bytes into pack files (packs.py; 0 does not).
 
     For S3 the endpoint comes from KODO_S3_ENDPOINT_URL (unset means AWS) and the credentials
     from the standard AWS environment variables or config files.
@@ -267,9 +279,9 @@ def open_backend(url: str) -> Backend:
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise ValueError(f"Store URL {url!r} has a host; use file:///absolute/path.")
-        return FilesystemBackend(unquote(parsed.path))
+        return _filesystem_backend(unquote(parsed.path), pack_below)
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
-        return FilesystemBackend(url)
+        return _filesystem_backend(url, pack_below)
     raise ValueError(
         f"Store URL {url!r} has an unknown scheme: use a path, file:///path or s3://bucket/prefix."
     )

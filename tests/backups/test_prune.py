@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from backups.models import BackupRun, DriveState, FileVersion, UnreferencedChunk
-from backups.prune import do_prune_organization
-from backups.storage import iter_version_content, store_for
+from backups.prune import compact_store, do_prune_organization
+from backups.storage import backend, iter_version_content, store_for
 from backups.store import QuickXorHash
 from backups.tasks import prune_organization
 from schedules.models import Schedule
@@ -310,6 +310,18 @@ def test_the_command_prints_what_it_removed(drive, capsys):
     out = capsys.readouterr().out
     assert f"[{drive.organization}] removed 1 file versions" in out
     assert "1 chunks newly unreferenced" in out
+
+
+def test_the_command_then_frees_what_was_deleted_from_the_store_packs(drive, capsys):
+    store = backend()
+    store.put("orgs/gone/object", b"x" * 100)
+    store.delete("orgs/gone/object")
+    store.idle_seconds = 0  # the pack has not been written to for long enough
+
+    call_command("prune", "--organization", drive.organization.name)
+
+    assert "Store packs: 1 deleted, 0 rewritten, 100" in capsys.readouterr().out
+    assert compact_store() == "Store packs: 0 deleted, 0 rewritten, 0\xa0bytes freed"
 
 
 def test_the_task_prunes_one_organization(drive):

@@ -1,14 +1,8 @@
-import os
-
 import pytest
 from django.core.management import CommandError, call_command
 
 from backups.models import FileVersion
 from backups.storage import store_for
-
-
-def chunk_path(store_dir, org, chunk_id):
-    return store_dir / "orgs" / org.code.hex / "chunks" / chunk_id[:2] / chunk_id
 
 
 def test_a_sound_store_passes(tenant, capsys):
@@ -17,15 +11,16 @@ def test_a_sound_store_passes(tenant, capsys):
     assert "sound" in capsys.readouterr().out
 
 
-def test_it_reports_corrupt_and_deleted_chunks(tenant, store_dir, capsys):
+def test_it_reports_corrupt_and_deleted_chunks(tenant, capsys):
     tenant.backup()
     versions = [v for v in FileVersion.objects.filter(is_folder=False) if v.chunks]
     corrupted, deleted = versions[0], versions[1]
-    path = chunk_path(store_dir, tenant.organization, corrupted.chunk_ids[0])
-    data = bytearray(path.read_bytes())
+    store = store_for(tenant.organization)
+    key = store.chunk_key(corrupted.chunk_ids[0])
+    data = bytearray(store.backend.get(key))
     data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-    os.unlink(chunk_path(store_dir, tenant.organization, deleted.chunk_ids[-1]))
+    store.backend.put(key, bytes(data))
+    store.backend.delete(store.chunk_key(deleted.chunk_ids[-1]))
 
     with pytest.raises(CommandError, match="problems found"):
         call_command("verify_store")
@@ -35,7 +30,7 @@ def test_it_reports_corrupt_and_deleted_chunks(tenant, store_dir, capsys):
     assert corrupted.path in out and f"chunk {corrupted.chunk_ids[0]} is unreadable" in out
 
 
-def test_a_sample_still_checks_that_every_chunk_exists(tenant, store_dir, capsys):
+def test_a_sample_still_checks_that_every_chunk_exists(tenant, capsys):
     tenant.backup()
     version = next(v for v in FileVersion.objects.filter(is_folder=False) if v.chunks)
     store_for(tenant.organization).delete_chunk(version.chunk_ids[0])

@@ -4,7 +4,7 @@ nothing refers to any more (after a grace period)."""
 
 from django.core.management.base import BaseCommand
 
-from backups.prune import do_prune_organization, organizations_to_prune
+from backups.prune import compact_store, do_prune_organization, organizations_to_prune
 from organizations.commands import organization_from_argument
 
 
@@ -26,3 +26,5 @@ class Command(BaseCommand):
                 self.stderr.write(f"[{org}] {report.chunks_missing} chunks that file versions "
                                   "refer to are missing from the store. Run "
                                   "`manage.py verify_store` to see which files are affected.")
+        if not dry_run:
+            self.stdout.write(compact_store())

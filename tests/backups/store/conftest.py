@@ -4,6 +4,7 @@ import random
 import pytest
 
 from backups.store import ChunkStore, FilesystemBackend, OrgKeys, S3Backend
+from backups.store.packs import PackingFilesystemBackend
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +42,16 @@ def fs_backend(tmp_path):
     return FilesystemBackend(tmp_path / "store")
 
 
-@pytest.fixture(params=["filesystem", "s3"])
+@pytest.fixture
+def packed_backend(tmp_path):
+    """Packs objects under 4 KiB, so tests exercise both its packs and its loose files."""
+    return PackingFilesystemBackend(tmp_path / "packed", pack_below=4096)
+
+
+@pytest.fixture(params=["filesystem", "packed", "s3"])
 def backend(request):
-    return request.getfixturevalue("fs_backend" if request.param == "filesystem" else "s3_backend")
+    return request.getfixturevalue(f"{'fs' if request.param == 'filesystem' else request.param}"
+                                   "_backend")
 
 
 @pytest.fixture
