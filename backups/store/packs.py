@@ -79,6 +79,7 @@ class PackingFilesystemBackend(FilesystemBackend):
         os.makedirs(self.pack_dir, exist_ok=True)
         self._state_lock = threading.Lock()
         self._reset()
+        self._prepare_index()
 
     def __repr__(self) -> str:
         return f"PackingFilesystemBackend({self.root!r}, pack_below={self.pack_below})"
@@ -102,13 +103,32 @@ class PackingFilesystemBackend(FilesystemBackend):
         self._check_process()
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(os.path.join(self.pack_dir, INDEX_NAME), timeout=60,
-                                 isolation_level=None, check_same_thread=True)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute(_SCHEMA)
+            db = self._connect()
+            db.execute("PRAGMA synchronous=FULL")  # a commit is durable when it returns
             self._local.db = db
         return db
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(os.path.join(self.pack_dir, INDEX_NAME), timeout=60,
+                               isolation_level=None, check_same_thread=True)
+
+    def _prepare_index(self):
+        """WAL mode and the table, once per backend: switching the journal mode does not wait
+        for a busy database (SQLite answers "locked" at once), so it is retried here rather than
+        done by every thread's connection."""
+        deadline = time.monotonic() + 60
+        while True:
+            db = self._connect()
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(_SCHEMA)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+            finally:
+                db.close()
+            time.sleep(0.05)
 
     # ----- writing --------------------------------------------------------------------
 

@@ -152,3 +152,21 @@ def test_worker_processes_share_one_index(packed_backend):
     assert len(list(packed_backend.iter_keys("k/"))) == 61
     assert packed_backend.get("k/2-07") == bytes([2, 7])
     assert len(pack_files(packed_backend)) == 4  # one per process
+
+
+def test_many_threads_put_and_look_up_at_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = PackingFilesystemBackend(tmp_path, pack_below=4096)
+
+    def work(n):
+        for i in range(50):
+            assert not backend.exists(f"k/{n}-{i}")  # every thread opens its own connection
+            backend.put(f"k/{n}-{i}", bytes([n, i]), sync=False)
+            if i % 10 == 0:
+                backend.sync()
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(work, range(16)))
+    backend.sync()
+    assert len(list(PackingFilesystemBackend(tmp_path).iter_keys())) == 800
