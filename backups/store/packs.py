@@ -13,15 +13,19 @@ sync(), which fsyncs the packs written to and only then commits their index rows
 that leaves bytes in a pack that no row points to: never an index row without its bytes.
 
 Deleting an object deletes its row; compact() later deletes packs nothing points to any more and
-rewrites those mostly dead, once they have not been written to for `idle_seconds` (a pack still
-being appended to may hold objects whose rows are not committed yet).
+rewrites those mostly dead. A writer holds a shared flock on its pack until every row pointing
+into it is committed (and it is closed); compact() takes an exclusive one, so it never touches a
+pack whose rows may still come, in this process or another. A writer that dies releases its
+lock with its process: the bytes it left without rows are garbage, and compacted as such.
 """
 
+import fcntl
 import os
 import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,6 +54,7 @@ class _PackWriter:
         self.name = f"{os.getpid()}-{threading.get_native_id()}-{uuid.uuid4().hex[:8]}.pack"
         self.fd = os.open(os.path.join(directory, self.name),
                           os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_SH)  # until closed: compact() keeps off
         self.size = 0
         self.synced = False  # its directory entry
         self.thread = threading.current_thread()
@@ -64,8 +69,8 @@ class _PackWriter:
 
     def full_or_stale(self, idle_seconds: float) -> bool:
         """A pack is left for a new one when full, or when it has been idle for half the time
-        after which compact() may rewrite it (so no thread ever appends to a pack that compact()
-        is deleting)."""
+        after which compact() may look at it (then it is closed, and its lock released, once its
+        rows are committed)."""
         return (self.size >= PACK_SIZE
                 or time.monotonic() - self.last_write > idle_seconds / 2)
 
@@ -77,30 +82,30 @@ class PackingFilesystemBackend(FilesystemBackend):
         self.idle_seconds = idle_seconds
         self.pack_dir = os.path.join(self.root, PACK_DIR)
         os.makedirs(self.pack_dir, exist_ok=True)
-        self._state_lock = threading.Lock()
         self._reset()
         self._prepare_index()
+        reference = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (backend := reference()) and backend._reset())
 
     def __repr__(self) -> str:
         return f"PackingFilesystemBackend({self.root!r}, pack_below={self.pack_below})"
 
     def _reset(self):
-        """Per-process state (a forked worker starts afresh: no shared fds or connections)."""
-        self._pid = os.getpid()
+        """Per-process state. A forked worker starts afresh (run in the child right after the
+        fork): new locks, connections and packs; what the parent had not synced is the
+        parent's to commit, not visible here."""
+        self._state_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._unsynced_lock = threading.Lock()
+        self._unsynced = set()
         self._local = threading.local()
-        self._pending: dict[str, Location] = {}  # written, not yet durable
+        self._pending: dict[str, Location] = {}  # written, rows not committed yet
+        self._replaced: set[str] = set()  # keys put as loose files: rows to delete at sync
         self._writers: dict[int, _PackWriter] = {}
         self._to_sync: dict[str, _PackWriter] = {}  # packs written to since the last sync
         self._retired: list[_PackWriter] = []  # full, stale or of a finished thread
 
-    def _check_process(self):
-        if self._pid != os.getpid():
-            with self._state_lock:
-                if self._pid != os.getpid():
-                    self._reset()
-
     def _db(self) -> sqlite3.Connection:
-        self._check_process()
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._connect()
@@ -135,16 +140,17 @@ class PackingFilesystemBackend(FilesystemBackend):
     def put(self, key: str, data, *, sync: bool = True) -> None:
         check_key(key)
         if len(data) >= self.pack_below:
-            super().put(key, data, sync=sync)
-            if self._indexed(key) is not None:
-                self._db().execute("DELETE FROM objects WHERE key = ?", (key,))
-            return
-        self._check_process()
-        writer = self._writer()
-        location = writer.append(data)
-        with self._state_lock:
-            self._pending[key] = location
-            self._to_sync[writer.name] = writer
+            super().put(key, data, sync=False)
+            with self._state_lock:  # its row goes once the file is durable (sync)
+                self._pending.pop(key, None)
+                self._replaced.add(key)
+        else:
+            writer = self._writer()
+            location = writer.append(data)
+            with self._state_lock:
+                self._replaced.discard(key)
+                self._pending[key] = location
+                self._to_sync[writer.name] = writer
         if sync:
             self.sync()
 
@@ -176,42 +182,66 @@ class PackingFilesystemBackend(FilesystemBackend):
     def sync(self) -> None:
         """Make every put so far durable: the packs' bytes first, then their index rows (and the
         loose files' directories, as FilesystemBackend does)."""
-        self._check_process()
         with self._sync_lock:
             with self._state_lock:
                 pending = dict(self._pending)  # stays visible here until its rows are committed
                 writers, self._to_sync = list(self._to_sync.values()), {}
-            try:
-                for writer in writers:
+            for writer in writers:
+                try:
                     os.fsync(writer.fd)
-                if any(not writer.synced for writer in writers):
-                    _fsync_dir(self.pack_dir)
-                    for writer in writers:
-                        writer.synced = True
-                if pending:
-                    db = self._db()
-                    with db:
-                        db.execute("BEGIN IMMEDIATE")
-                        db.executemany(
-                            "INSERT OR REPLACE INTO objects (key, pack, offset, length) "
-                            "VALUES (?, ?, ?, ?)",
-                            [(key, loc.pack, loc.offset, loc.length)
-                             for key, loc in pending.items()])
-            except BaseException:
-                with self._state_lock:  # fsync them again at the next sync
-                    self._to_sync.update((w.name, w) for w in writers)
-                raise
+                except OSError:
+                    self._abandon(writer)
+                    raise
+            if any(not writer.synced for writer in writers):
+                _fsync_dir(self.pack_dir)
+                for writer in writers:
+                    writer.synced = True
+            if pending:
+                try:
+                    self._commit(pending)
+                except BaseException:
+                    with self._state_lock:  # the bytes are durable: commit them next time
+                        self._to_sync.update((w.name, w) for w in writers)
+                    raise
             with self._state_lock:
                 for key, location in pending.items():
                     if self._pending.get(key) == location:
                         del self._pending[key]
             self._close_retired()
         super().sync()
+        with self._state_lock:
+            replaced, self._replaced = self._replaced, set()
+        if replaced:
+            self._db().executemany("DELETE FROM objects WHERE key = ?",
+                                   [(key,) for key in replaced])
+
+    def _commit(self, pending: dict) -> None:
+        db = self._db()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR REPLACE INTO objects (key, pack, offset, length) VALUES (?, ?, ?, ?)",
+                [(key, loc.pack, loc.offset, loc.length) for key, loc in pending.items()])
+
+    def _abandon(self, writer: _PackWriter) -> None:
+        """After a failed fsync the kernel may have dropped the pack's unwritten pages and call
+        them clean: nothing written to it since its last good fsync is trusted. Those objects
+        are forgotten (a backup fails its batch and downloads them again) and the pack is left."""
+        with self._state_lock:
+            self._pending = {key: loc for key, loc in self._pending.items()
+                             if loc.pack != writer.name}
+            self._to_sync.pop(writer.name, None)
+            for thread, current in list(self._writers.items()):
+                if current is writer:
+                    del self._writers[thread]
+            self._retired.append(writer)
 
     # ----- reading --------------------------------------------------------------------
 
     def _indexed(self, key: str) -> Location | None:
         with self._state_lock:
+            if key in self._replaced:
+                return None  # a loose file replaces it
             location = self._pending.get(key)
         if location is not None:
             return location
@@ -252,6 +282,7 @@ class PackingFilesystemBackend(FilesystemBackend):
         check_key(key)
         with self._state_lock:
             self._pending.pop(key, None)
+            self._replaced.discard(key)
         self._db().execute("DELETE FROM objects WHERE key = ?", (key,))
         super().delete(key)
 
@@ -259,13 +290,11 @@ class PackingFilesystemBackend(FilesystemBackend):
         loose = set(super().iter_keys(prefix))
         with self._state_lock:
             pending = {key for key in self._pending if key.startswith(prefix)}
-        rows = self._db().execute(
-            "SELECT key FROM objects WHERE key >= ? ORDER BY key", (prefix,))
-        packed = set()
-        for (key,) in rows:
-            if not key.startswith(prefix):
-                break
-            packed.add(key)
+        # Keys are ASCII below 0x7f: this range is exactly the keys starting with prefix.
+        # fetchall() closes the read at once (a cursor left open would pin a WAL snapshot).
+        packed = {key for (key,) in self._db().execute(
+            "SELECT key FROM objects WHERE key >= ? AND key < ?", (prefix, prefix + "\x7f")
+        ).fetchall()}
         yield from sorted(loose | pending | packed)
 
     # ----- space -----------------------------------------------------------------------
@@ -273,33 +302,43 @@ class PackingFilesystemBackend(FilesystemBackend):
     def compact(self, min_live: float = 0.5) -> dict:
         """Delete packs no row points to and rewrite those with less than `min_live` of their
         bytes in use, among the packs untouched for idle_seconds; returns what it did."""
-        db = self._db()
-        live = {pack: (count, used) for pack, count, used in db.execute(
-            "SELECT pack, COUNT(*), SUM(length) FROM objects GROUP BY pack")}
         report = {"packs_deleted": 0, "packs_rewritten": 0, "bytes_freed": 0}
         now = time.time()
         for name in sorted(os.listdir(self.pack_dir)):
-            if not name.endswith(".pack"):
-                continue
-            path = os.path.join(self.pack_dir, name)
-            try:
-                stat = os.stat(path)
-            except FileNotFoundError:
-                continue
-            if now - stat.st_mtime < self.idle_seconds:
-                continue
-            count, used = live.get(name, (0, 0))
-            if count and used >= min_live * stat.st_size:
-                continue
-            if count:
-                self._rewrite(name)
-                report["packs_rewritten"] += 1
-            os.unlink(path)
-            report["packs_deleted"] += not count
-            report["bytes_freed"] += stat.st_size - used
+            if name.endswith(".pack"):
+                self._compact_pack(name, min_live, now, report)
         if report["packs_deleted"] or report["packs_rewritten"]:
             _fsync_dir(self.pack_dir)
         return report
+
+    def _compact_pack(self, name: str, min_live: float, now: float, report: dict) -> None:
+        path = os.path.join(self.pack_dir, name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # another compact() was here first
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a writer may still commit rows into it
+            stat = os.fstat(fd)
+            if stat.st_nlink == 0 or now - stat.st_mtime < self.idle_seconds:
+                return
+            count, used = self._db().execute(
+                "SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects WHERE pack = ?",
+                (name,)).fetchone()
+            if count and used >= min_live * stat.st_size:
+                return
+            if count:
+                self._rewrite(name)
+                report["packs_rewritten"] += 1
+            else:
+                report["packs_deleted"] += 1
+            os.unlink(path)
+            report["bytes_freed"] += stat.st_size - used
+        finally:
+            os.close(fd)
 
     def _rewrite(self, pack: str) -> None:
         """Copy a pack's live objects to this thread's pack; each row moves only if it still

@@ -35,7 +35,8 @@ def test_a_redelivered_task_continues_the_run_without_downloading_again(tenant):
         execute_run(claim.run, threads=1, progress=die_after_three,
                     client_options={"backoff_base": 0.01})
     run.refresh_from_db()
-    assert run.status == BackupRun.Status.RUNNING and run.files_downloaded == 3
+    # Killed after the group commit that reached 3 files (it may have recorded a few at once).
+    assert run.status == BackupRun.Status.RUNNING and run.files_downloaded == recorded[0] >= 3
     stored_before = set(FileVersion.objects.filter(is_folder=False).values_list("item_id",
                                                                                 flat=True))
     # The worker is gone: its heartbeat gets old, and the broker delivers the task again.
