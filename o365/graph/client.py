@@ -218,7 +218,6 @@ class GraphClient:
         attempt = 0
         refreshed = False
         while pending:
-            self._wait_for_throttle()
             _, payload = self._send("POST", "$batch", json={"requests": list(pending.values())},
                                     headers={"Accept": "application/json"}, want_json=True)
             received = {}
@@ -314,6 +313,10 @@ class GraphClient:
             send_headers = dict(headers or {})
             token = None
             if authenticated:
+                # Graph throttles an app, not a request: while it has asked any thread of this
+                # client to wait, every request (a retry too) waits, or it would be throttled
+                # again and extend the wait for all.
+                self._wait_for_throttle()
                 token = self.token()
                 send_headers["Authorization"] = f"Bearer {token}"
             started = time.monotonic()

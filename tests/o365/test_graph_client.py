@@ -176,6 +176,23 @@ def test_429_waits_for_retry_after_then_succeeds(sim, graph_client, sleeps, retr
     assert sim.stats()["throttle_penalties"] == 0  # never came back early
 
 
+def test_one_threads_429_makes_the_clients_other_requests_wait(sim, graph_client, sleeps):
+    client = graph_client()
+    client.token()
+    sim.set_fault("users", "429", max_count=1, retry_after=0.5)
+    first = threading.Thread(target=client.get, args=("/users",))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not sleeps and time.monotonic() < deadline:  # until the first is told to wait
+        time.sleep(0.01)
+
+    client.get("/users/delta")  # another request, as from another download thread
+
+    first.join()
+    assert len(sleeps) == 2 and 0 < sleeps[1] <= 0.5  # the second waited out the first's 429
+    assert sim.stats()["throttle_penalties"] == 0  # nobody came back early
+
+
 def test_429_without_retry_after_backs_off_exponentially(sim, graph_client, sleeps):
     sim.set_fault("users", "429", max_count=3, retry_after=None)
 

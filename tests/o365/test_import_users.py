@@ -229,10 +229,12 @@ def test_onedrives_are_checked_in_json_batches(tenant, world):
 
 
 def test_throttled_onedrive_checks_are_retried(tenant, world):
-    # a 429 throttles the rest of its batch too (they came within its Retry-After)
-    tenant.sim.set_fault("drive", "429", rate=0.05, seed=8, retry_after=0.05)
+    # A 429 throttles the rest of its batch too (they came within its Retry-After). The
+    # Retry-After is far longer than a batch takes even on a slow machine: with a shorter one,
+    # a batch still in flight when another's 429 arrives would extend the throttling again.
+    tenant.sim.set_fault("drive", "429", rate=0.05, seed=8, retry_after=0.5)
     tenant.sim.set_fault("drive", "503", rate=0.1, seed=9, retry_after=0.05)
-    tenant.sim.set_fault("batch", "429", max_count=1, retry_after=0.05)
+    tenant.sim.set_fault("batch", "429", max_count=1, retry_after=0.5)
     service = sim_service(world.org_a, tenant)
     job = run(service, include_unlicensed=True)
     assert job.status == "succeeded" and job.errors == 0
