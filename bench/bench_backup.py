@@ -215,7 +215,9 @@ def aria2c_download(sim: Sim, service, users, workdir: Path):
 
 
 def store_bytes(workdir: Path) -> int:
-    return sum(p.stat().st_size for p in (workdir / "store").rglob("*") if p.is_file())
+    """Bytes of chunk files and pack files (not the pack index, whose WAL grows and shrinks)."""
+    return sum(p.stat().st_size for p in (workdir / "store").rglob("*")
+               if p.is_file() and not p.name.startswith("index.sqlite3"))
 
 
 # ----- e: one big file in a fresh process -------------------------------------------------
