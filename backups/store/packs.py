@@ -1,11 +1,11 @@
 """A filesystem backend that packs small objects into larger files.
 
 Creating a file costs far more than appending the same bytes to an open one (bench_store.py
-part 3 measures about 1 ms against 0.06 ms per 16 KiB object here), and most OneDrive files are
-small. So objects under `pack_below` bytes are appended to a pack file of the writing thread
-(.packs/<process>-<thread>-<random>.pack, up to PACK_SIZE bytes) and found through an index, a
-SQLite database beside the packs that every process on the host shares. Larger objects stay
-one file each, as in FilesystemBackend.
+part 3), and most OneDrive files are small. So objects under `pack_below` bytes are appended to
+pack files (.packs/<process>-<random>.pack, up to PACK_SIZE bytes) and found through an index,
+a SQLite database beside the packs that every process on the host shares. A process keeps as
+many packs open as it has threads writing at once, and its later backup runs reuse them. Larger
+objects stay one file each, as in FilesystemBackend.
 
 Durability follows FilesystemBackend's contract. put(..., sync=True) returns once the object is
 durable; put(..., sync=False) makes it visible to this process at once and durable at the next
@@ -13,10 +13,10 @@ sync(), which fsyncs the packs written to and only then commits their index rows
 that leaves bytes in a pack that no row points to: never an index row without its bytes.
 
 Deleting an object deletes its row; compact() later deletes packs nothing points to any more and
-rewrites those mostly dead. A writer holds a shared flock on its pack until every row pointing
-into it is committed (and it is closed); compact() takes an exclusive one, so it never touches a
-pack whose rows may still come, in this process or another. A writer that dies releases its
-lock with its process: the bytes it left without rows are garbage, and compacted as such.
+rewrites those mostly dead. An open pack holds a shared flock until it is closed, which happens
+only once every row pointing into it is committed; compact() takes an exclusive one, so it never
+touches a pack whose rows may still come, in this process or another. A process that dies
+releases its locks: the bytes it left without rows are garbage, and compacted as such.
 """
 
 import fcntl
@@ -48,16 +48,16 @@ class Location:
 
 
 class _PackWriter:
-    """One thread's open pack: appends, and remembers its size."""
+    """An open pack: one thread at a time appends to it (it is taken from the free list)."""
 
     def __init__(self, directory: str):
-        self.name = f"{os.getpid()}-{threading.get_native_id()}-{uuid.uuid4().hex[:8]}.pack"
+        self.name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}.pack"
         self.fd = os.open(os.path.join(directory, self.name),
                           os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_SH)  # until closed: compact() keeps off
         self.size = 0
         self.synced = False  # its directory entry
-        self.thread = threading.current_thread()
+        self.abandoned = False  # an fsync of it failed
         self.last_write = time.monotonic()
 
     def append(self, data) -> Location:
@@ -71,7 +71,7 @@ class _PackWriter:
         """A pack is left for a new one when full, or when it has been idle for half the time
         after which compact() may look at it (then it is closed, and its lock released, once its
         rows are committed)."""
-        return (self.size >= PACK_SIZE
+        return (self.abandoned or self.size >= PACK_SIZE
                 or time.monotonic() - self.last_write > idle_seconds / 2)
 
 
@@ -101,9 +101,9 @@ class PackingFilesystemBackend(FilesystemBackend):
         self._local = threading.local()
         self._pending: dict[str, Location] = {}  # written, rows not committed yet
         self._replaced: set[str] = set()  # keys put as loose files: rows to delete at sync
-        self._writers: dict[int, _PackWriter] = {}
+        self._free: list[_PackWriter] = []  # open packs no thread is appending to
         self._to_sync: dict[str, _PackWriter] = {}  # packs written to since the last sync
-        self._retired: list[_PackWriter] = []  # full, stale or of a finished thread
+        self._retired: list[_PackWriter] = []  # full or stale: closed once synced
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -145,35 +145,55 @@ class PackingFilesystemBackend(FilesystemBackend):
                 self._pending.pop(key, None)
                 self._replaced.add(key)
         else:
-            writer = self._writer()
-            location = writer.append(data)
-            with self._state_lock:
-                self._replaced.discard(key)
-                self._pending[key] = location
-                self._to_sync[writer.name] = writer
+            self._append(key, data)
         if sync:
             self.sync()
 
-    def _writer(self) -> _PackWriter:
-        thread = threading.get_ident()
-        writer = self._writers.get(thread)
-        if writer is None or writer.thread is not threading.current_thread() or \
-                writer.full_or_stale(self.idle_seconds):
-            writer = _PackWriter(self.pack_dir)
-            with self._state_lock:
-                retired = self._writers.get(thread)
-                self._writers[thread] = writer
-                if retired is not None:
-                    self._retired.append(retired)
-        return writer
+    def _append(self, key: str, data) -> None:
+        while True:
+            writer = self._take_writer()
+            try:
+                location = writer.append(data)
+            except BaseException:
+                self._give_back(writer)
+                raise
+            with self._state_lock:  # registered before any other thread can close the pack
+                if not writer.abandoned:
+                    self._replaced.discard(key)
+                    self._pending[key] = location
+                    self._to_sync[writer.name] = writer
+                self._give_back_locked(writer)
+            if not writer.abandoned:
+                return
+            # An fsync of that pack failed meanwhile: write the object again elsewhere.
+
+    def _take_writer(self) -> _PackWriter:
+        with self._state_lock:
+            while self._free:
+                writer = self._free.pop()
+                if not writer.full_or_stale(self.idle_seconds):
+                    return writer
+                self._retired.append(writer)
+        return _PackWriter(self.pack_dir)
+
+    def _give_back(self, writer: _PackWriter) -> None:
+        with self._state_lock:
+            self._give_back_locked(writer)
+
+    def _give_back_locked(self, writer: _PackWriter) -> None:
+        if writer.full_or_stale(self.idle_seconds):
+            self._retired.append(writer)
+        else:
+            self._free.append(writer)
 
     def _close_retired(self) -> None:
-        """Close the packs no thread appends to any more, once what was written is fsynced."""
+        """Close the full or stale packs (releasing their locks) once what was written to them
+        is fsynced and its rows committed. The caller holds _sync_lock: no sync is between
+        its fsyncs and its commit."""
         with self._state_lock:
-            for thread, writer in list(self._writers.items()):
-                if not writer.thread.is_alive():
-                    del self._writers[thread]
-                    self._retired.append(writer)
+            for writer in [w for w in self._free if w.full_or_stale(self.idle_seconds)]:
+                self._free.remove(writer)
+                self._retired.append(writer)
             retired = [w for w in self._retired if w.name not in self._to_sync]
             self._retired = [w for w in self._retired if w.name in self._to_sync]
         for writer in retired:
@@ -186,11 +206,13 @@ class PackingFilesystemBackend(FilesystemBackend):
             with self._state_lock:
                 pending = dict(self._pending)  # stays visible here until its rows are committed
                 writers, self._to_sync = list(self._to_sync.values()), {}
-            for writer in writers:
+            for position, writer in enumerate(writers):
                 try:
                     os.fsync(writer.fd)
                 except OSError:
                     self._abandon(writer)
+                    with self._state_lock:  # the others are fsynced at the next sync
+                        self._to_sync.update((w.name, w) for w in writers[position + 1:])
                     raise
             if any(not writer.synced for writer in writers):
                 _fsync_dir(self.pack_dir)
@@ -231,10 +253,10 @@ class PackingFilesystemBackend(FilesystemBackend):
             self._pending = {key: loc for key, loc in self._pending.items()
                              if loc.pack != writer.name}
             self._to_sync.pop(writer.name, None)
-            for thread, current in list(self._writers.items()):
-                if current is writer:
-                    del self._writers[thread]
-            self._retired.append(writer)
+            if writer in self._free:
+                self._free.remove(writer)
+                self._retired.append(writer)
+            writer.abandoned = True  # a thread appending to it now retires it when done
 
     # ----- reading --------------------------------------------------------------------
 
@@ -303,6 +325,8 @@ class PackingFilesystemBackend(FilesystemBackend):
         """Delete packs no row points to and rewrite those with less than `min_live` of their
         bytes in use, among the packs untouched for idle_seconds; returns what it did."""
         report = {"packs_deleted": 0, "packs_rewritten": 0, "bytes_freed": 0}
+        with self._sync_lock:
+            self._close_retired()  # this process's own idle packs, if any
         now = time.time()
         for name in sorted(os.listdir(self.pack_dir)):
             if name.endswith(".pack"):
@@ -341,21 +365,24 @@ class PackingFilesystemBackend(FilesystemBackend):
             os.close(fd)
 
     def _rewrite(self, pack: str) -> None:
-        """Copy a pack's live objects to this thread's pack; each row moves only if it still
+        """Copy a pack's live objects to an open pack; each row moves only if it still
         points to the old place (a concurrent delete or put wins)."""
         db = self._db()
         rows = db.execute("SELECT key, offset, length FROM objects WHERE pack = ?",
                           (pack,)).fetchall()
-        writer = self._writer()
-        moves = []
-        for key, offset, length in rows:
-            new = writer.append(self._read(Location(pack, offset, length)))
-            moves.append((new.pack, new.offset, key, pack, offset))
-        os.fsync(writer.fd)
-        if not writer.synced:
-            _fsync_dir(self.pack_dir)
-            writer.synced = True
-        with db:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("UPDATE objects SET pack = ?, offset = ? "
-                           "WHERE key = ? AND pack = ? AND offset = ?", moves)
+        writer = self._take_writer()
+        try:  # the pack stays taken (open, locked) until its rows are committed
+            moves = []
+            for key, offset, length in rows:
+                new = writer.append(self._read(Location(pack, offset, length)))
+                moves.append((new.pack, new.offset, key, pack, offset))
+            os.fsync(writer.fd)
+            if not writer.synced:
+                _fsync_dir(self.pack_dir)
+                writer.synced = True
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("UPDATE objects SET pack = ?, offset = ? "
+                               "WHERE key = ? AND pack = ? AND offset = ?", moves)
+        finally:
+            self._give_back(writer)

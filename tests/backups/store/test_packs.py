@@ -62,11 +62,9 @@ def test_a_full_pack_is_followed_by_a_new_one(packed_backend, monkeypatch):
 def test_compact_deletes_dead_packs_and_rewrites_mostly_dead_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(packs, "PACK_SIZE", 1000)
     backend = PackingFilesystemBackend(tmp_path, pack_below=4096)
-    writer = threading.Thread(target=lambda: [  # two full packs, by a thread that then ends
-        backend.put(f"k/{n:02}", bytes([n]) * 100, sync=False) for n in range(20)])
-    writer.start()
-    writer.join()
-    backend.sync()  # and closes the packs of the ended thread
+    for n in range(20):  # two full packs
+        backend.put(f"k/{n:02}", bytes([n]) * 100, sync=False)
+    backend.sync()
     first, second = pack_files(backend)
     for n in range(10):
         backend.delete(f"k/{n:02}")  # all of the first pack
@@ -138,6 +136,17 @@ def test_after_a_failed_fsync_what_the_pack_held_unsynced_is_forgotten(packed_ba
     fresh = PackingFilesystemBackend(packed_backend.root)
     assert fresh.get("k/a") == b"a" * 10 and fresh.get("k/durable") == b"d" * 10
     assert len(pack_files(packed_backend)) == 2  # the written again went to a new pack
+
+
+def test_packs_are_reused_by_later_writers_of_the_process(packed_backend):
+    def write(n):
+        packed_backend.put(f"k/{n}", b"x" * 10)
+
+    for n in range(5):  # five runs, each with its own thread
+        thread = threading.Thread(target=write, args=(n,))
+        thread.start()
+        thread.join()
+    assert len(pack_files(packed_backend)) == 1
 
 
 def test_compact_keeps_off_a_pack_a_writer_still_holds(tmp_path):
