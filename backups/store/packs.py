@@ -3,9 +3,10 @@
 Creating a file costs far more than appending the same bytes to an open one (bench_store.py
 part 3), and most OneDrive files are small. So objects under `pack_below` bytes are appended to
 pack files (.packs/<process>-<random>.pack, up to PACK_SIZE bytes) and found through an index,
-a SQLite database beside the packs that every process on the host shares. A process keeps as
-many packs open as it has threads writing at once, and its later backup runs reuse them. Larger
-objects stay one file each, as in FilesystemBackend.
+a SQLite database beside the packs that every process on the host shares. A process appends to
+one open pack at a time (its threads take turns: an append is a copy into the page cache), so a
+sync() fsyncs one pack and commits one transaction. Larger objects stay one file each, as in
+FilesystemBackend.
 
 Durability follows FilesystemBackend's contract. put(..., sync=True) returns once the object is
 durable; put(..., sync=False) makes it visible to this process at once and durable at the next
@@ -48,7 +49,7 @@ class Location:
 
 
 class _PackWriter:
-    """An open pack: one thread at a time appends to it (it is taken from the free list)."""
+    """An open pack: one thread at a time appends to it (under the backend's append lock)."""
 
     def __init__(self, directory: str):
         self.name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}.pack"
@@ -101,7 +102,8 @@ class PackingFilesystemBackend(FilesystemBackend):
         self._local = threading.local()
         self._pending: dict[str, Location] = {}  # written, rows not committed yet
         self._replaced: set[str] = set()  # keys put as loose files: rows to delete at sync
-        self._free: list[_PackWriter] = []  # open packs no thread is appending to
+        self._append_lock = threading.Lock()  # one append at a time, to self._current
+        self._current: _PackWriter | None = None
         self._to_sync: dict[str, _PackWriter] = {}  # packs written to since the last sync
         self._retired: list[_PackWriter] = []  # full or stale: closed once synced
 
@@ -150,50 +152,42 @@ class PackingFilesystemBackend(FilesystemBackend):
             self.sync()
 
     def _append(self, key: str, data) -> None:
-        while True:
-            writer = self._take_writer()
-            try:
-                location = writer.append(data)
-            except BaseException:
-                self._give_back(writer)
-                raise
-            with self._state_lock:  # registered before any other thread can close the pack
-                if not writer.abandoned:
-                    self._replaced.discard(key)
-                    self._pending[key] = location
-                    self._to_sync[writer.name] = writer
-                self._give_back_locked(writer)
-            if not writer.abandoned:
-                return
-            # An fsync of that pack failed meanwhile: write the object again elsewhere.
-
-    def _take_writer(self) -> _PackWriter:
-        with self._state_lock:
-            while self._free:
-                writer = self._free.pop()
-                if not writer.full_or_stale(self.idle_seconds):
-                    return writer
-                self._retired.append(writer)
-        return _PackWriter(self.pack_dir)
-
-    def _give_back(self, writer: _PackWriter) -> None:
-        with self._state_lock:
-            self._give_back_locked(writer)
-
-    def _give_back_locked(self, writer: _PackWriter) -> None:
-        if writer.full_or_stale(self.idle_seconds):
-            self._retired.append(writer)
-        else:
-            self._free.append(writer)
+        with self._append_lock:
+            while True:
+                writer = self._current
+                if writer is None or writer.full_or_stale(self.idle_seconds):
+                    if writer is not None:
+                        with self._state_lock:
+                            self._retired.append(writer)
+                    writer = self._current = _PackWriter(self.pack_dir)
+                try:
+                    location = writer.append(data)
+                except BaseException:  # a partial write: its size is unknown, leave it
+                    self._current = None
+                    with self._state_lock:
+                        self._retired.append(writer)
+                    raise
+                with self._state_lock:  # an fsync of the pack may have failed meanwhile
+                    if not writer.abandoned:
+                        self._replaced.discard(key)
+                        self._pending[key] = location
+                        self._to_sync[writer.name] = writer
+                        return
 
     def _close_retired(self) -> None:
         """Close the full or stale packs (releasing their locks) once what was written to them
         is fsynced and its rows committed. The caller holds _sync_lock: no sync is between
         its fsyncs and its commit."""
+        if self._append_lock.acquire(blocking=False):  # else a thread is appending: not idle
+            try:
+                current = self._current
+                if current is not None and current.full_or_stale(self.idle_seconds):
+                    self._current = None
+                    with self._state_lock:
+                        self._retired.append(current)
+            finally:
+                self._append_lock.release()
         with self._state_lock:
-            for writer in [w for w in self._free if w.full_or_stale(self.idle_seconds)]:
-                self._free.remove(writer)
-                self._retired.append(writer)
             retired = [w for w in self._retired if w.name not in self._to_sync]
             self._retired = [w for w in self._retired if w.name in self._to_sync]
         for writer in retired:
@@ -253,10 +247,7 @@ class PackingFilesystemBackend(FilesystemBackend):
             self._pending = {key: loc for key, loc in self._pending.items()
                              if loc.pack != writer.name}
             self._to_sync.pop(writer.name, None)
-            if writer in self._free:
-                self._free.remove(writer)
-                self._retired.append(writer)
-            writer.abandoned = True  # a thread appending to it now retires it when done
+            writer.abandoned = True  # the next append retires it and writes to a new pack
 
     # ----- reading --------------------------------------------------------------------
 
@@ -370,19 +361,17 @@ class PackingFilesystemBackend(FilesystemBackend):
         db = self._db()
         rows = db.execute("SELECT key, offset, length FROM objects WHERE pack = ?",
                           (pack,)).fetchall()
-        writer = self._take_writer()
-        try:  # the pack stays taken (open, locked) until its rows are committed
+        writer = _PackWriter(self.pack_dir)  # its own, open (locked) until the rows are moved
+        try:
             moves = []
             for key, offset, length in rows:
                 new = writer.append(self._read(Location(pack, offset, length)))
                 moves.append((new.pack, new.offset, key, pack, offset))
             os.fsync(writer.fd)
-            if not writer.synced:
-                _fsync_dir(self.pack_dir)
-                writer.synced = True
+            _fsync_dir(self.pack_dir)
             with db:
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany("UPDATE objects SET pack = ?, offset = ? "
                                "WHERE key = ? AND pack = ? AND offset = ?", moves)
         finally:
-            self._give_back(writer)
+            os.close(writer.fd)

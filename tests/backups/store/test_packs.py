@@ -218,3 +218,22 @@ def test_many_threads_put_and_look_up_at_once(tmp_path):
         list(pool.map(work, range(16)))
     backend.sync()
     assert len(list(PackingFilesystemBackend(tmp_path).iter_keys())) == 800
+
+
+def test_a_failed_append_leaves_the_pack_and_writes_on_in_a_new_one(packed_backend,
+                                                                   monkeypatch):
+    packed_backend.put("k/before", b"b" * 10)
+
+    def disk_full(fd, data):
+        os.write(fd, bytes(data[:3]))  # a partial write, then the error
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(packs, "_write_all", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        packed_backend.put("k/failed", b"f" * 10)
+    monkeypatch.undo()
+    packed_backend.put("k/after", b"a" * 10)
+
+    fresh = PackingFilesystemBackend(packed_backend.root)
+    assert fresh.get("k/before") == b"b" * 10 and fresh.get("k/after") == b"a" * 10
+    assert not fresh.exists("k/failed") and len(pack_files(packed_backend)) == 2
