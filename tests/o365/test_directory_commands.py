@@ -11,6 +11,9 @@ def test_import_and_sync_users_commands_show_progress(world, m365sim, capsys):
     call_command("import_users", "--organization", "alpha university", "--include-unlicensed")
     out = capsys.readouterr().out
     assert "Kodo Backup: succeeded" in out and "created" in out
+    # Not a terminal: the final counts once, on their own line, no redrawing.
+    counts = [line for line in out.splitlines() if " pages " in line]
+    assert len(counts) == 1 and "\r" not in out and counts[0].startswith("Kodo Backup: Succeeded")
     assert DirectoryUser.objects.filter(service=service, account__isnull=False).exists()
 
     call_command("sync_users", "--organization", str(world.org_a.code),

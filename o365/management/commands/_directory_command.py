@@ -49,14 +49,17 @@ class DirectoryCommand(BaseCommand):
 
     def run_with_progress(self, job):
         # The job runs in a thread; this one draws its progress from the job row, as the page does.
+        # On a terminal the counts are redrawn in place; in a log, only the final counts are
+        # written, once.
+        live = self.stdout.isatty()
         worker = threading.Thread(target=self._run, args=(job.pk,), daemon=True)
         worker.start()
         while worker.is_alive():
             worker.join(0.5)
-            self._draw(DirectoryJob.objects.get(pk=job.pk))
+            if live:
+                self._draw(DirectoryJob.objects.get(pk=job.pk), live)
         job.refresh_from_db()
-        self._draw(job)
-        self.stdout.write("")
+        self._draw(job, live, final=True)
         outcome = (self.style.SUCCESS("succeeded") if job.status == "succeeded"
                    else self.style.ERROR(f"{job.status}: {job.error_message}"))
         self.stdout.write(f"{job.service.name}: {outcome}")
@@ -71,9 +74,12 @@ class DirectoryCommand(BaseCommand):
         finally:
             connection.close()  # this thread's own connection
 
-    def _draw(self, job):
-        line = (f"\r{job.service.name}: {job.get_status_display():9} pages {job.pages_read:5} "
+    def _draw(self, job, live, final=False):
+        line = (f"{job.service.name}: {job.get_status_display():9} pages {job.pages_read:5} "
                 f"users {job.users_seen:7} created {job.created:7} updated {job.updated:6} "
                 f"linked {job.linked:5} removed {job.removed:5} conflicts {job.conflicts:4}")
-        self.stdout.write(line, ending="")
-        sys.stdout.flush()
+        if live:
+            self.stdout.write("\r" + line, ending="\n" if final else "")
+            sys.stdout.flush()
+        else:
+            self.stdout.write(line)
