@@ -224,9 +224,14 @@ class PackingFilesystemBackend(FilesystemBackend):
                     if self._pending.get(key) == location:
                         del self._pending[key]
             self._close_retired()
-        super().sync()
-        with self._state_lock:
+        with self._state_lock:  # loose files put before their folders' fsyncs below
             replaced, self._replaced = self._replaced, set()
+        try:
+            super().sync()
+        except BaseException:
+            with self._state_lock:  # unless put small again since
+                self._replaced |= {key for key in replaced if key not in self._pending}
+            raise
         if replaced:
             self._db().executemany("DELETE FROM objects WHERE key = ?",
                                    [(key,) for key in replaced])
