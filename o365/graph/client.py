@@ -312,11 +312,11 @@ class GraphClient:
         while True:
             send_headers = dict(headers or {})
             token = None
+            # Microsoft throttles an app, not a request: while it has asked any thread of this
+            # client to wait (Graph, or a download host), every request, a retry too, waits, or
+            # it would be throttled again and extend the wait for all.
+            self._wait_for_throttle()
             if authenticated:
-                # Graph throttles an app, not a request: while it has asked any thread of this
-                # client to wait, every request (a retry too) waits, or it would be throttled
-                # again and extend the wait for all.
-                self._wait_for_throttle()
                 token = self.token()
                 send_headers["Authorization"] = f"Bearer {token}"
             started = time.monotonic()
@@ -356,7 +356,7 @@ class GraphClient:
             if status < 400:
                 return response, payload
             code, message, request_id = _error_fields(json_or_none(response), response)
-            if authenticated and status in THROTTLE_STATUSES:
+            if status in THROTTLE_STATUSES:
                 self._note_throttle(retry_after_of(response))
             if status == 401 and authenticated and not refreshed and rewind():
                 response.close()

@@ -337,6 +337,30 @@ def test_a_file_downloads_through_the_redirect_without_sending_the_token(sim, gr
     assert "Authorization" not in response.request.headers  # the download host got no token
 
 
+def test_a_throttled_download_makes_the_clients_other_downloads_wait(sim, graph_client, sleeps):
+    client = graph_client()
+    user = next(u for u in sim.list_users() if u["drive_id"])
+    items = [i for i in sim.list_items(user["id"])
+             if not i["folder"] and not i["malware"] and not i["package"] and 0 < i["size"]][:2]
+    urls = [client.get(f"/drives/{user['drive_id']}/items/{i['id']}")
+            ["@microsoft.graph.downloadUrl"] for i in items]
+    sim.set_fault("download", "429", max_count=1, retry_after=0.5)
+
+    def download(url):
+        client.request("GET", url, stream=True, authenticated=False).close()
+
+    first = threading.Thread(target=download, args=(urls[0],))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not sleeps and time.monotonic() < deadline:  # until the first is told to wait
+        time.sleep(0.01)
+    download(urls[1])  # as another download thread of the same run
+    first.join()
+
+    assert len(sleeps) == 2 and 0 < sleeps[1] <= 0.5
+    assert sim.stats()["throttle_penalties"] == 0
+
+
 def test_the_token_is_only_sent_to_graph(graph_client):
     with pytest.raises(ValueError, match="Refusing to send"):
         graph_client().get("https://example.invalid/v1.0/users")
