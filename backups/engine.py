@@ -635,13 +635,17 @@ def versions_to_compare(state: DriveState, listing: dict, root_id: str, full: bo
     listed = [item for item in listing.values() if not item.is_root and item.id != root_id]
     versions = _versions_where(current, "item_id__in",
                                {item.id for item in listed} | {i.parent_id for i in listed})
-    for item in listed:
-        folder = versions.get(item.id)
-        if folder is not None and folder.is_folder and (
-                item.deleted or item.name != folder.name or item.parent_id != folder.parent_id):
-            prefix = folder.path + "/"
-            versions.update((v.item_id, v) for v in current.filter(path__startswith=prefix)
-                            if v.path.startswith(prefix))  # SQLite's LIKE ignores case
+    moved = sorted(folder.path + "/" for item in listed
+                   if (folder := versions.get(item.id)) is not None and folder.is_folder
+                   and (item.deleted or item.name != folder.name
+                        or item.parent_id != folder.parent_id))
+    outermost = []  # a deleted tree lists every folder in it: one query for the top one
+    for prefix in moved:  # sorted: what starts with a prefix follows it
+        if not outermost or not prefix.startswith(outermost[-1]):
+            outermost.append(prefix)
+    for prefix in outermost:
+        versions.update((v.item_id, v) for v in current.filter(path__startswith=prefix)
+                        if v.path.startswith(prefix))  # SQLite's LIKE ignores case
     ancestors = {path[:end] for path in (v.path for v in versions.values())
                  for end in _separator_positions(path)}
     versions.update(_versions_where(current, "path__in", ancestors - {""}))

@@ -145,3 +145,19 @@ def test_a_delta_run_loads_only_the_versions_it_compares(tenant):
         "/Deep", "/Deep/er", "/Deep/er/still", "/Deep/er/still/file.txt"]
     everything = versions_to_compare(state, {}, state.root_item_id, full=True)
     assert len(everything) == FileVersion.objects.current().filter(drive=state).count()
+
+
+def test_a_deleted_tree_is_read_with_one_query_for_its_top_folder(tenant,
+                                                                  django_assert_max_num_queries):
+    user = tenant.users[1]
+    for n in range(5):
+        tenant.sim.add_file(user.graph_id, f"/T/{n}/a/b/f.txt", content=b"f")
+    tenant.backup()
+    state = DriveState.objects.get(directory_user=user)
+    folders = [v for v in FileVersion.objects.current().filter(drive=state, is_folder=True)
+               if v.path == "/T" or v.path.startswith("/T/")]
+    listing = {v.item_id: Item(id=v.item_id, deleted=True) for v in folders}
+
+    with django_assert_max_num_queries(3):  # by id, the tree under /T, the ancestors by path
+        loaded = versions_to_compare(state, listing, state.root_item_id, full=False)
+    assert {v.path for v in loaded.values()} >= {f"/T/{n}/a/b/f.txt" for n in range(5)}
