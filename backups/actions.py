@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from backups import conf
 from backups.models import BackupRun
+from backups.recovery import send_runs
 from o365.models import DirectoryUser
 from organizations import audit
 
@@ -37,25 +38,13 @@ def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True)
             )
     except IntegrityError:
         run = BackupRun.objects.get(active_user=directory_user)
-        if enqueue and is_stale(run):
+        if enqueue and run.is_stale:
             # Its task was lost or its worker died: send it again; the claim makes that safe.
-            from backups.tasks import run_backup
-
-            transaction.on_commit(lambda: run_backup.delay(run.pk, run.organization_id))
+            transaction.on_commit(lambda: send_runs([(run.pk, run.organization_id)]))
         return run, False
     if enqueue:
-        from backups.tasks import run_backup
-
-        transaction.on_commit(lambda: run_backup.delay(run.pk, run.organization_id))
+        transaction.on_commit(lambda: send_runs([(run.pk, run.organization_id)]))
     return run, True
-
-
-def is_stale(run) -> bool:
-    """Active, but nobody has worked on it for a while (a lost task or a dead worker)."""
-    since = timezone.now() - dt.timedelta(seconds=conf.stale_seconds())
-    if run.status == BackupRun.Status.RUNNING:
-        return run.heartbeat_at is None or run.heartbeat_at < since
-    return run.status == BackupRun.Status.QUEUED and run.created_at < since
 
 
 def do_start_backups(*, service, users=None, trigger=BackupRun.Trigger.MANUAL, request=None,
@@ -143,19 +132,12 @@ def do_fan_out_backups(service, trigger=BackupRun.Trigger.MANUAL, *, batch=FAN_O
                             created.append(run)
                         else:
                             busy[user.pk] = run
-            resend = [run for run in busy.values() if is_stale(run)]
+            resend = [run for run in busy.values() if run.is_stale]
             started += len(created)
             active += len(busy)
             jobs = [(run.pk, run.organization_id) for run in created + resend]
-            transaction.on_commit(lambda jobs=jobs: _send_runs(jobs))
+            transaction.on_commit(lambda jobs=jobs: send_runs(jobs))
     return started, active
-
-
-def _send_runs(jobs):
-    from backups.tasks import run_backup
-
-    for run_id, organization_id in jobs:
-        run_backup.delay(run_id, organization_id)
 
 
 # ----- claiming and running ---------------------------------------------------------------

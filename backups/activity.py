@@ -22,12 +22,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from backups.models import BackupRun, FileVersion
+from backups.models import BackupRun, FileVersion, Verification
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import Organization
 
 GROWTH_DAYS = 30
 RUNNING_SHOWN = 10
+LOST_SHOWN = 20
 DONE_STATUSES = (BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL)
 # The results a finished run can have, in the order the Dashboard shows them.
 RESULTS = [
@@ -107,6 +108,12 @@ class Dashboard:
     running_runs: list
     running_jobs: list
     active_jobs: int
+    # The store's health: the last verification, versions waiting to be healed by their next
+    # backup, and versions reported lost (the newest LOST_SHOWN of them, with the count).
+    last_verification: Verification | None = None
+    damaged_versions: int = 0
+    lost_count: int = 0
+    lost_versions: list = field(default_factory=list)
 
     @property
     def runs_last_day(self) -> int:
@@ -120,7 +127,7 @@ class Dashboard:
 def dashboard(org, *, now=None) -> Dashboard:
     """Four queries: the organization's totals, its runs grouped by day, status and whether they
     finished in the last 24 hours (at most 31 x 7 x 2 rows), the running backups and the running
-    directory jobs."""
+    directory jobs; one more when a verification ran, one more when versions were lost."""
     now = now or timezone.now()
     zone = org_zone(org)
     today = now.astimezone(zone).date()
@@ -139,6 +146,11 @@ def dashboard(org, *, now=None) -> Dashboard:
         users_protected=_scalar(protected, "service__organization", Count("pk")),
         current_files=_scalar(versions, "organization", Count("pk")),
         current_size=_scalar(versions, "organization", Sum("size")),
+        damaged_versions=_scalar(_damaged(FileVersion.Damage.DAMAGED), "organization",
+                                 Count("pk")),
+        lost_count=_scalar(_damaged(FileVersion.Damage.LOST), "organization", Count("pk")),
+        last_verification=Subquery(Verification.objects.filter(organization=OuterRef("pk"))
+                                   .order_by("-created_at", "-id").values("pk")[:1]),
     ).get()
 
     day = Case(When(created_at__lt=period_start, then=Value(None, output_field=DateField())),
@@ -184,7 +196,19 @@ def dashboard(org, *, now=None) -> Dashboard:
         running_runs=running_runs,
         running_jobs=running_jobs,
         active_jobs=len(running_jobs),  # at most one per configuration
+        last_verification=(Verification.objects.get(pk=totals["last_verification"])
+                           if totals["last_verification"] else None),
+        damaged_versions=totals["damaged_versions"],
+        lost_count=totals["lost_count"],
+        lost_versions=list(
+            FileVersion.objects.for_organization(org).filter(damage=FileVersion.Damage.LOST)
+            .select_related("drive__directory_user").order_by("-end_run_id", "path")
+            [:LOST_SHOWN]) if totals["lost_count"] else [],
     )
+
+
+def _damaged(damage):
+    return FileVersion.objects.filter(organization=OuterRef("pk"), damage=damage)
 
 
 def _scalar(queryset, group_by, aggregate):
@@ -200,7 +224,9 @@ class TaskType:
     BACKUP = "backup"
     IMPORT = "import"
     SYNC = "synchronize"
-    CHOICES = [(BACKUP, "Backup"), (IMPORT, "Import users"), (SYNC, "Synchronize users")]
+    VERIFY = "verification"
+    CHOICES = [(BACKUP, "Backup"), (IMPORT, "Import users"), (SYNC, "Synchronize users"),
+               (VERIFY, "Verification")]
     JOB_KINDS = {IMPORT: DirectoryJob.Kind.IMPORT, SYNC: DirectoryJob.Kind.SYNC}
 
 
@@ -223,20 +249,27 @@ class TaskStatus:
         COMPLETED: [DirectoryJob.Status.SUCCEEDED], FAILED: [DirectoryJob.Status.FAILED],
         SKIPPED: [], CANCELED: [],
     }
+    VERIFICATION_STATUSES = {
+        RUNNING: [Verification.Status.RUNNING], QUEUED: [],
+        COMPLETED: [Verification.Status.SOUND],
+        FAILED: [Verification.Status.PROBLEMS, Verification.Status.FAILED],
+        SKIPPED: [], CANCELED: [],
+    }
 
 
 @dataclass
 class Task:
-    """One row of the Tasks page: a backup run or a directory job."""
+    """One row of the Tasks page: a backup run, a directory job or a verification."""
 
     type: str
     created_at: dt.datetime
     run: BackupRun | None = None
     job: DirectoryJob | None = None
+    verification: Verification | None = None
 
     @property
     def obj(self):
-        return self.run or self.job
+        return self.run or self.job or self.verification
 
     @property
     def is_active(self) -> bool:
@@ -257,6 +290,8 @@ class Task:
     def badge(self) -> str:
         if self.run is not None:
             return self.run.status_badge
+        if self.verification is not None:
+            return self.verification.status_badge
         return {"succeeded": "ok", "failed": "bad"}.get(self.job.status, "")
 
 
@@ -283,6 +318,13 @@ def task_rows(org, *, types=(), statuses=(), since=None, until=None, user=""):
         if user:
             jobs = jobs.filter(requested_by__email__icontains=user)
         parts.append(_window(jobs, since, until).annotate(task_type=Value("job")))
+    verification_statuses = [s for st in statuses
+                             for s in TaskStatus.VERIFICATION_STATUSES[st]]
+    if TaskType.VERIFY in types and not user and (verification_statuses or not statuses):
+        checks = Verification.objects.filter(organization=org)
+        if statuses:
+            checks = checks.filter(status__in=verification_statuses)
+        parts.append(_window(checks, since, until).annotate(task_type=Value(TaskType.VERIFY)))
     if not parts:
         return BackupRun.objects.none().values_list("pk")
     rows = [part.order_by().values_list("task_type", "pk", "created_at") for part in parts]
@@ -299,17 +341,23 @@ def _window(queryset, since, until):
 
 
 def load_tasks(rows) -> list[Task]:
-    """Tasks for a page of `task_rows`, in its order (two queries)."""
+    """Tasks for a page of `task_rows`, in its order (two queries, three with
+    verifications)."""
     rows = list(rows)
     run_ids = [pk for kind, pk, _ in rows if kind == TaskType.BACKUP]
-    job_ids = [pk for kind, pk, _ in rows if kind != TaskType.BACKUP]
+    job_ids = [pk for kind, pk, _ in rows if kind == "job"]
+    check_ids = [pk for kind, pk, _ in rows if kind == TaskType.VERIFY]
     runs = BackupRun.objects.select_related("directory_user", "service").in_bulk(run_ids)
     jobs = DirectoryJob.objects.select_related("service", "requested_by").in_bulk(job_ids)
+    checks = Verification.objects.in_bulk(check_ids) if check_ids else {}
     tasks = []
     for kind, pk, created_at in rows:
         if kind == TaskType.BACKUP:
             if pk in runs:  # else deleted since the page was counted
                 tasks.append(Task(TaskType.BACKUP, created_at, run=runs[pk]))
+        elif kind == TaskType.VERIFY:
+            if pk in checks:
+                tasks.append(Task(TaskType.VERIFY, created_at, verification=checks[pk]))
         elif pk in jobs:
             job = jobs[pk]
             task_type = TaskType.IMPORT if job.kind == DirectoryJob.Kind.IMPORT else TaskType.SYNC

@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from backups.models import BackupRun, DriveState, FileVersion, RunIssue
+from backups.models import (
+    BackupRun,
+    DamagedChunk,
+    DriveState,
+    FileVersion,
+    RunIssue,
+    Verification,
+)
 
 
 class RunIssueInline(admin.TabularInline):
@@ -31,7 +38,7 @@ class DriveStateAdmin(admin.ModelAdmin):
 class FileVersionAdmin(admin.ModelAdmin):
     """Read-only: versions and their chunks are written by backups and pruning only."""
 
-    list_display = ["path", "size", "drive", "first_run", "end_run", "deleted"]
+    list_display = ["path", "size", "drive", "first_run", "end_run", "deleted", "damage"]
     search_fields = ["path", "item_id", "quickxorhash"]
     raw_id_fields = ["organization", "drive", "first_run", "end_run"]
 
@@ -40,3 +47,18 @@ class FileVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(DamagedChunk)
+class DamagedChunkAdmin(admin.ModelAdmin):
+    list_display = ["chunk_id", "organization", "problem", "found_at"]
+    list_filter = ["problem"]
+    raw_id_fields = ["organization"]
+
+
+@admin.register(Verification)
+class VerificationAdmin(admin.ModelAdmin):
+    list_display = ["organization", "created_at", "status", "sample", "chunks_checked",
+                    "problems", "versions_affected"]
+    list_filter = ["status", "trigger"]
+    raw_id_fields = ["organization"]

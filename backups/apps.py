@@ -3,3 +3,9 @@ from django.apps import AppConfig
 
 class BackupsConfig(AppConfig):
     name = "backups"
+
+    def ready(self):
+        from kodo.crypto import register_encrypted_fields
+
+        # The organizations' chunk-store keys: rotate_encryption_keys re-wraps them too.
+        register_encrypted_fields("backups.OrganizationStoreKey", "wrapped_keys")

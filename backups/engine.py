@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from backups import conf
 from backups.models import BackupRun, DriveState, FileVersion, RunIssue
+from backups.storage import clear_damage
 from backups.store import ChunkStore, StreamResult
 from o365.graph import (
     DownloadUrlExpired,
@@ -165,6 +166,7 @@ class OneDriveBackup:
         self.user: DirectoryUser = run.directory_user
         self._last_beat = time.monotonic()
         self._stopping = threading.Event()
+        self._heal_ids: set[str] = set()  # items whose current version uses a damaged chunk
 
     # ----- the run ---------------------------------------------------------------------
 
@@ -183,6 +185,7 @@ class OneDriveBackup:
         self._set_phase("Reading changes")
         listing, delta_link, full = self._enumerate(state)
         self._add_retries(state, listing)
+        self._add_damaged(state, listing)
         if full != run.full_enumeration:
             run.full_enumeration = full
             run.save(update_fields=["full_enumeration"])
@@ -191,15 +194,19 @@ class OneDriveBackup:
         current = versions_to_compare(state, listing, root_id, full)
         plan = self._plan(listing, current, root_id, full)
         files = [i for i in listing.values() if not i.is_folder and not i.deleted and not i.is_root]
+        # A run taken over from a lost worker keeps what that worker downloaded and recorded:
+        # the plan holds only what is left, so the totals add the two.
         seen = {"files_seen": len(files), "bytes_seen": sum(i.size for i in files),
-                "files_to_download": len(plan.downloads),
-                "bytes_to_download": sum(i.size for i, _ in plan.downloads)}
+                "files_to_download": run.files_downloaded + len(plan.downloads),
+                "bytes_to_download": run.bytes_downloaded + sum(i.size for i, _ in plan.downloads)}
         BackupRun.objects.filter(pk=run.pk).update(**seen)
         for name, value in seen.items():  # only this worker writes the run (it holds the claim)
             setattr(run, name, value)
         self._record_changes(state, plan, current)
         if plan.downloads:
-            self._set_phase(f"Downloading {len(plan.downloads)} files")
+            done = (f" ({run.files_downloaded} stored before the worker was lost)"
+                    if run.files_downloaded else "")
+            self._set_phase(f"Downloading {len(plan.downloads)} files{done}")
         failed_ids = self._download_all(state, plan.downloads, current)
         self._finish(state, delta_link, root_id, failed_ids)
         return run
@@ -250,7 +257,17 @@ class OneDriveBackup:
 
     def _add_retries(self, state, listing):
         """Files a previous run could not store come back even when they did not change."""
-        for item_id in state.retry_item_ids:
+        self._add_items(state, listing, state.retry_item_ids)
+
+    def _add_damaged(self, state, listing):
+        """Files whose current version uses a damaged chunk (found by a verification) are
+        downloaded again: the current OneDrive content heals the chunk."""
+        self._heal_ids = set(FileVersion.objects.current().filter(
+            drive=state, damage=FileVersion.Damage.DAMAGED).values_list("item_id", flat=True))
+        self._add_items(state, listing, sorted(self._heal_ids))
+
+    def _add_items(self, state, listing, item_ids):
+        for item_id in item_ids:
             if item_id in listing:
                 continue
             try:
@@ -286,7 +303,8 @@ class OneDriveBackup:
                 continue
             if version is None:
                 (plan.metadata if item.is_folder else plan.downloads).append((item, path))
-            elif not item.is_folder and _content_changed(version, item):
+            elif not item.is_folder and (_content_changed(version, item)
+                                         or item_id in self._heal_ids):
                 plan.downloads.append((item, path))
             elif (version.path != path or version.name != item.name or version.etag != item.etag
                   or version.parent_id != item.parent_id):
@@ -360,13 +378,17 @@ class OneDriveBackup:
                                        item_id=outcome.item.id, path=outcome.path,
                                        message=outcome.error[:2000]))
                 counts["files_failed"] = counts.get("files_failed", 0) + 1
+        healed = self.store.take_healed()  # damaged chunks written again: sound after sync
+        if stored or healed:
+            # The chunks' renames become durable here, for the whole batch at once, before any
+            # row points to them (write_stream was told to defer its directory fsyncs).
+            self.store.sync()
+        if stored:
+            stored = self._secure_chunks(stored, issues, counts)
         versions = [self._version(state, o.item, o.path,
                                   [[ref.id, ref.size] for ref in o.result.chunks])
                     for o in stored]
         if stored:
-            # The chunks' renames become durable here, for the whole batch at once, before any
-            # row points to them (write_stream was told to defer its directory fsyncs).
-            self.store.sync()
             counts.update(files_downloaded=len(stored),
                           bytes_downloaded=sum(o.result.size for o in stored),
                           bytes_stored=sum(o.result.new_bytes_stored for o in stored))
@@ -387,7 +409,32 @@ class OneDriveBackup:
                 RunIssue.objects.bulk_create(issues)
             if counts:
                 run.add(**counts)
+        if healed:
+            clear_damage(run.organization, healed)
         self.progress(run)
+
+    def _secure_chunks(self, stored: list[Outcome], issues, counts) -> list[Outcome]:
+        """Make the chunks these versions reuse safe from prune before recording them: a chunk
+        prune marked unreferenced is un-marked, one it already set aside is put back. An outcome
+        whose chunk is gone for good is failed instead (the next run downloads it again)."""
+        from backups.prune import secure_chunks
+
+        chunk_ids = {ref.id for o in stored for ref in o.result.chunks}
+        lost = secure_chunks(self.run.organization, self.store, chunk_ids)
+        if not lost:
+            return stored
+        kept = []
+        for outcome in stored:
+            if any(ref.id in lost for ref in outcome.result.chunks):
+                issues.append(RunIssue(
+                    run=self.run, kind=RunIssue.Kind.FAILED, reason=RunIssue.Reason.OTHER,
+                    item_id=outcome.item.id, path=outcome.path,
+                    message="A chunk of the file left the store while it was being backed up; "
+                            "the next backup downloads it again."))
+                counts["files_failed"] = counts.get("files_failed", 0) + 1
+            else:
+                kept.append(outcome)
+        return kept
 
     # ----- downloads ---------------------------------------------------------------------
 
@@ -585,9 +632,24 @@ class OneDriveBackup:
             state.last_run = run
             state.save(update_fields=["delta_link", "root_item_id", "retry_item_ids", "last_run",
                                       "updated_at"])
+            self._report_lost_versions(state)
             run.refresh_from_db()
             status = BackupRun.Status.PARTIAL if run.files_failed else BackupRun.Status.SUCCEEDED
             self._close(status, "")
+
+    def _report_lost_versions(self, state):
+        """Older versions still using a damaged chunk after this run downloaded the current
+        content again cannot be restored: name them on the run (once: they are marked lost)."""
+        lost = list(FileVersion.objects.filter(
+            drive=state, damage=FileVersion.Damage.DAMAGED, end_run__isnull=False,
+        ).order_by("path", "pk").values_list("pk", "path"))
+        if not lost:
+            return
+        FileVersion.objects.filter(pk__in=[pk for pk, _ in lost]).update(
+            damage=FileVersion.Damage.LOST)
+        self.run.lost_versions = [*self.run.lost_versions,
+                                  *({"path": path, "version": pk} for pk, path in lost)]
+        BackupRun.objects.filter(pk=self.run.pk).update(lost_versions=self.run.lost_versions)
 
     def _close(self, status, error):
         close_run(self.run, status, error)

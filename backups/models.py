@@ -5,8 +5,10 @@ first saw it (`first_run`) until the run that replaced or deleted it (`end_run`,
 state of a drive as of any run is a single query (FileVersionQuerySet.files_as_of).
 """
 
+import datetime as dt
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -78,6 +80,9 @@ class BackupRun(models.Model):
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The outbox: when the run's task was last handed to the broker (None: not yet, e.g. the
+    # broker was down). backups.recovery sends again what was never sent or has been lost.
+    sent_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -97,6 +102,9 @@ class BackupRun(models.Model):
     files_skipped = models.PositiveIntegerField(default=0)
     files_failed = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Older versions this run found unrecoverable (a chunk of theirs is damaged and the current
+    # OneDrive content did not hold it again): [{"path": ..., "version": pk}, ...].
+    lost_versions = models.JSONField(default=list, blank=True)
 
     objects = BackupRunQuerySet.as_manager()
 
@@ -116,6 +124,27 @@ class BackupRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def is_stale(self) -> bool:
+        """Active, but nobody has worked on it for a while: its message was lost or its worker
+        died. backups.recovery sends it again; the claim makes that safe."""
+        since = timezone.now() - dt.timedelta(seconds=settings.KODO_BACKUP_STALE_SECONDS)
+        if self.status == self.Status.RUNNING:
+            return self.heartbeat_at is None or self.heartbeat_at < since
+        return self.status == self.Status.QUEUED and (self.sent_at or self.created_at) < since
+
+    @property
+    def phase_shown(self) -> str:
+        """What the run is doing, in words; a silent worker is said to be lost."""
+        if self.status == self.Status.RUNNING and self.is_stale:
+            silent_since = self.heartbeat_at or self.started_at or self.created_at
+            resume_by = silent_since + dt.timedelta(
+                seconds=settings.KODO_BACKUP_STALE_SECONDS + settings.KODO_RECOVERY_SECONDS)
+            return (f"Worker lost at {timezone.localtime(silent_since):%H:%M}; resuming by "
+                    f"{timezone.localtime(max(resume_by, timezone.now())):%H:%M} "
+                    f"(attempt {self.attempts + 1} of {settings.KODO_JOB_MAX_ATTEMPTS})")
+        return self.phase
 
     @property
     def progress_percent(self) -> int:
@@ -215,6 +244,18 @@ class FileVersion(models.Model):
                                 related_name="+")
     deleted = models.BooleanField(default=False, help_text="Ended because the item was deleted.")
 
+    class Damage(models.TextChoices):
+        SOUND = "", "Sound"
+        # A verification found one of its chunks corrupt or missing: the next backup of its user
+        # downloads the file again if this is the current version.
+        DAMAGED = "damaged", "Damaged"
+        # An older version whose damaged chunk no backup could store again: it cannot be
+        # restored (reported on the run that found it so).
+        LOST = "lost", "Lost"
+
+    damage = models.CharField(max_length=8, choices=Damage.choices, default=Damage.SOUND,
+                              blank=True)
+
     objects = FileVersionQuerySet.as_manager()
 
     class Meta:
@@ -223,6 +264,8 @@ class FileVersion(models.Model):
             models.Index(fields=["drive", "item_id"]),
             models.Index(fields=["drive", "end_run"]),
             models.Index(fields=["organization", "quickxorhash"]),
+            models.Index(fields=["drive", "damage"], condition=~Q(damage=""),
+                         name="damaged_versions"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["drive", "item_id"], condition=Q(end_run__isnull=True),
@@ -299,3 +342,82 @@ class UnreferencedChunk(models.Model):
 
     def __str__(self):
         return f"Unreferenced chunk {self.chunk_id[:12]} of {self.organization}"
+
+
+class DamagedChunk(models.Model):
+    """A chunk a verification found corrupt or missing. It is never a deduplication target: the
+    next backup that stores the same content writes the chunk again (healing every version that
+    uses it) and deletes this row."""
+
+    class Problem(models.TextChoices):
+        CORRUPT = "corrupt", "Corrupt"
+        MISSING = "missing", "Missing"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="damaged_chunks")
+    chunk_id = models.CharField(max_length=64)
+    problem = models.CharField(max_length=8, choices=Problem.choices)
+    found_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "chunk_id"],
+                                    name="one_damage_per_chunk"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_problem_display()} chunk {self.chunk_id[:12]} of {self.organization}"
+
+
+class Verification(models.Model):
+    """One verification of an organization's backups (manage.py verify_store or the nightly
+    task): what it read and what it found."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        COMMAND = "command", "Command"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SOUND = "sound", "Sound"
+        PROBLEMS = "problems", "Problems found"
+        FAILED = "failed", "Failed"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="verifications")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices,
+                               default=Trigger.SCHEDULE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    sample = models.FloatField(default=1.0, help_text="Fraction of the chunks re-read.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    versions_checked = models.PositiveIntegerField(default=0)
+    chunks_checked = models.PositiveIntegerField(default=0)  # each read once
+    problems = models.PositiveIntegerField(default=0)
+    damaged_chunks = models.PositiveIntegerField(default=0)
+    versions_affected = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self):
+        return f"Verification of {self.organization} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.RUNNING
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def status_badge(self) -> str:
+        return {self.Status.SOUND: "ok", self.Status.PROBLEMS: "bad",
+                self.Status.FAILED: "bad"}.get(self.status, "")

@@ -13,8 +13,15 @@ and it reuses a chunk that is already stored without writing it again, so "no ve
 it" is not yet "nobody needs it". A chunk found unreferenced is first marked; a later prune, once
 the mark is older than KODO_PRUNE_GRACE_HOURS (longer than the longest backup task), takes it
 out of the store but holds it aside; only a prune one more grace period later deletes the held
-copy. A backup that reused the chunk just before it was held aside records its version within
-the task time limit, so the next prune finds the chunk referenced and puts it back.
+copy.
+
+A backup that reused a stored chunk (deduplication) makes it safe before it records a version
+using it (`secure_chunks`): it deletes the chunk's mark, or, when prune already held the chunk
+aside, puts it back and then deletes the mark. Prune holds a chunk aside only by claiming its
+mark (`held_at` set where it is still unset, in the transaction that moves the chunk), so the two
+never both act: a mark the backup deleted cannot be claimed, and a backup that waits for prune's
+claim to commit finds the chunk held and puts it back. Chunks of versions recorded while prune
+ran are looked up again right before holding. No recorded version lacks a chunk, in any order.
 """
 
 import datetime as dt
@@ -24,6 +31,7 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -268,25 +276,68 @@ def sweep_chunks(organization, store: ChunkStore, now, report: PruneReport,
     UnreferencedChunk.objects.bulk_create(
         [UnreferencedChunk(organization=organization, chunk_id=chunk_id, marked_at=now)
          for chunk_id in new], batch_size=BATCH, ignore_conflicts=True)
+    # A backup may have recorded versions using these chunks since we listed the references.
+    referenced |= _chunks_of_recent_runs(organization, started)
     for mark in to_hold:
-        try:
-            mark.stored_size = held.hold(mark.chunk_id)
-        except ObjectNotFound:
-            mark.delete()
+        if mark.chunk_id in referenced:
             continue
-        mark.held_at = now
-        mark.save(update_fields=["held_at", "stored_size"])
-        report.chunks_removed += 1
-        report.bytes_removed += mark.stored_size
+        size = _hold_if_still_marked(held, mark, now)
+        if size is not None:
+            report.chunks_removed += 1
+            report.bytes_removed += size
     for mark in to_delete:
-        held.drop(mark.chunk_id)
-        report.chunks_deleted += 1
-        mark.delete()
+        with transaction.atomic():
+            # Claimed by deleting the mark (a backup putting the chunk back deletes it too).
+            if UnreferencedChunk.objects.filter(pk=mark.pk, held_at=mark.held_at).delete()[0]:
+                held.drop(mark.chunk_id)
+                report.chunks_deleted += 1
     for mark in to_remark:
         held.drop(mark.chunk_id)
-        mark.held_at, mark.marked_at = None, now
-        mark.save(update_fields=["held_at", "marked_at"])
+        # .update(): a backup may have deleted the mark meanwhile (it reused the chunk).
+        UnreferencedChunk.objects.filter(pk=mark.pk).update(held_at=None, marked_at=now)
     return report
+
+
+def _hold_if_still_marked(held: HeldChunks, mark: UnreferencedChunk, now) -> int | None:
+    """Hold the chunk aside if its mark is still there and unclaimed: claim it (a write, so a
+    backup securing the chunk meanwhile waits for this transaction, then finds it held and puts
+    it back), then move the chunk. The stored size, or None when a backup got there first."""
+    with transaction.atomic():
+        claimed = UnreferencedChunk.objects.filter(pk=mark.pk, held_at__isnull=True).update(
+            held_at=now)
+        if not claimed:
+            return None
+        try:
+            size = held.hold(mark.chunk_id)
+        except ObjectNotFound:
+            UnreferencedChunk.objects.filter(pk=mark.pk).delete()
+            return None
+        UnreferencedChunk.objects.filter(pk=mark.pk).update(stored_size=size)
+    return size
+
+
+def secure_chunks(organization, store: ChunkStore, chunk_ids) -> set[str]:
+    """Make chunks a backup is about to record versions with safe from prune (see the module
+    doc): un-mark them, putting back any prune already held aside. Call it after the chunks
+    written by the backup are durable and before recording. Returns the chunks that are gone
+    (held and no longer kept): their versions must not be recorded."""
+    chunk_ids = sorted(chunk_ids)
+    marks = UnreferencedChunk.objects.filter(organization=organization)
+    lost = set()
+    held = None
+    for start in range(0, len(chunk_ids), BATCH):
+        batch = chunk_ids[start:start + BATCH]
+        # A write first: it waits for a prune holding one of them to commit.
+        marks.filter(chunk_id__in=batch, held_at__isnull=True).delete()
+        for mark in marks.filter(chunk_id__in=batch):  # held aside by a prune
+            held = held or HeldChunks(store)
+            if held.give_back(mark.chunk_id):
+                log.info("[%s] chunk %s was held aside by prune and reused: put back",
+                         organization, mark.chunk_id)
+            else:
+                lost.add(mark.chunk_id)
+            mark.delete()
+    return lost
 
 
 def _referenced_chunks(organization, ignore_versions) -> set[str]:

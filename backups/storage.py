@@ -6,7 +6,7 @@ from functools import cache
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from backups.models import FileVersion, OrganizationStoreKey
+from backups.models import DamagedChunk, FileVersion, OrganizationStoreKey
 from backups.store import ChunkStore, OrgKeys, open_backend
 from kodo import crypto
 
@@ -37,8 +37,30 @@ def org_keys(organization) -> OrgKeys:
 
 
 def store_for(organization, workers: int = 4) -> ChunkStore:
+    """The organization's ChunkStore; the chunks a verification found damaged are never
+    deduplicated onto (storing their content again writes them anew: see clear_damage)."""
+    damaged = DamagedChunk.objects.filter(organization=organization).values_list("chunk_id",
+                                                                                flat=True)
     return ChunkStore(backend(), org_keys(organization), namespace=organization.code.hex,
-                      workers=workers)
+                      workers=workers, damaged=damaged)
+
+
+def clear_damage(organization, chunk_ids) -> None:
+    """These damaged chunks were stored again, durably: they are sound, and so is every version
+    whose chunks are all sound now (lost versions included: they can be restored again)."""
+    chunk_ids = sorted(chunk_ids)
+    if not chunk_ids:
+        return
+    with transaction.atomic():
+        for start in range(0, len(chunk_ids), 500):
+            DamagedChunk.objects.filter(organization=organization,
+                                        chunk_id__in=chunk_ids[start:start + 500]).delete()
+        still = set(DamagedChunk.objects.filter(organization=organization)
+                    .values_list("chunk_id", flat=True))
+        flagged = (FileVersion.objects.for_organization(organization)
+                   .exclude(damage=FileVersion.Damage.SOUND).values_list("pk", "chunks"))
+        sound = [pk for pk, chunks in flagged if not any(c in still for c, _ in chunks)]
+        FileVersion.objects.filter(pk__in=sound).update(damage=FileVersion.Damage.SOUND)
 
 
 def iter_version_content(version: FileVersion, store: ChunkStore | None = None) -> Iterator[bytes]:

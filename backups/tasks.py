@@ -6,25 +6,25 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from backups import conf
 from backups.actions import claim_run, do_fan_out_backups, execute_run
 from backups.models import BackupRun
+from kodo.fairness import OrganizationShareTask
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, max_retries=None, acks_late=True,
-             time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
-def run_backup(self, run_id: int, organization_id: int):
+@shared_task(acks_late=True, time_limit=settings.CELERY_TASK_TIME_LIMIT,
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+             base=OrganizationShareTask, share_by="organization_id")
+def run_backup(run_id: int, organization_id: int):
     """Back up one user's OneDrive for the run `run_id` of organization `organization_id`.
 
-    Safe to deliver twice: a run another worker is working on is retried later (it will be done,
-    or its worker dead and the run free to take over); a finished run is left alone."""
+    Safe to deliver twice: a run another worker is working on, or a finished one, is left
+    alone."""
     claim = claim_run(run_id, organization_id)
-    if claim.outcome == "busy":
-        raise self.retry(countdown=conf.stale_seconds(), max_retries=50)
     if claim.outcome != "claimed":
+        # "busy": a live worker holds it; should that worker die, backups.recovery sends the run
+        # again once its heartbeat is stale.
         return claim.outcome
     from backups.engine import LostClaim, close_run
 
@@ -75,7 +75,8 @@ def compact_store():
 
 
 @shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+             base=OrganizationShareTask, share_by="organization_id")
 def prune_organization(organization_id: int):
     from backups.prune import do_prune_organization
     from organizations.models import Organization
@@ -84,3 +85,40 @@ def prune_organization(organization_id: int):
     if organization is None:
         return "gone"
     return do_prune_organization(organization).summary()
+
+
+@shared_task(time_limit=300, soft_time_limit=240)
+def recover_jobs():
+    """Every KODO_RECOVERY_SECONDS (beat): resume runs whose worker was lost, send queued runs
+    whose message was never sent or may be gone (backups.recovery)."""
+    from backups.recovery import do_recover_jobs
+
+    return str(do_recover_jobs())
+
+
+@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def verify_stores():
+    """Nightly (beat): verify every organization's backups, a KODO_VERIFY_SAMPLE of the chunks
+    (all of them on Sundays), one task per organization."""
+    from backups.verification import nightly_sample, organizations_to_verify
+
+    sample = nightly_sample()
+    for organization_id in organizations_to_verify().values_list("pk", flat=True):
+        verify_organization.delay(organization_id, sample)
+
+
+@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
+             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+             base=OrganizationShareTask, share_by="organization_id")
+def verify_organization(organization_id: int, sample: float):
+    from backups.models import Verification
+    from backups.verification import do_verify_organization
+    from organizations.models import Organization
+
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return "gone"
+    verification = do_verify_organization(organization, sample,
+                                          trigger=Verification.Trigger.SCHEDULE)
+    return verification.get_status_display()

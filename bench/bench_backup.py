@@ -139,11 +139,10 @@ def make_tenant(sim: Sim):
     org = Organization.objects.create(name=f"Bench {uuid.uuid4().hex[:6]}", services_enabled=True)
     tenant = sim.info["tenants"][0]
     app = tenant["apps"][0]
+    from tests.o365.factories import sim_cloud
+
     service = Service(organization=org, name="Bench", tenant_id=uuid.UUID(tenant["tenant_id"]),
-                      client_id=uuid.UUID(app["client_id"]), cloud=Service.Cloud.CUSTOM,
-                      authority_host=sim.info["authority_host"],
-                      graph_base_url=sim.info["graph_base"],
-                      ca_certificate_pem=Path(sim.info["ca_file"]).read_text())
+                      client_id=uuid.UUID(app["client_id"]), cloud=sim_cloud(sim, org))
     service.set_client_secret(app["client_secret"])
     service.save()
     users = [mirror(service, u) for u in sim.call("list_users")]

@@ -1,5 +1,9 @@
 """Checks on secrets read at start-up. A bad value stops Kodo with a message naming the variable."""
 
+import os
+from pathlib import Path
+
+import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -8,13 +12,36 @@ _DEBUG_ONLY_SECRET_KEY = "debug-only-insecure-secret-key-set-SECRET_KEY-in-produ
 _DEBUG_ONLY_FERNET_KEY = "ZGVidWctb25seS1pbnNlY3VyZS1mZXJuZXQta2V5ISE="
 
 
-def check_secret_key(value: str, *, debug: bool) -> str:
+def read_env_file(name: str, *, base_dir: Path) -> Path | None:
+    """Read KODO_ENV_FILE (relative to the checkout) into the environment, without overriding
+    what is set; None when the variable is empty."""
+    if not name:
+        return None
+    path = Path(name) if Path(name).is_absolute() else base_dir / name
+    if not path.is_file():
+        raise ImproperlyConfigured(f"KODO_ENV_FILE: there is no file {path}.")
+    environ.Env.read_env(path, overwrite=False)
+    return path
+
+
+def create_private_file(name: str):
+    """Create the file readable by its owner only, if it is not there yet (and can be)."""
+    path = Path(name)
+    if name == ":memory:" or name.startswith("file:") or not path.parent.is_dir():
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
+def check_secret_key(value: str, *, debug: bool, hint: str = "") -> str:
     if not value:
         if debug:
             return _DEBUG_ONLY_SECRET_KEY
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set it to a long random string "
-            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')." + hint
         )
     if len(value) < 32 or len(set(value)) < 5:
         raise ImproperlyConfigured(
@@ -23,7 +50,7 @@ def check_secret_key(value: str, *, debug: bool) -> str:
     return value
 
 
-def check_fernet_keys(values: list[str], *, debug: bool) -> list[str]:
+def check_fernet_keys(values: list[str], *, debug: bool, hint: str = "") -> list[str]:
     keys = [v.strip() for v in values if v.strip()]
     if not keys:
         if debug:
@@ -31,7 +58,7 @@ def check_fernet_keys(values: list[str], *, debug: bool) -> list[str]:
         raise ImproperlyConfigured(
             "KODO_ENCRYPTION_KEYS is not set. Set it to one or more comma-separated Fernet keys, "
             "newest first (python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())')."
+            "print(Fernet.generate_key().decode())')." + hint
         )
     for position, key in enumerate(keys, start=1):
         try:

@@ -4,28 +4,36 @@ Defaults need no server (SQLite, the Celery filesystem broker and the backup sto
 var/). Production values come from the environment; README.md lists every variable.
 """
 
+import os
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from kodo.envcheck import check_fernet_keys, check_secret_key
+from kodo.envcheck import check_fernet_keys, check_secret_key, create_private_file, read_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-# `make run` writes development keys here once; real environment variables win over the file.
-environ.Env.read_env(BASE_DIR / "var" / "kodo.env", overwrite=False)
+# The development keys `make run` writes to var/kodo.env (with DEBUG=1) apply only to the commands
+# that name the file in KODO_ENV_FILE (the Makefile's): a plain start never turns DEBUG on because
+# `make run` once ran here. Real environment variables win over the file.
+DEV_ENV_FILE = BASE_DIR / "var" / "kodo.env"
+ENV_FILE = read_env_file(os.environ.get("KODO_ENV_FILE", ""), base_dir=BASE_DIR)
 
 DEBUG = env.bool("DEBUG", default=False)
 VAR_DIR = Path(env.str("KODO_VAR_DIR", default=str(BASE_DIR / "var")))
 if not VAR_DIR.is_absolute():
     VAR_DIR = BASE_DIR / VAR_DIR
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner only, when created here
 
-SECRET_KEY = check_secret_key(env.str("SECRET_KEY", default=""), debug=DEBUG)
-KODO_ENCRYPTION_KEYS = check_fernet_keys(env.list("KODO_ENCRYPTION_KEYS", default=[]), debug=DEBUG)
+_KEYS_HINT = "" if ENV_FILE or not DEV_ENV_FILE.exists() else (
+    " var/kodo.env (development keys) is read only when KODO_ENV_FILE=var/kodo.env is set, "
+    "as `make run` does.")
+SECRET_KEY = check_secret_key(env.str("SECRET_KEY", default=""), debug=DEBUG, hint=_KEYS_HINT)
+KODO_ENCRYPTION_KEYS = check_fernet_keys(env.list("KODO_ENCRYPTION_KEYS", default=[]),
+                                         debug=DEBUG, hint=_KEYS_HINT)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -58,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "kodo.middleware.AdminIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -87,9 +96,14 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a Celery worker started by the tests sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # IMMEDIATE: a transaction takes the write lock when it begins, so one that reads then writes
+    # waits (up to `timeout` seconds) for another writer instead of failing "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 30, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+    # Owner only; SQLite gives its -wal and -shm files the database file's mode.
+    create_private_file(DATABASES["default"]["NAME"])
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -116,8 +130,22 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
-AXES_IPWARE_PROXY_COUNT = env.int("KODO_PROXY_COUNT", default=0)
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# Lockouts are keyed on the account and the client's real address (organizations.audit.client_ip:
+# behind KODO_PROXY_COUNT proxies, the X-Forwarded-For entry the nearest proxy wrote; entries to
+# its left are what the client sent, and are ignored).
+KODO_PROXY_COUNT = env.int("KODO_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "organizations.audit.client_ip"
+# Password-reset emails asked for in the last hour, per client address and per account.
+KODO_RESET_EMAILS_PER_ADDRESS = env.int("KODO_RESET_EMAILS_PER_ADDRESS", default=5)
+KODO_RESET_EMAILS_PER_ACCOUNT = env.int("KODO_RESET_EMAILS_PER_ACCOUNT", default=3)
+# An administrator's session ends after this long without a request.
+KODO_ADMIN_IDLE_SECONDS = env.int("KODO_ADMIN_IDLE_SECONDS", default=8 * 3600)
+for _name in ("KODO_PROXY_COUNT", "KODO_RESET_EMAILS_PER_ADDRESS",
+              "KODO_RESET_EMAILS_PER_ACCOUNT"):
+    if vars()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 or more.")
+if KODO_ADMIN_IDLE_SECONDS < 60:
+    raise ImproperlyConfigured("KODO_ADMIN_IDLE_SECONDS must be at least 60.")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -152,10 +180,13 @@ SECURE_SSL_REDIRECT = env.bool("KODO_SSL_REDIRECT", default=False)
 if env.bool("KODO_BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+# With DEBUG on, the error page hides every local and POST value whose name says secret/password.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "kodo.reporting.SecretHidingFilter"
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Kodo <kodo@localhost>")
+EMAIL_TIMEOUT = 30  # seconds: a stuck mail server must not hold a maintenance worker
 
 # Celery: the filesystem broker needs no server; production points CELERY_BROKER_URL at Redis.
 BROKER_DIR = VAR_DIR / "broker"
@@ -177,6 +208,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # The visibility timeout must exceed the longest task, or Redis redelivers a running task.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 8 * 3600}
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # kombu's Redis transport with a worker-killing defect worked around (kodo/broker.py)
+        CELERY_BROKER_TRANSPORT = "kodo.broker:Transport"
     CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
 CELERY_TASK_TIME_LIMIT = 6 * 3600
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 300
@@ -189,21 +223,55 @@ CELERY_BEAT_SCHEDULE = {
                                 "schedule": 120.0},
     "prune-backups": {"task": "backups.tasks.prune_organizations",
                       "schedule": crontab(minute=30, hour=3)},
+    "verify-backups": {"task": "backups.tasks.verify_stores",
+                       "schedule": crontab(minute=30, hour=4)},
     "weekly-summary-reports": {"task": "schedules.tasks.send_summary_reports",
                                "schedule": crontab(minute=0, hour=7, day_of_week=1)},
+    "recover-jobs": {"task": "backups.tasks.recover_jobs",
+                     "schedule": float(env.int("KODO_RECOVERY_SECONDS", default=60))},
 }
 
 # Graph retries: bounded, honouring Retry-After; the backoff applies when Microsoft gives none.
 KODO_GRAPH_MAX_RETRIES = env.int("KODO_GRAPH_MAX_RETRIES", default=6)
 KODO_GRAPH_BACKOFF_SECONDS = env.float("KODO_GRAPH_BACKOFF_SECONDS", default=1.0)
+# Every outgoing request (token, Graph, download) waits at most this long to connect, and this
+# long for each read; TEST CONNECTION, run by a web worker, ends within its own budget, all
+# requests and retries included.
+KODO_HTTP_CONNECT_TIMEOUT = env.float("KODO_HTTP_CONNECT_TIMEOUT", default=10.0)
+KODO_HTTP_READ_TIMEOUT = env.float("KODO_HTTP_READ_TIMEOUT", default=60.0)
+KODO_TEST_CONNECTION_SECONDS = env.float("KODO_TEST_CONNECTION_SECONDS", default=10.0)
+for _name in ("KODO_HTTP_CONNECT_TIMEOUT", "KODO_HTTP_READ_TIMEOUT",
+              "KODO_TEST_CONNECTION_SECONDS"):
+    if not 0 < vars()[_name] <= 3600:
+        raise ImproperlyConfigured(f"{_name} must be more than 0 seconds and at most 3600.")
+
+# Fair shares (kodo.fairness): at most this many running tasks of one organization per queue
+# (0: no limit); a task over its share waits about KODO_SHARE_WAIT_SECONDS and tries again.
+KODO_ORGANIZATION_SHARES = {"interactive": 1, "backup": 2, "restore": 1, "maintenance": 1}
+KODO_ORGANIZATION_SHARES.update(
+    env.dict("KODO_ORGANIZATION_SHARES", cast={"value": int}, default={}))
+KODO_SHARE_WAIT_SECONDS = env.float("KODO_SHARE_WAIT_SECONDS", default=15.0)
+if (set(KODO_ORGANIZATION_SHARES) - {"interactive", "backup", "restore", "maintenance"}
+        or min(KODO_ORGANIZATION_SHARES.values()) < 0 or KODO_SHARE_WAIT_SECONDS <= 0):
+    raise ImproperlyConfigured(
+        "KODO_ORGANIZATION_SHARES is queue=count pairs for interactive, backup, restore and "
+        "maintenance, each 0 or more (e.g. interactive=1,backup=2); KODO_SHARE_WAIT_SECONDS "
+        "must be more than 0.")
 
 # Backups: parallel downloads per run; whole-file attempts before a file is recorded as failed;
 # a running backup whose heartbeat is older than this may be taken over by a redelivered task.
 KODO_BACKUP_DOWNLOAD_THREADS = env.int("KODO_BACKUP_DOWNLOAD_THREADS", default=8)
 KODO_BACKUP_DOWNLOAD_ATTEMPTS = env.int("KODO_BACKUP_DOWNLOAD_ATTEMPTS", default=3)
 KODO_BACKUP_STALE_SECONDS = env.int("KODO_BACKUP_STALE_SECONDS", default=120)
+# Recovery (backups.recovery, every KODO_RECOVERY_SECONDS): a job whose worker went silent is
+# resumed, up to KODO_JOB_MAX_ATTEMPTS claims; a queued job sent longer ago than
+# KODO_JOB_RESEND_SECONDS (its message may be lost) is sent again.
+KODO_RECOVERY_SECONDS = env.int("KODO_RECOVERY_SECONDS", default=60)
+KODO_JOB_MAX_ATTEMPTS = env.int("KODO_JOB_MAX_ATTEMPTS", default=5)
+KODO_JOB_RESEND_SECONDS = env.int("KODO_JOB_RESEND_SECONDS", default=900)
 for _name in ("KODO_BACKUP_DOWNLOAD_THREADS", "KODO_BACKUP_DOWNLOAD_ATTEMPTS",
-              "KODO_BACKUP_STALE_SECONDS"):
+              "KODO_BACKUP_STALE_SECONDS", "KODO_RECOVERY_SECONDS", "KODO_JOB_MAX_ATTEMPTS",
+              "KODO_JOB_RESEND_SECONDS"):
     if vars()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1.")
 
@@ -223,6 +291,17 @@ if KODO_PRUNE_GRACE_HOURS * 3600 <= CELERY_TASK_TIME_LIMIT:
 
 KODO_STORE_URL = env.str("KODO_STORE_URL", default=str(VAR_DIR / "store"))
 KODO_STORE_PACK_BELOW = env.int("KODO_STORE_PACK_BELOW", default=1 << 20)
+# The nightly verification re-reads this fraction of each organization's chunks (all on Sundays).
+KODO_VERIFY_SAMPLE = env.float("KODO_VERIFY_SAMPLE", default=0.05)
+if not 0 < KODO_VERIFY_SAMPLE <= 1:
+    raise ImproperlyConfigured("KODO_VERIFY_SAMPLE must be a fraction above 0 and at most 1, "
+                               "e.g. 0.05.")
+
+# Shared across processes and machines: throttling state (Retry-After per configuration) and
+# rate limits. Redis in production (KODO_CACHE_URL=redis://host:6379/2, a database of its own:
+# the tests clear it); files in var/ on one machine otherwise.
+CACHES = {"default": env.cache_url("KODO_CACHE_URL",
+                                   default=f"filecache://{VAR_DIR / 'cache'}")}
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from backups import views as backups_views
 from kodo import views
+from organizations import views as organizations_views
 from organizations.forms import EmailAuthenticationForm
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
          auth_views.LoginView.as_view(authentication_form=EmailAuthenticationForm,
                                       redirect_authenticated_user=True),
          name="login"),
+    path("accounts/password_reset/", organizations_views.PasswordResetView.as_view(),
+         name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("o/<uuid:org_code>/", backups_views.dashboard, name="dashboard"),

@@ -38,6 +38,10 @@ def parse_args(argv=None):
     )
     parser.add_argument("--download-url-lifetime", type=float, default=900)
     parser.add_argument(
+        "--upload-session-lifetime", type=float, default=3600,
+        help="seconds an upload session lives after its creation or its latest fragment",
+    )
+    parser.add_argument(
         "--allow-assertion-replay",
         action="store_true",
         help="accept a client assertion jti seen before (MSAL reuses one for ~9 minutes)",
@@ -50,6 +54,7 @@ def main(argv=None):
     settings = {
         "token_lifetime": args.token_lifetime,
         "download_url_lifetime": args.download_url_lifetime,
+        "upload_session_lifetime": args.upload_session_lifetime,
         "refuse_replayed_jti": not args.allow_assertion_replay,
     }
     started = time.monotonic()

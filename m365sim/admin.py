@@ -10,6 +10,7 @@ ADMIN_METHODS = (
     "rename_user",
     "delete_user",
     "restore_user",
+    "provision_drive",
     "add_file",
     "copy_file",
     "add_folder",

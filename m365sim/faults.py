@@ -7,7 +7,7 @@ from collections import Counter
 from .content import mix64
 
 ENDPOINTS = ("token", "users", "users_delta", "user", "drive", "drive_delta", "item", "children",
-             "content", "download", "upload", "batch")
+             "content", "download", "upload", "fragment", "batch")
 STATUS_KINDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
 BODY_KINDS = ("reset", "truncate", "corrupt", "stall")
 KINDS = tuple(STATUS_KINDS) + BODY_KINDS + ("resync", "revoke")

@@ -134,9 +134,10 @@ class DrivesMixin:
                     "" if parent_path == "/" else parent_path
                 )
         out["parentReference"] = parent_ref
+        fs_created, fs_modified = self.sim.fs_times_of(drive, item)
         out["fileSystemInfo"] = {
-            "createdDateTime": iso(item.ctime),
-            "lastModifiedDateTime": iso(item.mtime),
+            "createdDateTime": iso(fs_created),
+            "lastModifiedDateTime": iso(fs_modified),
         }
         if item.n == 0:
             out["root"] = {}

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .faults import BODY_KINDS
 
+DRAIN_LIMIT = 64 << 20  # an unread request body up to this size is dropped before answering
 ERROR_FOR_STATUS = {429: "TooManyRequests", 500: "generalException", 502: "BadGateway",
                     503: "serviceNotAvailable", 504: "gatewayTimeout"}
 
@@ -65,6 +66,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _dispatch(self, method):
+        self.body_consumed = False
         try:
             self.server.app.handle(self, method)
         except Aborted:
@@ -146,8 +148,29 @@ class BaseApp:
         return url.path, query
 
     @staticmethod
+    def content_length(h, required=False):
+        """The request's Content-Length as an int (0 when absent, unless required)."""
+        raw = h.headers.get("Content-Length")
+        if raw is None and h.headers.get("Transfer-Encoding"):
+            h.close_connection = True
+            raise graph_error(411, "lengthRequired", "A Content-Length header is required.")
+        if raw is None:
+            if required:
+                raise graph_error(411, "lengthRequired", "A Content-Length header is required.")
+            return 0
+        try:
+            length = int(raw)
+            if length < 0:
+                raise ValueError
+        except ValueError as err:
+            h.close_connection = True
+            raise graph_error(400, "invalidRequest", "Invalid Content-Length header.") from err
+        return length
+
+    @staticmethod
     def copy_body(h, f, length):
         """Copy `length` bytes of the request body to file f, 1 MiB at a time."""
+        h.body_consumed = True
         remaining = length
         while remaining:
             block = h.rfile.read(min(remaining, 1 << 20))
@@ -156,12 +179,32 @@ class BaseApp:
             f.write(block)
             remaining -= len(block)
 
-    @staticmethod
-    def read_body(h, limit=1 << 26):
-        length = int(h.headers.get("Content-Length") or 0)
+    def read_body(self, h, limit=1 << 26):
+        length = self.content_length(h)
         if length > limit:
             raise graph_error(413, "requestTooLarge", "The request body is too large.")
+        h.body_consumed = True
         return h.rfile.read(length) if length else b""
+
+    def settle_body(self, h):
+        """Before answering: read and drop a request body the handler left unread, so that the
+        keep-alive connection stays in step (a very large one closes the connection instead)."""
+        if getattr(h, "body_consumed", True):
+            return
+        h.body_consumed = True
+        try:
+            length = self.content_length(h)
+        except Reply:
+            h.close_connection = True
+            return
+        if length > DRAIN_LIMIT:
+            h.close_connection = True
+            return
+        while length:
+            block = h.rfile.read(min(length, 1 << 20))
+            if not block:
+                raise Aborted()
+            length -= len(block)
 
     def read_json(self, h):
         raw = self.read_body(h)
@@ -175,6 +218,7 @@ class BaseApp:
              chunks=None, length=None, head_only=False):
         """Sends a response; `chunks` + `length` stream a body. A body fault (reset,
         truncate, corrupt, stall) is applied to what is sent."""
+        self.settle_body(h)
         self.stats.count(f"status.{status}")
         if chunks is None:
             if isinstance(body, (dict, list)):
@@ -186,6 +230,8 @@ class BaseApp:
         if content_type and not (status in (204, 302) and length == 0):
             h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(length))
+        if h.close_connection:
+            h.send_header("Connection", "close")
         for name, value in (headers or {}).items():
             h.send_header(name, value)
         h.end_headers()

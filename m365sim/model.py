@@ -83,6 +83,7 @@ class Drive:
         self.used = 0
         self.blobs = {}
         self.content_seed = 0
+        self.fs_times = {}  # n -> (created, modified) given by a client (fileSystemInfo)
         self._names = None
         root = Item(0, -1, "root", 0, FOLDER, created)
         self.items.append(root)

@@ -95,45 +95,89 @@ class Running:
             "CaCertificatePem": Path(self.ca_file).read_text(),
         }
 
-    def new_upload_session(self, drive, parent_n, name, behavior, replace_n, app):
+    def new_upload_session(self, drive, parent_n, name, behavior, replace_n, app, fs_times=None):
+        self.sweep_upload_sessions()
         session_id = secrets.token_urlsafe(24)
         session = {"drive": drive.num, "parent": parent_n, "name": name, "behavior": behavior,
-                   "replace": replace_n, "received": 0, "spool": self.sim.new_spool(),
-                   "expires": time.time() + 3600, "client_id": app.client_id, "app": app,
+                   "replace": replace_n, "fs_times": fs_times, "received": 0, "total": None,
+                   "spool": self.sim.new_spool(), "lock": threading.Lock(),
+                   "expires": time.time() + self.sim.upload_session_lifetime,
+                   "client_id": app.client_id, "app": app,
                    "url": f"{self.download_base}/up/{session_id}"}
         self.upload_sessions[session_id] = session
         return session
 
+    def upload_session(self, session_id):
+        """The live session, or None when there is none or it expired (its spool is dropped)."""
+        session = self.upload_sessions.get(session_id)
+        if session is not None and self._drop_if_expired(session_id, session):
+            return None
+        return session
+
+    def _drop_if_expired(self, session_id, session):
+        if time.time() <= session["expires"] or not session["lock"].acquire(blocking=False):
+            return False  # a fragment on its way in finishes first
+        try:
+            self.drop_upload_session(session_id)
+        finally:
+            session["lock"].release()
+        return True
+
+    def drop_upload_session(self, session_id):
+        session = self.upload_sessions.pop(session_id, None)
+        if session is not None:
+            try:
+                os.unlink(session["spool"])
+            except OSError:
+                pass
+
+    def sweep_upload_sessions(self):
+        for session_id, session in list(self.upload_sessions.items()):
+            self._drop_if_expired(session_id, session)
+
     def finish_upload(self, session):
+        """The last fragment is in: create or update the item. Returns the Reply; on an error
+        (a name conflict, a deleted parent) the session is kept, as Graph keeps it until it
+        expires."""
         sim = self.sim
         graph = self.servers[0].app
         with sim.lock:
             drive = sim.drives[session["drive"]]
-            blob = sim.blob_from_file(session["spool"], session["received"])
             if session["replace"] is not None:
                 item = drive.items[session["replace"]]
                 if item.flags & DELETED:
                     return graph_error(
                         404, "itemNotFound", "The item was deleted during the upload."
                     )
-                sim.replace_content(drive, item, blob)
-                return Reply(200, graph.render_item(drive, item, session["app"]))
-            parent = drive.items[session["parent"]]
-            if parent.flags & DELETED:
-                return graph_error(
-                    404, "itemNotFound", "The parent folder was deleted during the upload."
-                )
-            try:
-                existing, name = graph._place(
-                    drive, parent, session["name"], session["behavior"], folder=False
-                )
-            except Reply as reply:
-                return reply
-            if existing is not None:
-                sim.replace_content(drive, existing, blob)
-                return Reply(200, graph.render_item(drive, existing, session["app"]))
-            item = sim.create_item(drive, parent, name, blob=blob)
-            return Reply(201, graph.render_item(drive, item, session["app"]))
+                target, name = item, item.name
+            else:
+                parent = drive.items[session["parent"]]
+                if parent.flags & DELETED:
+                    return graph_error(
+                        404, "itemNotFound", "The parent folder was deleted during the upload."
+                    )
+                try:
+                    target, name = graph._place(
+                        drive, parent, session["name"], session["behavior"], folder=False
+                    )
+                except Reply as reply:
+                    if reply.status == 409:  # the words of driveitem-createuploadsession
+                        reply.body["error"]["message"] = (
+                            "Another file exists with the same name as the uploaded session. "
+                            "You can redirect the upload session to use a new filename by "
+                            "calling PUT with the new metadata and @microsoft.graph.sourceUrl "
+                            "attribute.")
+                    return reply
+            blob = sim.blob_from_file(session["spool"], session["received"])
+            if target is not None:
+                sim.replace_content(drive, target, blob)
+                sim.set_fs_times(drive, target, session["fs_times"])
+                status = 200
+            else:
+                target = sim.create_item(drive, parent, name, blob=blob,
+                                         fs_times=session["fs_times"])
+                status = 201
+            return Reply(status, graph.render_item(drive, target, session["app"]))
 
     def stop(self):
         if self.stopping:

@@ -147,7 +147,8 @@ class Simulator:
     """Microsoft 365 as m365sim keeps it. Thread-safe: every method takes the lock."""
 
     def __init__(self, token_lifetime=3599, download_url_lifetime=900, delta_page_size=200,
-                 users_delta_page_size=100, refuse_replayed_jti=True, delta_horizon=None):
+                 users_delta_page_size=100, refuse_replayed_jti=True, delta_horizon=None,
+                 upload_session_lifetime=3600):
         self.lock = threading.RLock()
         self.tenants = []
         self.drives = []
@@ -158,9 +159,11 @@ class Simulator:
         self.users_delta_page_size = int(users_delta_page_size)
         self.refuse_replayed_jti = bool(refuse_replayed_jti)
         self.delta_horizon = delta_horizon
+        self.upload_session_lifetime = float(upload_session_lifetime)
         self.stats_counter = Stats()
         self.faults = Faults(self.stats_counter)
         self.blobs = {}
+        self.old_sizes = {}  # (drive num, n, cver) -> size of a superseded content version
         self.blob_dir = None
         self.pool = get_pool()
 
@@ -261,11 +264,13 @@ class Simulator:
         tenant.log_user(user)
         return user
 
-    def _new_drive(self, user, rng):
+    def _new_drive(self, user, rng, created=None):
         num = len(self.drives)
         raw = hashlib.blake2b(f"{user.tenant.id}/{user.id}".encode(), digest_size=48).digest()
         drive_id = "b!" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-        drive = Drive(num, drive_id, user, BASE_TIME - 3 * 365 * 86400 + rng.randrange(86400 * 30))
+        if created is None:
+            created = BASE_TIME - 3 * 365 * 86400 + rng.randrange(86400 * 30)
+        drive = Drive(num, drive_id, user, created)
         drive.content_seed = mix64(user.tenant.seed, num)
         self.drives.append(drive)
         self.drive_by_id[drive_id] = drive
@@ -432,6 +437,21 @@ class Simulator:
                 user.drive_error = DRIVE_ERRORS[0]
             return self.user_info(user)
 
+    def provision_drive(self, user):
+        """Give a user who has none a OneDrive (as when a licence is assigned and the user's
+        OneDrive is provisioned later): from now on /users/{id}/drive answers 200."""
+        with self.lock:
+            u = self._user(user)
+            if u.drive is not None:
+                raise ValueError(f"user {u.upn} already has a OneDrive")
+            self._new_drive(u, random.Random(mix64(u.tenant.seed, u.n, 0xD21E)),
+                            created=int(time.time()))
+            u.drive_error = None
+            if not u.licensed:
+                u.licensed = True
+                u.tenant.log_user(u)
+            return self.user_info(u)
+
     def update_user(self, user, display_name=None, upn=None, mail=None, account_enabled=None,
                     licensed=None, job_title=None):
         with self.lock:
@@ -537,22 +557,45 @@ class Simulator:
         self._touch_parent(drive, parent, now)
         return self.item_info(drive, item)
 
-    def create_item(self, drive, parent, name, folder=False, blob=None, size=0):
-        """Used by the upload endpoints: a new file or folder under parent."""
+    def create_item(self, drive, parent, name, folder=False, blob=None, size=0, fs_times=None):
+        """Used by the upload endpoints: a new file or folder under parent; fs_times is
+        (created, modified) from the request's fileSystemInfo, either may be None."""
         with self.lock:
             now = int(time.time())
             item = drive.new_item(parent, name, 0 if folder else (blob.size if blob else size),
                                   FOLDER if folder else 0, now)
             if blob:
                 self.blobs[(drive.num, item.n, item.cver)] = blob
+            self.set_fs_times(drive, item, fs_times)
             self._touch_parent(drive, parent, now)
             return item
+
+    def set_fs_times(self, drive, item, fs_times):
+        """The client's own created/modified times (fileSystemInfo); the item's createdDateTime
+        and lastModifiedDateTime stay the server's."""
+        if fs_times is None or fs_times == (None, None):
+            return
+        created, modified = fs_times
+        old_created, old_modified = drive.fs_times.get(item.n, (None, None))
+        drive.fs_times[item.n] = (old_created if created is None else int(created),
+                                  old_modified if modified is None else int(modified))
+
+    def fs_times_of(self, drive, item):
+        """(created, modified) as fileSystemInfo shows them."""
+        created, modified = drive.fs_times.get(item.n, (None, None))
+        return (item.ctime if created is None else created,
+                item.mtime if modified is None else modified)
 
     def replace_content(self, drive, item, blob=None, size=None):
         with self.lock:
             if item.flags & FOLDER:
                 raise ValueError("folders have no content")
             new_size = blob.size if blob is not None else (item.size if size is None else int(size))
+            # an old download URL must still find the old bytes, at their own length
+            self.old_sizes[(drive.num, item.n, item.cver)] = item.size
+            created = drive.fs_times.pop(item.n, (None, None))[0]
+            if created is not None:
+                drive.fs_times[item.n] = (created, None)  # modified follows the server's again
             drive.used += new_size - item.size
             item.size = new_size
             item.cver += 1
@@ -670,8 +713,11 @@ class Simulator:
             return True
 
     def configure(self, token_lifetime=None, download_url_lifetime=None, delta_page_size=None,
-                  users_delta_page_size=None, refuse_replayed_jti=None, quirks=None):
+                  users_delta_page_size=None, refuse_replayed_jti=None, quirks=None,
+                  upload_session_lifetime=None):
         with self.lock:
+            if upload_session_lifetime is not None:
+                self.upload_session_lifetime = float(upload_session_lifetime)
             if token_lifetime is not None:
                 self.token_lifetime = int(token_lifetime)
             if download_url_lifetime is not None:

@@ -18,9 +18,10 @@ def _apply(service: Service, data: dict):
     service.tenant_id = data["tenant_id"]
     service.client_id = data["client_id"]
     service.cloud = data["cloud"]
-    service.authority_host = data["authority_host"]
-    service.graph_base_url = data["graph_base_url"]
-    service.ca_certificate_pem = data["ca_certificate"]
+    if data.get("drop_stored_credentials"):
+        # another cloud, tenant or app: the stored secret and certificate never follow
+        service.set_client_secret("")
+        service.set_certificate(None, "")
     if data.get("client_secret"):
         service.set_client_secret(data["client_secret"])
     if data.get("certificate") is not None:

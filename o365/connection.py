@@ -2,14 +2,17 @@
 
 import hashlib
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from kodo import crypto
-from o365.clouds import endpoints_for
 from o365.graph import AuthenticationFailed, Credentials, GraphClient, GraphError
 from o365.permissions import missing_permissions
+from o365.throttle import SharedThrottle
 from organizations import audit
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,7 @@ CONSENT_STEPS = (
 )
 
 
+@sensitive_variables()
 def credentials_for(service) -> Credentials:
     def text(token):
         return crypto.decrypt_text(token) if token else None
@@ -40,8 +44,7 @@ def _cache_key(service) -> str:
     material = b"|".join([
         str(service.pk).encode(), str(service.tenant_id).encode(), str(service.client_id).encode(),
         bytes(service.client_secret_encrypted), bytes(service.certificate_pfx_encrypted),
-        bytes(service.certificate_password_encrypted), service.cloud.encode(),
-        service.authority_host.encode(), service.graph_base_url.encode(),
+        bytes(service.certificate_password_encrypted), str(service.cloud_id).encode(),
     ])
     return f"service-{service.pk}-{hashlib.sha256(material).hexdigest()[:16]}"
 
@@ -49,9 +52,13 @@ def _cache_key(service) -> str:
 def graph_client_for(service, **options) -> GraphClient:
     options.setdefault("max_retries", settings.KODO_GRAPH_MAX_RETRIES)
     options.setdefault("backoff_base", settings.KODO_GRAPH_BACKOFF_SECONDS)
-    endpoints = endpoints_for(service.cloud, authority_host=service.authority_host,
-                              graph_base=service.graph_base_url,
-                              ca_pem=service.ca_certificate_pem or None)
+    options.setdefault("timeout", (settings.KODO_HTTP_CONNECT_TIMEOUT,
+                                   settings.KODO_HTTP_READ_TIMEOUT))
+    # the cloud's endpoints, as the server administrator defined them (connections anywhere
+    # else are refused), or none at all once the cloud is no longer enabled for the organization
+    endpoints = service.cloud.endpoints_for(service.organization)
+    options.setdefault("shared_throttle",
+                       SharedThrottle(str(service.tenant_id), str(service.client_id)))
     return GraphClient(credentials_for(service), endpoints, cache_key=_cache_key(service),
                        **options)
 
@@ -64,26 +71,58 @@ class ConnectionResult:
     roles: list = field(default_factory=list)
 
 
-def check_connection(service) -> ConnectionResult:
-    client = graph_client_for(service, max_retries=2)
+def check_connection(service, *, budget: float | None = None) -> ConnectionResult:
+    """Sign in and read one user, within `budget` seconds (KODO_TEST_CONNECTION_SECONDS) in all:
+    TEST CONNECTION runs in a web worker, which a host that accepts and never answers must not
+    hold. Every request and retry wait is cut to the budget, and the requests run in a thread
+    that is given up at the deadline whatever it is doing (e.g. a server trickling bytes)."""
+    budget = budget or settings.KODO_TEST_CONNECTION_SECONDS
+    deadline = time.monotonic() + budget
+    client = graph_client_for(service, max_retries=2, deadline=deadline)
+    outcome = []
+
+    def probe():
+        try:
+            outcome.append(_probe(client, budget))
+        except BaseException as error:  # handed to the waiting thread
+            outcome.append(error)
+        finally:
+            client.close()
+
+    worker = threading.Thread(target=probe, name="test-connection", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        log.info("TEST CONNECTION of configuration %s: no answer within %g s", service.pk, budget)
+        return ConnectionResult(False, _no_answer(budget))
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _no_answer(budget):
+    return (f"Kodo could not reach Microsoft 365: no answer within {budget:g} seconds. Check the "
+            "configuration's cloud and tenant ID, then try again later.")
+
+
+def _probe(client, budget) -> ConnectionResult:
     try:
         roles = client.roles()
     except AuthenticationFailed as error:
         return ConnectionResult(False, f"Kodo could not sign in to the tenant: {error}")
     except GraphError as error:
+        if error.code == "deadlineExceeded":
+            return ConnectionResult(False, _no_answer(budget))
         return ConnectionResult(False, f"Kodo could not reach Microsoft 365: {error}")
-    finally:
-        client.close()
     missing = missing_permissions(roles)
-    client = graph_client_for(service, max_retries=2)
     try:
         client.get("/users", params={"$top": "1", "$select": "id"})
     except GraphError as error:
+        if error.code == "deadlineExceeded":
+            return ConnectionResult(False, _no_answer(budget), roles=roles)
         if not missing:
             return ConnectionResult(False, f"Signed in, but reading users failed: {error}",
                                     roles=roles)
-    finally:
-        client.close()
     if missing:
         return ConnectionResult(
             False,

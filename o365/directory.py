@@ -5,20 +5,29 @@ The mirror (DirectoryUser) is refreshed from /users/delta: the first time by rea
 unchanged directory costs one request. A 410 (bookmark expired) falls back to a full read,
 reconciled: users Kodo knew but no longer listed are marked removed.
 
-Accounts are matched by email (mail, else userPrincipalName; case-insensitive). An email that
-already belongs to an account outside the organization is a conflict, never linked. Each page's
+Accounts are matched by email (mail, else userPrincipalName; case-insensitive) once; after that
+the link is by the Microsoft 365 object id. Directory data only ever creates, links and changes
+accounts whose one role is *user* of this organization: an email of an administrator (of any
+organization, or the server's), of another organization's account, or of an account already
+linked is a conflict, never linked; an address that is not a valid email is skipped. Each page's
 accounts are written in one transaction, so a failure never leaves a half-linked account.
 """
 
 import logging
 import secrets
 import time
+import unicodedata
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSWORD_SUFFIX_LENGTH
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import connections, router, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from o365.graph import BATCH_LIMIT, GraphError, NotFound, ResyncRequired
@@ -42,6 +51,53 @@ PROGRESS_EVERY_SECONDS = 1.0
 # Graph "no OneDrive" answers seen in the field (GRAPH.md §2).
 NO_ONEDRIVE_CODES = {"ResourceNotFound", "BadRequest", "UnknownError", "itemNotFound",
                      "Request_ResourceNotFound"}
+
+
+# Conflict reasons shown in a job's summary.
+ADMINISTRATOR = "email belongs to an administrator"
+OTHER_ORGANIZATION = ("This email belongs to a Kodo account of another organization; it was not "
+                      "linked.")
+OUTSIDE = "This email belongs to a Kodo account outside this organization; it was not linked."
+LINKED_REFUSALS = {ADMINISTRATOR: "is an administrator",
+                   OTHER_ORGANIZATION: "belongs to another organization",
+                   OUTSIDE: "is not in this organization"}
+MAX_SHOWN_EMAIL = 320
+# Cut a longer mail or userPrincipalName to the column's size and end it with this, so the cut
+# value is never a valid address (a domain cannot end with dots).
+CUT_MARK = "..."
+
+
+def login_email_problem(email: str) -> str | None:
+    """Why `email` cannot be a Kodo login, or None: it must be a valid address (Django's
+    EmailValidator), fit the username column, and have no control or invisible characters."""
+    if not email:
+        return "no email address; skipped"
+    limit = get_user_model()._meta.get_field("username").max_length
+    if len(email) > limit:
+        return f"email address longer than {limit} characters; skipped"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp") or c == "\ufffd"
+           for c in email):
+        return "email address with spaces or control characters; skipped"
+    try:
+        validate_email(email)
+    except ValidationError:
+        return "not a valid email address; skipped"
+    return None
+
+
+@dataclass
+class AccountIndex:
+    """Accounts a batch may touch: by lower-case login or email, their memberships
+    ({organization id: role}) and the directory rows of this organization linked to them."""
+    by_email: dict = field(default_factory=lambda: defaultdict(dict))
+    roles: dict = field(default_factory=lambda: defaultdict(dict))
+    links: dict = field(default_factory=lambda: defaultdict(set))
+
+
+def _fit(value, size: int = 320) -> str:
+    """A Graph string as a column can hold it: no NUL (PostgreSQL refuses them), cut to size."""
+    value = str(value or "").replace("\x00", "\ufffd")
+    return value if len(value) <= size else value[:size - len(CUT_MARK)] + CUT_MARK
 
 
 @dataclass
@@ -77,11 +133,11 @@ class Options:
 def _apply_graph_user(row: DirectoryUser, data: dict):
     """Copy what Graph sent; delta may send only some properties of a changed user."""
     if "userPrincipalName" in data:
-        row.user_principal_name = data["userPrincipalName"] or ""
+        row.user_principal_name = _fit(data["userPrincipalName"])
     if "mail" in data:
-        row.mail = data["mail"] or ""
+        row.mail = _fit(data["mail"])
     if "displayName" in data:
-        row.display_name = (data["displayName"] or "")[:256]
+        row.display_name = _fit(data["displayName"], 256)
     if "accountEnabled" in data:
         row.account_enabled = data["accountEnabled"] is not False
     if "assignedLicenses" in data:
@@ -226,38 +282,100 @@ class DirectorySync:
             last_pk = batch[-1].pk
             self.save_progress(every=PROGRESS_EVERY_SECONDS)
 
-    def _accounts_by_email(self, emails):
-        accounts = get_user_model().objects.filter(username__in=emails)
-        member_of = set(Membership.objects.filter(
-            organization=self.organization, user__in=accounts).values_list("user_id", flat=True))
-        return {a.username: a for a in accounts}, member_of
+    def _accounts_for(self, emails, linked_accounts=()) -> "AccountIndex":
+        """The accounts whose login or email is one of `emails` (case-insensitive), and what
+        decides whether directory data may touch them: memberships and existing links."""
+        emails = {email for email in emails if email}
+        found = (list(get_user_model().objects
+                      .annotate(login=Lower("username"), address=Lower("email"))
+                      .filter(Q(login__in=emails) | Q(address__in=emails)))
+                 if emails else [])
+        index = AccountIndex()
+        for account in found:
+            for email in {account.login, account.address} & emails:
+                index.by_email[email][account.pk] = account
+        ids = {account.pk for account in found} | {account.pk for account in linked_accounts}
+        for user_id, organization_id, role in Membership.objects.filter(
+                user_id__in=ids).values_list("user_id", "organization_id", "role"):
+            index.roles[user_id][organization_id] = role
+        for account_id, row_pk in DirectoryUser.objects.filter(
+                service__organization=self.organization,
+                account_id__in=ids).values_list("account_id", "pk"):
+            index.links[account_id].add(row_pk)
+        return index
+
+    def _refusal(self, account, index) -> str | None:
+        """Why directory data must leave `account` alone: it may only create, link and change
+        accounts whose one role, in this organization only, is *user*."""
+        roles = index.roles[account.pk]
+        if (account.is_superuser or account.is_staff
+                or Membership.Role.ADMIN in roles.values()):
+            return ADMINISTRATOR
+        if set(roles) - {self.organization.pk}:
+            return OTHER_ORGANIZATION
+        if roles.get(self.organization.pk) != Membership.Role.USER:
+            return OUTSIDE
+        return None
+
+    def _match(self, row, index):
+        """(account, None) to link `row` to, (None, None) when no account has its email, or
+        (None, reason) when the email's account must not be linked."""
+        matches = list(index.by_email.get(row.email, {}).values())
+        if not matches:
+            return None, None
+        refusals = [self._refusal(account, index) for account in matches]
+        if ADMINISTRATOR in refusals:
+            return None, ADMINISTRATOR
+        if len(matches) > 1:
+            return None, "More than one Kodo account has this email; it was not linked."
+        if refusals[0]:
+            return None, refusals[0]
+        if index.links[matches[0].pk] - {row.pk}:
+            return None, ("This email belongs to a Kodo account already linked to another "
+                          "Microsoft 365 user; it was not linked.")
+        return matches[0], None
+
+    def _link(self, row, account, index):
+        row.account = account
+        index.links[account.pk].add(row.pk)
+        self.job.linked += 1
 
     def _conflict(self, row, reason):
         self.job.conflicts += 1
+        self._detail(row, reason)
+
+    def _skip(self, row, reason):
+        self.job.skipped += 1
+        self._detail(row, reason, skipped=True)
+
+    def _detail(self, row, reason, **extra):
         if len(self.job.conflict_details) < MAX_CONFLICTS_KEPT:
-            self.job.conflict_details.append({"email": row.email, "name": row.display_name,
-                                              "reason": reason})
+            self.job.conflict_details.append({"email": row.email[:MAX_SHOWN_EMAIL],
+                                              "name": row.display_name, "reason": reason,
+                                              **extra})
 
     def _import_batch(self, rows):
         eligible = []
         for row in rows:
             if self.options.skip_reason(row):
                 self.job.skipped += 1
+            elif problem := login_email_problem(row.email):
+                self._skip(row, problem)
             else:
                 eligible.append(row)
-        accounts, member_of = self._accounts_by_email({r.email for r in eligible})
+        index = self._accounts_for({r.email for r in eligible})
         User = get_user_model()
         to_create, claimed = [], set()
         for row in eligible:
-            account = accounts.get(row.email)
             if row.email in claimed:
                 self._conflict(row, "Another Microsoft 365 user in this import has this email.")
-            elif account is not None and account.pk in member_of:
-                row.account = account
-                self.job.linked += 1
+                continue
+            claimed.add(row.email)
+            account, refusal = self._match(row, index)
+            if refusal:
+                self._conflict(row, refusal)
             elif account is not None:
-                self._conflict(row, "This email belongs to a Kodo account of another "
-                                    "organization; it was not linked.")
+                self._link(row, account, index)
             else:
                 first, _, last = row.display_name.partition(" ")
                 account = User(username=row.email, email=row.email, first_name=first[:150],
@@ -265,7 +383,6 @@ class DirectorySync:
                                password=_unusable_password())
                 to_create.append(account)
                 row.account = account
-            claimed.add(row.email)
         User.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
         Membership.objects.bulk_create(
             [Membership(user=a, organization=self.organization, role=Membership.Role.USER)
@@ -276,38 +393,62 @@ class DirectorySync:
         self.job.created += len(to_create)
 
     def _synchronize_batch(self, rows):
-        unlinked = [r for r in rows if r.account_id is None and not r.removed_at]
-        accounts, member_of = self._accounts_by_email({r.email for r in unlinked})
+        unlinked = []
+        for row in rows:
+            if row.account_id is not None or row.removed_at:
+                continue
+            if problem := login_email_problem(row.email):
+                self._skip(row, problem)
+            else:
+                unlinked.append(row)
+        linked = [r for r in rows if r.account_id is not None]
+        new_emails = {r.email for r in linked if r.email != r.account.username.lower()}
+        index = self._accounts_for({r.email for r in unlinked} | new_emails,
+                                   [r.account for r in linked])
         for row in unlinked:
-            account = accounts.get(row.email)
-            if account is not None and account.pk in member_of:
-                row.account = account
-                self.job.linked += 1
-        _update_rows(DirectoryUser, [r for r in unlinked if r.account_id], ["account"])
-        self._update_accounts([r for r in rows if r.account_id])
+            account, refusal = self._match(row, index)
+            if refusal:
+                self._conflict(row, refusal)
+            elif account is not None:
+                self._link(row, account, index)
+        newly_linked = [r for r in unlinked if r.account_id]
+        _update_rows(DirectoryUser, newly_linked, ["account"])
+        self._update_accounts(linked + newly_linked, index)
 
-    def _update_accounts(self, rows):
+    def _update_accounts(self, rows, index):
+        """Copy names, email and enabled state into linked accounts. The link is by object id:
+        a new `mail` renames the account only to an address no other account has."""
         User = get_user_model()
-        new_emails = {r.email for r in rows if r.email != r.account.username}
-        taken = set(User.objects.filter(username__in=new_emails).values_list("username",
-                                                                             flat=True))
-        changed = []
+        changed, unlinked, renamed_to = [], [], set()
         for row in rows:
             account = row.account
+            refusal = self._refusal(account, index)
+            if refusal:  # promoted, or linked before this rule: never changed, no longer linked
+                row.account = None
+                unlinked.append(row)
+                self._conflict(row, f"The linked Kodo account {account.username} "
+                                    f"{LINKED_REFUSALS[refusal]}: it was unlinked and left "
+                                    "unchanged.")
+                continue
             first, _, last = row.display_name.partition(" ")
             wanted = {"first_name": first[:150], "last_name": last[:150],
                       "is_active": row.account_enabled and not row.removed_at}
-            if row.email != account.username:
-                if row.email in taken:
+            if row.email != account.username.lower():
+                holders = set(index.by_email.get(row.email, {})) - {account.pk}
+                if problem := login_email_problem(row.email):
+                    self._skip(row, f"{problem.removesuffix('; skipped')}: the change was "
+                                    f"skipped and {account.username} keeps its email.")
+                elif holders or row.email in renamed_to:
                     self._conflict(row, f"Cannot change {account.username} to {row.email}: "
                                         "another Kodo account has that email.")
                 else:
                     wanted.update(username=row.email, email=row.email)
-                    taken.add(row.email)
+                    renamed_to.add(row.email)
             if any(getattr(account, k) != v for k, v in wanted.items()):
                 for key, value in wanted.items():
                     setattr(account, key, value)
                 changed.append(account)
+        _update_rows(DirectoryUser, unlinked, ["account"])
         _update_rows(User, changed, ["first_name", "last_name", "is_active", "username", "email"])
         self.job.updated += len(changed)
 

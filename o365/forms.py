@@ -1,18 +1,24 @@
-from urllib.parse import urlsplit
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.views.decorators.debug import sensitive_variables
 
 from kodo import crypto
+from o365.clouds import parse_host_patterns
 from o365.kodo_settings import MAX_SETTINGS_BYTES, decode_pfx_base64, parse_kodo_settings
-from o365.models import Service
-from o365.validators import MAX_PFX_BYTES, load_certificate, parse_ca_certificates, parse_guid
+from o365.models import Cloud, Service, default_cloud_for
+from o365.validators import (
+    MAX_PFX_BYTES,
+    load_certificate,
+    parse_ca_certificates,
+    parse_guid,
+    parse_https_url,
+)
+from organizations.forms import IdsChoiceField, SingleLineField
 from organizations.models import time_zone_choices
 
-JSON_CLOUDS = {"global": "global", "usgovernment": "usgov", "usgov": "usgov", "china": "china",
-               "custom": "custom"}
 SECRET_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+CUSTOM_JSON_CLOUD = "custom"  # m365sim writes it: "the cloud chosen in the form"
 
 
 def _read_upload(upload, limit: int, label: str) -> bytes:
@@ -21,19 +27,16 @@ def _read_upload(upload, limit: int, label: str) -> bytes:
     return upload.read()
 
 
-def _https_url(value: str, label: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.netloc:
-        raise ValidationError(f"{label} must be an https:// address.")
-    return value.rstrip("/")
-
-
 class ConfigurationForm(forms.Form):
     """+ ADD CONFIGURATION and edit: values typed in, or read from KodoADSettings.json.
 
-    Secrets are never shown again: on edit, a blank secret field keeps the stored value."""
+    The cloud is one of those the server administrator enabled for the organization (the
+    organization's default preselected); where it signs in and calls Graph is the cloud's, never
+    the admin's or the file's. Secrets are never shown again: on edit, a blank secret field keeps
+    the stored value -- unless the cloud, tenant ID or client ID change: then the stored secret
+    and certificate are dropped and must be given again."""
 
-    name = forms.CharField(max_length=200, required=False,
+    name = SingleLineField(max_length=200, required=False,
                            help_text="Any name, e.g. the tenant's domain.")
     settings_file = forms.FileField(
         label="KodoADSettings.json", required=False,
@@ -55,36 +58,40 @@ class ConfigurationForm(forms.Form):
         label="Private Certificate (base64)", required=False, max_length=MAX_PFX_BYTES * 2,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
     )
-    cloud = forms.ChoiceField(choices=Service.Cloud.choices, initial=Service.Cloud.GLOBAL)
-    authority_host = forms.CharField(label="Authority host", max_length=200, required=False,
-                                     help_text="Custom cloud only, e.g. https://127.0.0.1:9443")
-    graph_base_url = forms.CharField(label="Graph base URL", max_length=200, required=False,
-                                     help_text="Custom cloud only, e.g. https://127.0.0.1:9443/v1.0")
-    ca_certificate = forms.CharField(label="CA certificate (PEM)", required=False,
-                                     max_length=64 * 1024,
-                                     widget=forms.Textarea(attrs={"rows": 3}),
-                                     help_text="Custom cloud only, when its TLS certificate is "
-                                               "signed by a private CA.")
+    cloud = forms.ModelChoiceField(
+        queryset=Cloud.objects.none(), to_field_name="key", required=False, empty_label=None,
+        help_text="The Microsoft cloud of the tenant. Ask the server administrator for another.")
 
     def __init__(self, *args, organization, instance: Service | None = None, **kwargs):
         self.organization = organization
         self.instance = instance
+        enabled = Cloud.objects.enabled_for(organization).order_by("created_at", "id")
+        self.default_cloud = default_cloud_for(organization)
         if instance is not None:
             kwargs.setdefault("initial", {
                 "name": instance.name, "tenant_id": instance.tenant_id,
-                "client_id": instance.client_id, "cloud": instance.cloud,
-                "authority_host": instance.authority_host,
-                "graph_base_url": instance.graph_base_url,
-                "ca_certificate": instance.ca_certificate_pem,
+                "client_id": instance.client_id, "cloud": instance.cloud.key,
             })
+        else:
+            kwargs.setdefault("initial", {
+                "cloud": self.default_cloud.key if self.default_cloud else None})
         super().__init__(*args, **kwargs)
+        self.fields["cloud"].queryset = enabled
         if instance is not None:
-            keep = "Leave blank to keep the stored value."
+            keep = ("Leave blank to keep the stored value. Changing the cloud, tenant ID or "
+                    "client ID drops it: then enter it again.")
             self.fields["client_secret"].help_text = keep if instance.has_client_secret else ""
             self.fields["certificate_password"].help_text = keep if instance.has_certificate else ""
 
+    def _initial_cloud(self):
+        key = self.initial.get("cloud")
+        return self.fields["cloud"].queryset.filter(key=key).first() if key else None
+
+    @sensitive_variables()
     def _from_file(self, data):
-        """Fill what the admin left blank from the uploaded KodoADSettings.json."""
+        """Fill what the admin left blank from the uploaded KodoADSettings.json. Its `Cloud`
+        names a cloud (Global, USGovernment, China, or a custom cloud's name); "Custom" and the
+        m365sim keys AuthorityHost, GraphBaseUrl, CaCertificatePem define nothing here."""
         upload = data.get("settings_file")
         if not upload:
             return
@@ -93,21 +100,36 @@ class ConfigurationForm(forms.Form):
         for field, key in (("name", "AppName"), ("tenant_id", "TenantId"),
                            ("client_id", "ClientId"), ("client_secret", "ClientSecret"),
                            ("certificate_password", "CertificatePassword"),
-                           ("certificate_base64", "CertificatePfxBase64"),
-                           ("authority_host", "AuthorityHost"),
-                           ("graph_base_url", "GraphBaseUrl"),
-                           ("ca_certificate", "CaCertificatePem")):
+                           ("certificate_base64", "CertificatePfxBase64")):
             if not data.get(field) and settings.get(key):
                 data[field] = settings.get(key)
-        cloud = JSON_CLOUDS.get(settings.get("Cloud").lower().replace(" ", ""))
-        if cloud and data.get("cloud") in ("", Service.Cloud.GLOBAL):
-            data["cloud"] = cloud
-        elif settings.get("Cloud") and not cloud:
+        named = settings.get("Cloud")
+        if not named or named.strip().lower() == CUSTOM_JSON_CLOUD:
+            return
+        cloud = Cloud.objects.named(named)
+        if cloud is None:
             raise ValidationError(
-                f"KodoADSettings.json names an unknown Cloud {settings.get('Cloud')!r}; "
-                "use Global, USGovernment, China or Custom."
-            )
+                f"KodoADSettings.json names an unknown Cloud {named!r}; use Global, USGovernment, "
+                "China or the name of a cloud enabled for your organization.")
+        if data.get("cloud") not in (None, self._initial_cloud()):
+            return  # the admin chose a cloud in the form: it wins
+        if not self.fields["cloud"].queryset.filter(pk=cloud.pk).exists():
+            raise ValidationError(
+                f"KodoADSettings.json is for the cloud {cloud.name}, which is not enabled for "
+                "your organization. Ask the server administrator to enable it.")
+        data["cloud"] = cloud
 
+    def _identity_changed(self, data) -> bool:
+        """Whether the stored secret and certificate would now be sent to another cloud, tenant
+        or app: then they are dropped, never reused."""
+        instance = self.instance
+        if instance is None:
+            return False
+        return (data.get("cloud") is not None and data["cloud"].pk != instance.cloud_id
+                or data.get("tenant_id") != instance.tenant_id
+                or data.get("client_id") != instance.client_id)
+
+    @sensitive_variables()
     def _certificate(self, data):
         """The new certificate, None to keep the stored one, or raise."""
         pfx = b""
@@ -116,10 +138,12 @@ class ConfigurationForm(forms.Form):
         elif data.get("certificate_base64"):
             pfx = decode_pfx_base64(data["certificate_base64"])
         password = data.get("certificate_password", "")
-        if not pfx and password and self.instance is not None and self.instance.has_certificate:
+        if (not pfx and password and self.instance is not None and self.instance.has_certificate
+                and not data["drop_stored_credentials"]):
             pfx = crypto.decrypt(self.instance.certificate_pfx_encrypted)  # a new password
         return load_certificate(pfx, password) if pfx else None
 
+    @sensitive_variables()
     def clean(self):
         data = super().clean()
         try:
@@ -127,6 +151,11 @@ class ConfigurationForm(forms.Form):
         except ValidationError as error:
             self.add_error("settings_file", error)
             return data
+        if data.get("cloud") is None and "cloud" not in self.errors:
+            data["cloud"] = self.default_cloud
+            if data["cloud"] is None:
+                self.add_error("cloud", "No cloud is enabled for your organization. Ask the "
+                                        "server administrator.")
 
         data["name"] = (data.get("name") or "").strip()
         if not data["name"]:
@@ -142,6 +171,8 @@ class ConfigurationForm(forms.Form):
             except ValidationError as error:
                 self.add_error(field, error)
 
+        data["drop_stored_credentials"] = self._identity_changed(data)
+        keep_stored = self.instance is not None and not data["drop_stored_credentials"]
         try:
             data["certificate"] = self._certificate(data)
         except ValidationError as error:
@@ -149,40 +180,26 @@ class ConfigurationForm(forms.Form):
             data["certificate"] = None
 
         has_secret = bool(data.get("client_secret")) or bool(
-            self.instance and self.instance.has_client_secret)
+            keep_stored and self.instance.has_client_secret)
         has_certificate = data.get("certificate") is not None or bool(
-            self.instance and self.instance.has_certificate)
+            keep_stored and self.instance.has_certificate)
         if not self.errors and not (has_secret or has_certificate):
-            self.add_error("client_secret", "Enter the Client Secret, or give the Private "
-                                            "Certificate with its password (or both).")
-
-        self._clean_cloud(data)
+            if data["drop_stored_credentials"]:
+                self.add_error("client_secret", "You changed the cloud, tenant ID or client ID: "
+                                                "enter the Client Secret (or give the Private "
+                                                "Certificate with its password) again. The stored "
+                                                "ones are not reused.")
+            else:
+                self.add_error("client_secret", "Enter the Client Secret, or give the Private "
+                                                "Certificate with its password (or both).")
         return data
-
-    def _clean_cloud(self, data):
-        if data.get("cloud") != Service.Cloud.CUSTOM:
-            data["authority_host"] = data["graph_base_url"] = data["ca_certificate"] = ""
-            return
-        for field, label in (("authority_host", "Authority host"),
-                             ("graph_base_url", "Graph base URL")):
-            if not data.get(field):
-                self.add_error(field, f"{label} is required for a custom cloud.")
-                continue
-            try:
-                data[field] = _https_url(data[field].strip(), label)
-            except ValidationError as error:
-                self.add_error(field, error)
-        try:
-            data["ca_certificate"] = parse_ca_certificates(data.get("ca_certificate", ""))
-        except ValidationError as error:
-            self.add_error("ca_certificate", error)
 
 
 class GraphIdsField(forms.MultipleChoiceField):
     """Graph user ids ticked in the list; checked against the directory in the form."""
 
     def valid_value(self, value):
-        return 0 < len(value) <= 64
+        return 0 < len(value) <= 64 and value.isascii() and value.isprintable()
 
 
 class ImportUsersForm(forms.Form):
@@ -261,4 +278,107 @@ class AutoSyncForm(forms.Form):
         data = super().clean()
         if data.get("auto_sync_enabled") and not data.get("auto_sync_time"):
             self.add_error("auto_sync_time", "Choose the time of the daily synchronization.")
+        return data
+
+
+RESERVED_CLOUD_NAMES = {"global", "usgovernment", "usgov", "china", "custom"}
+
+
+class CloudForm(forms.Form):
+    """The server administrator's form for a cloud. A built-in cloud's endpoints are fixed: only
+    which organizations may use it (and have it as default) can change."""
+
+    name = SingleLineField(max_length=100)
+    authority_host = forms.CharField(
+        label="Sign-in (authority) host", max_length=200,
+        help_text="https://host[:port], e.g. https://127.0.0.1:9443 for m365sim.")
+    graph_base_url = forms.CharField(label="Graph base URL", max_length=200,
+                                     help_text="e.g. https://127.0.0.1:9443/v1.0")
+    download_hosts = forms.CharField(
+        label="Download hosts allowed", required=False, max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Where Graph's download and upload links may point, one a line: host[:port] "
+                  "or *.domain (port 443 unless given), e.g. *.sharepoint.com or "
+                  "127.0.0.1:9444.")
+    ca_certificate = forms.CharField(
+        label="CA certificate (PEM)", required=False, max_length=64 * 1024,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Only when the cloud's TLS certificates are signed by a private CA.")
+    private_network_allowed = forms.BooleanField(
+        label="Private network allowed", required=False,
+        help_text="Let Kodo connect to this cloud's hosts on loopback, link-local or private "
+                  "addresses (a simulator or an on-premises proxy). Leave off for anything on "
+                  "the internet.")
+    all_organizations = forms.BooleanField(label="Enabled for every organization",
+                                           required=False)
+    organizations = IdsChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple,
+        label="Enabled for these organizations")
+    default_for = IdsChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple,
+        label="Default cloud of these organizations",
+        help_text="The configuration form of these organizations preselects this cloud.")
+
+    ENDPOINT_FIELDS = ("name", "authority_host", "graph_base_url", "download_hosts",
+                       "ca_certificate", "private_network_allowed")
+
+    def __init__(self, *args, instance: Cloud | None = None, **kwargs):
+        from organizations.models import Organization
+
+        self.instance = instance
+        if instance is not None:
+            accesses = list(instance.accesses.all())
+            kwargs.setdefault("initial", {
+                "name": instance.name, "authority_host": instance.authority_host,
+                "graph_base_url": instance.graph_base_url,
+                "download_hosts": instance.download_hosts,
+                "ca_certificate": instance.ca_certificate_pem,
+                "private_network_allowed": instance.private_network_allowed,
+                "all_organizations": instance.all_organizations,
+                "organizations": [a.organization_id for a in accesses],
+                "default_for": [a.organization_id for a in accesses if a.is_default],
+            })
+        super().__init__(*args, **kwargs)
+        for field in ("organizations", "default_for"):
+            self.fields[field].queryset = Organization.objects.order_by("name")
+        if instance is not None and instance.builtin:
+            for field in self.ENDPOINT_FIELDS:
+                del self.fields[field]
+
+    def clean_name(self):
+        name = " ".join(self.cleaned_data["name"].split())
+        if name.replace(" ", "").lower() in RESERVED_CLOUD_NAMES:
+            raise ValidationError("This name is reserved for a built-in cloud (KodoADSettings.json "
+                                  "names clouds by name): choose another.")
+        if (Cloud.objects.filter(name__iexact=name)
+                .exclude(pk=getattr(self.instance, "pk", None)).exists()):
+            raise ValidationError("A cloud with this name already exists.")
+        return name
+
+    def clean_authority_host(self):
+        return parse_https_url(self.cleaned_data["authority_host"], "The sign-in host",
+                               path_allowed=False)
+
+    def clean_graph_base_url(self):
+        return parse_https_url(self.cleaned_data["graph_base_url"], "The Graph base URL")
+
+    def clean_download_hosts(self):
+        try:
+            patterns = parse_host_patterns(self.cleaned_data["download_hosts"])
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        if len(patterns) > 50:
+            raise ValidationError("Give at most 50 download hosts.")
+        return "\n".join(str(p) for p in patterns)
+
+    def clean_ca_certificate(self):
+        return parse_ca_certificates(self.cleaned_data["ca_certificate"])
+
+    def clean(self):
+        data = super().clean()
+        enabled = set(data.get("organizations") or ())
+        default_for = set(data.get("default_for") or ())
+        if not data.get("all_organizations") and default_for - enabled:
+            self.add_error("default_for", "A cloud can be the default only of organizations it "
+                                          "is enabled for.")
         return data

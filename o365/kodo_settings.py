@@ -25,6 +25,14 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
+from o365.validators import (
+    MAX_PFX_BYTES,
+    parse_guid,
+    parse_https_url,
+    validate_base64_text,
+)
+from organizations.validators import validate_text
+
 MAX_SETTINGS_BYTES = 256 * 1024
 REQUIRED_KEYS = ("TenantId", "ClientId")
 TEXT_KEYS = (
@@ -32,6 +40,17 @@ TEXT_KEYS = (
     "CertificatePfxBase64", "CertificateThumbprint", "CertificateNotAfter", "Cloud",
     "AuthorityHost", "GraphBaseUrl", "CaCertificatePem",
 )
+# The same bounds as the fields of the configuration form: (longest, may hold line breaks).
+TEXT_LIMITS = {
+    "AppName": (200, False),
+    "ClientSecret": (500, False),
+    "CertificatePassword": (500, False),
+    "CertificatePfxBase64": (MAX_PFX_BYTES * 2, True),
+    "CertificateThumbprint": (64, False),
+    "CertificateNotAfter": (64, False),
+    "Cloud": (40, False),
+    "CaCertificatePem": (64 * 1024, True),
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,11 @@ def parse_kodo_settings(raw: bytes) -> KodoSettings:
             f"KodoADSettings.json is not valid JSON (line {error.lineno}, column {error.colno}): "
             f"{error.msg}."
         ) from None
+    except (ValueError, RecursionError):  # a number of thousands of digits, [[[[...]]]] nesting
+        raise ValidationError(
+            "KodoADSettings.json cannot be read: it nests too deeply or holds a number too long. "
+            "Upload the JSON file the script wrote."
+        ) from None
     if not isinstance(data, dict):
         raise ValidationError("KodoADSettings.json must hold one JSON object {...}.")
     missing = [key for key in REQUIRED_KEYS if not data.get(key)]
@@ -92,7 +116,35 @@ def parse_kodo_settings(raw: bytes) -> KodoSettings:
         raise ValidationError(
             "KodoADSettings.json holds neither a ClientSecret nor a CertificatePfxBase64."
         )
-    return KodoSettings({key: data.get(key) for key in TEXT_KEYS if data.get(key)})
+    return KodoSettings(_checked_values(data))
+
+
+def _checked_values(data: dict) -> dict:
+    """Every value through the checks a typed value gets, with every problem named at once."""
+    values, errors = {}, []
+    for key in TEXT_KEYS:
+        if not data.get(key):
+            continue
+        try:
+            values[key] = _checked_value(key, data[key])
+        except ValidationError as error:
+            errors.extend(error.messages)
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def _checked_value(key: str, value: str) -> str:
+    label = f"{key} in KodoADSettings.json"
+    if key in ("TenantId", "ClientId"):
+        return str(parse_guid(value, label))
+    if key in ("AuthorityHost", "GraphBaseUrl"):
+        return parse_https_url(value, label, path_allowed=key != "AuthorityHost")
+    max_length, multiline = TEXT_LIMITS[key]
+    validate_text(value, label, max_length=max_length, multiline=multiline)
+    if key == "CertificatePfxBase64":
+        validate_base64_text(value, label)
+    return value
 
 
 def decode_pfx_base64(text: str) -> bytes:

@@ -4,8 +4,135 @@ from django.db import models
 from django.utils import timezone
 
 from kodo import crypto
+from o365 import clouds
 from o365.validators import certificate_status
 from organizations.models import Organization
+
+
+class CloudQuerySet(models.QuerySet):
+    def enabled_for(self, organization):
+        """The clouds an organization's admins may choose: those for every organization, and
+        those the server administrator enabled for this one."""
+        Cloud.objects.ensure_builtins()
+        return self.filter(models.Q(all_organizations=True)
+                           | models.Q(accesses__organization=organization)).distinct()
+
+
+class CloudManager(models.Manager.from_queryset(CloudQuerySet)):
+    def builtin(self, key: str) -> "Cloud":
+        """The row of a built-in cloud, created when missing (the endpoints are in code)."""
+        cloud, _ = self.get_or_create(key=key, defaults={
+            "name": clouds.BUILTIN_NAMES[key], "all_organizations": True})
+        return cloud
+
+    def ensure_builtins(self):
+        if self.filter(key__in=clouds.BUILTIN_NAMES).count() < len(clouds.BUILTIN_NAMES):
+            for key in clouds.BUILTIN_NAMES:
+                self.builtin(key)
+
+    def named(self, name: str):
+        """The cloud KodoADSettings.json's `Cloud` names (Global, USGovernment, China, or a custom
+        cloud's name), or None."""
+        wanted = " ".join((name or "").split()).lower()
+        key = clouds.JSON_NAMES.get(wanted.replace(" ", ""))
+        if key:
+            return self.builtin(key)
+        return self.filter(name__iexact=wanted).first() if wanted else None
+
+
+def default_cloud_id():
+    return Cloud.objects.builtin(clouds.GLOBAL).pk
+
+
+class Cloud(models.Model):
+    """A Microsoft cloud configurations sign in to. Global, US Government and China are built in
+    (their endpoints live in o365.clouds); the server administrator defines custom ones (m365sim,
+    a sovereign cloud) and chooses which organizations may use each."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    key = models.SlugField(max_length=60, unique=True,
+                           help_text="global, usgov, china for the built-in clouds.")
+    name = models.CharField(max_length=100, unique=True)
+    authority_host = models.CharField("Sign-in (authority) host", max_length=200, blank=True)
+    graph_base_url = models.CharField("Graph base URL", max_length=200, blank=True)
+    download_hosts = models.TextField("Download hosts allowed", blank=True)
+    ca_certificate_pem = models.TextField("CA certificate", blank=True)
+    private_network_allowed = models.BooleanField(default=False)
+    all_organizations = models.BooleanField("Enabled for every organization", default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CloudManager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def builtin(self) -> bool:
+        return self.key in clouds.CLOUDS
+
+    def endpoints(self) -> clouds.Endpoints:
+        if self.builtin:
+            return clouds.CLOUDS[self.key]
+        try:
+            return clouds.custom_endpoints(
+                self.authority_host, self.graph_base_url, self.ca_certificate_pem or None,
+                download_hosts=self.download_hosts, private_network=self.private_network_allowed,
+                name=self.name)
+        except ValueError as error:  # a row from before the checks (the 0002 migration)
+            return clouds.Endpoints(
+                authority_host=self.authority_host, graph_base=self.graph_base_url,
+                name=self.name, refusal=f"The cloud {self.name} is not set up correctly ({error}) "
+                                        "Ask the server administrator to correct it.")
+
+    def is_enabled_for(self, organization) -> bool:
+        return self.all_organizations or self.accesses.filter(organization=organization).exists()
+
+    def endpoints_for(self, organization) -> clouds.Endpoints:
+        """The endpoints a configuration of `organization` may use: none at all (every
+        connection refused, with this reason) once the cloud is no longer enabled for it."""
+        endpoints = self.endpoints()
+        if not self.is_enabled_for(organization):
+            from dataclasses import replace
+
+            return replace(endpoints, refusal=(
+                f"The cloud {self.name} is no longer enabled for this organization. Edit the "
+                "configuration and choose another cloud, or ask the server administrator."))
+        return endpoints
+
+
+class CloudAccess(models.Model):
+    """A cloud enabled for one organization; at most one is that organization's default (the
+    configuration form preselects it)."""
+
+    cloud = models.ForeignKey(Cloud, on_delete=models.CASCADE, related_name="accesses")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="cloud_accesses")
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cloud", "organization"], name="one_access_per_cloud"),
+            models.UniqueConstraint(fields=["organization"], condition=models.Q(is_default=True),
+                                    name="one_default_cloud_per_organization"),
+        ]
+
+    def __str__(self):
+        return f"{self.cloud} for {self.organization}" + (" (default)" if self.is_default else "")
+
+
+def default_cloud_for(organization) -> Cloud:
+    """The cloud the configuration form preselects: the organization's default if still
+    enabled, else Global if enabled, else the first enabled one (None if none)."""
+    access = (CloudAccess.objects.filter(organization=organization, is_default=True)
+              .select_related("cloud").first())
+    enabled = Cloud.objects.enabled_for(organization)
+    if access is not None and enabled.filter(pk=access.cloud_id).exists():
+        return access.cloud
+    return enabled.filter(key=clouds.GLOBAL).first() or enabled.order_by("created_at").first()
 
 
 class ServiceQuerySet(models.QuerySet):
@@ -19,11 +146,12 @@ class Service(models.Model):
     Secrets are stored only encrypted (kodo.crypto) and leave this model only as graph
     Credentials, built at the moment of use."""
 
-    class Cloud(models.TextChoices):
-        GLOBAL = "global", "Global (login.microsoftonline.com)"
-        US_GOVERNMENT = "usgov", "US Government (login.microsoftonline.us)"
-        CHINA = "china", "China, operated by 21Vianet (login.chinacloudapi.cn)"
-        CUSTOM = "custom", "Custom (your own endpoints, e.g. m365sim)"
+    class Cloud:
+        """Keys of the built-in clouds (Cloud.key)."""
+
+        GLOBAL = clouds.GLOBAL
+        US_GOVERNMENT = clouds.US_GOVERNMENT
+        CHINA = clouds.CHINA
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
                                      related_name="services")
@@ -31,10 +159,8 @@ class Service(models.Model):
     name = models.CharField(max_length=200)
     tenant_id = models.UUIDField("Tenant ID")
     client_id = models.UUIDField("Client ID")
-    cloud = models.CharField(max_length=10, choices=Cloud.choices, default=Cloud.GLOBAL)
-    authority_host = models.URLField(blank=True)
-    graph_base_url = models.URLField("Graph base URL", blank=True)
-    ca_certificate_pem = models.TextField("CA certificate", blank=True)
+    cloud = models.ForeignKey("o365.Cloud", on_delete=models.PROTECT, related_name="services",
+                              default=default_cloud_id)
 
     client_secret_encrypted = models.BinaryField(default=b"", editable=False)
     certificate_password_encrypted = models.BinaryField(default=b"", editable=False)

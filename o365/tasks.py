@@ -1,9 +1,18 @@
 from celery import shared_task
 
+from kodo.fairness import OrganizationShareTask
 from o365 import actions
 
 
-@shared_task(acks_late=True, time_limit=3 * 3600, soft_time_limit=3 * 3600 - 120)
+def _organization_of_job(job_id: int):
+    from o365.models import DirectoryJob
+
+    return (DirectoryJob.objects.filter(pk=job_id)
+            .values_list("service__organization_id", flat=True).first())
+
+
+@shared_task(acks_late=True, time_limit=3 * 3600, soft_time_limit=3 * 3600 - 120,
+             base=OrganizationShareTask, share_by=_organization_of_job)
 def run_directory_job(job_id: int):
     actions.do_run_directory_job(job_id)
 

@@ -1,11 +1,16 @@
 from django.urls import path
 
-from o365 import views
+from o365 import server_views, views
 
 CONFIGURATION = "o/<uuid:org_code>/services/office365/configuration/"
 USERS = "o/<uuid:org_code>/services/office365/users/"
 
 urlpatterns = [
+    path("server/clouds/", server_views.server_clouds, name="server-clouds"),
+    path("server/clouds/new/", server_views.server_cloud_new, name="server-cloud-new"),
+    path("server/clouds/<uuid:cloud_code>/", server_views.server_cloud, name="server-cloud"),
+    path("server/clouds/<uuid:cloud_code>/delete/", server_views.server_cloud_delete,
+         name="server-cloud-delete"),
     path("o/<uuid:org_code>/users/", views.people, name="users"),
     path("o/<uuid:org_code>/services/", views.services, name="services"),
     path("o/<uuid:org_code>/services/office365/", views.office365, name="office365"),

@@ -1,8 +1,10 @@
 """Checks on what an admin gives Kodo about their tenant, with messages that say what to fix."""
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -10,12 +12,18 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from django.core.exceptions import ValidationError
 
+from organizations.validators import validate_text
+
 MAX_PFX_BYTES = 64 * 1024
 EXPIRY_WARNING_DAYS = 30
+MAX_URL_LENGTH = 200  # what the URLFields of Service hold
+BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=\s]*")
 
 
 def parse_guid(value, label: str) -> uuid.UUID:
     try:
+        if len(str(value)) > 64:
+            raise ValueError
         return uuid.UUID(str(value).strip())
     except (ValueError, AttributeError, TypeError):
         raise ValidationError(
@@ -93,3 +101,31 @@ def parse_ca_certificates(pem: str) -> str:
             "The CA certificate must be PEM text starting with -----BEGIN CERTIFICATE-----."
         ) from None
     return "".join(c.public_bytes(Encoding.PEM).decode() for c in certificates)
+
+
+def parse_https_url(value: str, label: str, *, path_allowed: bool = True) -> str:
+    """An https:// address with a host, no user:password, no query or fragment; without the
+    trailing slash."""
+    value = (value or "").strip()
+    validate_text(value, label, max_length=MAX_URL_LENGTH)
+    try:
+        parts = urlsplit(value)
+        hostname, port = parts.hostname, parts.port  # .port raises on a port out of range
+    except ValueError:
+        raise ValidationError(f"{label} is not a valid address: check the brackets of an IPv6 "
+                              "address and the port.") from None
+    del port
+    if parts.scheme != "https" or not hostname:
+        raise ValidationError(f"{label} must be an https:// address.")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(f"{label} must not hold a user name or password (user:password@).")
+    if parts.query or parts.fragment:
+        raise ValidationError(f"{label} must not have a query (?...) or fragment (#...).")
+    if not path_allowed and parts.path.strip("/"):
+        raise ValidationError(f"{label} must be only https://host[:port], without a path.")
+    return value.rstrip("/")
+
+
+def validate_base64_text(value: str, label: str):
+    if not BASE64_TEXT.fullmatch(value):
+        raise ValidationError(f"{label} is not base64 text (A-Z, a-z, 0-9, +, / and =).")

@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
 from o365 import actions
@@ -32,12 +33,18 @@ def office365(request, org):
 def configurations(request, org):
     return render(request, "o365/configurations.html", {
         "org": org, "tab": "configuration",
-        "configurations": Service.objects.for_organization(org),
+        "configurations": Service.objects.for_organization(org).select_related("cloud"),
         "permissions": PERMISSIONS,
     })
 
 
+# The secret, certificate and its password never appear on an error page (kodo.reporting).
+SECRET_FIELDS = ("client_secret", "certificate_password", "certificate_base64")
+
+
 @services_required
+@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_variables()
 def configuration_new(request, org):
     form = ConfigurationForm(request.POST or None, request.FILES or None, organization=org)
     if request.method == "POST" and form.is_valid():
@@ -51,6 +58,8 @@ def configuration_new(request, org):
 
 
 @services_required
+@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_variables()
 def configuration_edit(request, org, service_code):
     service = get_service(org, service_code)
     form = ConfigurationForm(request.POST or None, request.FILES or None, organization=org,
@@ -75,6 +84,7 @@ def configuration_delete(request, org, service_code):
 
 @services_required
 @require_POST
+@sensitive_variables()
 def configuration_test(request, org, service_code):
     service = get_service(org, service_code)
     result = do_test_connection(request=request, service=service)

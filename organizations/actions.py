@@ -1,17 +1,23 @@
 """Workflows across organizations, accounts and the audit log."""
 
+import datetime as dt
+import logging
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from organizations import audit
-from organizations.models import Membership, Organization
+from organizations.mail import send_email
+from organizations.models import AuditEvent, Membership, Organization
+
+log = logging.getLogger(__name__)
 
 
 def normalize_email(email: str) -> str:
@@ -30,12 +36,14 @@ def invitation_url(user) -> str:
     return settings.KODO_BASE_URL.rstrip("/") + path
 
 
-def do_send_invitation(user, organization, url: str):
+def do_send_invitation(user, organization, url: str) -> bool:
+    """Email the invitation; False (logged) when it could not be sent: the server admin still
+    sees the link on the organization's page."""
     body = render_to_string(
         "organizations/invitation_email.txt",
         {"user": user, "organization": organization, "url": url},
     )
-    send_mail(f"Your Kodo account for {organization.name}", body, None, [user.email])
+    return send_email(f"Your Kodo account for {organization.name}", body, [user.email])
 
 
 @transaction.atomic
@@ -72,3 +80,23 @@ def do_reinvite_admin(*, request, organization, membership):
     audit.record("invitation_sent", f"Sent a new invitation to {membership.user.email}.",
                  request=request, organization=organization)
     return url
+
+
+def do_record_password_reset_request(*, request, email: str) -> bool:
+    """Record a request for a password-reset link; False when the link must not be sent because
+    this address or this account asked too often in the last hour. The visitor sees the same page
+    either way, so nobody learns which emails have an account."""
+    address = audit.client_ip(request)
+    recent = AuditEvent.objects.filter(action="password_reset_requested",
+                                       created_at__gte=timezone.now() - dt.timedelta(hours=1))
+    if (recent.filter(ip_address=address).count() >= settings.KODO_RESET_EMAILS_PER_ADDRESS
+            or recent.filter(actor_email=email).count()
+            >= settings.KODO_RESET_EMAILS_PER_ACCOUNT):
+        log.warning("Password reset for %s from %s refused: too many in the last hour.",
+                    email, address)
+        return False
+    audit.record("password_reset_requested", f"Asked for a password-reset link for {email}.",
+                 request=request, actor_email=email,
+                 organization=Organization.objects.filter(memberships__user__username=email)
+                 .first())
+    return True

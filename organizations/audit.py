@@ -15,7 +15,7 @@ def client_ip(request) -> str | None:
     if request is None:
         return None
     candidate = request.META.get("REMOTE_ADDR", "")
-    proxies = settings.AXES_IPWARE_PROXY_COUNT
+    proxies = settings.KODO_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if proxies and forwarded:
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]

@@ -2,10 +2,35 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
 from organizations.actions import normalize_email
 from organizations.models import Organization, time_zone_choices
+from organizations.validators import validate_database_id, validate_single_line
+
+
+class SingleLineField(forms.CharField):
+    """A name or anything that may end up in an email header: one line, no control characters."""
+
+    default_validators = [validate_single_line]
+
+
+class IdChoiceField(forms.ModelChoiceField):
+    """A row chosen by id; an id the database cannot hold is an invalid choice, not a crash."""
+
+    def to_python(self, value):
+        if value not in self.empty_values and self.to_field_name is None:
+            validate_database_id(getattr(value, "pk", value), self.error_messages["invalid_choice"])
+        return super().to_python(value)
+
+
+class IdsChoiceField(forms.ModelMultipleChoiceField):
+    def clean(self, value):
+        if isinstance(value, list | tuple) and self.to_field_name is None:
+            for pk in value:
+                message = self.error_messages["invalid_choice"] % {"value": str(pk)[:40]}
+                validate_database_id(getattr(pk, "pk", pk), message)
+        return super().clean(value)
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -20,10 +45,17 @@ class EmailAuthenticationForm(AuthenticationForm):
         return normalize_email(self.cleaned_data["username"])
 
 
+class EmailPasswordResetForm(PasswordResetForm):
+    """Django's reset form, the email read as Kodo stores logins (so limits count it once)."""
+
+    def clean_email(self):
+        return normalize_email(self.cleaned_data["email"])
+
+
 class OrganizationForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = SingleLineField(max_length=200)
     time_zone = forms.ChoiceField(choices=time_zone_choices, initial="UTC")
-    admin_name = forms.CharField(label="Administrator's name", max_length=300)
+    admin_name = SingleLineField(label="Administrator's name", max_length=300)
     admin_email = forms.EmailField(label="Administrator's email")
 
     def clean_name(self):

@@ -1,13 +1,20 @@
 import zoneinfo
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from organizations import actions
 from organizations.access import org_admin_required, server_admin_required
-from organizations.forms import AuditSearchForm, OrganizationForm, ServicesForm
+from organizations.forms import (
+    AuditSearchForm,
+    EmailPasswordResetForm,
+    OrganizationForm,
+    ServicesForm,
+)
 from organizations.models import AuditEvent, Membership, Organization
 
 INVITATION_SESSION_KEY = "kodo-invitation"
@@ -93,3 +100,15 @@ def server_audit_log(request):
 def audit_log(request, org):
     return _audit_page(request, AuditEvent.objects.filter(organization=org), org.time_zone,
                        "organizations/audit_log.html", {"org": org})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's, sending the link only within the limits of do_record_password_reset_request."""
+
+    form_class = EmailPasswordResetForm
+
+    def form_valid(self, form):
+        if actions.do_record_password_reset_request(request=self.request,
+                                                    email=form.cleaned_data["email"]):
+            return super().form_valid(form)
+        return HttpResponseRedirect(self.get_success_url())

@@ -1,6 +1,7 @@
 from django import forms
 
 from o365.models import DirectoryUser, Service
+from organizations.forms import IdChoiceField, IdsChoiceField, SingleLineField
 from organizations.models import time_zone_choices
 from schedules.models import Schedule
 
@@ -17,12 +18,12 @@ STEPS = [
 
 
 class ScheduleForm(forms.Form):
-    name = forms.CharField(max_length=200)
-    service = forms.ModelChoiceField(label="Configuration", queryset=Service.objects.none(),
-                                     empty_label=None)
+    name = SingleLineField(max_length=200)
+    service = IdChoiceField(label="Configuration", queryset=Service.objects.none(),
+                            empty_label=None)
     scope = forms.ChoiceField(label="Back up", choices=Schedule.Scope.choices,
                               widget=forms.RadioSelect, initial=Schedule.Scope.ALL)
-    users = forms.ModelMultipleChoiceField(
+    users = IdsChoiceField(
         label="Chosen users", queryset=DirectoryUser.objects.none(), required=False,
         widget=forms.SelectMultiple(attrs={"size": 10}),
         help_text="Hold Ctrl (or Cmd) to choose several. Used when 'Chosen users' is selected.")

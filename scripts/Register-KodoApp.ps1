@@ -4,14 +4,23 @@
 
 .DESCRIPTION
     Creates (or reuses, by display name) an app registration with the Microsoft Graph application
-    permissions Kodo needs (User.Read.All, Files.Read.All, Files.ReadWrite.All), adds a client
-    secret and a self-signed certificate to it, grants admin consent, and writes the values Kodo asks
-    for to KodoADSettings.json (and the certificate to KodoADSettings.pfx) in the current folder.
-    Every run adds a NEW secret and a NEW certificate; older ones stay valid until they expire.
-    KodoADSettings.json holds secrets: delete it once you have uploaded it to Kodo.
+    permissions Kodo needs (User.Read.All, Files.Read.All, and Files.ReadWrite.All for restores),
+    adds a self-signed certificate and a client secret to it, grants admin consent, and writes the
+    values Kodo asks for to KodoADSettings.json (and the certificate to KodoADSettings.pfx) in the
+    current folder. Every run adds a NEW certificate and a NEW secret; older ones stay valid until
+    they expire. KodoADSettings.json holds secrets: delete it once you have uploaded it to Kodo.
+
+    The sign-in lasts only as long as this script (process scope, disconnected at the end), the
+    tenant is shown and confirmed before anything changes, the certificate's private key is removed
+    from the certificate store once it is in KodoADSettings.pfx, secrets are never printed, and the
+    client secret is created last: if it cannot be written to KodoADSettings.json it is removed again.
 
 .PARAMETER TenantId
     Tenant to sign in to (GUID or contoso.onmicrosoft.com). Default: the tenant of the account you sign in with.
+
+.PARAMETER Cloud
+    The Microsoft cloud of the tenant: Global (default), USGov (GCC High), USGovDoD or China (21Vianet).
+    Passed to Connect-MgGraph -Environment and written to KodoADSettings.json as Cloud.
 
 .PARAMETER AppName
     Display name of the app registration. An existing registration with this name is reused.
@@ -22,16 +31,29 @@
 .PARAMETER CertificateYears
     Lifetime of the new self-signed certificate, in years.
 
+.PARAMETER BackupOnly
+    Ask for read permissions only (User.Read.All, Files.Read.All). Restores then need
+    Files.ReadWrite.All granted later; TEST CONNECTION in Kodo names it while it is missing.
+
+.PARAMETER Force
+    Do not ask to confirm the tenant before changing it (for automation). Alias: -Yes.
+
 .EXAMPLE
     powershell -ExecutionPolicy Bypass -File .\Register-KodoApp.ps1 -TenantId contoso.onmicrosoft.com
+
+.EXAMPLE
+    pwsh -ExecutionPolicy Bypass -File .\Register-KodoApp.ps1 -Cloud USGov -BackupOnly
 #>
 #Requires -Version 5.1
 [CmdletBinding()]
 param(
     [string] $TenantId,
+    [ValidateSet('Global', 'USGov', 'USGovDoD', 'China')] [string] $Cloud = 'Global',
     [ValidateNotNullOrEmpty()] [string] $AppName = 'Kodo Backup',
     [ValidateRange(1, 10)] [int] $SecretYears = 2,
-    [ValidateRange(1, 10)] [int] $CertificateYears = 2
+    [ValidateRange(1, 10)] [int] $CertificateYears = 2,
+    [switch] $BackupOnly,
+    [Alias('Yes')] [switch] $Force
 )
 
 Set-StrictMode -Version Latest
@@ -39,21 +61,33 @@ $ErrorActionPreference = 'Stop'
 
 $GraphAppId = '00000003-0000-0000-c000-000000000000'  # Microsoft Graph, the same in every tenant
 $KodoRoles = @('User.Read.All', 'Files.Read.All', 'Files.ReadWrite.All')
+if ($BackupOnly) { $KodoRoles = @('User.Read.All', 'Files.Read.All') }
+# Connect-MgGraph -Environment name (Get-MgEnvironment) -> the Cloud value Kodo reads from the JSON.
+$KodoCloudNames = @{ Global = 'Global'; USGov = 'USGovernment'; USGovDoD = 'USGovernmentDoD'; China = 'China' }
+# Microsoft.Graph 2.x from 2.27.0 on: 2.26.0 and 2.26.1 broke Connect-MgGraph; 3.x is untested.
+$GraphModuleMinimum = [version] '2.27.0'
+$GraphModuleMaximum = [version] '2.999.999'
+# Entra ID replicates a new app, service principal or role assignment for seconds to minutes.
+$RetryBudgetSeconds = 240
+$TransientErrors = 'does not exist|not found|NotFound|does not reference a valid application|Not a valid reference update|TooManyRequests|Too Many Requests|ServiceUnavailable|Service Unavailable'
 # .NET resolves relative paths against the process folder, not PowerShell's current location.
 $OutFolder = (Get-Location -PSProvider FileSystem).ProviderPath
 $JsonPath = Join-Path $OutFolder 'KodoADSettings.json'
 $PfxPath = Join-Path $OutFolder 'KodoADSettings.pfx'
 
 function Invoke-WithRetry([scriptblock] $Action, [string] $What) {
-    # Entra replicates new objects for a few seconds; a fresh app or service principal is often
-    # "not found" by the very next call.
+    # A fresh object is often "not found" (or "Not a valid reference update") by the next call.
+    # Retry those errors with exponential backoff (2, 4, 8, 16, 30, 30... s) for $RetryBudgetSeconds.
+    $deadline = [DateTime]::UtcNow.AddSeconds($RetryBudgetSeconds)
+    $delay = 2
     for ($attempt = 1; ; $attempt++) {
         try { return & $Action }
         catch {
-            $notYetThere = $_.Exception.Message -match 'does not exist|not found|NotFound|does not reference a valid application'
-            if (-not $notYetThere -or $attempt -ge 6) { throw }
-            Write-Host "  $What failed ($($_.Exception.Message)); retrying in 10 s..." -ForegroundColor DarkYellow
-            Start-Sleep -Seconds 10
+            $message = $_.Exception.Message
+            if ($message -notmatch $TransientErrors -or [DateTime]::UtcNow.AddSeconds($delay) -gt $deadline) { throw }
+            Write-Host "  $What failed (attempt $($attempt): $message); retrying in $delay s..." -ForegroundColor DarkYellow
+            Start-Sleep -Seconds $delay
+            $delay = [Math]::Min($delay * 2, 30)
         }
     }
 }
@@ -72,10 +106,28 @@ function New-StrongPassword([int] $Length = 32) {
     return $chars.ToString()
 }
 
+function ConvertTo-X500Value([string] $Value) {
+    # CertStrToName splits on , ; + and reads = < > # specially; a value in double quotes (inner
+    # quotes doubled) is taken literally, so "Kodo, Backup" stays one common name.
+    return '"' + $Value.Replace('"', '""') + '"'
+}
+
+function Remove-StoreCertificate([string] $Thumbprint) {
+    # The PFX file is the copy Kodo needs; the exportable private key must not stay in the store.
+    $path = "Cert:\CurrentUser\My\$Thumbprint"
+    try { if (Test-Path -Path $path) { Remove-Item -Path $path -DeleteKey } }
+    catch { Write-Warning "Could not remove certificate $Thumbprint from the store ($($_.Exception.Message)). Remove it with: Remove-Item $path -DeleteKey" }
+}
+
+function Write-KodoSettings($Settings) {
+    $json = $Settings | ConvertTo-Json
+    [System.IO.File]::WriteAllText($JsonPath, $json, [System.Text.UTF8Encoding]::new($false))
+}
+
 function Write-ManualConsentSteps {
     Write-Host ''
     Write-Host 'Admin consent could not be granted automatically. Grant it in the portal:' -ForegroundColor Yellow
-    Write-Host '  1. Sign in to https://portal.azure.com as a Global Administrator'
+    Write-Host '  1. Sign in to the Microsoft Entra admin center (https://entra.microsoft.com) or the Azure portal as a Global Administrator'
     Write-Host '  2. Select "Microsoft Entra ID" (formerly "Azure Active Directory")'
     Write-Host '  3. Go to "App registrations" > "All applications"'
     Write-Host "  4. Click the application name ""$AppName"""
@@ -85,153 +137,262 @@ function Write-ManualConsentSteps {
 }
 
 # --- Modules -------------------------------------------------------------------------------------
-# The PowerShell Gallery only accepts TLS 1.2, which Windows PowerShell 5.1 does not enable by default.
-[Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
-foreach ($module in 'Microsoft.Graph.Authentication', 'Microsoft.Graph.Applications') {
-    # Version 1 of the SDK lacks parameters used below, so an old copy counts as missing.
-    if (-not (Get-Module -ListAvailable -Name $module | Where-Object { $_.Version -ge [version] '2.0.0' })) {
-        Write-Host "Installing $module for the current user..."
-        if (-not (Get-PackageProvider -ListAvailable -Name NuGet -ErrorAction SilentlyContinue)) {
-            Install-PackageProvider -Name NuGet -MinimumVersion 2.8.5.201 -Scope CurrentUser -Force | Out-Null
-        }
-        # -Force answers the "untrusted repository" question that PSGallery raises by default.
-        Install-Module -Name $module -MinimumVersion 2.0.0 -Scope CurrentUser -Repository PSGallery -Force
+function Get-GraphModuleVersions([string] $Name) {
+    @(Get-Module -ListAvailable -Name $Name | ForEach-Object { $_.Version } |
+        Where-Object { $_ -ge $GraphModuleMinimum -and $_ -le $GraphModuleMaximum } | Sort-Object -Descending)
+}
+
+if ($PSVersionTable.PSEdition -ne 'Core') {
+    # The Microsoft Graph PowerShell SDK needs .NET Framework 4.7.2 (release 461808) under Windows PowerShell.
+    $netFramework = Get-ItemProperty -Path 'HKLM:\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full' -Name Release -ErrorAction SilentlyContinue
+    if (-not $netFramework -or $netFramework.Release -lt 461808) {
+        throw 'Windows PowerShell 5.1 needs .NET Framework 4.7.2 or later for the Microsoft Graph PowerShell SDK. Install it, or run the script with PowerShell 7 (pwsh).'
     }
 }
-# Importing Applications loads the Authentication version it was built with; importing both could
-# load two versions of the same assembly.
-Import-Module Microsoft.Graph.Applications
-
-# --- Sign in -------------------------------------------------------------------------------------
-$connect = @{ Scopes = @('Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All') }
-if ($TenantId) { $connect.TenantId = $TenantId }
-Connect-MgGraph @connect | Out-Null
-$tenant = [string] (Get-MgContext).TenantId
-Write-Host "Signed in to tenant $tenant."
-
-# Role ids are looked up by name: they are the same everywhere today, but the names are the contract.
-$graphSp = Get-MgServicePrincipal -Filter "appId eq '$GraphAppId'"
-if (-not $graphSp) { throw 'The Microsoft Graph service principal was not found in this tenant.' }
-$roles = foreach ($value in $KodoRoles) {
-    $role = $graphSp.AppRoles | Where-Object { $_.Value -eq $value -and $_.AllowedMemberTypes -contains 'Application' }
-    if (-not $role) { throw "Microsoft Graph has no application permission named $value." }
-    $role
-}
-
-# --- App registration ----------------------------------------------------------------------------
-$odataName = $AppName.Replace("'", "''")
-$apps = @(Get-MgApplication -Filter "displayName eq '$odataName'" -All)
-if ($apps.Count -gt 1) {
-    throw "There are $($apps.Count) app registrations named '$AppName' (object ids: $(($apps | ForEach-Object Id) -join ', ')). Delete the extra ones or pass a different -AppName."
-}
-if ($apps.Count -eq 1) {
-    $app = $apps[0]
-    Write-Host "Reusing app registration '$AppName' (client id $($app.AppId)). A new secret and certificate will be added; the old ones stay valid until they expire." -ForegroundColor Cyan
-
-    # Someone may have removed permissions in the portal; put back the ones Kodo needs, keep the rest.
-    $graphAccess = @(foreach ($entry in @($app.RequiredResourceAccess)) { if ($entry -and $entry.ResourceAppId -eq $GraphAppId) { $entry } })
-    $requested = @(foreach ($entry in $graphAccess) { foreach ($access in @($entry.ResourceAccess)) { if ($access) { $access } } })
-    $missing = @(foreach ($role in $roles) { if (-not ($requested | Where-Object { $_.Id -eq $role.Id -and $_.Type -eq 'Role' })) { $role } })
-    if ($missing.Count -gt 0) {
-        $others = @(foreach ($entry in @($app.RequiredResourceAccess)) { if ($entry -and $entry.ResourceAppId -ne $GraphAppId) { $entry } })
-        $graphEntry = @{
-            ResourceAppId  = $GraphAppId
-            ResourceAccess = @($requested | ForEach-Object { @{ Id = $_.Id; Type = $_.Type } }) + @($missing | ForEach-Object { @{ Id = $_.Id; Type = 'Role' } })
-        }
-        Update-MgApplication -ApplicationId $app.Id -RequiredResourceAccess (@($others) + $graphEntry)
-        Write-Host "Added missing permissions: $(($missing | ForEach-Object Value) -join ', ')."
+# The PowerShell Gallery only accepts TLS 1.2, which Windows PowerShell 5.1 does not enable by default.
+[Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
+# Applications and Authentication must be the same version: each Applications release is built
+# against the Authentication of the same release, and mixing them fails with "Method not found".
+$authVersions = @(Get-GraphModuleVersions 'Microsoft.Graph.Authentication')
+$usable = @(Get-GraphModuleVersions 'Microsoft.Graph.Applications' | Where-Object { $authVersions -contains $_ })
+if ($usable.Count -eq 0) {
+    Write-Host "Installing Microsoft.Graph.Applications and Microsoft.Graph.Authentication ($GraphModuleMinimum or later 2.x) for the current user..."
+    if (-not (Get-PackageProvider -ListAvailable -Name NuGet -ErrorAction SilentlyContinue)) {
+        Install-PackageProvider -Name NuGet -MinimumVersion 2.8.5.201 -Scope CurrentUser -Force | Out-Null
+    }
+    # -Force answers the "untrusted repository" question that PSGallery raises by default.
+    Install-Module -Name Microsoft.Graph.Applications -MinimumVersion $GraphModuleMinimum -MaximumVersion $GraphModuleMaximum -Scope CurrentUser -Repository PSGallery -Force
+    $version = @(Get-GraphModuleVersions 'Microsoft.Graph.Applications') | Select-Object -First 1
+    if (-not $version) { throw "Installing Microsoft.Graph.Applications $GraphModuleMinimum or later 2.x failed; install it with Install-Module and run the script again." }
+    if (@(Get-GraphModuleVersions 'Microsoft.Graph.Authentication') -notcontains $version) {
+        Install-Module -Name Microsoft.Graph.Authentication -RequiredVersion $version -Scope CurrentUser -Repository PSGallery -Force
     }
 }
 else {
-    $app = New-MgApplication -DisplayName $AppName -SignInAudience 'AzureADMyOrg' -RequiredResourceAccess @(
-        @{ ResourceAppId = $GraphAppId; ResourceAccess = @($roles | ForEach-Object { @{ Id = $_.Id; Type = 'Role' } }) }
-    )
-    Write-Host "Created app registration '$AppName' (client id $($app.AppId))." -ForegroundColor Green
+    $version = $usable[0]
 }
-
-# --- Client secret -------------------------------------------------------------------------------
-$secret = Invoke-WithRetry -What 'Adding the client secret' -Action {
-    Add-MgApplicationPassword -ApplicationId $app.Id -PasswordCredential @{
-        DisplayName = "Kodo $(Get-Date -Format 'yyyy-MM-dd')"
-        EndDateTime = (Get-Date).ToUniversalTime().AddYears($SecretYears)
-    }
+$loaded = @(Get-Module -Name Microsoft.Graph.Authentication)
+if ($loaded | Where-Object { $_.Version -ne $version }) {
+    throw "Microsoft.Graph.Authentication $(($loaded | ForEach-Object Version) -join ', ') is already loaded in this PowerShell session; version $version is needed. Run the script in a new PowerShell window."
 }
-Write-Host "Added a client secret valid until $($secret.EndDateTime)."
-
-# --- Certificate ---------------------------------------------------------------------------------
-$cert = New-SelfSignedCertificate -Subject "CN=$AppName" -FriendlyName $AppName `
-    -CertStoreLocation 'Cert:\CurrentUser\My' -KeyExportPolicy Exportable -KeySpec Signature `
-    -KeyAlgorithm RSA -KeyLength 2048 -HashAlgorithm SHA256 -NotAfter (Get-Date).AddYears($CertificateYears)
-$pfxPassword = New-StrongPassword
-$securePassword = ConvertTo-SecureString -String $pfxPassword -AsPlainText -Force
-Export-PfxCertificate -Cert $cert -FilePath $PfxPath -Password $securePassword -Force | Out-Null
-Write-Host "Created certificate $($cert.Thumbprint) in Cert:\CurrentUser\My, exported to $PfxPath."
-
-# Update-MgApplication replaces the whole keyCredentials list, and the key bytes are only returned
-# when selected on a single application; without them the earlier certificates would be deleted.
-$existingKeys = @((Get-MgApplication -ApplicationId $app.Id -Property @('id', 'keyCredentials')).KeyCredentials | Where-Object { $_ })
-if ($existingKeys | Where-Object { -not $_.Key }) { throw 'Could not read the existing certificates of the app; not touching them.' }
-$newKey = @{
-    Type          = 'AsymmetricX509Cert'
-    Usage         = 'Verify'
-    Key           = $cert.RawData
-    DisplayName   = $cert.Subject
-    StartDateTime = $cert.NotBefore.ToUniversalTime()
-    EndDateTime   = $cert.NotAfter.ToUniversalTime()
+Import-Module -Name Microsoft.Graph.Authentication -RequiredVersion $version
+Import-Module -Name Microsoft.Graph.Applications -RequiredVersion $version
+$authVersion = (Get-Module -Name Microsoft.Graph.Authentication).Version
+$appsVersion = (Get-Module -Name Microsoft.Graph.Applications).Version
+if ($authVersion -ne $appsVersion) {
+    throw "Microsoft.Graph.Authentication $authVersion and Microsoft.Graph.Applications $appsVersion do not match. Run the script in a new PowerShell window."
 }
-Invoke-WithRetry -What 'Uploading the certificate' -Action {
-    Update-MgApplication -ApplicationId $app.Id -KeyCredentials (@($existingKeys) + $newKey)
-}
-Write-Host 'Uploaded the public certificate to the app registration.'
+Write-Host "Using Microsoft.Graph.Authentication and Microsoft.Graph.Applications $version."
 
-# --- Service principal and admin consent ---------------------------------------------------------
-$sp = Get-MgServicePrincipal -Filter "appId eq '$($app.AppId)'"
-if (-not $sp) {
-    $sp = Invoke-WithRetry -What 'Creating the service principal' -Action { New-MgServicePrincipal -AppId $app.AppId }
-    Write-Host 'Created the service principal (enterprise application).'
-}
-
-# Application permissions are consented by assigning Graph's app roles to our service principal;
-# this needs a Global Administrator or Privileged Role Administrator.
-$consented = $true
+$certificateThumbprint = $null  # set while the new certificate is in Cert:\CurrentUser\My
+$pfxWritten = $false
+$settingsWritten = $false
+$completed = $false
 try {
-    $assigned = @(Get-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -All |
-        Where-Object { $_.ResourceId -eq $graphSp.Id } | ForEach-Object { [string] $_.AppRoleId })
-    foreach ($role in $roles) {
-        if ($assigned -contains [string] $role.Id) { Write-Host "  $($role.Value): already granted"; continue }
-        Invoke-WithRetry -What "Granting $($role.Value)" -Action {
-            New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -PrincipalId $sp.Id -ResourceId $graphSp.Id -AppRoleId $role.Id | Out-Null
+    # --- Sign in ---------------------------------------------------------------------------------
+    # Process scope: the token is kept in memory only, never cached on disk for a later run (which
+    # could then silently reach another customer's tenant) and gone when PowerShell exits.
+    $tenantArgument = @{}
+    if ($TenantId) { $tenantArgument.TenantId = $TenantId }
+    Connect-MgGraph -Scopes @('Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All', 'User.Read') `
+        -Environment $Cloud -ContextScope Process -NoWelcome @tenantArgument | Out-Null
+    $context = Get-MgContext
+    $tenant = [string] $context.TenantId
+    $organization = ''
+    try {
+        $orgs = Invoke-MgGraphRequest -Method GET -Uri 'v1.0/organization?$select=displayName,verifiedDomains'
+        foreach ($org in @($orgs.value)) {
+            $defaultDomain = @($org.verifiedDomains | Where-Object { $_.isDefault } | ForEach-Object { $_.name })
+            $organization = "$($org.displayName) ($($defaultDomain -join ', '))"
         }
-        Write-Host "  $($role.Value): granted"
     }
-}
-catch {
-    $consented = $false
-    Write-Warning "Granting admin consent failed: $($_.Exception.Message)"
-    Write-ManualConsentSteps
-}
+    catch { $organization = '(name not readable)' }
 
-# --- Results -------------------------------------------------------------------------------------
-$settings = [ordered] @{
-    AppName               = [string] $AppName
-    TenantId              = [string] $tenant
-    ClientId              = [string] $app.AppId
-    ClientSecret          = [string] $secret.SecretText
-    CertificatePassword   = [string] $pfxPassword
-    CertificatePfxBase64  = [Convert]::ToBase64String([System.IO.File]::ReadAllBytes($PfxPath))
-    CertificateThumbprint = [string] $cert.Thumbprint
-    CertificateNotAfter   = $cert.NotAfter.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
-}
-$json = $settings | ConvertTo-Json
-[System.IO.File]::WriteAllText($JsonPath, $json, [System.Text.UTF8Encoding]::new($false))
+    Write-Host ''
+    Write-Host 'Signed in:' -ForegroundColor Cyan
+    Write-Host "  Account      : $($context.Account)"
+    Write-Host "  Organization : $organization"
+    Write-Host "  Tenant ID    : $tenant"
+    Write-Host "  Cloud        : $Cloud"
+    Write-Host "The app registration '$AppName' will be created or updated in this tenant with: $($KodoRoles -join ', ')."
+    if (-not $Force) {
+        $answer = Read-Host 'Is this the right tenant? Type Y to continue, anything else to stop'
+        if ($answer -notmatch '^\s*(y|yes)\s*$') {
+            Write-Host 'Stopped. Nothing was changed. (Pass -TenantId to choose the tenant.)' -ForegroundColor Yellow
+            return
+        }
+    }
 
-Write-Host ''
-Write-Host 'Enter these values in Kodo (Services > Configuration > + ADD CONFIGURATION):' -ForegroundColor Green
-Write-Host "  Tenant ID            : $($settings.TenantId)"
-Write-Host "  Client ID            : $($settings.ClientId)"
-Write-Host "  Client Secret        : $($settings.ClientSecret)"
-Write-Host "  Certificate Password : $($settings.CertificatePassword)"
-Write-Host "  Private Certificate  : $PfxPath (thumbprint $($settings.CertificateThumbprint), valid until $($settings.CertificateNotAfter))"
-Write-Host ''
-Write-Host "All values are in $JsonPath. It holds secrets: delete it and $PfxPath after uploading them to Kodo." -ForegroundColor Yellow
-if (-not $consented) { Write-Host 'Remember to grant admin consent (steps above) before importing users.' -ForegroundColor Yellow }
+    # Role ids are looked up by name: they are the same everywhere today, but the names are the contract.
+    $graphSp = Invoke-WithRetry -What 'Looking up Microsoft Graph' -Action { Get-MgServicePrincipal -Filter "appId eq '$GraphAppId'" }
+    if (-not $graphSp) { throw 'The Microsoft Graph service principal was not found in this tenant.' }
+    $roles = foreach ($value in $KodoRoles) {
+        $role = $graphSp.AppRoles | Where-Object { $_.Value -eq $value -and $_.AllowedMemberTypes -contains 'Application' }
+        if (-not $role) { throw "Microsoft Graph has no application permission named $value." }
+        $role
+    }
+
+    # --- App registration ------------------------------------------------------------------------
+    $odataName = $AppName.Replace("'", "''")
+    $apps = @(Get-MgApplication -Filter "displayName eq '$odataName'" -All)
+    if ($apps.Count -gt 1) {
+        throw "There are $($apps.Count) app registrations named '$AppName' (object ids: $(($apps | ForEach-Object Id) -join ', ')). Delete the extra ones or pass a different -AppName."
+    }
+    if ($apps.Count -eq 1) {
+        $app = $apps[0]
+        Write-Host "Reusing app registration '$AppName' (client id $($app.AppId)). A new certificate and secret will be added; the old ones stay valid until they expire." -ForegroundColor Cyan
+
+        # Someone may have removed permissions in the portal; put back the ones Kodo needs, keep the rest.
+        $graphAccess = @(foreach ($entry in @($app.RequiredResourceAccess)) { if ($entry -and $entry.ResourceAppId -eq $GraphAppId) { $entry } })
+        $requested = @(foreach ($entry in $graphAccess) { foreach ($access in @($entry.ResourceAccess)) { if ($access) { $access } } })
+        $missing = @(foreach ($role in $roles) { if (-not ($requested | Where-Object { $_.Id -eq $role.Id -and $_.Type -eq 'Role' })) { $role } })
+        if ($missing.Count -gt 0) {
+            $others = @(foreach ($entry in @($app.RequiredResourceAccess)) { if ($entry -and $entry.ResourceAppId -ne $GraphAppId) { $entry } })
+            $graphEntry = @{
+                ResourceAppId  = $GraphAppId
+                ResourceAccess = @($requested | ForEach-Object { @{ Id = $_.Id; Type = $_.Type } }) + @($missing | ForEach-Object { @{ Id = $_.Id; Type = 'Role' } })
+            }
+            Update-MgApplication -ApplicationId $app.Id -RequiredResourceAccess (@($others) + $graphEntry)
+            Write-Host "Added missing permissions: $(($missing | ForEach-Object Value) -join ', ')."
+        }
+    }
+    else {
+        $app = New-MgApplication -DisplayName $AppName -SignInAudience 'AzureADMyOrg' -RequiredResourceAccess @(
+            @{ ResourceAppId = $GraphAppId; ResourceAccess = @($roles | ForEach-Object { @{ Id = $_.Id; Type = 'Role' } }) }
+        )
+        Write-Host "Created app registration '$AppName' (client id $($app.AppId))." -ForegroundColor Green
+    }
+
+    # --- Certificate -----------------------------------------------------------------------------
+    $cert = New-SelfSignedCertificate -Subject "CN=$(ConvertTo-X500Value $AppName)" -FriendlyName $AppName `
+        -CertStoreLocation 'Cert:\CurrentUser\My' -KeyExportPolicy Exportable -KeySpec Signature `
+        -KeyAlgorithm RSA -KeyLength 2048 -HashAlgorithm SHA256 -NotAfter (Get-Date).AddYears($CertificateYears)
+    $certificateThumbprint = $cert.Thumbprint
+    $pfxPassword = New-StrongPassword
+    $securePassword = ConvertTo-SecureString -String $pfxPassword -AsPlainText -Force
+    # By store path, not -Cert $cert: under PowerShell 7 the object form fails on some Windows builds
+    # with "Cannot export non-exportable private key" (PowerShell/PowerShell#12081).
+    Export-PfxCertificate -Cert "Cert:\CurrentUser\My\$certificateThumbprint" -FilePath $PfxPath -Password $securePassword -Force | Out-Null
+    $pfxWritten = $true
+    $pfxBase64 = [Convert]::ToBase64String([System.IO.File]::ReadAllBytes($PfxPath))
+    Remove-StoreCertificate $certificateThumbprint
+    $certificateThumbprint = $null
+    Write-Host "Created certificate $($cert.Thumbprint) and exported it to $PfxPath (removed from the certificate store)."
+
+    # Update-MgApplication replaces the whole keyCredentials list, and the key bytes are only returned
+    # when selected on a single application; without them the earlier certificates would be deleted.
+    $existingKeys = @((Get-MgApplication -ApplicationId $app.Id -Property @('id', 'keyCredentials')).KeyCredentials | Where-Object { $_ })
+    if ($existingKeys | Where-Object { -not $_.Key }) { throw 'Could not read the existing certificates of the app; not touching them.' }
+    $newKey = @{
+        Type          = 'AsymmetricX509Cert'
+        Usage         = 'Verify'
+        Key           = $cert.RawData
+        DisplayName   = $cert.Subject
+        StartDateTime = $cert.NotBefore.ToUniversalTime()
+        EndDateTime   = $cert.NotAfter.ToUniversalTime()
+    }
+    Invoke-WithRetry -What 'Uploading the certificate' -Action {
+        Update-MgApplication -ApplicationId $app.Id -KeyCredentials (@($existingKeys) + $newKey)
+    }
+    Write-Host 'Uploaded the public certificate to the app registration.'
+
+    # Written as soon as the certificate works, and again once the secret exists: a later failure
+    # never loses a credential that Entra ID already accepts.
+    $settings = [ordered] @{
+        AppName               = [string] $AppName
+        TenantId              = [string] $tenant
+        ClientId              = [string] $app.AppId
+        Cloud                 = [string] $KodoCloudNames[$Cloud]
+        ClientSecret          = ''
+        CertificatePassword   = [string] $pfxPassword
+        CertificatePfxBase64  = $pfxBase64
+        CertificateThumbprint = [string] $cert.Thumbprint
+        CertificateNotAfter   = $cert.NotAfter.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+    }
+    Write-KodoSettings $settings
+    $settingsWritten = $true
+
+    # --- Service principal and admin consent -----------------------------------------------------
+    $sp = Invoke-WithRetry -What 'Looking up the service principal' -Action { Get-MgServicePrincipal -Filter "appId eq '$($app.AppId)'" }
+    if (-not $sp) {
+        $sp = Invoke-WithRetry -What 'Creating the service principal' -Action { New-MgServicePrincipal -AppId $app.AppId }
+        Write-Host 'Created the service principal (enterprise application).'
+    }
+
+    # Application permissions are consented by assigning Graph's app roles to our service principal;
+    # this needs a Global Administrator or Privileged Role Administrator.
+    $consented = $true
+    try {
+        $assigned = @(Invoke-WithRetry -What 'Reading the granted permissions' -Action {
+                Get-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -All |
+                    Where-Object { $_.ResourceId -eq $graphSp.Id } | ForEach-Object { [string] $_.AppRoleId }
+            })
+        foreach ($role in $roles) {
+            if ($assigned -contains [string] $role.Id) { Write-Host "  $($role.Value): already granted"; continue }
+            Invoke-WithRetry -What "Granting $($role.Value)" -Action {
+                try {
+                    New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -PrincipalId $sp.Id -ResourceId $graphSp.Id -AppRoleId $role.Id | Out-Null
+                }
+                catch {
+                    # An earlier attempt that timed out on our side may have succeeded.
+                    if ($_.Exception.Message -notmatch 'already exists') { throw }
+                }
+            }
+            Write-Host "  $($role.Value): granted"
+        }
+    }
+    catch {
+        $consented = $false
+        Write-Warning "Granting admin consent failed: $($_.Exception.Message)"
+        Write-ManualConsentSteps
+    }
+
+    # --- Client secret, last ---------------------------------------------------------------------
+    # A secret is readable only now; one that is not saved must not stay valid, unseen, in the app.
+    $secret = Invoke-WithRetry -What 'Adding the client secret' -Action {
+        Add-MgApplicationPassword -ApplicationId $app.Id -PasswordCredential @{
+            DisplayName = "Kodo $(Get-Date -Format 'yyyy-MM-dd')"
+            EndDateTime = (Get-Date).ToUniversalTime().AddYears($SecretYears)
+        }
+    }
+    $secretSaved = $false
+    try {
+        $settings.ClientSecret = [string] $secret.SecretText
+        Write-KodoSettings $settings
+        $secretSaved = $true
+    }
+    finally {
+        if (-not $secretSaved) {
+            Write-Warning "Could not write $JsonPath; removing the new client secret again."
+            try { Remove-MgApplicationPassword -ApplicationId $app.Id -KeyId $secret.KeyId }
+            catch { Write-Warning "Removing it failed ($($_.Exception.Message)): delete the secret with id $($secret.KeyId) under Certificates & secrets in the portal." }
+        }
+    }
+
+    # --- Results (no secrets on screen: they are in the file) ------------------------------------
+    Write-Host ''
+    Write-Host 'Upload KodoADSettings.json in Kodo: Services > gear icon of Office 365 > Configuration > + ADD CONFIGURATION.' -ForegroundColor Green
+    Write-Host "  Tenant ID            : $($settings.TenantId)"
+    Write-Host "  Client ID            : $($settings.ClientId)"
+    Write-Host "  Cloud                : $($settings.Cloud)"
+    Write-Host "  Client Secret        : in KodoADSettings.json (valid until $($secret.EndDateTime))"
+    Write-Host '  Certificate Password : in KodoADSettings.json'
+    Write-Host "  Private Certificate  : $PfxPath (thumbprint $($settings.CertificateThumbprint), valid until $($settings.CertificateNotAfter))"
+    Write-Host "  Permissions          : $($KodoRoles -join ', ')"
+    Write-Host ''
+    Write-Host "All values are in $JsonPath. It holds secrets: delete it and $PfxPath after uploading them to Kodo." -ForegroundColor Yellow
+    if ($BackupOnly) { Write-Host 'Read permissions only (-BackupOnly): grant Files.ReadWrite.All before restoring; TEST CONNECTION in Kodo names it.' -ForegroundColor Yellow }
+    if (-not $consented) { Write-Host 'Remember to grant admin consent (steps above) before importing users.' -ForegroundColor Yellow }
+    $completed = $true
+}
+finally {
+    if ($certificateThumbprint) { Remove-StoreCertificate $certificateThumbprint }
+    if ($settingsWritten -and -not $completed) {
+        Write-Warning "The script stopped early. $JsonPath holds what it created so far (the certificate works; fix the error and run it again for the rest)."
+    }
+    if ($pfxWritten -and -not $settingsWritten -and (Test-Path -LiteralPath $PfxPath)) {
+        # Its password was never saved: the file is of no use to anyone.
+        Remove-Item -LiteralPath $PfxPath -Force
+    }
+    if (Get-MgContext) { Disconnect-MgGraph | Out-Null }
+}

@@ -31,6 +31,14 @@ def make_account(email, organization=None, role=Membership.Role.ADMIN, **extra):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Rate limits and throttling state live in the cache: each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -80,32 +88,46 @@ def _database_url_for_workers():
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+# Threads per test worker process; interactive has the Procfile's 2 (tests/kodo/test_queues.py
+# fills them with one organization's jobs).
+TEST_WORKER_THREADS = {"interactive": 2, "backup": 3, "maintenance": 2}
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker):
-    """A real Celery worker process on the configured broker, using the test database.
+    """Real Celery worker processes on the configured broker, using the test database: one per
+    group of queues, as `make run` starts them (kodo.celery.WORKERS), so every queue is consumed.
 
-    Tests that need the worker to see their rows use `transactional_db`."""
+    Tests that need the workers to see their rows use `transactional_db`."""
     import os
     import subprocess
     import sys
 
-    from kodo.celery import app
+    from kodo.celery import QUEUES, WORKERS, app
 
     with django_db_blocker.unblock():
         database_url = _database_url_for_workers()
-    app.control.purge()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "kodo", "worker", "--pool=threads",
-         "--concurrency=4", "--loglevel=WARNING", "--without-heartbeat", "--without-gossip",
-         "--without-mingle"],
-        env={**os.environ, "DATABASE_URL": database_url},
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with app.connection_for_write() as connection:
+        for queue in QUEUES:
+            connection.default_channel.queue_purge(queue)
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "kodo", "worker", "--pool=threads",
+             f"--concurrency={TEST_WORKER_THREADS[name]}", "-Q", ",".join(queues),
+             "-n", f"{name}-test@%h", "--loglevel=WARNING", "--without-heartbeat",
+             "--without-gossip", "--without-mingle"],
+            env={**os.environ, "DATABASE_URL": database_url},
+        )
+        for name, queues in WORKERS.items()
+    }
+    yield processes
+    for process in processes.values():
+        process.terminate()
+    for process in processes.values():
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,20 @@ def _schedule(world):
         organization=world.org_a, service=_service(world), name="Nightly"))
 
 
+def _cloud(world):
+    """A custom cloud enabled for organization A (server administrator pages only)."""
+    from o365.models import Cloud, CloudAccess
+
+    def make():
+        cloud = Cloud.objects.create(key="alpha-cloud", name="Alpha cloud",
+                                     authority_host="https://login.alpha.example",
+                                     graph_base_url="https://graph.alpha.example/v1.0")
+        CloudAccess.objects.create(cloud=cloud, organization=world.org_a)
+        return cloud
+
+    return _once(world, "cloud_a", make)
+
+
 # URL argument name -> a function of the test world giving a value owned by organization A.
 ORGANIZATION_OBJECTS = {
     "org_code": lambda world: world.org_a.code,
@@ -57,6 +71,7 @@ ORGANIZATION_OBJECTS = {
     "user_graph_id": lambda world: _backup_run(world).directory_user.graph_id,
     "run_code": lambda world: _backup_run(world).code,
     "schedule_code": lambda world: _schedule(world).code,
+    "cloud_code": lambda world: _cloud(world).code,
 }
 
 # Patterns with arguments that are not organization data.

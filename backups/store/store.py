@@ -1,6 +1,7 @@
 """ChunkStore: one organization's view of the content-addressed, encrypted chunk store."""
 
 import re
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,7 @@ class ChunkStore:
         namespace: str,
         chunker: Chunker | None = None,
         workers: int = 4,
+        damaged: Iterable[str] = (),
     ):
         if not _NAMESPACE_PATTERN.match(namespace):
             raise ValueError(
@@ -58,6 +60,11 @@ class ChunkStore:
         self.namespace = namespace
         self.chunker = chunker or Chunker()
         self.workers = workers
+        # Chunks known corrupt or missing: never deduplicated onto, written again instead (then
+        # listed in `healed` until take_healed()).
+        self.damaged = set(damaged)
+        self._healed: set[str] = set()
+        self._healed_lock = threading.Lock()
         self._prefix = f"orgs/{namespace}/chunks/"
         # Backends with sync() can leave directory fsyncs to one sync() per batch of puts.
         self._deferrable = callable(getattr(backend, "sync", None))
@@ -76,16 +83,29 @@ class ChunkStore:
         """Store a chunk. With sync=False it is durable only after the next sync()."""
         chunk_id = crypto.chunk_id(self.keys, plaintext)
         key = self.chunk_key(chunk_id)
-        try:
-            return ChunkRef(chunk_id, len(plaintext), self.backend.size(key), new=False)
-        except ObjectNotFound:
-            pass
+        damaged = chunk_id in self.damaged
+        if not damaged:
+            try:
+                return ChunkRef(chunk_id, len(plaintext), self.backend.size(key), new=False)
+            except ObjectNotFound:
+                pass
         blob = crypto.seal(self.keys, chunk_id, plaintext)
         if self._deferrable and not sync:
             self.backend.put(key, blob, sync=False)
         else:
             self.backend.put(key, blob)
+        if damaged:  # replaced: sound once durable (the caller's sync)
+            with self._healed_lock:
+                self.damaged.discard(chunk_id)
+                self._healed.add(chunk_id)
         return ChunkRef(chunk_id, len(plaintext), len(blob), new=True)
+
+    def take_healed(self) -> set[str]:
+        """The damaged chunks written again since the last call: take them, then sync(), then
+        count them as sound (a chunk written after the take waits for the next one)."""
+        with self._healed_lock:
+            healed, self._healed = self._healed, set()
+        return healed
 
     def sync(self) -> None:
         """Make every chunk stored so far durable, also those of write_stream(defer_sync=True)

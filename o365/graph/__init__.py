@@ -13,6 +13,7 @@
 from .client import BATCH_LIMIT, BatchResponse, GraphClient
 from .errors import (
     AuthenticationFailed,
+    DestinationRefused,
     DownloadUrlExpired,
     GraphError,
     GraphUnavailable,
@@ -25,7 +26,8 @@ from .tokens import Credentials, forget_tokens
 from .transport import build_session, ca_bundle_path
 
 __all__ = [
-    "BATCH_LIMIT", "AuthenticationFailed", "BatchResponse", "Credentials", "DownloadUrlExpired",
+    "BATCH_LIMIT", "AuthenticationFailed", "BatchResponse", "Credentials", "DestinationRefused",
+    "DownloadUrlExpired",
     "GraphClient", "GraphError", "GraphUnavailable", "NotFound", "PermissionDenied",
     "ResyncRequired", "Throttled", "build_session", "ca_bundle_path", "forget_tokens",
 ]

@@ -20,7 +20,6 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from ..clouds import Endpoints
@@ -90,13 +89,21 @@ class BatchResponse:
 
 class GraphClient:
     """One configuration's door to Microsoft Graph. Thread-safe: parallel downloads may share
-    one client. `sleep` is injectable so tests need not wait."""
+    one client. `sleep` is injectable so tests need not wait.
+
+    Every request (token, Graph, download) has `timeout`, a (connect, read) pair of seconds. With
+    a `deadline` (a time.monotonic() value) no request or retry wait goes past it: the client
+    gives up with GraphUnavailable(code="deadlineExceeded") instead."""
 
     def __init__(self, credentials: Credentials, endpoints: Endpoints, *, cache_key: str,
                  max_retries: int = 6, backoff_base: float = 1.0, max_backoff: float = 60,
                  max_retry_after: float = MAX_RETRY_AFTER,
-                 sleep: Callable[[float], None] = time.sleep, shared_session: bool = False):
+                 sleep: Callable[[float], None] = time.sleep, shared_session: bool = False,
+                 timeout: tuple[float, float] | None = None, deadline: float | None = None,
+                 shared_throttle=None):
         self.credentials = credentials
+        self.timeout = tuple(timeout) if timeout else TIMEOUT
+        self.deadline = deadline
         self.endpoints = endpoints
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -115,6 +122,8 @@ class GraphClient:
         # (threads sending batches while one is throttled would only be throttled again)
         self._resume_at = 0.0
         self._resume_lock = threading.Lock()
+        # the same window shared with the other processes of this app and tenant (o365.throttle)
+        self.shared_throttle = shared_throttle
 
     def __repr__(self):
         return f"GraphClient({self.credentials!r}, {self.endpoints!r})"
@@ -134,16 +143,18 @@ class GraphClient:
     def token(self) -> str:
         """An access token for Graph, from the shared cache when still valid."""
         attempt = 0
+        host = self.endpoints.authority_host
         while True:
             try:
-                return self._connection.acquire()
+                return self._connection.acquire(timeout=self._request_timeout(host))
             except TransientTokenError as exc:
+                self._check_deadline(host)
                 if attempt >= self.max_retries:
                     raise self._token_gave_up(exc) from None
                 wait = self._wait(attempt, exc.retry_after)
                 log.warning("Token request to %s failed: %s; retrying in %.1f s",
-                            self.endpoints.authority_host, exc, wait)
-                self.sleep(wait)
+                            host, exc, wait)
+                self._pause(wait, host)
                 self._connection.before_retry()
                 attempt += 1
 
@@ -266,7 +277,7 @@ class GraphClient:
                 log.info("POST $batch: %d of %d requests throttled or failed; retry %d of %d "
                          "in %.2f s", len(again), len(pending), attempt + 1, self.max_retries,
                          wait)
-                self.sleep(wait)
+                self._pause(wait, self.endpoints.graph_base)
                 attempt += 1
             pending = again
         return answers
@@ -315,39 +326,44 @@ class GraphClient:
             # Microsoft throttles an app, not a request: while it has asked any thread of this
             # client to wait (Graph, or a download host), every request, a retry too, waits, or
             # it would be throttled again and extend the wait for all.
-            self._wait_for_throttle()
+            self._wait_for_throttle(url)
             if authenticated:
                 token = self.token()
                 send_headers["Authorization"] = f"Bearer {token}"
             started = time.monotonic()
+            timeout = self._request_timeout(url)
             try:
                 response = None
                 if (method == "GET" and stream and not authenticated and params is None
                         and json is None and data is None):
-                    response = self._fast_get(url, send_headers)
+                    response = self._fast_get(url, send_headers, timeout)
                 if response is None:
                     response = self.session.request(
                         method, url, params=params, headers=send_headers, json=json, data=data,
-                        stream=stream, allow_redirects=allow_redirects)
+                        stream=stream, allow_redirects=allow_redirects, timeout=timeout)
                 payload = None
                 if want_json and response.status_code < 300:
                     payload = response.json()
             except requests.exceptions.SSLError as exc:
-                if is_cert_verification_error(exc) or attempt >= self.max_retries or not rewind():
+                if is_cert_verification_error(exc):
+                    raise tls_error(url, exc) from None
+                self._check_deadline(url)
+                if attempt >= self.max_retries or not rewind():
                     raise tls_error(url, exc) from None
                 self._log_retry(method, url, f"TLS error {exc}", attempt)
-                self.sleep(self._backoff(attempt))
+                self._pause(self._backoff(attempt), url)
                 attempt += 1
                 continue
             except (*TRANSIENT_EXCEPTIONS, requests.exceptions.JSONDecodeError) as exc:
                 # JSONDecodeError: a 2xx whose body was cut short
+                self._check_deadline(url)
                 if attempt >= self.max_retries or not rewind():
                     raise GraphUnavailable(
                         f"Microsoft Graph could not be reached at {urlsplit(url).netloc} after "
                         f"{attempt} retries ({type(exc).__name__}). Try again later.",
                         code="connectionFailed") from exc
                 self._log_retry(method, url, type(exc).__name__, attempt)
-                self.sleep(self._backoff(attempt))
+                self._pause(self._backoff(attempt), url)
                 attempt += 1
                 continue
             status = response.status_code
@@ -373,7 +389,7 @@ class GraphClient:
                 wait = self._wait(attempt, retry_after)
                 self._log_retry(method, url, f"HTTP {status} {code or ''}".strip(), attempt, wait)
                 response.close()
-                self.sleep(wait)
+                self._pause(wait, url)
                 attempt += 1
                 continue
             retry_after = retry_after_of(response)
@@ -381,7 +397,7 @@ class GraphClient:
             raise self._error(status, code, message, request_id, url, retry_after,
                               authenticated=authenticated, retries=attempt)
 
-    def _fast_get(self, url, headers):
+    def _fast_get(self, url, headers, timeout):
         """A streamed GET of a pre-authenticated URL (a file download) straight through the
         session's urllib3 connection pool, as requests would send it (same pool, TLS
         verification, default headers and timeout), without requests' per-request preparation,
@@ -390,7 +406,7 @@ class GraphClient:
         redirect (requests follows it)."""
         session = self.session
         adapter = session.get_adapter(url)
-        if type(adapter) is not HTTPAdapter or session.proxies or session.cert:
+        if type(adapter) is not transport.GuardedAdapter or session.proxies or session.cert:
             return None
         prepared = requests.PreparedRequest()
         prepared.method, prepared.url = "GET", url
@@ -398,7 +414,6 @@ class GraphClient:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         send_headers = dict(session.headers)
         send_headers.update(headers)
-        timeout = getattr(session, "timeout", TIMEOUT)
         try:
             pool = adapter.get_connection_with_tls_context(prepared, session.verify)
             raw = pool.urlopen("GET", target, headers=send_headers, redirect=False,
@@ -433,11 +448,43 @@ class GraphClient:
         until = time.monotonic() + retry_after
         with self._resume_lock:
             self._resume_at = max(self._resume_at, until)
+        if self.shared_throttle is not None:
+            self.shared_throttle.note(retry_after)
 
-    def _wait_for_throttle(self):
+    def _wait_for_throttle(self, url):
         remaining = self._resume_at - time.monotonic()
+        if self.shared_throttle is not None:
+            remaining = max(remaining, self.shared_throttle.remaining())
         if remaining > 0:
-            self.sleep(remaining)
+            self._pause(remaining, url)
+
+    def _request_timeout(self, url):
+        """(connect, read) seconds for the next request: the client's, cut to what is left
+        before its deadline."""
+        if self.deadline is None:
+            return self.timeout
+        left = self._check_deadline(url)
+        return (min(self.timeout[0], left), min(self.timeout[1], left))
+
+    def _check_deadline(self, url):
+        """The seconds left before the deadline (None without one); past it, give up."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise GraphUnavailable(
+                f"{urlsplit(url).netloc or url} gave no answer in the time allowed.",
+                code="deadlineExceeded")
+        return left
+
+    def _pause(self, seconds, url):
+        """Wait before a retry, unless the wait would end past the deadline: then give up."""
+        left = self._check_deadline(url)
+        if left is not None and seconds >= left:
+            raise GraphUnavailable(
+                f"{urlsplit(url).netloc or url} gave no answer in the time allowed.",
+                code="deadlineExceeded")
+        self.sleep(seconds)
 
     def _wait(self, attempt, retry_after):
         if retry_after is not None:

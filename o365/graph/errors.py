@@ -51,3 +51,9 @@ class GraphUnavailable(GraphError):
 
 class DownloadUrlExpired(GraphError):
     """401 on a pre-authenticated download URL: get the item again for a fresh URL."""
+
+
+class DestinationRefused(GraphError):
+    """Kodo refused to connect: not https, not a host of the configuration's cloud, or a
+    loopback/link-local/private address of a cloud not marked private. Nothing was sent; the
+    message never says what (if anything) listens there."""

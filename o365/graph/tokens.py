@@ -104,11 +104,22 @@ class _RecordingHttpClient:
         self._local.last = response
         return response
 
+    def set_timeout(self, timeout):
+        """The (connect, read) timeout of this thread's next requests: the client's, cut to what
+        is left of its deadline (MSAL itself passes none)."""
+        self._local.timeout = timeout
+
+    def _with_timeout(self, kwargs):
+        timeout = getattr(self._local, "timeout", None)
+        if kwargs.get("timeout") is None and timeout is not None:
+            kwargs["timeout"] = timeout
+        return kwargs
+
     def get(self, url, **kwargs):
-        return self._keep(self.session.get(url, **kwargs))
+        return self._keep(self.session.get(url, **self._with_timeout(kwargs)))
 
     def post(self, url, **kwargs):
-        return self._keep(self.session.post(url, **kwargs))
+        return self._keep(self.session.post(url, **self._with_timeout(kwargs)))
 
     def close(self):
         self.session.close()
@@ -291,9 +302,11 @@ class _Connection:
         return TransientTokenError(detail, status=status, retry_after=retry_after_of(response),
                                     code=code, message=message)
 
-    def acquire(self) -> str:
-        """A valid token (MSAL's cached one while it has more than 5 minutes left)."""
+    def acquire(self, timeout=None) -> str:
+        """A valid token (MSAL's cached one while it has more than 5 minutes left). `timeout`:
+        (connect, read) seconds for each request to the sign-in service."""
         with self.lock:
+            self.http.set_timeout(timeout)
             try:
                 if self.app is None:
                     self.app = self._build_app()

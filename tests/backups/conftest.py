@@ -3,13 +3,13 @@ configuration pointing at it, its users mirrored, and a chunk store in a tempora
 
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from backups.actions import do_run_inline, start_run
 from backups.models import BackupRun
 from o365.models import DirectoryUser, Service
+from tests.o365.factories import sim_cloud
 
 
 @pytest.fixture
@@ -23,10 +23,7 @@ def make_sim_service(organization, running, name="Contoso") -> Service:
     app = tenant["apps"][0]
     service = Service(
         organization=organization, name=name, tenant_id=uuid.UUID(tenant["tenant_id"]),
-        client_id=uuid.UUID(app["client_id"]), cloud=Service.Cloud.CUSTOM,
-        authority_host=running.info["authority_host"],
-        graph_base_url=running.info["graph_base"],
-        ca_certificate_pem=Path(running.info["ca_file"]).read_text(),
+        client_id=uuid.UUID(app["client_id"]), cloud=sim_cloud(running, organization),
     )
     service.set_client_secret(app["client_secret"])
     service.save()

@@ -51,7 +51,7 @@ def test_users_already_running_are_reported_and_not_doubled(
     users = make_users(world.org_a, 4)
     busy, _ = start_run(users[1], enqueue=False)
 
-    with mock.patch("backups.tasks.run_backup.delay") as run_delay, \
+    with mock.patch("backups.tasks.run_backup.apply_async") as run_delay, \
             mock.patch("backups.tasks.fan_out_backups.delay",
                        lambda *args: fan_out_backups.run(*args)), \
             django_capture_on_commit_callbacks(execute=True):
@@ -61,7 +61,7 @@ def test_users_already_running_are_reported_and_not_doubled(
     assert "1 already running" in response.content.decode()
     assert BackupRun.objects.count() == 4
     assert BackupRun.objects.filter(directory_user=users[1]).get() == busy
-    sent = {call.args[0] for call in run_delay.call_args_list}
+    sent = {call.args[0][0] for call in run_delay.call_args_list}
     assert sent == set(BackupRun.objects.exclude(pk=busy.pk).values_list("pk", flat=True))
 
 
@@ -70,7 +70,7 @@ def test_the_fan_out_works_in_batches_and_sends_each_run_when_its_batch_commits(
     users = make_users(world.org_a, 7)
     service = users[0].service
 
-    with mock.patch("backups.tasks.run_backup.delay") as run_delay:
+    with mock.patch("backups.tasks.run_backup.apply_async") as run_delay:
         with django_capture_on_commit_callbacks(execute=True) as callbacks, \
                 django_assert_max_num_queries(30):
             started, active = do_fan_out_backups(service, batch=3)
@@ -81,14 +81,15 @@ def test_the_fan_out_works_in_batches_and_sends_each_run_when_its_batch_commits(
     runs = BackupRun.objects.all()
     assert {r.directory_user_id for r in runs} == {u.pk for u in users}
     assert all(r.status == "queued" and r.trigger == "manual" for r in runs)
-    assert {(call.args[0], call.args[1]) for call in run_delay.call_args_list} == {
+    assert {call.args[0] for call in run_delay.call_args_list} == {
         (r.pk, world.org_a.pk) for r in runs}
+    assert all(r.sent_at for r in runs)  # the outbox knows they were handed to the broker
 
 
 def test_a_second_delivery_of_the_fan_out_starts_nothing_new(
         world, django_capture_on_commit_callbacks):
     users = make_users(world.org_a, 3)
-    with mock.patch("backups.tasks.run_backup.delay") as run_delay, \
+    with mock.patch("backups.tasks.run_backup.apply_async") as run_delay, \
             django_capture_on_commit_callbacks(execute=True):
         assert fan_out_backups.run(users[0].service.pk, world.org_a.pk) == (
             "3 started, 0 already active")
@@ -111,7 +112,7 @@ def test_a_run_started_meanwhile_is_kept(world, django_capture_on_commit_callbac
             raced.append(start_run(users[2], enqueue=False)[0])
         return result
 
-    with mock.patch("backups.tasks.run_backup.delay"), \
+    with mock.patch("backups.tasks.run_backup.apply_async"), \
             mock.patch.object(BackupRun.objects, "filter", side_effect=filter_then_race), \
             django_capture_on_commit_callbacks(execute=True):
         started, active = do_fan_out_backups(users[0].service)
@@ -123,7 +124,7 @@ def test_a_run_started_meanwhile_is_kept(world, django_capture_on_commit_callbac
 
 def test_a_fan_out_for_another_organization_does_nothing(world):
     service = make_users(world.org_a, 2)[0].service
-    with mock.patch("backups.tasks.run_backup.delay") as run_delay:
+    with mock.patch("backups.tasks.run_backup.apply_async") as run_delay:
         assert fan_out_backups.run(service.pk, world.org_b.pk) == "missing"
     assert not BackupRun.objects.exists() and not run_delay.called
 

@@ -26,8 +26,10 @@ def test_it_reports_corrupt_and_deleted_chunks(tenant, capsys):
         call_command("verify_store")
 
     out = capsys.readouterr().out
-    assert f"{deleted.path} (version {deleted.pk}): 1 missing chunks" in out
-    assert corrupted.path in out and f"chunk {corrupted.chunk_ids[0]} is unreadable" in out
+    assert f"{deleted.path} (version {deleted.pk}): damaged chunks: 1 (missing)" in out
+    assert f"chunk {deleted.chunk_ids[-1]} is missing" in out
+    assert f"{corrupted.path} (version {corrupted.pk}): damaged chunks: 1 (corrupt)" in out
+    assert f"chunk {corrupted.chunk_ids[0]} is unreadable" in out
 
 
 def test_a_sample_still_checks_that_every_chunk_exists(tenant, capsys):

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in
+from tests.o365.factories import sim_cloud
 
 
 def add_configuration(page, org, settings_file):
@@ -22,7 +23,11 @@ def add_configuration(page, org, settings_file):
     page.get_by_role("button", name="SAVE").click()
 
 
-def kodo_settings(m365sim, tmp_path, app_index):
+def kodo_settings(m365sim, tmp_path, app_index, organization=None):
+    """The simulator's KodoADSettings.json; its `Cloud` is "Custom", i.e. the cloud the form
+    preselects: the simulator's, registered as the organization's default (as `make run` does)."""
+    if organization is not None:
+        sim_cloud(m365sim, organization, default=True)
     path = tmp_path / f"KodoADSettings-{app_index}.json"
     path.write_text(json.dumps(m365sim.kodo_settings(0, app_index)))
     return path
@@ -36,14 +41,14 @@ def admin_page(new_page, world):
 
 
 def test_test_connection_succeeds_with_the_demo_settings(admin_page, world, m365sim, tmp_path):
-    add_configuration(admin_page, world.org_a, kodo_settings(m365sim, tmp_path, 0))
+    add_configuration(admin_page, world.org_a, kodo_settings(m365sim, tmp_path, 0, world.org_a))
     expect(admin_page.get_by_text("Now TEST CONNECTION.")).to_be_visible()
     admin_page.get_by_role("button", name="TEST CONNECTION").click()
     expect(admin_page.get_by_text("Connection OK", exact=False).first).to_be_visible()
 
 
 def test_test_connection_names_the_missing_permission(admin_page, world, m365sim, tmp_path):
-    add_configuration(admin_page, world.org_a, kodo_settings(m365sim, tmp_path, 1))
+    add_configuration(admin_page, world.org_a, kodo_settings(m365sim, tmp_path, 1, world.org_a))
     admin_page.get_by_role("button", name="TEST CONNECTION").click()
     expect(admin_page.get_by_role("status").filter(has_text="Files.Read.All")).to_be_visible()
 
@@ -53,6 +58,7 @@ def test_import_then_synchronize_users(admin_page, world, tmp_path):
 
     sim = Simulator.demo()
     with sim.serve(state_dir=tmp_path / "sim") as running:
+        sim_cloud(running, world.org_a, default=True)
         settings_file = tmp_path / "demo.json"
         settings_file.write_text(json.dumps(running.kodo_settings()))
         add_configuration(admin_page, world.org_a, settings_file)

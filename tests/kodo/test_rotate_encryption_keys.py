@@ -18,3 +18,19 @@ def test_it_re_encrypts_every_secret_with_the_newest_key(world, settings):
     service = Service.objects.get()
     assert crypto.decrypt_text(service.client_secret_encrypted) == SECRET
     assert "o365.Service" in crypto.ENCRYPTED_FIELDS
+
+
+def test_it_re_wraps_the_organizations_store_keys(world, settings):
+    from backups.models import OrganizationStoreKey
+    from backups.storage import org_keys
+
+    old = settings.KODO_ENCRYPTION_KEYS[0]
+    keys = org_keys(world.org_a)
+    new = Fernet.generate_key().decode()
+    settings.KODO_ENCRYPTION_KEYS = [new, old]
+
+    call_command("rotate_encryption_keys")
+
+    settings.KODO_ENCRYPTION_KEYS = [new]  # the old key is gone; the backups still open
+    stored = OrganizationStoreKey.objects.get(organization=world.org_a).org_keys()
+    assert (stored.data_key, stored.id_key) == (keys.data_key, keys.id_key)

@@ -6,6 +6,7 @@ import requests
 from m365sim import Simulator
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+FRAGMENT = 320 * 1024
 
 
 class GraphClient:
@@ -61,6 +62,26 @@ class GraphClient:
                 url = body["@odata.nextLink"]
                 continue
             return values, pages, body.get("@odata.deltaLink")
+
+    def create_session(self, path, **item):
+        """POST .../createUploadSession with {"item": item}; the response."""
+        return self.send("POST", path, json={"item": item})
+
+    def put_fragment(self, upload_url, data, first, total, **headers):
+        """PUT bytes first..first+len(data)-1 of `total` to an upload URL, without a token
+        (the upload URL is pre-authenticated)."""
+        content_range = f"bytes {first}-{first + len(data) - 1}/{total}"
+        return self.session.put(upload_url, data=data,
+                                headers={"Content-Range": content_range, **headers})
+
+    def upload(self, upload_url, data, fragment=FRAGMENT):
+        """Every fragment of data in order; the last response."""
+        for first in range(0, len(data), fragment):
+            response = self.put_fragment(upload_url, data[first:first + fragment], first,
+                                         len(data))
+            if first + fragment < len(data):
+                assert response.status_code == 202, response.text
+        return response
 
     def admin(self, method, **kwargs):
         response = self.session.post(f"{self.info['admin_base']}/{method}", json=kwargs)

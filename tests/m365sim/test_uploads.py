@@ -83,3 +83,45 @@ def test_uploads_need_a_write_permission(running, first_user):
     read_only = GraphClient(running.info, app_index=1)
     response = read_only.send("PUT", f"/users/{first_user}/drive/root:/x.txt:/content", data=b"x")
     assert response.status_code == 403
+
+
+def raw_put(client, path, headers):
+    """A PUT with hand-made headers and no body; the response status."""
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    url = urlsplit(client.url(path))
+    context = ssl.create_default_context(cafile=client.info["ca_file"])
+    connection = http.client.HTTPSConnection(url.hostname, url.port, context=context, timeout=10)
+    try:
+        connection.putrequest("PUT", url.path + (f"?{url.query}" if url.query else ""))
+        connection.putheader("Authorization", f"Bearer {client.token()}")
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_a_simple_upload_over_250_mb_is_refused_before_its_body(client, first_user):
+    path = f"/users/{first_user}/drive/root:/too-big.bin:/content"
+    assert raw_put(client, path, {"Content-Length": str(250_000_001)}) == 413
+
+
+def test_a_bad_content_length_is_400_not_a_dropped_connection(client, first_user):
+    path = f"/users/{first_user}/drive/root:/bad-length.bin:/content"
+    assert raw_put(client, path, {"Content-Length": "many"}) == 400
+
+
+def test_simple_upload_by_parent_id_honours_conflict_behavior(sim, client, first_user):
+    folder = sim.add_folder(first_user, "/by parent")
+    sim.add_file(first_user, "/by parent/a.txt", content=b"first")
+    base = f"/drives/{folder['drive_id']}/items/{folder['id']}:/a.txt:/content"
+    failed = client.send("PUT", base + "?@microsoft.graph.conflictBehavior=fail", data=b"x" * 5000)
+    assert failed.status_code == 409
+    # the refused body was drained: the same connection carries the next request
+    renamed = client.send("PUT", base + "?@microsoft.graph.conflictBehavior=rename", data=b"two")
+    assert renamed.status_code == 201 and renamed.json()["name"] == "a 1.txt"
+    assert sim.file_bytes(first_user, "/by parent/a.txt") == b"first"

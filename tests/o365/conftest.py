@@ -7,6 +7,7 @@ error Microsoft gives for them). Tests that inject faults use `sim`, which clear
 
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -30,9 +31,14 @@ def sim_credentials(running, name="Kodo Backup", certificate=False, **overrides)
     return Credentials(**{**values, **overrides})
 
 
-def sim_endpoints(running, trust_ca=True):
+def sim_endpoints(running, trust_ca=True, **options):
+    """The simulator as a custom cloud: on loopback (private network allowed), downloads from its
+    download host."""
     ca_pem = Path(running.info["ca_file"]).read_text() if trust_ca else None
-    return custom_endpoints(running.info["authority_host"], running.info["graph_base"], ca_pem)
+    options.setdefault("download_hosts", urlsplit(running.info["download_base"]).netloc)
+    options.setdefault("private_network", True)
+    return custom_endpoints(running.info["authority_host"], running.info["graph_base"], ca_pem,
+                            **options)
 
 
 class Sleeps(list):

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from o365.models import Service
+from o365.models import Cloud, CloudAccess, Service
 from o365.validators import load_certificate
 
 SECRET = "Qx58Q~SuperSecretValue-0123456789abcdefXYZ"
@@ -60,6 +60,30 @@ def make_service(organization, name="Contoso", secret=SECRET, **fields) -> Servi
     return service
 
 
+def sim_cloud(running, organization=None, *, default=False) -> Cloud:
+    """The running m365sim as a custom cloud (loopback: private network allowed, its CA, its
+    download host), enabled for `organization` (and its default, if asked)."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    cloud, _ = Cloud.objects.update_or_create(
+        authority_host=running.info["authority_host"],
+        defaults={"graph_base_url": running.info["graph_base"],
+                  "download_hosts": urlsplit(running.info["download_base"]).netloc,
+                  "ca_certificate_pem": Path(running.info["ca_file"]).read_text(),
+                  "private_network_allowed": True},
+        create_defaults={"name": f"m365sim {running.info['authority_host']}",
+                         "key": f"m365sim-{urlsplit(running.info['authority_host']).port}",
+                         "graph_base_url": running.info["graph_base"],
+                         "download_hosts": urlsplit(running.info["download_base"]).netloc,
+                         "ca_certificate_pem": Path(running.info["ca_file"]).read_text(),
+                         "private_network_allowed": True})
+    if organization is not None:
+        CloudAccess.objects.update_or_create(cloud=cloud, organization=organization,
+                                             defaults={"is_default": default})
+    return cloud
+
+
 def sim_service(organization, running, app_name="Kodo Backup", certificate=False,
                 name=None) -> Service:
     """A configuration of `organization` pointing at a running m365sim tenant's app."""
@@ -69,10 +93,7 @@ def sim_service(organization, running, app_name="Kodo Backup", certificate=False
     app = next(a for a in tenant["apps"] if a["name"] == app_name)
     service = Service(
         organization=organization, name=name or app_name, tenant_id=tenant["tenant_id"],
-        client_id=app["client_id"], cloud=Service.Cloud.CUSTOM,
-        authority_host=running.info["authority_host"],
-        graph_base_url=running.info["graph_base"],
-        ca_certificate_pem=Path(running.info["ca_file"]).read_text(),
+        client_id=app["client_id"], cloud=sim_cloud(running, organization),
     )
     if certificate:
         pfx = Path(app["pfx_path"]).read_bytes()

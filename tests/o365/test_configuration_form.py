@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils.text import slugify
 
 from kodo import crypto
 from o365.models import Service
@@ -56,13 +57,16 @@ def test_it_fills_everything_from_kodo_settings_json(admin_a_client, world):
     assert len(service.certificate_thumbprint) == 40
 
 
-def test_it_reads_custom_cloud_values_from_the_json(admin_a_client, world):
+def test_the_m365sim_keys_of_the_json_are_read_but_define_no_endpoints(admin_a_client, world):
     settings_json = kodo_settings_json(Cloud="Custom", AuthorityHost="https://127.0.0.1:9443",
-                                       GraphBaseUrl="https://127.0.0.1:9443/v1.0")
-    admin_a_client.post(_url(world), {"cloud": "global", "settings_file":
-                                      _upload("KodoADSettings.json", settings_json)})
+                                       GraphBaseUrl="https://127.0.0.1:9443/v1.0",
+                                       CaCertificatePem=None)
+    response = admin_a_client.post(_url(world), {"cloud": "global", "settings_file":
+                                                 _upload("KodoADSettings.json", settings_json)})
+    assert response.status_code == 302
     service = Service.objects.get(organization=world.org_a)
-    assert service.cloud == "custom" and service.graph_base_url == "https://127.0.0.1:9443/v1.0"
+    assert service.cloud.key == "global"
+    assert service.cloud.endpoints().authority_host == "https://login.microsoftonline.com"
 
 
 def test_it_accepts_a_pfx_file_upload_and_pasted_base64(admin_a_client, world):
@@ -84,11 +88,7 @@ def test_it_accepts_a_pfx_file_upload_and_pasted_base64(admin_a_client, world):
     ({"certificate_base64": "%%%not base64%%%"}, "not valid base64"),
     ({"certificate_base64": base64.b64encode(os.urandom(3000)).decode(),
       "certificate_password": "x"}, "does not open this PFX file"),
-    ({"cloud": "custom"}, "Authority host is required for a custom cloud."),
-    ({"cloud": "custom", "authority_host": "http://127.0.0.1:1",
-      "graph_base_url": "https://x/v1.0"}, "must be an https:// address"),
-    ({"cloud": "custom", "authority_host": "https://a", "graph_base_url": "https://b",
-      "ca_certificate": "garbage"}, "must be PEM text"),
+    ({"cloud": "custom"}, "Select a valid choice"),
     ({"cloud": "moon"}, "Select a valid choice"),
 ])
 def test_bad_input_gets_a_clear_message_and_saves_nothing(admin_a_client, world, fields, message):
@@ -201,3 +201,129 @@ def test_a_huge_upload_is_refused_before_the_view(admin_a_client, world):
         "cloud": "global", "settings_file": _upload("big.json", b"0" * (6 * 1024 * 1024))})
     assert response.status_code == 413
     assert b"too large" in response.content
+
+
+# ----- clouds: only those the server administrator enabled ---------------------------------
+
+
+def _custom_cloud(name="Sovereign", *organizations, default=False, **fields):
+    from o365.models import Cloud, CloudAccess
+
+    key = slugify(name)
+    cloud = Cloud.objects.create(key=key, name=name,
+                                 authority_host=f"https://login.{key}.example",
+                                 graph_base_url=f"https://graph.{key}.example/v1.0",
+                                 **fields)
+    for organization in organizations:
+        CloudAccess.objects.create(cloud=cloud, organization=organization, is_default=default)
+    return cloud
+
+
+def test_an_org_admin_cannot_choose_a_cloud_not_enabled_for_the_organization(admin_a_client,
+                                                                             world):
+    _custom_cloud("Beta only", world.org_b)
+    page = admin_a_client.get(_url(world)).content.decode()
+    assert "Beta only" not in page and "US Government" in page
+
+    response = admin_a_client.post(_url(world), _fields(cloud="beta-only"))
+
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Service.objects.exists()
+
+
+def test_a_custom_cloud_enabled_for_the_organization_can_be_chosen(admin_a_client, world):
+    cloud = _custom_cloud("Alpha cloud", world.org_a)
+    assert admin_a_client.post(_url(world), _fields(cloud=cloud.key)).status_code == 302
+    assert Service.objects.get().cloud == cloud
+
+
+def test_forged_endpoint_fields_are_ignored(admin_a_client, world):
+    response = admin_a_client.post(_url(world), _fields(
+        cloud="global", authority_host="https://169.254.169.254",
+        graph_base_url="https://169.254.169.254/v1.0",
+        ca_certificate="-----BEGIN CERTIFICATE-----"))
+
+    assert response.status_code == 302
+    endpoints = Service.objects.get().cloud.endpoints()
+    assert endpoints.authority_host == "https://login.microsoftonline.com"
+    assert endpoints.graph_base == "https://graph.microsoft.com/v1.0" and endpoints.ca_pem is None
+
+
+def test_the_form_preselects_the_organizations_default_cloud(admin_a_client, world):
+    _custom_cloud("Alpha cloud", world.org_a, default=True)
+    page = admin_a_client.get(_url(world)).content.decode()
+    assert '<option value="alpha-cloud" selected>' in page
+
+    fields = _fields()
+    del fields["cloud"]
+    assert admin_a_client.post(_url(world), fields).status_code == 302
+    assert Service.objects.get().cloud.key == "alpha-cloud"
+
+
+def test_the_json_names_a_custom_cloud_by_its_name(admin_a_client, world):
+    _custom_cloud("Alpha cloud", world.org_a)
+    response = admin_a_client.post(_url(world), {"cloud": "global", "settings_file": _upload(
+        "KodoADSettings.json", kodo_settings_json(Cloud="alpha cloud"))})
+    assert response.status_code == 302
+    assert Service.objects.get().cloud.name == "Alpha cloud"
+
+
+def test_the_json_cannot_name_a_cloud_not_enabled_for_the_organization(admin_a_client, world):
+    _custom_cloud("Beta only", world.org_b)
+    response = admin_a_client.post(_url(world), {"cloud": "global", "settings_file": _upload(
+        "KodoADSettings.json", kodo_settings_json(Cloud="Beta only"))})
+    assert "not enabled for your organization" in response.content.decode()
+    assert not Service.objects.exists()
+
+
+# ----- a stored secret never follows a changed cloud, tenant or app ------------------------
+
+
+def _with_certificate(service):
+    from o365.validators import load_certificate
+
+    service.set_certificate(load_certificate(make_pfx(), PFX_PASSWORD), PFX_PASSWORD)
+    service.save()
+    return service
+
+
+@pytest.mark.parametrize("change", ["tenant_id", "client_id", "cloud"])
+def test_changing_the_cloud_tenant_or_app_requires_the_secret_again(admin_a_client, world, change):
+    _custom_cloud("Alpha cloud", world.org_a)
+    service = _with_certificate(make_service(world.org_a))
+    values = {"tenant_id": str(service.tenant_id), "client_id": str(service.client_id),
+              "cloud": "global", "client_secret": ""}
+    values[change] = "alpha-cloud" if change == "cloud" else str(uuid.uuid4())
+
+    response = admin_a_client.post(_url(world, f"{service.code}/"), _fields(**values))
+
+    assert response.status_code == 200
+    assert "enter the Client Secret (or give the Private Certificate" in response.content.decode()
+    service.refresh_from_db()
+    assert service.cloud.key == "global" and service.has_client_secret
+
+
+def test_changing_the_tenant_id_keeps_no_stored_secret_or_certificate(admin_a_client, world):
+    service = _with_certificate(make_service(world.org_a))
+    new_tenant = uuid.uuid4()
+
+    response = admin_a_client.post(_url(world, f"{service.code}/"), _fields(
+        tenant_id=str(new_tenant), client_id=str(service.client_id), client_secret="new-secret"))
+
+    assert response.status_code == 302
+    service.refresh_from_db()
+    assert service.tenant_id == new_tenant
+    assert crypto.decrypt_text(service.client_secret_encrypted) == "new-secret"
+    assert not service.has_certificate and service.certificate_password_encrypted == b""
+
+
+def test_a_new_certificate_password_alone_does_not_carry_the_stored_pfx_to_another_tenant(
+        admin_a_client, world):
+    service = _with_certificate(make_service(world.org_a))
+    response = admin_a_client.post(_url(world, f"{service.code}/"), _fields(
+        tenant_id=str(uuid.uuid4()), client_id=str(service.client_id), client_secret="",
+        certificate_password=PFX_PASSWORD))
+    assert response.status_code == 200
+    service.refresh_from_db()
+    assert service.has_certificate  # nothing saved

@@ -1,4 +1,5 @@
 import logging
+import time
 
 import pytest
 
@@ -69,3 +70,73 @@ def test_secrets_never_reach_the_database_pages_or_logs(admin_a_client, world, m
             assert secret not in page
         assert secret not in caplog.text
     assert Service.objects.get().last_test_ok is True
+
+
+@pytest.fixture
+def silent_host():
+    """An HTTPS URL on loopback whose server accepts connections and never answers (not even
+    the TLS handshake); `.accepted` counts the connections it took. Stopped after the test."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+    accepted = []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            accepted.append(connection)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    host = SilentHost(f"https://127.0.0.1:{server.getsockname()[1]}")
+    host.accepted = accepted
+    yield host
+    stop.set()
+    thread.join(timeout=5)
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+class SilentHost(str):
+    accepted: list
+
+
+def point_at(service, host):
+    """The configuration, moved to a custom cloud (private network allowed) on `host`."""
+    from urllib.parse import urlsplit
+
+    from o365.models import Cloud, CloudAccess
+
+    port = urlsplit(host).port
+    cloud = Cloud.objects.create(key=f"silent-{port}", name=f"Silent {port}",
+                                 authority_host=host, graph_base_url=f"{host}/v1.0",
+                                 ca_certificate_pem=service.cloud.ca_certificate_pem,
+                                 private_network_allowed=True)
+    CloudAccess.objects.create(cloud=cloud, organization=service.organization)
+    service.cloud = cloud
+    service.save()
+    return service
+
+
+def test_a_host_that_never_answers_gets_a_clear_message_within_the_budget(
+        admin_a_client, world, m365sim, silent_host, settings):
+    settings.KODO_TEST_CONNECTION_SECONDS = 2
+    service = point_at(sim_service(world.org_a, m365sim), silent_host)
+
+    started = time.monotonic()
+    response = _test(admin_a_client, world, service)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 200
+    assert "no answer within 2 seconds" in response.content.decode()
+    assert elapsed < 2 + 5  # a deadline, not a timing: the client alone would wait 3 x 10 s
+    assert silent_host.accepted  # it was really asked
+    service.refresh_from_db()
+    assert service.last_test_ok is False

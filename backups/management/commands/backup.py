@@ -6,8 +6,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
-from backups.actions import backup_candidates, do_run_inline, start_run
+from backups.actions import backup_candidates, claim_run, execute_run, start_run
+from backups.engine import LostClaim
 from backups.models import BackupRun
+from backups.recovery import send_runs
 from o365.models import DirectoryUser, Service
 from organizations.commands import organization_from_argument
 
@@ -46,19 +48,63 @@ class Command(BaseCommand):
         if not users:
             raise CommandError(f"{org} has no users to back up. Import users first.")
         if not wait:
-            started = [start_run(u, BackupRun.Trigger.COMMAND)[0] for u in users]
-            self.stdout.write(f"Queued {len(started)} backups for the workers.")
+            self._enqueue(users)
             return
-        failed = 0
+        # Only the runs this command claimed (and so ran) are judged: a run another command or a
+        # worker is on is named, and its outcome is theirs to report.
+        failed = ran = 0
         for directory_user in users:
             run, _ = start_run(directory_user, BackupRun.Trigger.COMMAND, enqueue=False)
-            run = do_run_inline(run, threads=threads, progress=self._progress)
+            claim = claim_run(run.pk, run.organization_id)
+            if claim.outcome != "claimed":
+                self.stdout.write(self._not_ours(directory_user, claim))
+                continue
+            try:
+                run = execute_run(claim.run, threads=threads, progress=self._progress)
+            except LostClaim:
+                self.stdout.write(f"{directory_user} ({directory_user.email}): taken over by "
+                                  "another worker; its result is reported there.")
+                continue
             sys.stdout.write("\r\033[K") if self.stdout.isatty() else None
             self.stdout.write(self._summary(run))
+            ran += 1
             failed += run.status in (BackupRun.Status.FAILED, BackupRun.Status.PARTIAL,
                                      BackupRun.Status.RUNNING)
         if failed:
-            raise CommandError(f"{failed} of {len(users)} backups did not fully succeed.")
+            raise CommandError(f"{failed} of the {ran} backups run here did not fully succeed.")
+
+    def _enqueue(self, users):
+        """Queue a run per user and say what really happened: queued, already active (since
+        when), or saved but not sent because the task queue is unreachable."""
+        new = []
+        for directory_user in users:
+            run, created = start_run(directory_user, BackupRun.Trigger.COMMAND, enqueue=False)
+            if created:
+                new.append(run)
+                continue
+            state = "running" if run.status == BackupRun.Status.RUNNING else "queued"
+            since = run.started_at or run.created_at
+            lost = "; its worker went silent, recovery resumes it" if run.is_stale else ""
+            self.stdout.write(f"{directory_user} ({directory_user.email}): already {state} "
+                              f"since {since:%Y-%m-%d %H:%M:%S} UTC (run {run.pk}{lost}).")
+        sent = send_runs([(run.pk, run.organization_id) for run in new])
+        self.stdout.write(f"Queued {len(new)} backups for the workers.")
+        if sent < len(new):
+            raise CommandError(
+                f"The task queue (CELERY_BROKER_URL) is unreachable: {len(new) - sent} of these "
+                "backups are saved and go to the workers automatically once it is back.")
+
+    def _not_ours(self, directory_user, claim):
+        run = claim.run
+        who = f"{directory_user} ({directory_user.email})"
+        if run is None:
+            return f"{who}: its run was deleted meanwhile; not run here."
+        if run.is_active:
+            since = run.started_at or run.created_at
+            return (f"{who}: already being backed up by another command or worker (run "
+                    f"{run.pk}, since {since:%Y-%m-%d %H:%M:%S} UTC); not run here.")
+        return (f"{who}: run {run.pk} was finished elsewhere meanwhile "
+                f"({run.get_status_display()}); not run here.")
 
     def _progress(self, run):
         if self.stdout.isatty():

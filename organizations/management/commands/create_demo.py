@@ -1,3 +1,6 @@
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -7,6 +10,7 @@ from organizations.models import Membership, Organization
 SERVER_ADMIN = "admin@kodo.example"
 ORG_ADMIN = "admin@demo.example"
 DEMO_ORGANIZATION = "Demo Organization"
+SIM_CLOUD = "m365sim"
 
 
 class Command(BaseCommand):
@@ -15,9 +19,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--password", default="kodo-demo-password",
                             help="Password for new demo accounts.")
+        # where the Procfile starts m365sim
+        parser.add_argument("--sim-state-dir", default="var/m365sim")
+        parser.add_argument("--sim-host", default="127.0.0.1")
+        parser.add_argument("--sim-port", type=int, default=9443)
+        parser.add_argument("--sim-download-port", type=int, default=9444)
 
     @transaction.atomic
-    def handle(self, *args, password, **options):
+    def handle(self, *args, password, sim_state_dir, sim_host, sim_port, sim_download_port,
+               **options):
         users = get_user_model().objects
         if not users.filter(username=SERVER_ADMIN).exists():
             users.create_superuser(username=SERVER_ADMIN, email=SERVER_ADMIN, password=password,
@@ -32,7 +42,32 @@ class Command(BaseCommand):
         Membership.objects.get_or_create(
             user=admin, organization=org, defaults={"role": Membership.Role.ADMIN}
         )
+        self.register_simulator(org, Path(settings.BASE_DIR) / sim_state_dir, sim_host, sim_port,
+                                sim_download_port)
         self.stdout.write(
             f"  Server administrator: {SERVER_ADMIN} / {password}\n"
             f"  Organization admin:   {ORG_ADMIN} / {password}  ({org.name})"
         )
+
+    def register_simulator(self, org, state_dir, host, port, download_port):
+        """m365sim as a custom cloud (on loopback: private network allowed; its CA, created
+        here if m365sim has not run yet), enabled for the demo organization and its default, so
+        a configuration typed in with Tenant ID, Client ID and Client Secret only works."""
+        from m365sim import certs
+        from o365.models import Cloud, CloudAccess
+
+        state_dir.mkdir(parents=True, exist_ok=True)
+        _, _, ca_path = certs.ensure_ca(state_dir)
+        netloc = f"[{host}]" if ":" in host else host
+        cloud, _ = Cloud.objects.update_or_create(key=SIM_CLOUD, defaults={
+            "name": SIM_CLOUD,
+            "authority_host": f"https://{netloc}:{port}",
+            "graph_base_url": f"https://{netloc}:{port}/v1.0",
+            "download_hosts": f"{netloc}:{download_port}",
+            "ca_certificate_pem": Path(ca_path).read_text(),
+            "private_network_allowed": True,
+        })
+        CloudAccess.objects.filter(organization=org, is_default=True).exclude(
+            cloud=cloud).update(is_default=False)
+        CloudAccess.objects.update_or_create(cloud=cloud, organization=org,
+                                             defaults={"is_default": True})
