@@ -1,16 +1,29 @@
 # `make run`: set up and start the whole portal on embedded defaults (SQLite, filesystem broker).
-# `make test`: set up and run every test.
+# `make test`: set up and run every test.  `make lint`: ruff, ruff format --check, mypy.
+# Dependencies come from requirements.lock (exact versions); `make lock` writes it again.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test setup lint clean-var
+.PHONY: run test setup lint lock
 
-$(BIN)/.installed: pyproject.toml
+# The exact versions (and their hashes) of requirements.lock, then Kodo itself without resolving
+# again; `pip check` fails when pyproject.toml asks for something the lock lacks (run `make lock`).
+$(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@
+
+# After changing the version ranges in pyproject.toml: pin the newest versions they allow.
+lock:
+	test -x $(BIN)/pip-compile || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check pip-tools; }
+	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
+		--output-file requirements.lock pyproject.toml
 
 # The development keys (and DEBUG=1) in var/kodo.env apply only to commands given KODO_ENV_FILE.
 DEV_ENV := KODO_ENV_FILE=var/kodo.env
@@ -32,5 +45,8 @@ run: setup
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# DEBUG=1 lets mypy's Django plugin load the settings without keys.
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/mypy

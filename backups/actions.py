@@ -1,15 +1,10 @@
 """Backup workflows: start runs (Backup now, schedules, the command), claim and execute them."""
 
-import datetime as dt
 import logging
-import uuid
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
 
-from backups import conf
 from backups.models import BackupRun
 from backups.recovery import send_runs
 from o365.models import DirectoryUser
@@ -151,23 +146,12 @@ class Claim:
 
 def claim_run(run_id, organization_id) -> Claim:
     """Take a queued run, or a running one whose worker stopped beating (it died): one
-    conditional UPDATE each, so only one worker ever holds a run."""
-    runs = BackupRun.objects.filter(pk=run_id, organization_id=organization_id)
-    token = uuid.uuid4()
-    now = timezone.now()
-    claimed = runs.filter(status=BackupRun.Status.QUEUED).update(
-        status=BackupRun.Status.RUNNING, claim_token=token, started_at=now, heartbeat_at=now,
-        attempts=F("attempts") + 1,
-    )
-    if not claimed:
-        stale = now - dt.timedelta(seconds=conf.stale_seconds())
-        claimed = runs.filter(status=BackupRun.Status.RUNNING, heartbeat_at__lt=stale).update(
-            claim_token=token, heartbeat_at=now, attempts=F("attempts") + 1,
-        )
-    run = runs.select_related("directory_user__service", "organization").first()
+    conditional UPDATE (kodo.jobs.Job.claim), so only one worker ever holds a run."""
+    run = (BackupRun.objects.filter(pk=run_id, organization_id=organization_id)
+           .select_related("directory_user__service", "organization").first())
     if run is None:
         return Claim(None, "missing")
-    if claimed:
+    if run.claim():
         return Claim(run, "claimed")
     return Claim(run, "busy" if run.is_active else "done")
 
@@ -226,13 +210,9 @@ def do_cancel_run(run, *, request=None, actor_email="") -> bool:
     False when the run had already finished."""
     who = actor_email or (request.user.email if request is not None else "") or "an administrator"
     with transaction.atomic():
-        canceled = BackupRun.objects.filter(
-            pk=run.pk, status__in=BackupRun.ACTIVE_STATUSES,
-        ).update(status=BackupRun.Status.CANCELED, finished_at=timezone.now(),
-                 error=f"Canceled by {who}.", active_user=None, claim_token=None, phase="")
+        canceled = run.cancel(f"Canceled by {who}.")
         if canceled and request is not None:
             user = run.directory_user
             audit.record("backup_canceled", f"Canceled the backup of {user} ({user.email}).",
                          request=request, organization=run.organization)
-    run.refresh_from_db()
-    return bool(canceled)
+    return canceled

@@ -4,6 +4,7 @@ amount of data."""
 
 import datetime as dt
 import zoneinfo
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import (
@@ -13,7 +14,6 @@ from django.db.models import (
     DateField,
     Exists,
     OuterRef,
-    Q,
     Subquery,
     Sum,
     Value,
@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from backups.models import BackupRun, FileVersion, Verification
+from kodo import jobs
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import Organization
 
@@ -31,13 +32,9 @@ RUNNING_SHOWN = 10
 LOST_SHOWN = 20
 DONE_STATUSES = (BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL)
 # The results a finished run can have, in the order the Dashboard shows them.
-RESULTS = [
-    (BackupRun.Status.SUCCEEDED, "ok"),
-    (BackupRun.Status.PARTIAL, "warn"),
-    (BackupRun.Status.FAILED, "bad"),
-    (BackupRun.Status.SKIPPED, "warn"),
-    (BackupRun.Status.CANCELED, "bad"),
-]
+RESULTS = [(status, jobs.BADGES[status]) for status in (
+    BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL, BackupRun.Status.FAILED,
+    BackupRun.Status.SKIPPED, BackupRun.Status.CANCELED)]
 
 
 def org_zone(org):
@@ -116,6 +113,12 @@ class Dashboard:
     lost_versions: list = field(default_factory=list)
 
     @property
+    def running(self) -> list:
+        """The running jobs of every kind shown, in the order they were started."""
+        return sorted([*self.running_runs, *self.running_jobs],
+                      key=lambda job: (job.created_at, job.pk))
+
+    @property
     def runs_last_day(self) -> int:
         return sum(count for *_, count in self.results)
 
@@ -179,10 +182,10 @@ def dashboard(org, *, now=None) -> Dashboard:
         growth.append((date, running_total))
 
     running_runs = list(BackupRun.objects.for_organization(org).active()
-                        .select_related("directory_user", "service")
+                        .select_related("directory_user", "service", "organization")
                         .order_by("created_at", "id")[:RUNNING_SHOWN])
     running_jobs = list(DirectoryJob.objects.active().filter(service__organization=org)
-                        .select_related("service").order_by("created_at", "id"))
+                        .select_related("service__organization").order_by("created_at", "id"))
     return Dashboard(
         users_total=totals["users_total"],
         users_protected=totals["users_protected"],
@@ -220,111 +223,59 @@ def _scalar(queryset, group_by, aggregate):
 # ----- the Tasks page ------------------------------------------------------------------------
 
 
-class TaskType:
-    BACKUP = "backup"
-    IMPORT = "import"
-    SYNC = "synchronize"
-    VERIFY = "verification"
-    CHOICES = [(BACKUP, "Backup"), (IMPORT, "Import users"), (SYNC, "Synchronize users"),
-               (VERIFY, "Verification")]
-    JOB_KINDS = {IMPORT: DirectoryJob.Kind.IMPORT, SYNC: DirectoryJob.Kind.SYNC}
+class TaskTypes:
+    """The Tasks page's types: those of every registered job kind (kodo.jobs.register), each
+    (key, label, model, {field: value})."""
+
+    def __iter__(self):
+        for model in jobs.KINDS:
+            for key, label, lookup in model.task_types():
+                yield key, label, model, lookup
+
+    @property
+    def choices(self):
+        return [(key, label) for key, label, _, _ in self]
+
+
+TASK_TYPES = TaskTypes()
 
 
 class TaskStatus:
-    RUNNING = "running"
-    QUEUED = "queued"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELED = "canceled"
-    CHOICES = [(RUNNING, "Running"), (QUEUED, "Queued"), (COMPLETED, "Completed"),
-               (FAILED, "Failed"), (SKIPPED, "Skipped"), (CANCELED, "Canceled")]
-    RUN_STATUSES = {
-        RUNNING: [BackupRun.Status.RUNNING], QUEUED: [BackupRun.Status.QUEUED],
-        COMPLETED: list(DONE_STATUSES), FAILED: [BackupRun.Status.FAILED],
-        SKIPPED: [BackupRun.Status.SKIPPED], CANCELED: [BackupRun.Status.CANCELED],
-    }
-    JOB_STATUSES = {
-        RUNNING: [DirectoryJob.Status.RUNNING], QUEUED: [DirectoryJob.Status.QUEUED],
-        COMPLETED: [DirectoryJob.Status.SUCCEEDED], FAILED: [DirectoryJob.Status.FAILED],
-        SKIPPED: [], CANCELED: [],
-    }
-    VERIFICATION_STATUSES = {
-        RUNNING: [Verification.Status.RUNNING], QUEUED: [],
-        COMPLETED: [Verification.Status.SOUND],
-        FAILED: [Verification.Status.PROBLEMS, Verification.Status.FAILED],
-        SKIPPED: [], CANCELED: [],
-    }
+    CHOICES = [("running", "Running"), ("queued", "Queued"), ("completed", "Completed"),
+               ("failed", "Failed"), ("skipped", "Skipped"), ("canceled", "Canceled")]
 
 
 @dataclass
 class Task:
-    """One row of the Tasks page: a backup run, a directory job or a verification."""
+    """One row of the Tasks page: any job (kodo.jobs.JobRecord), shown through its own
+    presentation members; the template has no case per kind."""
 
     type: str
     created_at: dt.datetime
-    run: BackupRun | None = None
-    job: DirectoryJob | None = None
-    verification: Verification | None = None
-
-    @property
-    def obj(self):
-        return self.run or self.job or self.verification
+    obj: object
 
     @property
     def is_active(self) -> bool:
         return self.obj.is_active
 
-    @property
-    def type_label(self) -> str:
-        return dict(TaskType.CHOICES)[self.type]
-
-    @property
-    def status_label(self) -> str:
-        status = self.obj.status
-        if status in ("succeeded", "partial"):
-            return "Completed" if status == "succeeded" else "Completed with errors"
-        return self.obj.get_status_display()
-
-    @property
-    def badge(self) -> str:
-        if self.run is not None:
-            return self.run.status_badge
-        if self.verification is not None:
-            return self.verification.status_badge
-        return {"succeeded": "ok", "failed": "bad"}.get(self.job.status, "")
-
 
 def task_rows(org, *, types=(), statuses=(), since=None, until=None, user=""):
-    """The organization's backup runs and directory jobs, newest first, as one query of
-    (type, id, created_at) rows: page it, then `load_tasks` the page."""
-    types = set(types) or {t for t, _ in TaskType.CHOICES}
+    """The organization's jobs of every kind, newest first, as one query of (type, id,
+    created_at) rows: page it, then `load_tasks` the page."""
     parts = []
-    if TaskType.BACKUP in types:
-        runs = BackupRun.objects.for_organization(org)
+    for key, _, model, lookup in TASK_TYPES:
+        if types and key not in types:
+            continue
+        rows = model.tasks_of(org, user=user)
+        if rows is None:  # the kind has no user to match the user filter
+            continue
         if statuses:
-            runs = runs.filter(status__in=[s for st in statuses
-                                           for s in TaskStatus.RUN_STATUSES[st]])
-        if user:
-            runs = runs.filter(Q(directory_user__mail__icontains=user)
-                               | Q(directory_user__user_principal_name__icontains=user))
-        parts.append(_window(runs, since, until).annotate(task_type=Value(TaskType.BACKUP)))
-    kinds = [TaskType.JOB_KINDS[t] for t in (TaskType.IMPORT, TaskType.SYNC) if t in types]
-    job_statuses = [s for st in statuses for s in TaskStatus.JOB_STATUSES[st]]
-    if kinds and (job_statuses or not statuses):
-        jobs = DirectoryJob.objects.filter(service__organization=org, kind__in=kinds)
-        if statuses:
-            jobs = jobs.filter(status__in=job_statuses)
-        if user:
-            jobs = jobs.filter(requested_by__email__icontains=user)
-        parts.append(_window(jobs, since, until).annotate(task_type=Value("job")))
-    verification_statuses = [s for st in statuses
-                             for s in TaskStatus.VERIFICATION_STATUSES[st]]
-    if TaskType.VERIFY in types and not user and (verification_statuses or not statuses):
-        checks = Verification.objects.filter(organization=org)
-        if statuses:
-            checks = checks.filter(status__in=verification_statuses)
-        parts.append(_window(checks, since, until).annotate(task_type=Value(TaskType.VERIFY)))
+            wanted = model.statuses_for([s for st in statuses for s in jobs.STATUS_FILTERS[st]])
+            if not wanted:
+                continue
+            rows = rows.filter(status__in=wanted)
+        parts.append(_window(rows.filter(**lookup), since, until)
+                     .annotate(task_type=Value(key)))
     if not parts:
         return BackupRun.objects.none().values_list("pk")
     rows = [part.order_by().values_list("task_type", "pk", "created_at") for part in parts]
@@ -341,25 +292,12 @@ def _window(queryset, since, until):
 
 
 def load_tasks(rows) -> list[Task]:
-    """Tasks for a page of `task_rows`, in its order (two queries, three with
-    verifications)."""
+    """Tasks for a page of `task_rows`, in its order (one query per kind on the page)."""
     rows = list(rows)
-    run_ids = [pk for kind, pk, _ in rows if kind == TaskType.BACKUP]
-    job_ids = [pk for kind, pk, _ in rows if kind == "job"]
-    check_ids = [pk for kind, pk, _ in rows if kind == TaskType.VERIFY]
-    runs = BackupRun.objects.select_related("directory_user", "service").in_bulk(run_ids)
-    jobs = DirectoryJob.objects.select_related("service", "requested_by").in_bulk(job_ids)
-    checks = Verification.objects.in_bulk(check_ids) if check_ids else {}
-    tasks = []
-    for kind, pk, created_at in rows:
-        if kind == TaskType.BACKUP:
-            if pk in runs:  # else deleted since the page was counted
-                tasks.append(Task(TaskType.BACKUP, created_at, run=runs[pk]))
-        elif kind == TaskType.VERIFY:
-            if pk in checks:
-                tasks.append(Task(TaskType.VERIFY, created_at, verification=checks[pk]))
-        elif pk in jobs:
-            job = jobs[pk]
-            task_type = TaskType.IMPORT if job.kind == DirectoryJob.Kind.IMPORT else TaskType.SYNC
-            tasks.append(Task(task_type, created_at, job=job))
-    return tasks
+    model_of = {key: model for key, _, model, _ in TASK_TYPES}
+    wanted = defaultdict(list)
+    for key, pk, _ in rows:
+        wanted[model_of[key]].append(pk)
+    loaded = {model: model.load_for_tasks(pks) for model, pks in wanted.items()}
+    return [Task(key, created_at, loaded[model_of[key]][pk]) for key, pk, created_at in rows
+            if pk in loaded[model_of[key]]]  # else deleted since the page was counted

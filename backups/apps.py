@@ -9,3 +9,10 @@ class BackupsConfig(AppConfig):
 
         # The organizations' chunk-store keys: rotate_encryption_keys re-wraps them too.
         register_encrypted_fields("backups.OrganizationStoreKey", "wrapped_keys")
+
+        from backups.models import BackupRun, Verification
+        from kodo import jobs
+
+        # Recovery and the Tasks page know every kind of job from this registry.
+        jobs.register(BackupRun)
+        jobs.register(Verification)

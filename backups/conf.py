@@ -1,8 +1,8 @@
 """Backup settings (kodo/settings.py reads them from the environment and checks them).
 
 KODO_BACKUP_DOWNLOAD_THREADS   parallel downloads per run (default 8)
-KODO_BACKUP_STALE_SECONDS      a running run whose heartbeat is older than this may be taken over
-                               by a redelivered task (default 120)
+KODO_JOB_STALE_SECONDS         a running job (of any kind) whose heartbeat is older than this may
+                               be taken over (kodo.jobs; default 120)
 KODO_BACKUP_DOWNLOAD_ATTEMPTS  whole-file attempts before a file is recorded as failed (default 3)
 """
 
@@ -14,7 +14,7 @@ def download_threads() -> int:
 
 
 def stale_seconds() -> int:
-    return settings.KODO_BACKUP_STALE_SECONDS
+    return settings.KODO_JOB_STALE_SECONDS
 
 
 def download_attempts() -> int:

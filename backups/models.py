@@ -5,15 +5,16 @@ first saw it (`first_run`) until the run that replaced or deleted it (`end_run`,
 state of a drive as of any run is a single query (FileVersionQuerySet.files_as_of).
 """
 
-import datetime as dt
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.template.defaultfilters import filesizeformat, floatformat
+from django.urls import reverse
 from django.utils import timezone
 
-from kodo import crypto
+from kodo import crypto, jobs
+from kodo.jobs import Job, JobQuerySet, JobRecord
 from o365.models import DirectoryUser, Service
 from organizations.models import Organization
 
@@ -36,33 +37,21 @@ class OrganizationStoreKey(models.Model):
         return OrgKeys.from_bytes(crypto.decrypt(self.wrapped_keys))
 
 
-class BackupRunQuerySet(models.QuerySet):
+class BackupRunQuerySet(JobQuerySet):
     def for_organization(self, organization):
         return self.filter(organization=organization)
 
-    def active(self):
-        return self.filter(status__in=BackupRun.ACTIVE_STATUSES)
 
-
-class BackupRun(models.Model):
+class BackupRun(Job):
     """One backup of one user's OneDrive. The row is the truth about the job; Celery only
-    runs it."""
+    runs it (kodo.jobs: claim, beat, finish, recovery)."""
 
-    class Trigger(models.TextChoices):
-        MANUAL = "manual", "Backup now"
-        SCHEDULE = "schedule", "Schedule"
-        COMMAND = "command", "Command"
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        PARTIAL = "partial", "Partially succeeded"
-        FAILED = "failed", "Failed"
-        SKIPPED = "skipped", "Skipped"
-        CANCELED = "canceled", "Canceled"
-
-    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    ACTIVE_STATUSES = jobs.ACTIVE_STATUSES
+    TASK_ARGS = ("pk", "organization_id")
+    noun = "backup"
+    gave_up_hint = "The next backup continues from what was stored."
+    kind_label = "Backup"
+    position = 10
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
@@ -70,24 +59,10 @@ class BackupRun(models.Model):
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="backup_runs")
     directory_user = models.ForeignKey(DirectoryUser, on_delete=models.CASCADE,
                                        related_name="backup_runs")
-    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED,
-                              db_index=True)
     # Set while queued or running, cleared when finished: the unique constraint below makes two
     # active runs of one user impossible, whatever the number of web servers and workers.
     active_user = models.ForeignKey(DirectoryUser, null=True, blank=True, editable=False,
                                     on_delete=models.CASCADE, related_name="+")
-    claim_token = models.UUIDField(null=True, blank=True, editable=False)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    # The outbox: when the run's task was last handed to the broker (None: not yet, e.g. the
-    # broker was down). backups.recovery sends again what was never sent or has been lost.
-    sent_at = models.DateTimeField(null=True, blank=True, editable=False)
-
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    phase = models.CharField(max_length=200, blank=True)
     full_enumeration = models.BooleanField(default=False)
 
     files_seen = models.PositiveIntegerField(default=0)
@@ -101,7 +76,6 @@ class BackupRun(models.Model):
     files_deleted = models.PositiveIntegerField(default=0)
     files_skipped = models.PositiveIntegerField(default=0)
     files_failed = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     # Older versions this run found unrecoverable (a chunk of theirs is damaged and the current
     # OneDrive content did not hold it again): [{"path": ..., "version": pk}, ...].
     lost_versions = models.JSONField(default=list, blank=True)
@@ -121,30 +95,14 @@ class BackupRun(models.Model):
     def __str__(self):
         return f"Backup of {self.directory_user} ({self.status})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE_STATUSES
+    def closing_fields(self) -> dict:
+        return {"active_user": None}
 
-    @property
-    def is_stale(self) -> bool:
-        """Active, but nobody has worked on it for a while: its message was lost or its worker
-        died. backups.recovery sends it again; the claim makes that safe."""
-        since = timezone.now() - dt.timedelta(seconds=settings.KODO_BACKUP_STALE_SECONDS)
-        if self.status == self.Status.RUNNING:
-            return self.heartbeat_at is None or self.heartbeat_at < since
-        return self.status == self.Status.QUEUED and (self.sent_at or self.created_at) < since
+    @classmethod
+    def job_task(cls):
+        from backups.tasks import run_backup
 
-    @property
-    def phase_shown(self) -> str:
-        """What the run is doing, in words; a silent worker is said to be lost."""
-        if self.status == self.Status.RUNNING and self.is_stale:
-            silent_since = self.heartbeat_at or self.started_at or self.created_at
-            resume_by = silent_since + dt.timedelta(
-                seconds=settings.KODO_BACKUP_STALE_SECONDS + settings.KODO_RECOVERY_SECONDS)
-            return (f"Worker lost at {timezone.localtime(silent_since):%H:%M}; resuming by "
-                    f"{timezone.localtime(max(resume_by, timezone.now())):%H:%M} "
-                    f"(attempt {self.attempts + 1} of {settings.KODO_JOB_MAX_ATTEMPTS})")
-        return self.phase
+        return run_backup
 
     @property
     def progress_percent(self) -> int:
@@ -154,18 +112,52 @@ class BackupRun(models.Model):
             return 0
         return min(99, int(100 * self.bytes_downloaded / self.bytes_to_download))
 
+    # -- the Tasks page ------------------------------------------------------------------------
     @property
-    def duration(self):
-        if self.started_at is None:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
+    def subject(self) -> str:
+        return str(self.directory_user)
 
     @property
-    def status_badge(self) -> str:
-        return {
-            self.Status.SUCCEEDED: "ok", self.Status.PARTIAL: "warn", self.Status.SKIPPED: "warn",
-            self.Status.FAILED: "bad", self.Status.CANCELED: "bad",
-        }.get(self.status, "")
+    def subject_detail(self) -> str:
+        return f"{self.directory_user.email} · {self.service.name}"
+
+    @property
+    def link(self) -> str:
+        return reverse("backup-run", args=[self.organization.code, self.code])
+
+    @property
+    def cancel_url(self) -> str:
+        return (reverse("backup-run-cancel", args=[self.organization.code, self.code])
+                if self.is_active else "")
+
+    @property
+    def progress_text(self) -> str:
+        return f"{self.files_downloaded} / {self.files_to_download} files"
+
+    @property
+    def summary(self) -> str:
+        return f"{self.files_downloaded} files, {filesizeformat(self.bytes_downloaded)}"
+
+    @property
+    def problem_badge(self) -> str:
+        return f"{self.files_failed} failed" if self.files_failed else ""
+
+    @classmethod
+    def task_types(cls):
+        return [("backup", "Backup", {})]
+
+    @classmethod
+    def tasks_of(cls, organization, *, user=""):
+        runs = cls.objects.for_organization(organization)
+        if user:
+            runs = runs.filter(Q(directory_user__mail__icontains=user)
+                               | Q(directory_user__user_principal_name__icontains=user))
+        return runs
+
+    @classmethod
+    def load_for_tasks(cls, pks):
+        return cls.objects.select_related("directory_user", "service", "organization").in_bulk(
+            pks)
 
     def add(self, **counts):
         """Add to counters atomically in the database (and on this instance)."""
@@ -369,13 +361,11 @@ class DamagedChunk(models.Model):
         return f"{self.get_problem_display()} chunk {self.chunk_id[:12]} of {self.organization}"
 
 
-class Verification(models.Model):
+class Verification(JobRecord):
     """One verification of an organization's backups (manage.py verify_store or the nightly
-    task): what it read and what it found."""
-
-    class Trigger(models.TextChoices):
-        SCHEDULE = "schedule", "Schedule"
-        COMMAND = "command", "Command"
+    task): what it read and what it found. A job row (kodo.jobs.JobRecord) that is not claimed:
+    it runs where it was started. Its results have words of their own, mapped to the job
+    statuses (JOB_STATUSES) for the badge and the Tasks page's filters."""
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
@@ -383,22 +373,24 @@ class Verification(models.Model):
         PROBLEMS = "problems", "Problems found"
         FAILED = "failed", "Failed"
 
+    JOB_STATUSES = {Status.RUNNING: jobs.Status.RUNNING, Status.SOUND: jobs.Status.SUCCEEDED,
+                    Status.PROBLEMS: jobs.Status.FAILED, Status.FAILED: jobs.Status.FAILED}
+    kind_label = "Verification"
+    position = 30
+    subject = "Backup store"
+
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
                                      related_name="verifications")
-    trigger = models.CharField(max_length=10, choices=Trigger.choices,
-                               default=Trigger.SCHEDULE)
+    trigger = models.CharField(max_length=10, choices=jobs.Trigger.choices,
+                               default=jobs.Trigger.SCHEDULE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     sample = models.FloatField(default=1.0, help_text="Fraction of the chunks re-read.")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     versions_checked = models.PositiveIntegerField(default=0)
     chunks_checked = models.PositiveIntegerField(default=0)  # each read once
     problems = models.PositiveIntegerField(default=0)
     damaged_chunks = models.PositiveIntegerField(default=0)
     versions_affected = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -408,16 +400,42 @@ class Verification(models.Model):
         return f"Verification of {self.organization} ({self.status})"
 
     @property
-    def is_active(self) -> bool:
-        return self.status == self.Status.RUNNING
+    def job_status(self) -> str:
+        return self.JOB_STATUSES.get(self.status, self.status)
 
     @property
-    def duration(self):
-        if self.started_at is None:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
+    def status_label(self) -> str:
+        return self.get_status_display()
+
+    # -- the Tasks page ------------------------------------------------------------------------
+    @property
+    def subject_detail(self) -> str:
+        return f"a sample of {floatformat(self.sample, -2)}" if self.sample < 1 else ""
 
     @property
-    def status_badge(self) -> str:
-        return {self.Status.SOUND: "ok", self.Status.PROBLEMS: "bad",
-                self.Status.FAILED: "bad"}.get(self.status, "")
+    def summary(self) -> str:
+        return (f"{self.versions_checked} file versions, {self.chunks_checked} chunks "
+                "re-read")
+
+    @property
+    def problem_badge(self) -> str:
+        return f"{self.problems} problems" if self.problems else ""
+
+    @property
+    def note(self) -> str:
+        if not self.damaged_chunks:
+            return ""
+        return (f"{self.damaged_chunks} damaged chunks used by {self.versions_affected} file "
+                "versions; the next backups download them again")
+
+    @classmethod
+    def task_types(cls):
+        return [("verification", "Verification", {})]
+
+    @classmethod
+    def tasks_of(cls, organization, *, user=""):
+        return None if user else cls.objects.filter(organization=organization)
+
+    @classmethod
+    def statuses_for(cls, job_statuses):
+        return [own for own, job in cls.JOB_STATUSES.items() if job in job_statuses]

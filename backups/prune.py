@@ -75,7 +75,7 @@ def grace_period() -> dt.timedelta:
 def policies_for(organization) -> dict[int, Policy]:
     """{directory user id: policy} for the users the organization's enabled schedules cover
     (one query per schedule)."""
-    policies = {}
+    policies: dict = {}
     schedules = Schedule.objects.for_organization(organization).filter(enabled=True)
     for schedule in schedules.select_related("service"):
         policy = Policy(schedule.keep_versions, schedule.keep_deleted_timedelta())
@@ -341,7 +341,7 @@ def secure_chunks(organization, store: ChunkStore, chunk_ids) -> set[str]:
 
 
 def _referenced_chunks(organization, ignore_versions) -> set[str]:
-    referenced = set()
+    referenced: set[str] = set()
     rows = (FileVersion.objects.for_organization(organization).filter(is_folder=False)
             .values_list("pk", "chunks"))
     for pk, chunks in rows.iterator(chunk_size=2000):

@@ -89,8 +89,8 @@ def prune_organization(organization_id: int):
 
 @shared_task(time_limit=300, soft_time_limit=240)
 def recover_jobs():
-    """Every KODO_RECOVERY_SECONDS (beat): resume runs whose worker was lost, send queued runs
-    whose message was never sent or may be gone (backups.recovery)."""
+    """Every KODO_RECOVERY_SECONDS (beat): resume jobs of every kind whose worker was lost, send
+    queued jobs whose message was never sent or may be gone (kodo.jobs.recover_jobs)."""
     from backups.recovery import do_recover_jobs
 
     return str(do_recover_jobs())

@@ -90,7 +90,8 @@ def find_damage(organization, store: ChunkStore, sample: float,
                 say: Callable[[str], None] | None = None) -> Findings:
     say = say or (lambda text: None)
     found = Findings()
-    referenced, read = set(), set()
+    referenced: set[str] = set()
+    read: set[str] = set()
     checked_contents = set()
     versions = (FileVersion.objects.for_organization(organization).filter(is_folder=False)
                 .only("pk", "path", "size", "quickxorhash", "chunks", "organization_id"))

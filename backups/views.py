@@ -116,7 +116,7 @@ class TaskFilterForm(DateRangeForm):
     field_order = ["type", "status", "since", "until", "user"]
 
     type = forms.ChoiceField(label="Type", required=False,
-                             choices=[("", "All types"), *activity.TaskType.CHOICES])
+                             choices=lambda: [("", "All types"), *activity.TASK_TYPES.choices])
     status = forms.ChoiceField(label="Status", required=False,
                                choices=[("", "All statuses"), *activity.TaskStatus.CHOICES])
     # Backups match their user's email; imports and synchronizations, who started them.

@@ -139,7 +139,7 @@ def make_tenant(sim: Sim):
     org = Organization.objects.create(name=f"Bench {uuid.uuid4().hex[:6]}", services_enabled=True)
     tenant = sim.info["tenants"][0]
     app = tenant["apps"][0]
-    from tests.o365.factories import sim_cloud
+    from tests.factories import sim_cloud
 
     service = Service(organization=org, name="Bench", tenant_id=uuid.UUID(tenant["tenant_id"]),
                       client_id=uuid.UUID(app["client_id"]), cloud=sim_cloud(sim, org))

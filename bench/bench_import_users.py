@@ -245,7 +245,7 @@ def run_job(service, kind, counter, phases, options=None, profile=None):
         profiler.dump_stats(profile)
     queries = SimpleNamespace(count=counter.count, many=counter.many, many_rows=counter.many_rows)
     job.refresh_from_db()
-    assert job.status == DirectoryJob.Status.SUCCEEDED, job.error_message
+    assert job.status == DirectoryJob.Status.SUCCEEDED, job.error
     return SimpleNamespace(job=job, seconds=seconds, queries=queries,
                            phases=dict(phases.seconds), cpu=dict(phases.cpu))
 
@@ -278,7 +278,7 @@ def main():
 
     from o365.models import DirectoryUser
     from organizations.models import Organization
-    from tests.o365.factories import sim_service
+    from tests.factories import sim_service
 
     if args.drive_threads:
         import o365.directory

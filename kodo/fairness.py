@@ -127,7 +127,7 @@ class _RedisSlot:
                         exc_info=True)
 
 
-_redis_clients = {}
+_redis_clients: dict = {}
 
 
 def _take_redis_slot(url, queue, organization_id, share):

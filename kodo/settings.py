@@ -194,7 +194,7 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for folder in ("queue", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
@@ -262,7 +262,10 @@ if (set(KODO_ORGANIZATION_SHARES) - {"interactive", "backup", "restore", "mainte
 # a running backup whose heartbeat is older than this may be taken over by a redelivered task.
 KODO_BACKUP_DOWNLOAD_THREADS = env.int("KODO_BACKUP_DOWNLOAD_THREADS", default=8)
 KODO_BACKUP_DOWNLOAD_ATTEMPTS = env.int("KODO_BACKUP_DOWNLOAD_ATTEMPTS", default=3)
-KODO_BACKUP_STALE_SECONDS = env.int("KODO_BACKUP_STALE_SECONDS", default=120)
+# Jobs of every kind (kodo.jobs): a running job whose heartbeat is older than this lost its
+# worker and is taken over. KODO_BACKUP_STALE_SECONDS is its former name, still read.
+KODO_JOB_STALE_SECONDS = env.int("KODO_JOB_STALE_SECONDS",
+                                 default=env.int("KODO_BACKUP_STALE_SECONDS", default=120))
 # Recovery (backups.recovery, every KODO_RECOVERY_SECONDS): a job whose worker went silent is
 # resumed, up to KODO_JOB_MAX_ATTEMPTS claims; a queued job sent longer ago than
 # KODO_JOB_RESEND_SECONDS (its message may be lost) is sent again.
@@ -270,7 +273,7 @@ KODO_RECOVERY_SECONDS = env.int("KODO_RECOVERY_SECONDS", default=60)
 KODO_JOB_MAX_ATTEMPTS = env.int("KODO_JOB_MAX_ATTEMPTS", default=5)
 KODO_JOB_RESEND_SECONDS = env.int("KODO_JOB_RESEND_SECONDS", default=900)
 for _name in ("KODO_BACKUP_DOWNLOAD_THREADS", "KODO_BACKUP_DOWNLOAD_ATTEMPTS",
-              "KODO_BACKUP_STALE_SECONDS", "KODO_RECOVERY_SECONDS", "KODO_JOB_MAX_ATTEMPTS",
+              "KODO_JOB_STALE_SECONDS", "KODO_RECOVERY_SECONDS", "KODO_JOB_MAX_ATTEMPTS",
               "KODO_JOB_RESEND_SECONDS"):
     if vars()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1.")

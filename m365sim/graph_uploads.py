@@ -3,7 +3,7 @@ new folders, deletes, renames and moves. The session's fragments go to the downl
 (download.DownloadApp.upload, endpoint kind "fragment").
 
 Held to the documented rules (learn.microsoft.com/graph/api/driveitem-put-content,
-driveitem-createuploadsession, driveitem-post-children; shared/docs/GRAPH.md section 5), never
+driveitem-createuploadsession, driveitem-post-children; docs/GRAPH.md §5), never
 looser: where Graph is lenient in practice but the documentation is not, m365sim refuses."""
 
 import datetime

@@ -1,4 +1,4 @@
-"""QuickXorHash, as OneDrive for Business computes it (GRAPH.md section 4).
+"""QuickXorHash, as OneDrive for Business computes it (docs/GRAPH.md §4).
 
 Byte number i is XORed into a 160-bit accumulator rotated left by (11 * i) mod 160 bits.
 The rotation repeats every 160 bytes, so every byte is first XORed into one of 160

@@ -31,7 +31,6 @@ from .quickxor import QuickXorHash, quickxorhash
 BACKUP_ROLES = ["User.Read.All", "Files.ReadWrite.All", "Files.Read.All", "Sites.Read.All"]
 DEFAULT_APPS = [{"name": "Kodo Backup", "roles": BACKUP_ROLES}]
 DEMO_APPS = DEFAULT_APPS + [{"name": "Kodo Backup (no files)", "roles": ["User.Read.All"]}]
-LICENSE_SKU = "c7df2760-2c81-4ef7-b578-5b5392b571df"  # Office 365 E5
 
 # (weight, smallest, largest) bytes; sizes are log-uniform within a band
 SIZE_MIXES = {

@@ -1,12 +1,11 @@
 """Workflows on Office 365 configurations."""
 
-import datetime as dt
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from kodo.jobs import LostClaim
 from o365.models import Service
 from organizations import audit
 
@@ -70,15 +69,17 @@ def do_delete_service(*, request, service):
 
 def do_start_directory_job(*, service, kind, requested_by=None, options=None, trigger="manual",
                            request=None, enqueue=True):
-    """Record an IMPORT USERS / SYNCHRONIZE USERS job and enqueue it once committed.
+    """Record an IMPORT USERS / SYNCHRONIZE USERS job and send it once committed (the outbox:
+    kodo.jobs recovery sends it later if the broker cannot take it now).
 
     One job per configuration runs at a time: if one is queued or running, it is returned
-    instead (created=False)."""
+    instead (created=False), sent again if its worker went silent."""
     from o365.models import DirectoryJob
-    from o365.tasks import run_directory_job
 
     running = DirectoryJob.objects.active().filter(service=service).first()
     if running is not None:
+        if enqueue and running.is_stale:
+            transaction.on_commit(running.send)
         return running, False
     try:
         with transaction.atomic():
@@ -87,7 +88,7 @@ def do_start_directory_job(*, service, kind, requested_by=None, options=None, tr
     except IntegrityError:  # another request won the race
         return DirectoryJob.objects.active().get(service=service), False
     if enqueue:
-        transaction.on_commit(lambda: run_directory_job.delay(job.pk))
+        transaction.on_commit(job.send)
     what = "Import" if kind == DirectoryJob.Kind.IMPORT else "Synchronization"
     audit.record(f"users_{kind}", f"{what} of users started for {service.name}.",
                  request=request, actor=requested_by, organization=service.organization)
@@ -95,7 +96,8 @@ def do_start_directory_job(*, service, kind, requested_by=None, options=None, tr
 
 
 def do_run_directory_job(job_id: int):
-    """Claim and run one directory job (the Celery task's body; also used by the commands)."""
+    """Claim and run one directory job (the Celery task's body; also used by the commands).
+    None when the job is not this caller's to run (another worker holds it, or it ended)."""
     from o365.directory import DirectorySync
     from o365.graph import GraphError
     from o365.models import DirectoryJob
@@ -113,6 +115,9 @@ def do_run_directory_job(job_id: int):
         else:
             sync.synchronize_accounts()
         sync.check_onedrives()
+    except LostClaim:
+        log.warning("Directory job %s was taken over or canceled; this worker stops.", job.pk)
+        return job
     except GraphError as error:
         _finish(job, DirectoryJob.Status.FAILED, f"Microsoft 365 answered with an error: {error}")
         return job
@@ -124,38 +129,27 @@ def do_run_directory_job(job_id: int):
     finally:
         client.close()
     with transaction.atomic():
-        service.users_delta_link = delta_link
-        service.users_synced_at = timezone.now()
-        service.save(update_fields=["users_delta_link", "users_synced_at"])
-        _finish(job, DirectoryJob.Status.SUCCEEDED)
+        if _finish(job, DirectoryJob.Status.SUCCEEDED):
+            service.users_delta_link = delta_link
+            service.users_synced_at = timezone.now()
+            service.save(update_fields=["users_delta_link", "users_synced_at"])
     return job
 
 
-STALE_AFTER = dt.timedelta(minutes=10)
-
-
 def claim_directory_job(job_id: int):
-    """Take a queued job, or a running one whose worker stopped beating (a redelivery)."""
+    """Take a queued job, or a running one whose worker went silent (kodo.jobs.Job.claim)."""
     from o365.models import DirectoryJob
 
-    now = timezone.now()
-    claimed = DirectoryJob.objects.filter(
-        Q(status=DirectoryJob.Status.QUEUED)
-        | Q(status=DirectoryJob.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER),
-        pk=job_id,
-    ).update(status=DirectoryJob.Status.RUNNING, started_at=now, heartbeat_at=now)
-    if not claimed:
+    job = DirectoryJob.objects.select_related("service__organization").filter(pk=job_id).first()
+    if job is None or not job.claim():
         return None
-    return DirectoryJob.objects.select_related("service__organization").get(pk=job_id)
+    return job
 
 
-def _finish(job, status, message=""):
-    job.status = status
-    job.error_message = message
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "error_message", "finished_at", "pages_read", "users_seen",
-                            "created", "updated", "linked", "removed", "skipped", "conflicts",
-                            "errors", "conflict_details", "full_read"])
+def _finish(job, status, message="") -> bool:
+    from o365.directory import PROGRESS_FIELDS
+
+    return job.finish(status, message, **{name: getattr(job, name) for name in PROGRESS_FIELDS})
 
 
 def do_set_auto_sync(*, request, service, enabled: bool, time, time_zone: str):

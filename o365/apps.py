@@ -10,3 +10,8 @@ class O365Config(AppConfig):
 
         register_encrypted_fields("o365.Service", "client_secret_encrypted",
                                   "certificate_password_encrypted", "certificate_pfx_encrypted")
+
+        from kodo import jobs
+        from o365.models import DirectoryJob
+
+        jobs.register(DirectoryJob)

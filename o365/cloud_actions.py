@@ -20,7 +20,7 @@ def _unique_key(name: str) -> str:
 def do_save_cloud(*, request, cloud: Cloud | None, data: dict) -> Cloud:
     """Create or change a cloud and the organizations it is enabled for (and the default of)."""
     created = cloud is None
-    if created:
+    if cloud is None:
         cloud = Cloud(key=_unique_key(data["name"]))
     if not cloud.builtin:
         cloud.name = data["name"]

@@ -87,7 +87,7 @@ def parse_host_patterns(text: str) -> tuple[HostPattern, ...]:
 
 def url_host_pattern(url: str) -> HostPattern:
     parts = urlsplit(url)
-    return HostPattern(parts.hostname.lower(), parts.port or 443)
+    return HostPattern((parts.hostname or "").lower(), parts.port or 443)
 
 
 @dataclass(frozen=True)

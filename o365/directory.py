@@ -48,7 +48,7 @@ BATCH_SIZE = 1000
 DRIVE_CHECK_THREADS = 4
 DRIVE_CHECKS_PER_REQUEST = BATCH_LIMIT  # users whose OneDrive one JSON batch asks about
 PROGRESS_EVERY_SECONDS = 1.0
-# Graph "no OneDrive" answers seen in the field (GRAPH.md §2).
+# Graph "no OneDrive" answers seen in the field (docs/GRAPH.md §2).
 NO_ONEDRIVE_CODES = {"ResourceNotFound", "BadRequest", "UnknownError", "itemNotFound",
                      "Request_ResourceNotFound"}
 
@@ -73,7 +73,7 @@ def login_email_problem(email: str) -> str | None:
     if not email:
         return "no email address; skipped"
     limit = get_user_model()._meta.get_field("username").max_length
-    if len(email) > limit:
+    if limit is not None and len(email) > limit:
         return f"email address longer than {limit} characters; skipped"
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp") or c == "\ufffd"
            for c in email):
@@ -117,17 +117,9 @@ class Options:
                    include_guests=bool(raw.get("include_guests")))
 
     def skip_reason(self, row: DirectoryUser) -> str | None:
-        if row.removed_at:
-            return "removed from Microsoft 365"
-        if self.graph_ids is not None and row.graph_id not in self.graph_ids:
-            return "not chosen"
-        if not row.account_enabled and not self.include_disabled:
-            return "disabled"
-        if not row.licensed and not self.include_unlicensed:
-            return "unlicensed"
-        if row.is_guest and not self.include_guests:
-            return "guest"
-        return None
+        return row.skip_reason(chosen=self.graph_ids, include_disabled=self.include_disabled,
+                               include_unlicensed=self.include_unlicensed,
+                               include_guests=self.include_guests)
 
 
 def _apply_graph_user(row: DirectoryUser, data: dict):
@@ -492,8 +484,8 @@ class DirectorySync:
         try:
             answers = self.client.get_many([f"/users/{row.graph_id}/drive" for row in rows],
                                            params={"$select": "id"})
-        except GraphError as error:  # the batch itself failed, after the client's retries
-            log.warning("OneDrive check failed for %d users: %s", len(rows), error)
+        except GraphError as failure:  # the batch itself failed, after the client's retries
+            log.warning("OneDrive check failed for %d users: %s", len(rows), failure)
             return len(rows)
         errors = 0
         for row in rows:
@@ -512,14 +504,13 @@ class DirectorySync:
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def save_progress(self, every: float = 0):
-        """Save the counters and beat the heartbeat; with `every`, at most that often (seconds)."""
+        """Save the counters and beat the heartbeat (kodo.jobs.Job.beat: raises LostClaim when
+        another worker took the job over); with `every`, at most that often (seconds)."""
         if every and time.monotonic() - self._last_progress < every:
             return
         self._last_progress = time.monotonic()
-        self.job.heartbeat_at = timezone.now()
-        self.job.save(update_fields=PROGRESS_FIELDS)
+        self.job.beat(**{name: getattr(self.job, name) for name in PROGRESS_FIELDS})
 
 
 PROGRESS_FIELDS = ["pages_read", "users_seen", "created", "updated", "linked", "removed",
-                   "skipped", "conflicts", "errors", "conflict_details", "full_read",
-                   "heartbeat_at"]
+                   "skipped", "conflicts", "errors", "conflict_details", "full_read"]

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -76,7 +78,7 @@ class ConfigurationForm(forms.Form):
             kwargs.setdefault("initial", {
                 "cloud": self.default_cloud.key if self.default_cloud else None})
         super().__init__(*args, **kwargs)
-        self.fields["cloud"].queryset = enabled
+        cast(forms.ModelChoiceField, self.fields["cloud"]).queryset = enabled
         if instance is not None:
             keep = ("Leave blank to keep the stored value. Changing the cloud, tenant ID or "
                     "client ID drops it: then enter it again.")
@@ -340,7 +342,8 @@ class CloudForm(forms.Form):
             })
         super().__init__(*args, **kwargs)
         for field in ("organizations", "default_for"):
-            self.fields[field].queryset = Organization.objects.order_by("name")
+            cast(forms.ModelChoiceField, self.fields[field]).queryset = (
+                Organization.objects.order_by("name"))
         if instance is not None and instance.builtin:
             for field in self.ENDPOINT_FIELDS:
                 del self.fields[field]

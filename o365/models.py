@@ -1,9 +1,11 @@
 import uuid
 
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
-from kodo import crypto
+from kodo import crypto, jobs
+from kodo.jobs import Job, JobQuerySet
 from o365 import clouds
 from o365.validators import certificate_status
 from organizations.models import Organization
@@ -290,32 +292,46 @@ class DirectoryUser(models.Model):
         """The address Kodo matches accounts by: mail, else the user principal name."""
         return (self.mail or self.user_principal_name).lower()
 
+    def skip_reason(self, *, chosen=None, include_disabled=False, include_unlicensed=False,
+                    include_guests=False) -> str | None:
+        """Why an import leaves this user out (None: it is imported). `chosen`: the graph ids
+        the import is limited to (None: every user)."""
+        if self.removed_at:
+            return "removed from Microsoft 365"
+        if chosen is not None and self.graph_id not in chosen:
+            return "not chosen"
+        if not self.account_enabled and not include_disabled:
+            return "disabled"
+        if not self.licensed and not include_unlicensed:
+            return "unlicensed"
+        if self.is_guest and not include_guests:
+            return "guest"
+        return None
 
-class DirectoryJobQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(status__in=DirectoryJob.ACTIVE)
+
+class DirectoryJobQuerySet(JobQuerySet):
+    pass
 
 
-class DirectoryJob(models.Model):
-    """One IMPORT USERS or SYNCHRONIZE USERS. The row is the truth; a Celery task runs it."""
+class DirectoryJob(Job):
+    """One IMPORT USERS or SYNCHRONIZE USERS. The row is the truth; a Celery task runs it
+    (kodo.jobs: claim, beat, finish, recovery)."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "Import users"
         SYNC = "sync", "Synchronize users"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    ACTIVE = jobs.ACTIVE_STATUSES
+    position = 20
+    noun = "job"
+    gave_up_hint = "Start it again; users already imported stay imported."
+    # A takeover reads the directory again: these are counted again from zero (accounts created
+    # or linked, and users found removed, are done and not counted twice).
+    RECOUNTED = ("pages_read", "users_seen", "skipped", "conflicts", "errors")
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="directory_jobs")
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    trigger = models.CharField(max_length=10, default="manual")  # manual, schedule, command
     requested_by = models.ForeignKey("auth.User", null=True, blank=True,
                                      on_delete=models.SET_NULL, related_name="+")
     # Which users to import: {"graph_ids": [...] or absent for all, "include_disabled": bool,
@@ -332,13 +348,7 @@ class DirectoryJob(models.Model):
     conflicts = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     conflict_details = models.JSONField(default=list, blank=True)
-    error_message = models.TextField(blank=True)
     full_read = models.BooleanField(default=False)
-
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = DirectoryJobQuerySet.as_manager()
 
@@ -354,11 +364,58 @@ class DirectoryJob(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} ({self.get_status_display()})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
+    def takeover_fields(self) -> dict:
+        return {**{name: 0 for name in self.RECOUNTED}, "conflict_details": []}
 
-    def duration(self):
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
+    @classmethod
+    def job_task(cls):
+        from o365.tasks import run_directory_job
+
+        return run_directory_job
+
+    # -- the Tasks page ------------------------------------------------------------------------
+    @property
+    def kind_label(self) -> str:
+        return self.get_kind_display()
+
+    @property
+    def subject(self) -> str:
+        return self.service.name
+
+    @property
+    def requester(self) -> str:
+        return self.requested_by.email if self.requested_by else self.trigger.capitalize()
+
+    @property
+    def link(self) -> str:
+        organization = self.service.organization
+        if not organization.services_enabled:
+            return ""
+        return reverse("directory-job", args=[organization.code, self.service.code, self.code])
+
+    @property
+    def progress_text(self) -> str:
+        return f"{self.users_seen} users read"
+
+    @property
+    def summary(self) -> str:
+        return (f"{self.users_seen} users: {self.created} created, {self.updated} updated, "
+                f"{self.removed} removed")
+
+    @property
+    def problem_badge(self) -> str:
+        return f"{self.errors} errors" if self.errors else ""
+
+    @classmethod
+    def task_types(cls):
+        return [("import", "Import users", {"kind": cls.Kind.IMPORT}),
+                ("synchronize", "Synchronize users", {"kind": cls.Kind.SYNC})]
+
+    @classmethod
+    def tasks_of(cls, organization, *, user=""):
+        jobs_ = cls.objects.filter(service__organization=organization)
+        return jobs_.filter(requested_by__email__icontains=user) if user else jobs_
+
+    @classmethod
+    def load_for_tasks(cls, pks):
+        return cls.objects.select_related("service__organization", "requested_by").in_bulk(pks)

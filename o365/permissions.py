@@ -16,7 +16,6 @@ RESTORE_PERMISSIONS = [
 ]
 
 PERMISSIONS = REQUIRED_PERMISSIONS + RESTORE_PERMISSIONS
-WHY = dict(PERMISSIONS)
 
 # Permission -> granted roles that satisfy it besides itself and its ReadWrite sibling.
 _ALSO_SATISFIED_BY = {

@@ -1,16 +1,6 @@
 import unicodedata
-import zoneinfo
 
 from django.core.exceptions import ValidationError
-
-
-def validate_time_zone(value: str):
-    if value not in zoneinfo.available_timezones():
-        raise ValidationError(
-            "%(value)s is not a known time zone. Use a name like Europe/Warsaw or UTC.",
-            params={"value": value},
-        )
-
 
 # Names and everything that goes into an email header are one line of printable text: a newline
 # there makes Django refuse the whole email (BadHeaderError), a NUL makes PostgreSQL refuse the row.

@@ -76,17 +76,3 @@ def do_fire_schedule(schedule, *, trigger="beat", request=None) -> ScheduleFirin
                                          f"({len(runs)} users).",
                      request=request, organization=schedule.organization)
     return firing
-
-
-def firing_result(firing) -> str:
-    """"running", "failed", "warning" (partial or skipped) or "succeeded" (or "empty")."""
-    statuses = {run.status for run in firing.runs.all()}
-    if not statuses:
-        return "empty"
-    if statuses & set(BackupRun.ACTIVE_STATUSES):
-        return "running"
-    if statuses & {BackupRun.Status.FAILED, BackupRun.Status.CANCELED}:
-        return "failed"
-    if statuses & {BackupRun.Status.PARTIAL, BackupRun.Status.SKIPPED}:
-        return "warning"
-    return "succeeded"

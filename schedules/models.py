@@ -4,6 +4,7 @@ import zoneinfo
 
 from django.db import models
 
+from kodo import jobs
 from o365.models import DirectoryUser, Service
 from organizations.models import Organization
 
@@ -162,3 +163,17 @@ class ScheduleFiring(models.Model):
 
     def __str__(self):
         return f"{self.schedule} at {self.fired_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def result(self) -> str:
+        """"running", "failed", "warning" (partial or skipped) or "succeeded" (or "empty")."""
+        statuses = {run.status for run in self.runs.all()}
+        if not statuses:
+            return "empty"
+        if statuses & set(jobs.ACTIVE_STATUSES):
+            return "running"
+        if statuses & {jobs.Status.FAILED, jobs.Status.CANCELED}:
+            return "failed"
+        if statuses & {jobs.Status.PARTIAL, jobs.Status.SKIPPED}:
+            return "warning"
+        return "succeeded"

@@ -11,7 +11,6 @@ from backups.models import BackupRun
 from backups.verification import health_summary
 from organizations.mail import send_email
 from organizations.models import Organization
-from schedules.actions import firing_result
 from schedules.models import Schedule, ScheduleFiring
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ def do_notify_finished_firings() -> int:
 
 
 def _notify_firing(firing) -> bool:
-    result = firing_result(firing)
+    result = firing.result
     if result == "running":
         return False
     schedule = firing.schedule

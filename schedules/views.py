@@ -28,7 +28,7 @@ def schedules(request, org):
     now = timezone.now()
     for schedule in rows:
         schedule.last_firing = firings.get(schedule.last_firing_id)
-        schedule.last_result = (actions.firing_result(schedule.last_firing)
+        schedule.last_result = (schedule.last_firing.result
                                 if schedule.last_firing else "")
         schedule.next_run = schedule.next_run_after(now)
     return render(request, "schedules/list.html", {

@@ -7,8 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from organizations.models import Membership, Organization
-
-PASSWORD = "correct-horse-battery-staple"
+from tests.factories import PASSWORD, make_account
 
 
 @dataclass
@@ -19,15 +18,6 @@ class World:
     user_a: object
     org_b: Organization
     admin_b: object
-
-
-def make_account(email, organization=None, role=Membership.Role.ADMIN, **extra):
-    user = get_user_model().objects.create_user(
-        username=email, email=email, password=PASSWORD, **extra
-    )
-    if organization is not None:
-        Membership.objects.create(user=user, organization=organization, role=role)
-    return user
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from o365.models import Service
 from organizations.models import Organization
 from schedules.models import Schedule
-from tests.o365.factories import SECRET, kodo_settings_json, make_service
-from tests.schedules.factories import mirror
+from tests.factories import SECRET, kodo_settings_json, make_service, mirror
 
 
 def _configuration_url(world):

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from o365.kodo_settings import TEXT_KEYS, TEXT_LIMITS, KodoSettings, parse_kodo_settings
 from organizations.validators import forbidden_character
-from tests.o365.factories import make_service
-from tests.schedules.factories import make_schedule, mirror
+from tests.factories import make_schedule, make_service, mirror
 
 KODO_APPS = ("kodo.", "organizations.", "o365.", "schedules.", "backups.")
 DJANGO_AUTH_FORMS = [auth_forms.PasswordResetForm, auth_forms.SetPasswordForm,

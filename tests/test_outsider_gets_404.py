@@ -16,7 +16,7 @@ def _once(world, name, make):
 
 
 def _service(world):
-    from tests.o365.factories import make_service
+    from tests.factories import make_service
 
     return _once(world, "service_a", lambda: make_service(world.org_a))
 

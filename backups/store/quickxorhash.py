@@ -1,4 +1,4 @@
-"""QuickXorHash, the content hash OneDrive reports for every file (GRAPH.md §4).
+"""QuickXorHash, the content hash OneDrive reports for every file (docs/GRAPH.md §4).
 
 Byte number i is XORed into a 160-bit accumulator after a left rotation of (11 * i) mod 160 bits.
 Because 11 * 160 is a multiple of 160, the rotation depends only on i mod 160: we XOR-fold all bytes

@@ -152,7 +152,8 @@ class ChunkStore:
         # workers + 2 chunks wait at a time, which keeps memory bounded. The last chunk is stored
         # by this thread (it has nothing else to do), so a one-chunk stream, the common small
         # file, starts no thread at all: starting threads per file cost more than the file.
-        refs, pending, pool, held = [], deque(), None, None
+        refs, pool, held = [], None, None
+        pending: deque = deque()
         try:
             for chunk in self.chunker.chunks(hashed(blocks)):
                 if held is not None:

@@ -2,7 +2,8 @@
 
 Retries follow Microsoft's throttling guidance: 429/503/504 wait for Retry-After (exponential
 backoff with jitter when it is absent), 500/502/509 and dropped connections back off too; 401
-refreshes the token once. What cannot be retried becomes a typed GraphError carrying Microsoft's
+refreshes the token once. One RetryRule decides "again? after how long?" for every request, batch
+answer and token request. What cannot be retried becomes a typed GraphError carrying Microsoft's
 code, message, HTTP status and request-id.
 
 Many small reads go in JSON batches (POST $batch, 20 requests each; batch() and get_many()):
@@ -64,6 +65,38 @@ MAX_RETRY_AFTER = 300.0  # a longer Retry-After is the caller's to schedule (Thr
 BATCH_LIMIT = 20  # requests in one JSON batch (Graph refuses more)
 
 
+@dataclass(frozen=True)
+class RetryRule:
+    """The client's one answer to "send it again? after how long?" (Graph requests, the requests
+    of a JSON batch, downloads and token requests all ask it)."""
+
+    max_retries: int = 6
+    backoff_base: float = 1.0
+    max_backoff: float = 60
+    max_retry_after: float = MAX_RETRY_AFTER
+
+    def wait(self, attempt: int, *, status: int | None = None, code: str | None = None,
+             retry_after: float | None = None) -> float | None:
+        """Seconds to wait before sending again after failure number `attempt` (0 for the first
+        send), or None: give up. With `status`, an HTTP answer of Graph or a download host:
+        retried when it is in RETRY_STATUSES (unless its code is in NEVER_RETRY_CODES) and its
+        Retry-After, if any, is at most max_retry_after. Without, a failure the caller already
+        judged transient (a dropped connection, a TLS error, a sign-in service failing): retried,
+        after its Retry-After if it had one. The wait is the Retry-After, else exponential
+        backoff with jitter."""
+        if attempt >= self.max_retries:
+            return None
+        if status is not None:
+            if status not in RETRY_STATUSES or (code or "").lower() in NEVER_RETRY_CODES:
+                return None
+            if retry_after is not None and retry_after > self.max_retry_after:
+                return None  # the caller's to schedule (Throttled.retry_after)
+        if retry_after is not None:
+            return retry_after
+        ceiling = min(self.max_backoff, self.backoff_base * (2 ** attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
 @dataclass
 class BatchResponse:
     """The answer to one request of a JSON batch (GraphClient.batch, get_many). `body` is the
@@ -105,10 +138,7 @@ class GraphClient:
         self.timeout = tuple(timeout) if timeout else TIMEOUT
         self.deadline = deadline
         self.endpoints = endpoints
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
+        self.retry = RetryRule(max_retries, backoff_base, max_backoff, max_retry_after)
         self.sleep = sleep
         self._connection = connection_for(cache_key, credentials, endpoints)
         # shared_session: reuse the configuration's process-wide session (its open connections),
@@ -149,9 +179,9 @@ class GraphClient:
                 return self._connection.acquire(timeout=self._request_timeout(host))
             except TransientTokenError as exc:
                 self._check_deadline(host)
-                if attempt >= self.max_retries:
+                wait = self.retry.wait(attempt, retry_after=exc.retry_after)
+                if wait is None:
                     raise self._token_gave_up(exc) from None
-                wait = self._wait(attempt, exc.retry_after)
                 log.warning("Token request to %s failed: %s; retrying in %.1f s",
                             host, exc, wait)
                 self._pause(wait, host)
@@ -162,11 +192,11 @@ class GraphClient:
         host = urlsplit(self.endpoints.authority_host).netloc
         if exc.status in THROTTLE_STATUSES:
             return Throttled(f"Microsoft's sign-in service ({host}) is still throttling Kodo after "
-                             f"{self.max_retries} retries. Try again later.",
+                             f"{self.retry.max_retries} retries. Try again later.",
                              code=exc.code, message=exc.message, status=exc.status,
                              retry_after=exc.retry_after)
         return GraphUnavailable(f"Microsoft's sign-in service ({host}) could not be reached after "
-                                f"{self.max_retries} retries ({exc}). Try again later.",
+                                f"{self.retry.max_retries} retries ({exc}). Try again later.",
                                 code=exc.code, message=exc.message, status=exc.status)
 
     def roles(self) -> list[str]:
@@ -258,11 +288,10 @@ class GraphClient:
                     again[request_id] = request
                     unauthorized = True
                     continue
-                if (status in RETRY_STATUSES and (code or "").lower() not in NEVER_RETRY_CODES
-                        and attempt < self.max_retries
-                        and (retry_after is None or retry_after <= self.max_retry_after)):
+                wait = self.retry.wait(attempt, status=status, code=code, retry_after=retry_after)
+                if wait is not None:
                     again[request_id] = request
-                    waits.append(self._wait(attempt, retry_after))
+                    waits.append(wait)
                     continue
                 url = f"{self.endpoints.graph_base}{request['url']}"
                 answers[request_id] = BatchResponse(
@@ -275,8 +304,8 @@ class GraphClient:
             if waits:
                 wait = max(waits)
                 log.info("POST $batch: %d of %d requests throttled or failed; retry %d of %d "
-                         "in %.2f s", len(again), len(pending), attempt + 1, self.max_retries,
-                         wait)
+                         "in %.2f s", len(again), len(pending), attempt + 1,
+                         self.retry.max_retries, wait)
                 self._pause(wait, self.endpoints.graph_base)
                 attempt += 1
             pending = again
@@ -348,22 +377,24 @@ class GraphClient:
                 if is_cert_verification_error(exc):
                     raise tls_error(url, exc) from None
                 self._check_deadline(url)
-                if attempt >= self.max_retries or not rewind():
+                wait = self.retry.wait(attempt)
+                if wait is None or not rewind():
                     raise tls_error(url, exc) from None
                 self._log_retry(method, url, f"TLS error {exc}", attempt)
-                self._pause(self._backoff(attempt), url)
+                self._pause(wait, url)
                 attempt += 1
                 continue
             except (*TRANSIENT_EXCEPTIONS, requests.exceptions.JSONDecodeError) as exc:
                 # JSONDecodeError: a 2xx whose body was cut short
                 self._check_deadline(url)
-                if attempt >= self.max_retries or not rewind():
+                wait = self.retry.wait(attempt)
+                if wait is None or not rewind():
                     raise GraphUnavailable(
                         f"Microsoft Graph could not be reached at {urlsplit(url).netloc} after "
                         f"{attempt} retries ({type(exc).__name__}). Try again later.",
                         code="connectionFailed") from exc
                 self._log_retry(method, url, type(exc).__name__, attempt)
-                self._pause(self._backoff(attempt), url)
+                self._pause(wait, url)
                 attempt += 1
                 continue
             status = response.status_code
@@ -379,20 +410,14 @@ class GraphClient:
                 self._connection.drop_token(token)
                 refreshed = True
                 continue
-            retryable = (status in RETRY_STATUSES
-                         and (code or "").lower() not in NEVER_RETRY_CODES)
-            if retryable and attempt < self.max_retries and rewind():
-                retry_after = retry_after_of(response)
-                if retry_after is not None and retry_after > self.max_retry_after:
-                    response.close()
-                    raise self._error(status, code, message, request_id, url, retry_after)
-                wait = self._wait(attempt, retry_after)
+            retry_after = retry_after_of(response)
+            wait = self.retry.wait(attempt, status=status, code=code, retry_after=retry_after)
+            if wait is not None and rewind():
                 self._log_retry(method, url, f"HTTP {status} {code or ''}".strip(), attempt, wait)
                 response.close()
                 self._pause(wait, url)
                 attempt += 1
                 continue
-            retry_after = retry_after_of(response)
             response.close()
             raise self._error(status, code, message, request_id, url, retry_after,
                               authenticated=authenticated, retries=attempt)
@@ -443,7 +468,7 @@ class GraphClient:
         return response
 
     def _note_throttle(self, retry_after):
-        if retry_after is None or retry_after > self.max_retry_after:
+        if retry_after is None or retry_after > self.retry.max_retry_after:
             return
         until = time.monotonic() + retry_after
         with self._resume_lock:
@@ -486,18 +511,9 @@ class GraphClient:
                 code="deadlineExceeded")
         self.sleep(seconds)
 
-    def _wait(self, attempt, retry_after):
-        if retry_after is not None:
-            return retry_after
-        return self._backoff(attempt)
-
-    def _backoff(self, attempt):
-        ceiling = min(self.max_backoff, self.backoff_base * (2 ** attempt))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
     def _log_retry(self, method, url, why, attempt, wait=None):
         log.info("%s %s: %s; retry %d of %d%s", method, safe_url(url), why, attempt + 1,
-                 self.max_retries, f" in {wait:.2f} s" if wait is not None else "")
+                 self.retry.max_retries, f" in {wait:.2f} s" if wait is not None else "")
 
     def _error(self, status, code, message, request_id, url, retry_after=None, *,
                authenticated=True, retries=0):

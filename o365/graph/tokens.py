@@ -53,10 +53,6 @@ class Credentials:
 
     __str__ = __repr__
 
-    @property
-    def uses_certificate(self) -> bool:
-        return bool(self.pfx)
-
     def fingerprint(self) -> str:
         """A digest of every field, keyed per process: fit for cache keys, useless to guess
         secrets from."""
@@ -223,11 +219,11 @@ class _Connection:
         self.lock = threading.Lock()
         self.session = transport.build_session(endpoints, pool_size=4)
         self.http = _RecordingHttpClient(self.session)
-        self.http_cache = {}  # MSAL's replay of recent errors; cleared before our own retries
+        self.http_cache: dict = {}  # MSAL's replay of recent errors; cleared before our own retries
         self.token_cache = msal.TokenCache()
-        self.app = None
-        self.last_token = None
-        self._shared_session = None
+        self.app: msal.ConfidentialClientApplication | None = None
+        self.last_token: str | None = None
+        self._shared_session: requests.Session | None = None
 
     def shared_session(self) -> requests.Session:
         """One session (connection pool) for every client of this configuration in the process

@@ -129,7 +129,7 @@ def connect_checked(endpoints: Endpoints, host: str, port: int, timeout=_DEFAULT
     except UnicodeError:
         raise socket.gaierror(f"{host!r} is not a valid host name") from None
     allowed = [c for c in candidates
-               if endpoints.private_network or not refused_address(c[4][0])]
+               if endpoints.private_network or not refused_address(str(c[4][0]))]
     if candidates and not allowed:
         raise _refused(endpoints, f"{host}:{port}" if port != 443 else host,
                        "it is on a loopback, link-local or private network, which is not "

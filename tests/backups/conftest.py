@@ -1,43 +1,20 @@
 """m365sim for the backup tests: a small fresh tenant per test (tests change its files), a
 configuration pointing at it, its users mirrored, and a chunk store in a temporary folder."""
 
-import uuid
 from dataclasses import dataclass
 
 import pytest
 
 from backups.actions import do_run_inline, start_run
 from backups.models import BackupRun
-from o365.models import DirectoryUser, Service
-from tests.o365.factories import sim_cloud
+from o365.models import Service
+from tests.factories import mirror_users, sim_service
 
 
 @pytest.fixture
 def store_dir(settings, tmp_path):
     settings.KODO_STORE_URL = str(tmp_path / "store")
     return tmp_path / "store"
-
-
-def make_sim_service(organization, running, name="Contoso") -> Service:
-    tenant = running.info["tenants"][0]
-    app = tenant["apps"][0]
-    service = Service(
-        organization=organization, name=name, tenant_id=uuid.UUID(tenant["tenant_id"]),
-        client_id=uuid.UUID(app["client_id"]), cloud=sim_cloud(running, organization),
-    )
-    service.set_client_secret(app["client_secret"])
-    service.save()
-    return service
-
-
-def mirror_users(service, sim):
-    return [
-        DirectoryUser.objects.create(
-            service=service, graph_id=u["id"], user_principal_name=u["userPrincipalName"],
-            mail=u["mail"] or "", display_name=u["displayName"],
-        )
-        for u in sim.list_users()
-    ]
 
 
 @dataclass
@@ -64,15 +41,6 @@ class Tenant:
 
 @pytest.fixture
 def tenant(world, running_sim, store_dir):
-    service = make_sim_service(world.org_a, running_sim)
+    service = sim_service(world.org_a, running_sim, name="Contoso")
     return Tenant(running_sim, running_sim.sim, service, mirror_users(service, running_sim.sim),
                   world.org_a)
-
-
-def mirror_one(tenant, name):
-    """A new simulator user with an empty OneDrive, mirrored into the configuration."""
-    info = tenant.sim.add_user(upn=name)
-    return DirectoryUser.objects.create(
-        service=tenant.service, graph_id=info["id"], user_principal_name=info["userPrincipalName"],
-        mail=info["mail"] or "", display_name=info["displayName"],
-    )

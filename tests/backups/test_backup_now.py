@@ -5,7 +5,7 @@ from django.urls import reverse
 from backups.models import BackupRun
 from backups.tasks import fan_out_backups
 from organizations.models import AuditEvent
-from tests.backups.factories import make_users
+from tests.factories import make_users
 
 
 def test_backup_now_for_a_user_enqueues_and_audit_logs(admin_a_client, world,

@@ -1,7 +1,7 @@
 from django.urls import reverse
 
 from backups.models import BackupRun
-from tests.backups.factories import make_finished_run, make_users
+from tests.factories import make_finished_run, make_users
 
 
 def test_it_lists_runs_users_and_configurations(admin_a_client, world):

@@ -17,8 +17,8 @@ from backups.actions import start_run
 from backups.models import BackupRun
 from backups.tasks import run_backup
 from kodo.celery import QUEUES
-from tests.backups.conftest import mirror_one
 from tests.conftest import _database_url_for_workers
+from tests.factories import mirror_one
 from tests.polling import wait_for
 
 FILES = 30

@@ -11,7 +11,7 @@ from backups.engine import close_run
 from backups.models import BackupRun, DriveState, FileVersion
 from backups.tasks import run_backup
 from organizations.models import AuditEvent
-from tests.backups.factories import make_finished_run, make_users
+from tests.factories import make_finished_run, make_users
 
 
 def _cancel_url(run):

@@ -7,12 +7,12 @@ from django.utils import timezone
 
 from backups.actions import claim_run, start_run
 from backups.models import BackupRun
-from tests.backups.conftest import make_sim_service, mirror_users
+from tests.factories import mirror_users, sim_service
 
 
 @pytest.fixture
 def user(world, running_sim):
-    service = make_sim_service(world.org_a, running_sim)
+    service = sim_service(world.org_a, running_sim, name="Contoso")
     return mirror_users(service, running_sim.sim)[1]
 
 
@@ -27,7 +27,7 @@ def test_a_user_never_has_two_active_runs(user):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_of_one_run_let_one_win(world, running_sim):
-    service = make_sim_service(world.org_a, running_sim)
+    service = sim_service(world.org_a, running_sim, name="Contoso")
     user = mirror_users(service, running_sim.sim)[1]
     run, _ = start_run(user, enqueue=False)
     barrier = threading.Barrier(4)

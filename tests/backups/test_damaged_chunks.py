@@ -9,8 +9,8 @@ from django.urls import reverse
 from backups.models import BackupRun, DamagedChunk, FileVersion, Verification
 from backups.storage import iter_version_content, store_for
 from backups.store import quickxorhash
-from tests.backups.conftest import mirror_one
 from tests.backups.test_prune import Drive
+from tests.factories import mirror_one
 
 
 def corrupt(organization, chunk_id):

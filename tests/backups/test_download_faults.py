@@ -3,7 +3,7 @@
 from backups.models import BackupRun, FileVersion, RunIssue
 from backups.storage import iter_version_content
 from backups.store import quickxorhash
-from tests.backups.conftest import mirror_one
+from tests.factories import mirror_one
 
 
 def test_an_expired_download_url_is_refreshed_and_resumed_with_range(tenant):

@@ -9,7 +9,7 @@ from backups.actions import do_fan_out_backups, start_run
 from backups.models import BackupRun
 from backups.tasks import fan_out_backups
 from organizations.models import AuditEvent
-from tests.backups.factories import make_users
+from tests.factories import make_users
 
 
 def _url(org, service):

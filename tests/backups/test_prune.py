@@ -11,7 +11,7 @@ from backups.storage import backend, iter_version_content, store_for
 from backups.store import QuickXorHash
 from backups.tasks import prune_organization
 from schedules.models import Schedule
-from tests.backups.factories import make_finished_run, make_users
+from tests.factories import make_finished_run, make_users
 
 GRACE = dt.timedelta(hours=24)
 

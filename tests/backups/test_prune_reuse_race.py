@@ -13,7 +13,7 @@ from backups.models import BackupRun, FileVersion, UnreferencedChunk
 from backups.prune import do_prune_organization
 from backups.storage import iter_version_content
 from backups.store import quickxorhash
-from tests.backups.conftest import mirror_one
+from tests.factories import mirror_one
 
 GRACE = dt.timedelta(hours=24)
 

@@ -17,9 +17,10 @@ from backups.models import BackupRun, FileVersion
 from backups.recovery import do_recover_jobs
 from backups.tasks import run_backup
 from kodo.celery import QUEUES
-from tests.backups.conftest import mirror_one
 from tests.conftest import _database_url_for_workers
+from tests.factories import mirror_one
 from tests.polling import wait_for
+from tests.private_broker import private_broker
 
 
 @pytest.fixture
@@ -136,24 +137,21 @@ def _stop(process):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_run_of_a_sigkilled_worker_completes_by_itself(tenant, tmp_path, settings,
-                                                         django_capture_on_commit_callbacks):
-    from kodo.celery import app
-
+def test_a_run_of_a_sigkilled_worker_completes_by_itself(tenant, tmp_path, settings):
     user = mirror_one(tenant, "killed.worker")
     for n in range(FILES):
         tenant.sim.add_file(user.graph_id, f"/Docs/file-{n:02}.bin", size=20_000 + 997 * n)
     # Downloads stall a little after their first bytes: the run lasts long enough to be killed.
     tenant.sim.set_fault("download", "stall", after_bytes=1000, stall_seconds=0.3)
+    broker = private_broker(tmp_path)
     env = {**os.environ, "DATABASE_URL": _database_url_for_workers(),
-           "KODO_STORE_URL": str(settings.KODO_STORE_URL), "KODO_VAR_DIR": str(settings.VAR_DIR),
+           "KODO_STORE_URL": str(settings.KODO_STORE_URL), **broker.env,
            "KODO_BACKUP_STALE_SECONDS": "3", "KODO_RECOVERY_SECONDS": "1",
            "KODO_BACKUP_DOWNLOAD_THREADS": "2", "BEAT_SCHEDULE_FILE": str(tmp_path / "beat")}
-    app.control.purge()
     worker = _start_worker(env)
     try:
-        with django_capture_on_commit_callbacks(execute=True):
-            run, _ = start_run(user, BackupRun.Trigger.COMMAND)
+        run, _ = start_run(user, BackupRun.Trigger.COMMAND, enqueue=False)
+        broker.send(run_backup, run.pk, run.organization_id)
 
         def some_files_recorded():
             run.refresh_from_db()

@@ -18,8 +18,8 @@ from backups.actions import do_run_inline
 from backups.models import BackupRun, DriveState, FileVersion
 from backups.storage import iter_version_content, store_for
 from backups.store import quickxorhash
-from tests.backups.conftest import mirror_one
 from tests.conftest import _database_url_for_workers
+from tests.factories import mirror_one
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = 40

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from backups.models import BackupRun
 from o365.models import DirectoryJob
-from tests.backups.factories import make_finished_run, make_users
+from tests.factories import make_finished_run, make_users
 
 
 def _url(world):

@@ -1,7 +1,7 @@
 from django.urls import reverse
 
 from backups.models import RunIssue
-from tests.backups.factories import make_finished_run, make_users
+from tests.factories import make_finished_run, make_users
 
 
 def test_it_lists_the_users_runs(admin_a_client, world, django_assert_max_num_queries):

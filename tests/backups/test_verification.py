@@ -12,8 +12,7 @@ from backups.verification import nightly_sample
 from schedules import notifications
 from tests.backups.test_damaged_chunks import corrupt
 from tests.backups.test_prune import Drive
-from tests.o365.factories import make_service
-from tests.schedules.factories import make_schedule
+from tests.factories import make_schedule, make_service
 
 
 def test_nightly_it_reads_the_configured_sample_and_everything_on_sundays(settings):

@@ -7,9 +7,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in
-from tests.o365.factories import sim_cloud
+from tests.factories import PASSWORD, sim_cloud
 
 
 def add_configuration(page, org, settings_file):

@@ -6,9 +6,8 @@ from playwright.sync_api import expect
 
 from backups.actions import do_run_inline
 from backups.models import BackupRun
-from tests.backups.conftest import make_sim_service, mirror_users
-from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in
+from tests.factories import PASSWORD, mirror_users, sim_service
 
 
 def run_queued_backups(deadline_seconds=60):
@@ -21,7 +20,7 @@ def run_queued_backups(deadline_seconds=60):
 
 
 def test_add_schedule_run_now_and_see_it_on_the_dashboard(new_page, world, running_sim):
-    service = make_sim_service(world.org_a, running_sim, name="Contoso")
+    service = sim_service(world.org_a, running_sim, name="Contoso")
     users = mirror_users(service, running_sim.sim)
     chosen = users[1]
 

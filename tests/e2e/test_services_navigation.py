@@ -1,8 +1,8 @@
 from playwright.sync_api import expect
 
 from organizations.models import Organization
-from tests.conftest import PASSWORD
 from tests.e2e.conftest import log_in
+from tests.factories import PASSWORD
 
 
 def test_services_appear_after_the_server_administrator_enables_them(new_page, world):

@@ -17,7 +17,7 @@ def test_kodo_models_are_in_the_admin():
 
 
 def test_the_admin_never_shows_a_secret(server_admin_client, world):
-    from tests.o365.factories import SECRET, make_service
+    from tests.factories import SECRET, make_service
 
     service = make_service(world.org_a)
     page = server_admin_client.get(f"/admin/o365/service/{service.pk}/change/").content.decode()

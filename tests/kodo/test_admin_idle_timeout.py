@@ -54,7 +54,7 @@ def test_an_account_with_the_user_role_is_not_timed_out(client, world):
 
 
 def test_the_clock_starts_at_log_in(client, world):
-    from tests.conftest import PASSWORD
+    from tests.factories import PASSWORD
 
     client.post("/accounts/login/", {"username": "admin@alpha.example", "password": PASSWORD})
     assert abs(client.session[LAST_SEEN_KEY] - time.time()) < 60

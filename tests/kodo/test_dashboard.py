@@ -14,8 +14,7 @@ from django.utils import timezone
 from backups.activity import GROWTH_DAYS, growth_chart
 from backups.models import BackupRun, DriveState, FileVersion
 from o365.models import DirectoryJob
-from tests.backups.factories import make_finished_run, make_users
-from tests.conftest import make_account
+from tests.factories import make_account, make_finished_run, make_users
 
 MB = 1_000_000
 

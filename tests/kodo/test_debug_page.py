@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.o365.factories import PFX_PASSWORD, SECRET, kodo_settings_json, make_pfx, make_service
+from tests.factories import PFX_PASSWORD, SECRET, kodo_settings_json, make_pfx, make_service
 
 
 @pytest.fixture

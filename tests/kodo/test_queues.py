@@ -142,8 +142,7 @@ def _fired(sim, endpoint):
 def test_an_import_completes_while_another_organizations_backups_hang(
         world, sim, m365sim, running_sim, celery_worker, client):
     from backups.actions import start_run
-    from tests.backups.conftest import mirror_users
-    from tests.o365.factories import sim_service
+    from tests.factories import mirror_users, sim_service
 
     hanging = sim_service(world.org_a, m365sim)
     sim.set_fault("drive_delta", "stall", after_bytes=0, stall_seconds=40)
@@ -161,7 +160,7 @@ def test_an_import_completes_while_another_organizations_backups_hang(
 @pytest.mark.django_db(transaction=True)
 def test_one_organizations_hanging_imports_leave_a_worker_to_another(
         world, sim, m365sim, running_sim, celery_worker, client):
-    from tests.o365.factories import sim_service
+    from tests.factories import sim_service
 
     sim.set_fault("users", "stall", after_bytes=0, stall_seconds=40)
     sim.set_fault("users_delta", "stall", after_bytes=0, stall_seconds=40)

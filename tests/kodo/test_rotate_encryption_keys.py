@@ -3,7 +3,7 @@ from django.core.management import call_command
 
 from kodo import crypto
 from o365.models import Service
-from tests.o365.factories import SECRET, make_service
+from tests.factories import SECRET, make_service
 
 
 def test_it_re_encrypts_every_secret_with_the_newest_key(world, settings):

@@ -1,6 +1,6 @@
 from django.test import override_settings
 
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 
 def test_pages_carry_a_self_only_content_security_policy(client, world):

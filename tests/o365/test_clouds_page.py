@@ -5,7 +5,7 @@ import pytest
 from o365.connection import check_connection
 from o365.models import Cloud, CloudAccess, Service
 from organizations.models import AuditEvent
-from tests.o365.factories import make_service
+from tests.factories import make_service
 
 NEW = "/server/clouds/new/"
 

@@ -10,7 +10,7 @@ from django.utils.text import slugify
 from kodo import crypto
 from o365.models import Service
 from organizations.models import AuditEvent
-from tests.o365.factories import (
+from tests.factories import (
     PFX_PASSWORD,
     SECRET,
     kodo_settings_json,

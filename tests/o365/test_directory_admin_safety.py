@@ -10,8 +10,7 @@ from o365 import actions, tasks
 from o365.directory import ADMINISTRATOR
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import Membership
-from tests.conftest import make_account
-from tests.o365.factories import sim_service
+from tests.factories import make_account, sim_service
 
 User = get_user_model()
 
@@ -31,7 +30,7 @@ def run(service, kind="import", **options):
     job = DirectoryJob.objects.create(service=service, kind=kind, options=options)
     actions.do_run_directory_job(job.pk)
     job.refresh_from_db()
-    assert job.status == "succeeded", job.error_message
+    assert job.status == "succeeded", job.error
     return job
 
 

@@ -2,7 +2,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from o365.models import DirectoryJob, DirectoryUser
-from tests.o365.factories import sim_service
+from tests.factories import sim_service
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,7 +3,7 @@ import time
 import pytest
 
 from o365.models import DirectoryJob
-from tests.o365.factories import sim_service
+from tests.factories import sim_service
 
 
 def wait_for(predicate, seconds=60):
@@ -23,5 +23,5 @@ def test_import_users_runs_on_a_real_celery_worker(world, m365sim, celery_worker
     job = DirectoryJob.objects.get()
     assert wait_for(lambda: DirectoryJob.objects.get(pk=job.pk).status in ("succeeded", "failed"))
     job.refresh_from_db()
-    assert job.status == "succeeded", job.error_message
+    assert job.status == "succeeded", job.error
     assert job.created > 0 and job.pages_read > 0

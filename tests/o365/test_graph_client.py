@@ -22,6 +22,7 @@ from o365.graph import (
 from o365.graph.tokens import token_claims
 from o365.permissions import missing_permissions
 from tests.o365.conftest import sim_app, sim_credentials, sim_endpoints
+from tests.polling import wait_for
 
 WRONG_SECRET = "Wr0ng8Q~not-the-real-secret-value-123456"
 
@@ -636,7 +637,8 @@ def test_other_batches_wait_while_the_client_is_throttled(sim, graph_client, sle
     sim.set_fault("drive", "429", max_count=1, retry_after=0.4)
     first = threading.Thread(target=client.get_many, args=(paths[:3],))
     first.start()
-    time.sleep(0.15)  # the first batch has been throttled by now, and waits
+    wait_for(lambda: 0.4 in sleeps, timeout=10, interval=0.01,
+             what="the first batch throttled and waiting out its Retry-After")
 
     answers = client.get_many(paths[3:6])  # waits too instead of being throttled again
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from o365.graph import GraphUnavailable
-from tests.o365.factories import sim_service
+from tests.factories import sim_service
 from tests.o365.test_test_connection import point_at, silent_host  # noqa: F401 (fixture)
 
 

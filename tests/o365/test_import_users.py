@@ -6,8 +6,7 @@ from django.contrib.auth import get_user_model
 from o365 import actions
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import Membership
-from tests.conftest import make_account
-from tests.o365.factories import sim_service
+from tests.factories import make_account, sim_service
 
 User = get_user_model()
 
@@ -50,7 +49,7 @@ def accounts_of(org):
 def test_it_imports_enabled_licensed_users_as_accounts(tenant, world):
     service = sim_service(world.org_a, tenant)
     job = run(service)
-    assert job.status == "succeeded", job.error_message
+    assert job.status == "succeeded", job.error
     assert accounts_of(world.org_a) == expected_imports(tenant)
     assert job.created == len(expected_imports(tenant))
     assert job.users_seen == 40 and job.pages_read == 3
@@ -175,7 +174,7 @@ def test_throttling_and_a_revoked_token_do_not_stop_an_import(tenant, world):
     sim.set_fault("users_delta", "revoke", rate=1.0, seed=5, max_count=1)
     service = sim_service(world.org_a, tenant)
     job = run(service)
-    assert job.status == "succeeded", job.error_message
+    assert job.status == "succeeded", job.error
     assert accounts_of(world.org_a) == expected_imports(tenant)
 
 
@@ -185,13 +184,13 @@ def test_a_failure_ends_the_job_clearly_without_half_linked_accounts(tenant, wor
     service = sim_service(world.org_a, tenant)
     job = run(service)
     assert job.status == "failed"
-    assert "Microsoft 365 answered with an error" in job.error_message
+    assert "Microsoft 365 answered with an error" in job.error
     assert not accounts_of(world.org_a)
     assert service.users_delta_link == ""
 
 
 def test_one_job_per_configuration_at_a_time(world, django_capture_on_commit_callbacks):
-    from tests.o365.factories import make_service
+    from tests.factories import make_service
 
     service = make_service(world.org_a)
     with django_capture_on_commit_callbacks() as callbacks:
@@ -202,7 +201,7 @@ def test_one_job_per_configuration_at_a_time(world, django_capture_on_commit_cal
 
 
 def test_a_running_job_is_not_claimed_twice(world):
-    from tests.o365.factories import make_service
+    from tests.factories import make_service
 
     job = DirectoryJob.objects.create(service=make_service(world.org_a), kind="sync")
     assert actions.claim_directory_job(job.pk) is not None

@@ -1,6 +1,5 @@
 from organizations.models import Membership
-from tests.conftest import make_account
-from tests.o365.factories import make_service
+from tests.factories import make_account, make_service
 
 
 def _people(world, count):

@@ -5,7 +5,7 @@ import pytest
 
 from o365.models import Service
 from organizations.models import AuditEvent
-from tests.o365.factories import sim_service
+from tests.factories import sim_service
 
 
 def _test(client, world, service):

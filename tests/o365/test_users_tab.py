@@ -4,7 +4,7 @@ from django_celery_beat.models import PeriodicTask
 
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import AuditEvent
-from tests.o365.factories import make_service
+from tests.factories import make_service
 
 
 def _base(world):

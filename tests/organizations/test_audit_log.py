@@ -3,7 +3,7 @@ import datetime as dt
 from django.utils import timezone
 
 from organizations.models import AuditEvent
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 
 def _event(org, action, message, days_ago=0, ip="192.0.2.1"):

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 PROXY = "10.0.0.1"
 ATTACKER = "203.0.113.66"

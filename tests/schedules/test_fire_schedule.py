@@ -9,8 +9,7 @@ from schedules import notifications
 from schedules.actions import do_fire_schedule
 from schedules.models import ScheduleFiring
 from schedules.tasks import fire_schedule
-from tests.o365.factories import make_service
-from tests.schedules.factories import make_schedule, mirror
+from tests.factories import make_schedule, make_service, mirror
 
 
 def test_a_firing_starts_one_run_per_user_on_commit(world, django_capture_on_commit_callbacks):

@@ -6,7 +6,7 @@ import zoneinfo
 import pytest
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from tests.schedules.factories import make_schedule
+from tests.factories import make_schedule
 
 WARSAW = zoneinfo.ZoneInfo("Europe/Warsaw")
 UTC = dt.UTC

@@ -12,9 +12,7 @@ from organizations.models import Organization
 from schedules import notifications
 from schedules.actions import do_fire_schedule
 from schedules.models import Schedule, ScheduleFiring
-from tests.conftest import make_account
-from tests.o365.factories import make_service
-from tests.schedules.factories import make_schedule, mirror
+from tests.factories import make_account, make_schedule, make_service, mirror
 
 
 def _failed_firing(organization, name):

@@ -6,8 +6,7 @@ from django_celery_beat.models import PeriodicTask
 from organizations.models import AuditEvent
 from schedules.actions import do_fire_schedule
 from schedules.models import Schedule
-from tests.o365.factories import make_service
-from tests.schedules.factories import make_schedule, mirror
+from tests.factories import make_schedule, make_service, mirror
 
 
 @pytest.fixture

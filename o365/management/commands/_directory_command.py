@@ -61,7 +61,7 @@ class DirectoryCommand(BaseCommand):
         job.refresh_from_db()
         self._draw(job, live, final=True)
         outcome = (self.style.SUCCESS("succeeded") if job.status == "succeeded"
-                   else self.style.ERROR(f"{job.status}: {job.error_message}"))
+                   else self.style.ERROR(f"{job.status}: {job.error}"))
         self.stdout.write(f"{job.service.name}: {outcome}")
         for conflict in job.conflict_details:
             self.stdout.write(f"  conflict: {conflict['email']}: {conflict['reason']}")

@@ -6,7 +6,7 @@ from backups.store.quickxorhash import QuickXorHash, quickxorhash
 
 
 def reference_quickxorhash(data: bytes) -> str:
-    """The algorithm as GRAPH.md §4 states it, one byte at a time."""
+    """The algorithm as docs/GRAPH.md §4 states it, one byte at a time."""
     acc = 0
     for i, byte in enumerate(data):
         shift = (11 * i) % 160
