@@ -10,7 +10,9 @@ from o365.models import DirectoryUser
 def get_directory_user(org, service_code, graph_id) -> DirectoryUser:
     return get_object_or_404(
         DirectoryUser.objects.select_related("service"),
-        service__organization=org, service__code=service_code, graph_id=str(graph_id),
+        service__organization=org,
+        service__code=service_code,
+        graph_id=str(graph_id),
     )
 
 

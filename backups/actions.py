@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 def backup_candidates(service):
     """The users a configuration-wide backup covers: present in Microsoft 365, not known to lack
     a OneDrive."""
-    return (DirectoryUser.objects.filter(service=service, removed_at__isnull=True)
-            .exclude(onedrive=DirectoryUser.OneDrive.MISSING))
+    return DirectoryUser.objects.filter(service=service, removed_at__isnull=True).exclude(
+        onedrive=DirectoryUser.OneDrive.MISSING
+    )
 
 
 def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True):
@@ -28,8 +29,11 @@ def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True)
     try:
         with transaction.atomic():
             run = BackupRun.objects.create(
-                organization_id=service.organization_id, service=service,
-                directory_user=directory_user, active_user=directory_user, trigger=trigger,
+                organization_id=service.organization_id,
+                service=service,
+                directory_user=directory_user,
+                active_user=directory_user,
+                trigger=trigger,
             )
     except IntegrityError:
         run = BackupRun.objects.get(active_user=directory_user)
@@ -42,8 +46,9 @@ def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True)
     return run, True
 
 
-def do_start_backups(*, service, users=None, trigger=BackupRun.Trigger.MANUAL, request=None,
-                     enqueue=True):
+def do_start_backups(
+    *, service, users=None, trigger=BackupRun.Trigger.MANUAL, request=None, enqueue=True
+):
     """Start a run for each of `users` (default: every candidate of the configuration).
 
     Returns (runs started, runs already active)."""
@@ -58,11 +63,13 @@ def do_start_backups(*, service, users=None, trigger=BackupRun.Trigger.MANUAL, r
             (started if created else active).append(run)
         if request is not None:
             if len(users) == 1:
-                what = (f"Started a backup of {users[0]} ({users[0].email})" if started else
-                        f"Asked for a backup of {users[0]} ({users[0].email}), already running")
+                what = (
+                    f"Started a backup of {users[0]} ({users[0].email})"
+                    if started
+                    else f"Asked for a backup of {users[0]} ({users[0].email}), already running"
+                )
             else:
-                what = (f"Started a backup of configuration {service.name} "
-                        f"({len(started)} users")
+                what = f"Started a backup of configuration {service.name} ({len(started)} users"
                 what += f", {len(active)} already running)" if active else ")"
             audit.record("backup_started", what + ".", request=request, organization=organization)
     return started, active
@@ -78,8 +85,9 @@ def do_request_configuration_backup(*, service, trigger=BackupRun.Trigger.MANUAL
 
     Returns (users to back up, users with a run already active): two counts."""
     candidates = backup_candidates(service).count()
-    running = BackupRun.objects.active().filter(directory_user__in=backup_candidates(service)
-                                                ).count()
+    running = (
+        BackupRun.objects.active().filter(directory_user__in=backup_candidates(service)).count()
+    )
     if not candidates:
         return 0, 0
     organization = service.organization
@@ -90,7 +98,8 @@ def do_request_configuration_backup(*, service, trigger=BackupRun.Trigger.MANUAL
         from backups.tasks import fan_out_backups
 
         transaction.on_commit(
-            lambda: fan_out_backups.delay(service.pk, organization.pk, str(trigger)))
+            lambda: fan_out_backups.delay(service.pk, organization.pk, str(trigger))
+        )
     return candidates, running
 
 
@@ -109,11 +118,20 @@ def do_fan_out_backups(service, trigger=BackupRun.Trigger.MANUAL, *, batch=FAN_O
             break
         last_pk = users[-1].pk
         with transaction.atomic():
-            busy = {run.active_user_id: run
-                    for run in BackupRun.objects.filter(active_user__in=users)}
-            new = [BackupRun(organization_id=service.organization_id, service=service,
-                             directory_user=user, active_user=user, trigger=trigger)
-                   for user in users if user.pk not in busy]
+            busy = {
+                run.active_user_id: run for run in BackupRun.objects.filter(active_user__in=users)
+            }
+            new = [
+                BackupRun(
+                    organization_id=service.organization_id,
+                    service=service,
+                    directory_user=user,
+                    active_user=user,
+                    trigger=trigger,
+                )
+                for user in users
+                if user.pk not in busy
+            ]
             try:
                 with transaction.atomic():
                     created = BackupRun.objects.bulk_create(new)
@@ -147,8 +165,11 @@ class Claim:
 def claim_run(run_id, organization_id) -> Claim:
     """Take a queued run, or a running one whose worker stopped beating (it died): one
     conditional UPDATE (kodo.jobs.Job.claim), so only one worker ever holds a run."""
-    run = (BackupRun.objects.filter(pk=run_id, organization_id=organization_id)
-           .select_related("directory_user__service", "organization").first())
+    run = (
+        BackupRun.objects.filter(pk=run_id, organization_id=organization_id)
+        .select_related("directory_user__service", "organization")
+        .first()
+    )
     if run is None:
         return Claim(None, "missing")
     if run.claim():
@@ -168,8 +189,9 @@ def execute_run(run, *, threads=None, progress=None, client_options=None):
     # Graph and to the download host) instead of a TLS handshake per connection per run.
     client = service.graph_client(**{"shared_session": True, **(client_options or {})})
     try:
-        engine = OneDriveBackup(run, client, store_for(run.organization), threads=threads,
-                                progress=progress)
+        engine = OneDriveBackup(
+            run, client, store_for(run.organization), threads=threads, progress=progress
+        )
         engine.execute()
     except RunCanceled:
         log.info("Run %s was canceled; its worker stops.", run.pk)
@@ -198,8 +220,7 @@ def do_run_inline(run, *, progress=None, threads=None, client_options=None):
     claim = claim_run(run.pk, run.organization_id)
     if claim.outcome != "claimed":
         return claim.run
-    return execute_run(claim.run, threads=threads, progress=progress,
-                       client_options=client_options)
+    return execute_run(claim.run, threads=threads, progress=progress, client_options=client_options)
 
 
 def do_cancel_run(run, *, request=None, actor_email="") -> bool:
@@ -213,6 +234,10 @@ def do_cancel_run(run, *, request=None, actor_email="") -> bool:
         canceled = run.cancel(f"Canceled by {who}.")
         if canceled and request is not None:
             user = run.directory_user
-            audit.record("backup_canceled", f"Canceled the backup of {user} ({user.email}).",
-                         request=request, organization=run.organization)
+            audit.record(
+                "backup_canceled",
+                f"Canceled the backup of {user} ({user.email}).",
+                request=request,
+                organization=run.organization,
+            )
     return canceled

@@ -32,9 +32,16 @@ RUNNING_SHOWN = 10
 LOST_SHOWN = 20
 DONE_STATUSES = (BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL)
 # The results a finished run can have, in the order the Dashboard shows them.
-RESULTS = [(status, jobs.BADGES[status]) for status in (
-    BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL, BackupRun.Status.FAILED,
-    BackupRun.Status.SKIPPED, BackupRun.Status.CANCELED)]
+RESULTS = [
+    (status, jobs.BADGES[status])
+    for status in (
+        BackupRun.Status.SUCCEEDED,
+        BackupRun.Status.PARTIAL,
+        BackupRun.Status.FAILED,
+        BackupRun.Status.SKIPPED,
+        BackupRun.Status.CANCELED,
+    )
+]
 
 
 def org_zone(org):
@@ -83,8 +90,9 @@ def growth_chart(points, *, width=640, height=200) -> Chart:
         chart.dots.append((x, y, day, value))
     chart.baseline_y = chart.top + inner_h
     chart.line = " ".join(f"{x},{y}" for x, y in coords)
-    chart.area = (f"{coords[0][0]},{chart.baseline_y} " + chart.line
-                  + f" {coords[-1][0]},{chart.baseline_y}")
+    chart.area = (
+        f"{coords[0][0]},{chart.baseline_y} " + chart.line + f" {coords[-1][0]},{chart.baseline_y}"
+    )
     chart.first_label = points[0][0].strftime("%b %d")
     chart.last_label = points[-1][0].strftime("%b %d")
     chart.max_value = max(value for _, value in points)
@@ -115,8 +123,9 @@ class Dashboard:
     @property
     def running(self) -> list:
         """The running jobs of every kind shown, in the order they were started."""
-        return sorted([*self.running_runs, *self.running_jobs],
-                      key=lambda job: (job.created_at, job.pk))
+        return sorted(
+            [*self.running_runs, *self.running_jobs], key=lambda job: (job.created_at, job.pk)
+        )
 
     @property
     def runs_last_day(self) -> int:
@@ -138,31 +147,52 @@ def dashboard(org, *, now=None) -> Dashboard:
     period_start = dt.datetime.combine(first_day, dt.time(), zone)
     day_ago = now - dt.timedelta(hours=24)
 
-    users = DirectoryUser.objects.filter(service__organization=OuterRef("pk"),
-                                         removed_at__isnull=True, account__isnull=False)
-    protected = users.filter(Exists(BackupRun.objects.filter(directory_user=OuterRef("pk"),
-                                                             status__in=DONE_STATUSES)))
-    versions = FileVersion.objects.filter(organization=OuterRef("pk"), end_run__isnull=True,
-                                          is_folder=False)
-    totals = Organization.objects.filter(pk=org.pk).values(
-        users_total=_scalar(users, "service__organization", Count("pk")),
-        users_protected=_scalar(protected, "service__organization", Count("pk")),
-        current_files=_scalar(versions, "organization", Count("pk")),
-        current_size=_scalar(versions, "organization", Sum("size")),
-        damaged_versions=_scalar(_damaged(FileVersion.Damage.DAMAGED), "organization",
-                                 Count("pk")),
-        lost_count=_scalar(_damaged(FileVersion.Damage.LOST), "organization", Count("pk")),
-        last_verification=Subquery(Verification.objects.filter(organization=OuterRef("pk"))
-                                   .order_by("-created_at", "-id").values("pk")[:1]),
-    ).get()
+    users = DirectoryUser.objects.filter(
+        service__organization=OuterRef("pk"), removed_at__isnull=True, account__isnull=False
+    )
+    protected = users.filter(
+        Exists(BackupRun.objects.filter(directory_user=OuterRef("pk"), status__in=DONE_STATUSES))
+    )
+    versions = FileVersion.objects.filter(
+        organization=OuterRef("pk"), end_run__isnull=True, is_folder=False
+    )
+    totals = (
+        Organization.objects.filter(pk=org.pk)
+        .values(
+            users_total=_scalar(users, "service__organization", Count("pk")),
+            users_protected=_scalar(protected, "service__organization", Count("pk")),
+            current_files=_scalar(versions, "organization", Count("pk")),
+            current_size=_scalar(versions, "organization", Sum("size")),
+            damaged_versions=_scalar(
+                _damaged(FileVersion.Damage.DAMAGED), "organization", Count("pk")
+            ),
+            lost_count=_scalar(_damaged(FileVersion.Damage.LOST), "organization", Count("pk")),
+            last_verification=Subquery(
+                Verification.objects.filter(organization=OuterRef("pk"))
+                .order_by("-created_at", "-id")
+                .values("pk")[:1]
+            ),
+        )
+        .get()
+    )
 
-    day = Case(When(created_at__lt=period_start, then=Value(None, output_field=DateField())),
-               default=TruncDate("created_at", tzinfo=zone), output_field=DateField())
-    recent = Case(When(finished_at__gte=day_ago, then=Value(True)), default=Value(False),
-                  output_field=BooleanField())
-    groups = (BackupRun.objects.for_organization(org).order_by()
-              .annotate(day=day, recent=recent).values("day", "status", "recent")
-              .annotate(runs=Count("pk"), stored=Sum("bytes_stored")))
+    day = Case(
+        When(created_at__lt=period_start, then=Value(None, output_field=DateField())),
+        default=TruncDate("created_at", tzinfo=zone),
+        output_field=DateField(),
+    )
+    recent = Case(
+        When(finished_at__gte=day_ago, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+    groups = (
+        BackupRun.objects.for_organization(org)
+        .order_by()
+        .annotate(day=day, recent=recent)
+        .values("day", "status", "recent")
+        .annotate(runs=Count("pk"), stored=Sum("bytes_stored"))
+    )
     stored_per_day, active, stored_before = {}, 0, 0
     results = {status: 0 for status, _ in RESULTS}
     for group in groups:
@@ -181,11 +211,18 @@ def dashboard(org, *, now=None) -> Dashboard:
         running_total += stored_per_day.get(date, 0)
         growth.append((date, running_total))
 
-    running_runs = list(BackupRun.objects.for_organization(org).active()
-                        .select_related("directory_user", "service", "organization")
-                        .order_by("created_at", "id")[:RUNNING_SHOWN])
-    running_jobs = list(DirectoryJob.objects.active().filter(service__organization=org)
-                        .select_related("service__organization").order_by("created_at", "id"))
+    running_runs = list(
+        BackupRun.objects.for_organization(org)
+        .active()
+        .select_related("directory_user", "service", "organization")
+        .order_by("created_at", "id")[:RUNNING_SHOWN]
+    )
+    running_jobs = list(
+        DirectoryJob.objects.active()
+        .filter(service__organization=org)
+        .select_related("service__organization")
+        .order_by("created_at", "id")
+    )
     return Dashboard(
         users_total=totals["users_total"],
         users_protected=totals["users_protected"],
@@ -199,14 +236,21 @@ def dashboard(org, *, now=None) -> Dashboard:
         running_runs=running_runs,
         running_jobs=running_jobs,
         active_jobs=len(running_jobs),  # at most one per configuration
-        last_verification=(Verification.objects.get(pk=totals["last_verification"])
-                           if totals["last_verification"] else None),
+        last_verification=(
+            Verification.objects.get(pk=totals["last_verification"])
+            if totals["last_verification"]
+            else None
+        ),
         damaged_versions=totals["damaged_versions"],
         lost_count=totals["lost_count"],
         lost_versions=list(
-            FileVersion.objects.for_organization(org).filter(damage=FileVersion.Damage.LOST)
-            .select_related("drive__directory_user").order_by("-end_run_id", "path")
-            [:LOST_SHOWN]) if totals["lost_count"] else [],
+            FileVersion.objects.for_organization(org)
+            .filter(damage=FileVersion.Damage.LOST)
+            .select_related("drive__directory_user")
+            .order_by("-end_run_id", "path")[:LOST_SHOWN]
+        )
+        if totals["lost_count"]
+        else [],
     )
 
 
@@ -241,8 +285,14 @@ TASK_TYPES = TaskTypes()
 
 
 class TaskStatus:
-    CHOICES = [("running", "Running"), ("queued", "Queued"), ("completed", "Completed"),
-               ("failed", "Failed"), ("skipped", "Skipped"), ("canceled", "Canceled")]
+    CHOICES = [
+        ("running", "Running"),
+        ("queued", "Queued"),
+        ("completed", "Completed"),
+        ("failed", "Failed"),
+        ("skipped", "Skipped"),
+        ("canceled", "Canceled"),
+    ]
 
 
 @dataclass
@@ -274,8 +324,7 @@ def task_rows(org, *, types=(), statuses=(), since=None, until=None, user=""):
             if not wanted:
                 continue
             rows = rows.filter(status__in=wanted)
-        parts.append(_window(rows.filter(**lookup), since, until)
-                     .annotate(task_type=Value(key)))
+        parts.append(_window(rows.filter(**lookup), since, until).annotate(task_type=Value(key)))
     if not parts:
         return BackupRun.objects.none().values_list("pk")
     rows = [part.order_by().values_list("task_type", "pk", "created_at") for part in parts]
@@ -299,5 +348,8 @@ def load_tasks(rows) -> list[Task]:
     for key, pk, _ in rows:
         wanted[model_of[key]].append(pk)
     loaded = {model: model.load_for_tasks(pks) for model, pks in wanted.items()}
-    return [Task(key, created_at, loaded[model_of[key]][pk]) for key, pk, created_at in rows
-            if pk in loaded[model_of[key]]]  # else deleted since the page was counted
+    return [
+        Task(key, created_at, loaded[model_of[key]][pk])
+        for key, pk, created_at in rows
+        if pk in loaded[model_of[key]]
+    ]  # else deleted since the page was counted

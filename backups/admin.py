@@ -19,8 +19,16 @@ class RunIssueInline(admin.TabularInline):
 
 @admin.register(BackupRun)
 class BackupRunAdmin(admin.ModelAdmin):
-    list_display = ["directory_user", "organization", "status", "trigger", "created_at",
-                    "files_downloaded", "bytes_stored", "files_failed"]
+    list_display = [
+        "directory_user",
+        "organization",
+        "status",
+        "trigger",
+        "created_at",
+        "files_downloaded",
+        "bytes_stored",
+        "files_failed",
+    ]
     list_filter = ["status", "trigger"]
     search_fields = ["directory_user__user_principal_name", "organization__name", "code"]
     raw_id_fields = ["organization", "service", "directory_user", "active_user"]
@@ -58,7 +66,14 @@ class DamagedChunkAdmin(admin.ModelAdmin):
 
 @admin.register(Verification)
 class VerificationAdmin(admin.ModelAdmin):
-    list_display = ["organization", "created_at", "status", "sample", "chunks_checked",
-                    "problems", "versions_affected"]
+    list_display = [
+        "organization",
+        "created_at",
+        "status",
+        "sample",
+        "chunks_checked",
+        "problems",
+        "versions_affected",
+    ]
     list_filter = ["status", "trigger"]
     raw_id_fields = ["organization"]

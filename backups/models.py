@@ -23,8 +23,9 @@ class OrganizationStoreKey(models.Model):
     """An organization's chunk-store keys (backups.store.OrgKeys), wrapped with
     KODO_ENCRYPTION_KEYS."""
 
-    organization = models.OneToOneField(Organization, on_delete=models.CASCADE,
-                                        related_name="store_key")
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="store_key"
+    )
     wrapped_keys = models.BinaryField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -54,15 +55,23 @@ class BackupRun(Job):
     position = 10
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="backup_runs")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="backup_runs"
+    )
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="backup_runs")
-    directory_user = models.ForeignKey(DirectoryUser, on_delete=models.CASCADE,
-                                       related_name="backup_runs")
+    directory_user = models.ForeignKey(
+        DirectoryUser, on_delete=models.CASCADE, related_name="backup_runs"
+    )
     # Set while queued or running, cleared when finished: the unique constraint below makes two
     # active runs of one user impossible, whatever the number of web servers and workers.
-    active_user = models.ForeignKey(DirectoryUser, null=True, blank=True, editable=False,
-                                    on_delete=models.CASCADE, related_name="+")
+    active_user = models.ForeignKey(
+        DirectoryUser,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
     full_enumeration = models.BooleanField(default=False)
 
     files_seen = models.PositiveIntegerField(default=0)
@@ -127,8 +136,11 @@ class BackupRun(Job):
 
     @property
     def cancel_url(self) -> str:
-        return (reverse("backup-run-cancel", args=[self.organization.code, self.code])
-                if self.is_active else "")
+        return (
+            reverse("backup-run-cancel", args=[self.organization.code, self.code])
+            if self.is_active
+            else ""
+        )
 
     @property
     def progress_text(self) -> str:
@@ -150,14 +162,15 @@ class BackupRun(Job):
     def tasks_of(cls, organization, *, user=""):
         runs = cls.objects.for_organization(organization)
         if user:
-            runs = runs.filter(Q(directory_user__mail__icontains=user)
-                               | Q(directory_user__user_principal_name__icontains=user))
+            runs = runs.filter(
+                Q(directory_user__mail__icontains=user)
+                | Q(directory_user__user_principal_name__icontains=user)
+            )
         return runs
 
     @classmethod
     def load_for_tasks(cls, pks):
-        return cls.objects.select_related("directory_user", "service", "organization").in_bulk(
-            pks)
+        return cls.objects.select_related("directory_user", "service", "organization").in_bulk(pks)
 
     def add(self, **counts):
         """Add to counters atomically in the database (and on this instance)."""
@@ -171,23 +184,27 @@ class BackupRun(Job):
 class DriveState(models.Model):
     """A user's OneDrive as Kodo follows it: the delta cursor saved by the last completed run."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="drive_states")
-    directory_user = models.ForeignKey(DirectoryUser, on_delete=models.CASCADE,
-                                       related_name="drive_states")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="drive_states"
+    )
+    directory_user = models.ForeignKey(
+        DirectoryUser, on_delete=models.CASCADE, related_name="drive_states"
+    )
     drive_id = models.CharField(max_length=200)
     root_item_id = models.CharField(max_length=200, blank=True)
     delta_link = models.TextField(blank=True)
     # Items a completed run could not store (persisting faults); the next run fetches them again.
     retry_item_ids = models.JSONField(default=list, blank=True)
-    last_run = models.ForeignKey(BackupRun, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
+    last_run = models.ForeignKey(
+        BackupRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["directory_user", "drive_id"],
-                                    name="one_state_per_drive"),
+            models.UniqueConstraint(
+                fields=["directory_user", "drive_id"], name="one_state_per_drive"
+            ),
         ]
 
     def __str__(self):
@@ -213,8 +230,9 @@ class FileVersionQuerySet(models.QuerySet):
 class FileVersion(models.Model):
     """One state of a drive item: where it was, what it held (as ordered chunks), when."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="file_versions")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="file_versions"
+    )
     drive = models.ForeignKey(DriveState, on_delete=models.CASCADE, related_name="versions")
     item_id = models.CharField(max_length=200)
     parent_id = models.CharField(max_length=200, blank=True)
@@ -232,8 +250,9 @@ class FileVersion(models.Model):
     chunks = models.JSONField(default=list, blank=True)
 
     first_run = models.ForeignKey(BackupRun, on_delete=models.RESTRICT, related_name="+")
-    end_run = models.ForeignKey(BackupRun, null=True, blank=True, on_delete=models.RESTRICT,
-                                related_name="+")
+    end_run = models.ForeignKey(
+        BackupRun, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
+    )
     deleted = models.BooleanField(default=False, help_text="Ended because the item was deleted.")
 
     class Damage(models.TextChoices):
@@ -245,8 +264,9 @@ class FileVersion(models.Model):
         # restored (reported on the run that found it so).
         LOST = "lost", "Lost"
 
-    damage = models.CharField(max_length=8, choices=Damage.choices, default=Damage.SOUND,
-                              blank=True)
+    damage = models.CharField(
+        max_length=8, choices=Damage.choices, default=Damage.SOUND, blank=True
+    )
 
     objects = FileVersionQuerySet.as_manager()
 
@@ -256,12 +276,16 @@ class FileVersion(models.Model):
             models.Index(fields=["drive", "item_id"]),
             models.Index(fields=["drive", "end_run"]),
             models.Index(fields=["organization", "quickxorhash"]),
-            models.Index(fields=["drive", "damage"], condition=~Q(damage=""),
-                         name="damaged_versions"),
+            models.Index(
+                fields=["drive", "damage"], condition=~Q(damage=""), name="damaged_versions"
+            ),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["drive", "item_id"], condition=Q(end_run__isnull=True),
-                                    name="one_current_version_per_item"),
+            models.UniqueConstraint(
+                fields=["drive", "item_id"],
+                condition=Q(end_run__isnull=True),
+                name="one_current_version_per_item",
+            ),
         ]
 
     def __str__(self):
@@ -276,9 +300,16 @@ class FileVersion(models.Model):
         """The last run in which this version was present (None while it is still current)."""
         if self.end_run_id is None:
             return None
-        return (BackupRun.objects.filter(directory_user_id=self.drive.directory_user_id,
-                                         pk__lt=self.end_run_id, pk__gte=self.first_run_id)
-                .order_by("-pk").values_list("pk", flat=True).first())
+        return (
+            BackupRun.objects.filter(
+                directory_user_id=self.drive.directory_user_id,
+                pk__lt=self.end_run_id,
+                pk__gte=self.first_run_id,
+            )
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
 
 
 class RunIssue(models.Model):
@@ -319,8 +350,9 @@ class UnreferencedChunk(models.Model):
     after another grace period, so that a backup that reused it just before it was held aside
     and recorded its version late gets it back."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="unreferenced_chunks")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="unreferenced_chunks"
+    )
     chunk_id = models.CharField(max_length=64)
     marked_at = models.DateTimeField()
     held_at = models.DateTimeField(null=True, blank=True)
@@ -328,8 +360,7 @@ class UnreferencedChunk(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "chunk_id"],
-                                    name="one_mark_per_chunk"),
+            models.UniqueConstraint(fields=["organization", "chunk_id"], name="one_mark_per_chunk"),
         ]
 
     def __str__(self):
@@ -345,16 +376,18 @@ class DamagedChunk(models.Model):
         CORRUPT = "corrupt", "Corrupt"
         MISSING = "missing", "Missing"
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="damaged_chunks")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="damaged_chunks"
+    )
     chunk_id = models.CharField(max_length=64)
     problem = models.CharField(max_length=8, choices=Problem.choices)
     found_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "chunk_id"],
-                                    name="one_damage_per_chunk"),
+            models.UniqueConstraint(
+                fields=["organization", "chunk_id"], name="one_damage_per_chunk"
+            ),
         ]
 
     def __str__(self):
@@ -373,17 +406,23 @@ class Verification(JobRecord):
         PROBLEMS = "problems", "Problems found"
         FAILED = "failed", "Failed"
 
-    JOB_STATUSES = {Status.RUNNING: jobs.Status.RUNNING, Status.SOUND: jobs.Status.SUCCEEDED,
-                    Status.PROBLEMS: jobs.Status.FAILED, Status.FAILED: jobs.Status.FAILED}
+    JOB_STATUSES = {
+        Status.RUNNING: jobs.Status.RUNNING,
+        Status.SOUND: jobs.Status.SUCCEEDED,
+        Status.PROBLEMS: jobs.Status.FAILED,
+        Status.FAILED: jobs.Status.FAILED,
+    }
     kind_label = "Verification"
     position = 30
     subject = "Backup store"
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="verifications")
-    trigger = models.CharField(max_length=10, choices=jobs.Trigger.choices,
-                               default=jobs.Trigger.SCHEDULE)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="verifications"
+    )
+    trigger = models.CharField(
+        max_length=10, choices=jobs.Trigger.choices, default=jobs.Trigger.SCHEDULE
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     sample = models.FloatField(default=1.0, help_text="Fraction of the chunks re-read.")
     versions_checked = models.PositiveIntegerField(default=0)
@@ -414,8 +453,7 @@ class Verification(JobRecord):
 
     @property
     def summary(self) -> str:
-        return (f"{self.versions_checked} file versions, {self.chunks_checked} chunks "
-                "re-read")
+        return f"{self.versions_checked} file versions, {self.chunks_checked} chunks re-read"
 
     @property
     def problem_badge(self) -> str:
@@ -425,8 +463,10 @@ class Verification(JobRecord):
     def note(self) -> str:
         if not self.damaged_chunks:
             return ""
-        return (f"{self.damaged_chunks} damaged chunks used by {self.versions_affected} file "
-                "versions; the next backups download them again")
+        return (
+            f"{self.damaged_chunks} damaged chunks used by {self.versions_affected} file "
+            "versions; the next backups download them again"
+        )
 
     @classmethod
     def task_types(cls):

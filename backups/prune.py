@@ -59,13 +59,16 @@ class Policy:
     keep_deleted: dt.timedelta
 
     def most_generous(self, other: "Policy") -> "Policy":
-        return Policy(max(self.keep_versions, other.keep_versions),
-                      max(self.keep_deleted, other.keep_deleted))
+        return Policy(
+            max(self.keep_versions, other.keep_versions), max(self.keep_deleted, other.keep_deleted)
+        )
 
 
 def default_policy() -> Policy:
-    return Policy(getattr(settings, "KODO_DEFAULT_KEEP_VERSIONS", 30),
-                  dt.timedelta(days=getattr(settings, "KODO_DEFAULT_KEEP_DELETED_DAYS", 365)))
+    return Policy(
+        getattr(settings, "KODO_DEFAULT_KEEP_VERSIONS", 30),
+        dt.timedelta(days=getattr(settings, "KODO_DEFAULT_KEEP_DELETED_DAYS", 365)),
+    )
 
 
 def grace_period() -> dt.timedelta:
@@ -99,10 +102,12 @@ class PruneReport:
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
-        text = (f"[{self.organization}] {verb} {self.versions_removed} file versions and "
-                f"{self.chunks_removed} chunks ({filesizeformat(self.bytes_removed)}); "
-                f"{self.chunks_marked} chunks newly unreferenced, {self.chunks_deleted} held "
-                f"chunks deleted, {self.chunks_restored} put back")
+        text = (
+            f"[{self.organization}] {verb} {self.versions_removed} file versions and "
+            f"{self.chunks_removed} chunks ({filesizeformat(self.bytes_removed)}); "
+            f"{self.chunks_marked} chunks newly unreferenced, {self.chunks_deleted} held "
+            f"chunks deleted, {self.chunks_restored} put back"
+        )
         if self.chunks_missing:
             text += f"; {self.chunks_missing} referenced chunks are MISSING (run verify_store)"
         return text
@@ -115,14 +120,17 @@ def compact_store() -> str:
     if compact is None:
         return "The store has no pack files to compact."
     report = compact()
-    return (f"Store packs: {report['packs_deleted']} deleted, {report['packs_rewritten']} "
-            f"rewritten, {filesizeformat(report['bytes_freed'])} freed")
+    return (
+        f"Store packs: {report['packs_deleted']} deleted, {report['packs_rewritten']} "
+        f"rewritten, {filesizeformat(report['bytes_freed'])} freed"
+    )
 
 
 def organizations_to_prune():
     return Organization.objects.filter(
         Q(pk__in=OrganizationStoreKey.objects.values("organization"))
-        | Q(pk__in=DriveState.objects.values("organization"))).order_by("name")
+        | Q(pk__in=DriveState.objects.values("organization"))
+    ).order_by("name")
 
 
 def do_prune_organization(organization, now=None, dry_run=False) -> PruneReport:
@@ -133,26 +141,36 @@ def do_prune_organization(organization, now=None, dry_run=False) -> PruneReport:
     report.versions_removed = len(doomed)
     if not dry_run:
         for start in range(0, len(doomed), BATCH):
-            FileVersion.objects.filter(pk__in=doomed[start:start + BATCH],
-                                       end_run__isnull=False).delete()
+            FileVersion.objects.filter(
+                pk__in=doomed[start : start + BATCH], end_run__isnull=False
+            ).delete()
     if OrganizationStoreKey.objects.filter(organization=organization).exists():
-        sweep_chunks(organization, store_for(organization), now, report,
-                     ignore_versions=frozenset(doomed) if dry_run else frozenset())
+        sweep_chunks(
+            organization,
+            store_for(organization),
+            now,
+            report,
+            ignore_versions=frozenset(doomed) if dry_run else frozenset(),
+        )
     log.info("%s", report.summary())
     return report
 
 
 # ----- versions ------------------------------------------------------------------------------
 
+
 def versions_to_prune(organization, now) -> list[int]:
     """The pks of the ended versions the policy no longer keeps."""
     policies = policies_for(organization)
     default = default_policy()
-    drive_users = dict(DriveState.objects.filter(organization=organization)
-                       .values_list("pk", "directory_user_id"))
-    rows = (FileVersion.objects.for_organization(organization)
-            .order_by("drive_id", "item_id", "first_run_id", "pk")
-            .values_list("pk", "drive_id", "item_id", "is_folder", "end_run_id", "deleted"))
+    drive_users = dict(
+        DriveState.objects.filter(organization=organization).values_list("pk", "directory_user_id")
+    )
+    rows = (
+        FileVersion.objects.for_organization(organization)
+        .order_by("drive_id", "item_id", "first_run_id", "pk")
+        .values_list("pk", "drive_id", "item_id", "is_folder", "end_run_id", "deleted")
+    )
     doomed = []
     deleted_items = []  # (pks still kept, end run of the deletion, keep-deleted period)
     for (drive_id, _), group in groupby(rows.iterator(chunk_size=5000), key=itemgetter(1, 2)):
@@ -163,7 +181,7 @@ def versions_to_prune(organization, now) -> list[int]:
         cut = []
         if not head[3]:  # folder versions stay while the folder does
             older = [v[0] for v in versions if v[4] is not None and v is not head]
-            cut = older[:max(len(older) - max(policy.keep_versions - 1, 0), 0)]
+            cut = older[: max(len(older) - max(policy.keep_versions - 1, 0), 0)]
             doomed.extend(cut)
         if not current and head[5]:
             gone = set(cut)
@@ -176,16 +194,20 @@ def versions_to_prune(organization, now) -> list[int]:
 def _expired_deletions(deleted_items, now):
     """Versions of deleted items whose deletion is older than their keep-deleted period."""
     for start in range(0, len(deleted_items), BATCH):
-        batch = deleted_items[start:start + BATCH]
-        deleted_at = {pk: finished or created for pk, finished, created in
-                      BackupRun.objects.filter(pk__in={run_id for _, run_id, _ in batch})
-                      .values_list("pk", "finished_at", "created_at")}
+        batch = deleted_items[start : start + BATCH]
+        deleted_at = {
+            pk: finished or created
+            for pk, finished, created in BackupRun.objects.filter(
+                pk__in={run_id for _, run_id, _ in batch}
+            ).values_list("pk", "finished_at", "created_at")
+        }
         for kept, run_id, keep_deleted in batch:
             if deleted_at[run_id] <= now - keep_deleted:
                 yield from kept
 
 
 # ----- chunks --------------------------------------------------------------------------------
+
 
 class HeldChunks:
     """Chunks taken out of an organization's store, kept aside under orgs/<namespace>/pruned/."""
@@ -220,8 +242,9 @@ class HeldChunks:
         self.backend.delete(self._key(chunk_id))
 
 
-def sweep_chunks(organization, store: ChunkStore, now, report: PruneReport,
-                 ignore_versions=frozenset()):
+def sweep_chunks(
+    organization, store: ChunkStore, now, report: PruneReport, ignore_versions=frozenset()
+):
     """Mark, hold aside and delete the organization's unreferenced chunks (see the module doc).
 
     `ignore_versions`: versions to count as gone (a dry run's doomed versions)."""
@@ -251,20 +274,32 @@ def sweep_chunks(organization, store: ChunkStore, now, report: PruneReport,
     missing = referenced - stored
     if missing:
         report.chunks_missing = len(missing)
-        log.warning("[%s] %d referenced chunks are not in the store, e.g. %s; run verify_store.",
-                    organization, len(missing), next(iter(missing)))
+        log.warning(
+            "[%s] %d referenced chunks are not in the store, e.g. %s; run verify_store.",
+            organization,
+            len(missing),
+            next(iter(missing)),
+        )
 
     unreferenced = stored - referenced
     new = sorted(unreferenced - marks.keys())
     report.chunks_marked = len(new)
-    to_hold = [m for m in marks.values() if m.held_at is None and m.chunk_id in unreferenced
-               and m.marked_at <= now - grace]
-    to_delete = [m for m in marks.values() if m.held_at is not None and m.chunk_id not in stored
-                 and m.chunk_id not in referenced and m.held_at <= now - grace]
+    to_hold = [
+        m
+        for m in marks.values()
+        if m.held_at is None and m.chunk_id in unreferenced and m.marked_at <= now - grace
+    ]
+    to_delete = [
+        m
+        for m in marks.values()
+        if m.held_at is not None
+        and m.chunk_id not in stored
+        and m.chunk_id not in referenced
+        and m.held_at <= now - grace
+    ]
     # Held but stored again since (a backup wrote it anew): the held copy is not needed, and the
     # stored one starts its own grace period.
-    to_remark = [m for m in marks.values() if m.held_at is not None
-                 and m.chunk_id in unreferenced]
+    to_remark = [m for m in marks.values() if m.held_at is not None and m.chunk_id in unreferenced]
 
     if dry_run:
         report.chunks_removed = len(to_hold)
@@ -274,8 +309,13 @@ def sweep_chunks(organization, store: ChunkStore, now, report: PruneReport,
 
     UnreferencedChunk.objects.filter(pk__in=done_with).delete()
     UnreferencedChunk.objects.bulk_create(
-        [UnreferencedChunk(organization=organization, chunk_id=chunk_id, marked_at=now)
-         for chunk_id in new], batch_size=BATCH, ignore_conflicts=True)
+        [
+            UnreferencedChunk(organization=organization, chunk_id=chunk_id, marked_at=now)
+            for chunk_id in new
+        ],
+        batch_size=BATCH,
+        ignore_conflicts=True,
+    )
     # A backup may have recorded versions using these chunks since we listed the references.
     referenced |= _chunks_of_recent_runs(organization, started)
     for mark in to_hold:
@@ -304,7 +344,8 @@ def _hold_if_still_marked(held: HeldChunks, mark: UnreferencedChunk, now) -> int
     it back), then move the chunk. The stored size, or None when a backup got there first."""
     with transaction.atomic():
         claimed = UnreferencedChunk.objects.filter(pk=mark.pk, held_at__isnull=True).update(
-            held_at=now)
+            held_at=now
+        )
         if not claimed:
             return None
         try:
@@ -326,14 +367,17 @@ def secure_chunks(organization, store: ChunkStore, chunk_ids) -> set[str]:
     lost = set()
     held = None
     for start in range(0, len(chunk_ids), BATCH):
-        batch = chunk_ids[start:start + BATCH]
+        batch = chunk_ids[start : start + BATCH]
         # A write first: it waits for a prune holding one of them to commit.
         marks.filter(chunk_id__in=batch, held_at__isnull=True).delete()
         for mark in marks.filter(chunk_id__in=batch):  # held aside by a prune
             held = held or HeldChunks(store)
             if held.give_back(mark.chunk_id):
-                log.info("[%s] chunk %s was held aside by prune and reused: put back",
-                         organization, mark.chunk_id)
+                log.info(
+                    "[%s] chunk %s was held aside by prune and reused: put back",
+                    organization,
+                    mark.chunk_id,
+                )
             else:
                 lost.add(mark.chunk_id)
             mark.delete()
@@ -342,8 +386,11 @@ def secure_chunks(organization, store: ChunkStore, chunk_ids) -> set[str]:
 
 def _referenced_chunks(organization, ignore_versions) -> set[str]:
     referenced: set[str] = set()
-    rows = (FileVersion.objects.for_organization(organization).filter(is_folder=False)
-            .values_list("pk", "chunks"))
+    rows = (
+        FileVersion.objects.for_organization(organization)
+        .filter(is_folder=False)
+        .values_list("pk", "chunks")
+    )
     for pk, chunks in rows.iterator(chunk_size=2000):
         if pk not in ignore_versions:
             referenced.update(chunk_id for chunk_id, _ in chunks)
@@ -352,10 +399,15 @@ def _referenced_chunks(organization, ignore_versions) -> set[str]:
 
 def _chunks_of_recent_runs(organization, since) -> set[str]:
     runs = BackupRun.objects.for_organization(organization).filter(
-        Q(status__in=BackupRun.ACTIVE_STATUSES) | Q(finished_at__isnull=True)
-        | Q(finished_at__gte=since))
-    rows = (FileVersion.objects.for_organization(organization).filter(first_run__in=runs)
-            .values_list("chunks", flat=True))
+        Q(status__in=BackupRun.ACTIVE_STATUSES)
+        | Q(finished_at__isnull=True)
+        | Q(finished_at__gte=since)
+    )
+    rows = (
+        FileVersion.objects.for_organization(organization)
+        .filter(first_run__in=runs)
+        .values_list("chunks", flat=True)
+    )
     return {chunk_id for chunks in rows.iterator(chunk_size=2000) for chunk_id, _ in chunks}
 
 

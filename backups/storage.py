@@ -39,10 +39,16 @@ def org_keys(organization) -> OrgKeys:
 def store_for(organization, workers: int = 4) -> ChunkStore:
     """The organization's ChunkStore; the chunks a verification found damaged are never
     deduplicated onto (storing their content again writes them anew: see clear_damage)."""
-    damaged = DamagedChunk.objects.filter(organization=organization).values_list("chunk_id",
-                                                                                flat=True)
-    return ChunkStore(backend(), org_keys(organization), namespace=organization.code.hex,
-                      workers=workers, damaged=damaged)
+    damaged = DamagedChunk.objects.filter(organization=organization).values_list(
+        "chunk_id", flat=True
+    )
+    return ChunkStore(
+        backend(),
+        org_keys(organization),
+        namespace=organization.code.hex,
+        workers=workers,
+        damaged=damaged,
+    )
 
 
 def clear_damage(organization, chunk_ids) -> None:
@@ -53,12 +59,19 @@ def clear_damage(organization, chunk_ids) -> None:
         return
     with transaction.atomic():
         for start in range(0, len(chunk_ids), 500):
-            DamagedChunk.objects.filter(organization=organization,
-                                        chunk_id__in=chunk_ids[start:start + 500]).delete()
-        still = set(DamagedChunk.objects.filter(organization=organization)
-                    .values_list("chunk_id", flat=True))
-        flagged = (FileVersion.objects.for_organization(organization)
-                   .exclude(damage=FileVersion.Damage.SOUND).values_list("pk", "chunks"))
+            DamagedChunk.objects.filter(
+                organization=organization, chunk_id__in=chunk_ids[start : start + 500]
+            ).delete()
+        still = set(
+            DamagedChunk.objects.filter(organization=organization).values_list(
+                "chunk_id", flat=True
+            )
+        )
+        flagged = (
+            FileVersion.objects.for_organization(organization)
+            .exclude(damage=FileVersion.Damage.SOUND)
+            .values_list("pk", "chunks")
+        )
         sound = [pk for pk, chunks in flagged if not any(c in still for c, _ in chunks)]
         FileVersion.objects.filter(pk__in=sound).update(damage=FileVersion.Damage.SOUND)
 

@@ -13,9 +13,13 @@ from kodo.fairness import OrganizationShareTask
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-             base=OrganizationShareTask, share_by="organization_id")
+@shared_task(
+    acks_late=True,
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    base=OrganizationShareTask,
+    share_by="organization_id",
+)
 def run_backup(run_id: int, organization_id: int):
     """Back up one user's OneDrive for the run `run_id` of organization `organization_id`.
 
@@ -33,14 +37,20 @@ def run_backup(run_id: int, organization_id: int):
     except LostClaim:
         return "lost"
     except SoftTimeLimitExceeded:
-        close_run(claim.run, BackupRun.Status.FAILED,
-                  "The backup took longer than the time limit; the next run continues it.")
+        close_run(
+            claim.run,
+            BackupRun.Status.FAILED,
+            "The backup took longer than the time limit; the next run continues it.",
+        )
         return "timeout"
     return run.status
 
 
-@shared_task(acks_late=True, time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+@shared_task(
+    acks_late=True,
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+)
 def fan_out_backups(service_id: int, organization_id: int, trigger: str = "manual"):
     """Start one run (and send one run_backup task) per user of a configuration. Safe to deliver
     twice: users whose run is already active are not given a second one."""
@@ -53,8 +63,9 @@ def fan_out_backups(service_id: int, organization_id: int, trigger: str = "manua
     return f"{started} started, {active} already active"
 
 
-@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+@shared_task(
+    time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT
+)
 def prune_organizations():
     """Apply retention to every organization with backups: one task each, so that one large or
     failing organization does not hold up the others. The store's packs are compacted first:
@@ -66,17 +77,21 @@ def prune_organizations():
         prune_organization.delay(organization_id)
 
 
-@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+@shared_task(
+    time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT
+)
 def compact_store():
     from backups.prune import compact_store as compact
 
     return compact()
 
 
-@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-             base=OrganizationShareTask, share_by="organization_id")
+@shared_task(
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    base=OrganizationShareTask,
+    share_by="organization_id",
+)
 def prune_organization(organization_id: int):
     from backups.prune import do_prune_organization
     from organizations.models import Organization
@@ -96,8 +111,9 @@ def recover_jobs():
     return str(do_recover_jobs())
 
 
-@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+@shared_task(
+    time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT
+)
 def verify_stores():
     """Nightly (beat): verify every organization's backups, a KODO_VERIFY_SAMPLE of the chunks
     (all of them on Sundays), one task per organization."""
@@ -108,9 +124,12 @@ def verify_stores():
         verify_organization.delay(organization_id, sample)
 
 
-@shared_task(time_limit=settings.CELERY_TASK_TIME_LIMIT,
-             soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-             base=OrganizationShareTask, share_by="organization_id")
+@shared_task(
+    time_limit=settings.CELERY_TASK_TIME_LIMIT,
+    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+    base=OrganizationShareTask,
+    share_by="organization_id",
+)
 def verify_organization(organization_id: int, sample: float):
     from backups.models import Verification
     from backups.verification import do_verify_organization
@@ -119,6 +138,7 @@ def verify_organization(organization_id: int, sample: float):
     organization = Organization.objects.filter(pk=organization_id).first()
     if organization is None:
         return "gone"
-    verification = do_verify_organization(organization, sample,
-                                          trigger=Verification.Trigger.SCHEDULE)
+    verification = do_verify_organization(
+        organization, sample, trigger=Verification.Trigger.SCHEDULE
+    )
     return verification.get_status_display()

@@ -8,11 +8,17 @@ urlpatterns = [
     path("o/<uuid:org_code>/backups/", views.backups, name="backups"),
     path("o/<uuid:org_code>/backups/runs/", views.runs_fragment, name="backup-runs"),
     path("o/<uuid:org_code>/backups/runs/<uuid:run_code>/", views.run_detail, name="backup-run"),
-    path("o/<uuid:org_code>/backups/<uuid:service_code>/start/", views.backup_configuration,
-         name="backup-configuration"),
+    path(
+        "o/<uuid:org_code>/backups/<uuid:service_code>/start/",
+        views.backup_configuration,
+        name="backup-configuration",
+    ),
     path(USER, views.user_history, name="backup-user-history"),
     path(USER + "start/", views.backup_user, name="backup-user"),
     path("o/<uuid:org_code>/tasks/", views.tasks, name="tasks"),
-    path("o/<uuid:org_code>/backups/runs/<uuid:run_code>/cancel/", views.cancel_run,
-         name="backup-run-cancel"),
+    path(
+        "o/<uuid:org_code>/backups/runs/<uuid:run_code>/cancel/",
+        views.cancel_run,
+        name="backup-run-cancel",
+    ),
 ]

@@ -53,16 +53,22 @@ def nightly_sample(now=None) -> float:
 
 def organizations_to_verify():
     return Organization.objects.filter(
-        pk__in=OrganizationStoreKey.objects.values("organization")).order_by("name")
+        pk__in=OrganizationStoreKey.objects.values("organization")
+    ).order_by("name")
 
 
-def do_verify_organization(organization, sample: float = 1.0, *,
-                           trigger=Verification.Trigger.COMMAND,
-                           say: Callable[[str], None] | None = None) -> Verification:
+def do_verify_organization(
+    organization,
+    sample: float = 1.0,
+    *,
+    trigger=Verification.Trigger.COMMAND,
+    say: Callable[[str], None] | None = None,
+) -> Verification:
     """Verify the organization's backups, record the damage and the result (a Verification
     row). `say` receives one line per problem."""
-    verification = Verification.objects.create(organization=organization, trigger=trigger,
-                                               sample=sample, started_at=timezone.now())
+    verification = Verification.objects.create(
+        organization=organization, trigger=trigger, sample=sample, started_at=timezone.now()
+    )
     try:
         findings = find_damage(organization, store_for(organization), sample, say=say)
         record_damage(organization, findings)
@@ -77,24 +83,37 @@ def do_verify_organization(organization, sample: float = 1.0, *,
     verification.problems = findings.problems
     verification.damaged_chunks = len(findings.damaged)
     verification.versions_affected = len(findings.affected)
-    verification.status = (Verification.Status.PROBLEMS if findings.problems
-                           else Verification.Status.SOUND)
+    verification.status = (
+        Verification.Status.PROBLEMS if findings.problems else Verification.Status.SOUND
+    )
     verification.finished_at = timezone.now()
-    verification.save(update_fields=[
-        "versions_checked", "chunks_checked", "problems", "damaged_chunks", "versions_affected",
-        "status", "finished_at"])
+    verification.save(
+        update_fields=[
+            "versions_checked",
+            "chunks_checked",
+            "problems",
+            "damaged_chunks",
+            "versions_affected",
+            "status",
+            "finished_at",
+        ]
+    )
     return verification
 
 
-def find_damage(organization, store: ChunkStore, sample: float,
-                say: Callable[[str], None] | None = None) -> Findings:
+def find_damage(
+    organization, store: ChunkStore, sample: float, say: Callable[[str], None] | None = None
+) -> Findings:
     say = say or (lambda text: None)
     found = Findings()
     referenced: set[str] = set()
     read: set[str] = set()
     checked_contents = set()
-    versions = (FileVersion.objects.for_organization(organization).filter(is_folder=False)
-                .only("pk", "path", "size", "quickxorhash", "chunks", "organization_id"))
+    versions = (
+        FileVersion.objects.for_organization(organization)
+        .filter(is_folder=False)
+        .only("pk", "path", "size", "quickxorhash", "chunks", "organization_id")
+    )
     for version in versions.iterator(chunk_size=2000):
         found.versions_checked += 1
         ids = version.chunk_ids
@@ -150,13 +169,18 @@ def _check_content(store, version, found: Findings, read: set) -> None:
     if size != version.size or hasher.b64digest() != version.quickxorhash:
         found.mismatched[version.pk] = (
             f"content is {size} bytes with quickXorHash {hasher.b64digest()}, recorded "
-            f"{version.size} bytes with {version.quickxorhash}")
+            f"{version.size} bytes with {version.quickxorhash}"
+        )
 
 
 def _name_affected_versions(organization, found: Findings, say) -> None:
     """Every version that uses a damaged chunk (not one per content), by name."""
-    rows = (FileVersion.objects.for_organization(organization).filter(is_folder=False)
-            .order_by("path", "pk").values_list("pk", "path", "chunks"))
+    rows = (
+        FileVersion.objects.for_organization(organization)
+        .filter(is_folder=False)
+        .order_by("path", "pk")
+        .values_list("pk", "path", "chunks")
+    )
     for pk, path, chunks in rows.iterator(chunk_size=2000):
         bad = [chunk_id for chunk_id, _ in chunks if chunk_id in found.damaged]
         if bad:
@@ -175,34 +199,51 @@ def record_damage(organization, found: Findings) -> None:
     stay lost)."""
     with transaction.atomic():
         DamagedChunk.objects.bulk_create(
-            [DamagedChunk(organization=organization, chunk_id=chunk_id, problem=problem)
-             for chunk_id, (problem, _) in found.damaged.items()],
-            batch_size=BATCH, ignore_conflicts=True)
+            [
+                DamagedChunk(organization=organization, chunk_id=chunk_id, problem=problem)
+                for chunk_id, (problem, _) in found.damaged.items()
+            ],
+            batch_size=BATCH,
+            ignore_conflicts=True,
+        )
         pks = [pk for pk, _, _ in found.affected]
         for start in range(0, len(pks), BATCH):
-            FileVersion.objects.filter(pk__in=pks[start:start + BATCH],
-                                       damage=FileVersion.Damage.SOUND).update(
-                damage=FileVersion.Damage.DAMAGED)
+            FileVersion.objects.filter(
+                pk__in=pks[start : start + BATCH], damage=FileVersion.Damage.SOUND
+            ).update(damage=FileVersion.Damage.DAMAGED)
     if found.damaged:
-        log.warning("[%s] %d damaged chunks used by %d file versions; the next backups download "
-                    "those files again.", organization, len(found.damaged), len(found.affected))
+        log.warning(
+            "[%s] %d damaged chunks used by %d file versions; the next backups download "
+            "those files again.",
+            organization,
+            len(found.damaged),
+            len(found.affected),
+        )
 
 
 def health_summary(organization, since) -> str:
     """A few lines on the verifications since `since` and the versions lost, for the weekly
     summary email."""
-    checks = list(Verification.objects.filter(organization=organization, created_at__gte=since)
-                  .order_by("-created_at")[:50])
+    checks = list(
+        Verification.objects.filter(organization=organization, created_at__gte=since).order_by(
+            "-created_at"
+        )[:50]
+    )
     if not checks:
         lines = ["Backup verification: none ran."]
     else:
         last = checks[0]
         problems = sum(check.problems for check in checks)
-        lines = [f"Backup verification: {len(checks)} runs, {problems} problems found; the last "
-                 f"({last.created_at:%Y-%m-%d %H:%M} UTC): {last.get_status_display().lower()}, "
-                 f"{last.chunks_checked} chunks re-read."]
-    lost = (FileVersion.objects.for_organization(organization)
-            .filter(damage=FileVersion.Damage.LOST).order_by("path"))
+        lines = [
+            f"Backup verification: {len(checks)} runs, {problems} problems found; the last "
+            f"({last.created_at:%Y-%m-%d %H:%M} UTC): {last.get_status_display().lower()}, "
+            f"{last.chunks_checked} chunks re-read."
+        ]
+    lost = (
+        FileVersion.objects.for_organization(organization)
+        .filter(damage=FileVersion.Damage.LOST)
+        .order_by("path")
+    )
     lost_paths = list(lost.values_list("path", flat=True)[:20])
     if lost_paths:
         lines.append(f"Lost file versions (damaged, no longer in OneDrive): {lost.count()}")

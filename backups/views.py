@@ -1,4 +1,3 @@
-
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -19,59 +18,89 @@ RECENT_RUNS = 20
 
 
 def _recent_runs(org):
-    return (BackupRun.objects.for_organization(org)
-            .select_related("directory_user", "service")[:RECENT_RUNS])
+    return BackupRun.objects.for_organization(org).select_related("directory_user", "service")[
+        :RECENT_RUNS
+    ]
 
 
 @org_admin_required
 def backups(request, org):
-    last_runs = BackupRun.objects.filter(directory_user=OuterRef("pk")).order_by("-created_at",
-                                                                                 "-id")
-    users = (DirectoryUser.objects.filter(service__organization=org, removed_at__isnull=True)
-             .select_related("service")
-             .annotate(last_run_id=Subquery(last_runs.values("id")[:1]))
-             .order_by("service__name", "display_name", "user_principal_name"))
+    last_runs = BackupRun.objects.filter(directory_user=OuterRef("pk")).order_by(
+        "-created_at", "-id"
+    )
+    users = (
+        DirectoryUser.objects.filter(service__organization=org, removed_at__isnull=True)
+        .select_related("service")
+        .annotate(last_run_id=Subquery(last_runs.values("id")[:1]))
+        .order_by("service__name", "display_name", "user_principal_name")
+    )
     page = Paginator(users, 50).get_page(request.GET.get("page"))
     runs_by_id = BackupRun.objects.in_bulk([u.last_run_id for u in page if u.last_run_id])
     for user in page:
         user.last_run = runs_by_id.get(user.last_run_id)
     runs = list(_recent_runs(org))
-    return render(request, "backups/list.html", {
-        "org": org,
-        "configurations": Service.objects.for_organization(org),
-        "page": page,
-        "runs": runs,
-        "any_active": any(run.is_active for run in runs),
-    })
+    return render(
+        request,
+        "backups/list.html",
+        {
+            "org": org,
+            "configurations": Service.objects.for_organization(org),
+            "page": page,
+            "runs": runs,
+            "any_active": any(run.is_active for run in runs),
+        },
+    )
 
 
 @org_admin_required
 def runs_fragment(request, org):
     runs = list(_recent_runs(org))
-    return render(request, "backups/runs_table.html", {
-        "org": org, "runs": runs, "any_active": any(run.is_active for run in runs),
-    })
+    return render(
+        request,
+        "backups/runs_table.html",
+        {
+            "org": org,
+            "runs": runs,
+            "any_active": any(run.is_active for run in runs),
+        },
+    )
 
 
 @org_admin_required
 def run_detail(request, org, run_code):
     run = get_run(org, run_code)
-    return render(request, "backups/run.html", {
-        "org": org, "run": run, "issues": run.issues.all()[:500],
-    })
+    return render(
+        request,
+        "backups/run.html",
+        {
+            "org": org,
+            "run": run,
+            "issues": run.issues.all()[:500],
+        },
+    )
 
 
 @org_admin_required
 def user_history(request, org, service_code, user_graph_id):
     directory_user = get_directory_user(org, service_code, user_graph_id)
-    runs = Paginator(BackupRun.objects.filter(directory_user=directory_user)
-                     .select_related("service"), 50).get_page(request.GET.get("page"))
-    template = ("backups/user_runs_table.html" if request.headers.get("X-Requested-With") == "fetch"
-                else "backups/user_history.html")
-    return render(request, template, {
-        "org": org, "directory_user": directory_user, "page": runs,
-        "any_active": any(run.is_active for run in runs),
-    })
+    runs = Paginator(
+        BackupRun.objects.filter(directory_user=directory_user).select_related("service"), 50
+    ).get_page(request.GET.get("page"))
+    template = (
+        "backups/user_runs_table.html"
+        if request.headers.get("X-Requested-With") == "fetch"
+        else "backups/user_history.html"
+    )
+    return render(
+        request,
+        template,
+        {
+            "org": org,
+            "directory_user": directory_user,
+            "page": runs,
+            "any_active": any(run.is_active for run in runs),
+        },
+    )
 
 
 @org_admin_required
@@ -85,8 +114,11 @@ def backup_configuration(request, org, service_code):
         message += f" ({running} already running)." if running else "."
         messages.success(request, message + " Their backups are being queued.")
     else:
-        messages.warning(request, f"{service.name} has no users to back up yet. Import users "
-                                  "first (Services → Users → IMPORT USERS).")
+        messages.warning(
+            request,
+            f"{service.name} has no users to back up yet. Import users "
+            "first (Services → Users → IMPORT USERS).",
+        )
     return redirect("backups", org_code=org.code)
 
 
@@ -94,16 +126,20 @@ def backup_configuration(request, org, service_code):
 @require_POST
 def backup_user(request, org, service_code, user_graph_id):
     directory_user = get_directory_user(org, service_code, user_graph_id)
-    started, active = actions.do_start_backups(service=directory_user.service,
-                                               users=[directory_user], request=request)
+    started, active = actions.do_start_backups(
+        service=directory_user.service, users=[directory_user], request=request
+    )
     if started:
         messages.success(request, f"Backing up {directory_user}.")
     else:
         messages.warning(request, f"A backup of {directory_user} is already running.")
     if request.POST.get("next") == "history":
-        return redirect("backup-user-history", org_code=org.code,
-                        service_code=directory_user.service.code,
-                        user_graph_id=directory_user.graph_id)
+        return redirect(
+            "backup-user-history",
+            org_code=org.code,
+            service_code=directory_user.service.code,
+            user_graph_id=directory_user.graph_id,
+        )
     return redirect("backups", org_code=org.code)
 
 
@@ -115,14 +151,21 @@ TASKS_PER_PAGE = 50
 class TaskFilterForm(DateRangeForm):
     field_order = ["type", "status", "since", "until", "user"]
 
-    type = forms.ChoiceField(label="Type", required=False,
-                             choices=lambda: [("", "All types"), *activity.TASK_TYPES.choices])
-    status = forms.ChoiceField(label="Status", required=False,
-                               choices=[("", "All statuses"), *activity.TaskStatus.CHOICES])
+    type = forms.ChoiceField(
+        label="Type",
+        required=False,
+        choices=lambda: [("", "All types"), *activity.TASK_TYPES.choices],
+    )
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "All statuses"), *activity.TaskStatus.CHOICES]
+    )
     # Backups match their user's email; imports and synchronizations, who started them.
-    user = forms.CharField(label="User", required=False, max_length=254,
-                           widget=forms.TextInput(attrs={"type": "search",
-                                                         "placeholder": "Email"}))
+    user = forms.CharField(
+        label="User",
+        required=False,
+        max_length=254,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Email"}),
+    )
 
     def filters(self, zone) -> dict:
         data = self.cleaned_data
@@ -144,15 +187,24 @@ def tasks(request, org):
     else:
         filters = form.filters(activity.org_zone(org)) if form.is_bound else {}
         page = Paginator(activity.task_rows(org, **filters), TASKS_PER_PAGE).get_page(
-            request.GET.get("page"))
+            request.GET.get("page")
+        )
         task_list = activity.load_tasks(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     fragment = request.headers.get("X-Requested-With") == "fetch"
-    return render(request, "backups/tasks_table.html" if fragment else "backups/tasks.html", {
-        "org": org, "form": form, "page": page, "tasks": task_list, "query": query.urlencode(),
-        "any_active": any(task.is_active for task in task_list),
-    })
+    return render(
+        request,
+        "backups/tasks_table.html" if fragment else "backups/tasks.html",
+        {
+            "org": org,
+            "form": form,
+            "page": page,
+            "tasks": task_list,
+            "query": query.urlencode(),
+            "any_active": any(task.is_active for task in task_list),
+        },
+    )
 
 
 @org_admin_required
@@ -162,11 +214,15 @@ def cancel_run(request, org, run_code):
     if actions.do_cancel_run(run, request=request):
         messages.success(request, f"The backup of {run.directory_user} was canceled.")
     else:
-        messages.warning(request, f"The backup of {run.directory_user} had already finished "
-                                  f"({run.get_status_display().lower()}).")
+        messages.warning(
+            request,
+            f"The backup of {run.directory_user} had already finished "
+            f"({run.get_status_display().lower()}).",
+        )
     next_url = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
-                                       require_https=request.is_secure()):
+    if url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return redirect(next_url)
     return redirect("tasks", org_code=org.code)
 

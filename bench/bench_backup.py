@@ -59,9 +59,21 @@ class Sim:
         spec.write_text(json.dumps({"tenants": [tenant]}))
         self.info_file = workdir / f"{name}-info.json"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "m365sim", "--tenant-file", str(spec), "--state-dir",
-             str(workdir / f"{name}-state"), "--info-file", str(self.info_file)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "m365sim",
+                "--tenant-file",
+                str(spec),
+                "--state-dir",
+                str(workdir / f"{name}-state"),
+                "--info-file",
+                str(self.info_file),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 120
         while not self.info_file.exists():
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -74,8 +86,10 @@ class Sim:
 
     def call(self, method, **kwargs):
         request = urllib.request.Request(
-            f"{self.info['admin_base']}/{method}", json.dumps(kwargs).encode(),
-            headers={"Content-Type": "application/json"})
+            f"{self.info['admin_base']}/{method}",
+            json.dumps(kwargs).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, context=self._ssl, timeout=600) as response:
             return json.load(response)["result"]
 
@@ -98,15 +112,17 @@ class Sim:
 def setup_django(workdir: Path, database_url: str = ""):
     import secrets
 
-    os.environ.update({
-        "DEBUG": "0", "KODO_VAR_DIR": str(workdir / "var"),
-        "KODO_STORE_URL": str(workdir / "store"),
-        "DATABASE_URL": database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
-        "LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "DEBUG": "0",
+            "KODO_VAR_DIR": str(workdir / "var"),
+            "KODO_STORE_URL": str(workdir / "store"),
+            "DATABASE_URL": database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.setdefault("KODO_ENCRYPTION_KEYS",
-                          base64.urlsafe_b64encode(os.urandom(32)).decode())
+    os.environ.setdefault("KODO_ENCRYPTION_KEYS", base64.urlsafe_b64encode(os.urandom(32)).decode())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kodo.settings")
     import django
 
@@ -141,8 +157,13 @@ def make_tenant(sim: Sim):
     app = tenant["apps"][0]
     from tests.factories import sim_cloud
 
-    service = Service(organization=org, name="Bench", tenant_id=uuid.UUID(tenant["tenant_id"]),
-                      client_id=uuid.UUID(app["client_id"]), cloud=sim_cloud(sim, org))
+    service = Service(
+        organization=org,
+        name="Bench",
+        tenant_id=uuid.UUID(tenant["tenant_id"]),
+        client_id=uuid.UUID(app["client_id"]),
+        cloud=sim_cloud(sim, org),
+    )
     service.set_client_secret(app["client_secret"])
     service.save()
     users = [mirror(service, u) for u in sim.call("list_users")]
@@ -153,8 +174,12 @@ def mirror(service, info):
     from o365.models import DirectoryUser
 
     return DirectoryUser.objects.create(
-        service=service, graph_id=info["id"], user_principal_name=info["userPrincipalName"],
-        mail=info["mail"] or "", display_name=info["displayName"])
+        service=service,
+        graph_id=info["id"],
+        user_principal_name=info["userPrincipalName"],
+        mail=info["mail"] or "",
+        display_name=info["displayName"],
+    )
 
 
 def backup_all(users, threads, parallel):
@@ -184,8 +209,12 @@ def backup_all(users, threads, parallel):
 def aria2c_download(sim: Sim, service, users, workdir: Path):
     """Fetch every file's pre-authenticated URL with aria2c; (seconds, bytes, files)."""
     if not shutil.which("aria2c"):
-        subprocess.run(["apt-get", "install", "-y", "aria2"], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "aria2"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     if not shutil.which("aria2c"):
         return None
     client = service.graph_client()
@@ -204,10 +233,25 @@ def aria2c_download(sim: Sim, service, users, workdir: Path):
     target = workdir / "aria2c"
     target.mkdir()
     started = time.perf_counter()
-    subprocess.run(["aria2c", "-j16", "-x1", f"--ca-certificate={sim.info['ca_file']}",
-                    "-i", str(listing), "-d", str(target), "--console-log-level=error",
-                    "--summary-interval=0", "--file-allocation=none", "--allow-overwrite=true",
-                    "--auto-file-renaming=false", "-q"], check=True)
+    subprocess.run(
+        [
+            "aria2c",
+            "-j16",
+            "-x1",
+            f"--ca-certificate={sim.info['ca_file']}",
+            "-i",
+            str(listing),
+            "-d",
+            str(target),
+            "--console-log-level=error",
+            "--summary-interval=0",
+            "--file-allocation=none",
+            "--allow-overwrite=true",
+            "--auto-file-renaming=false",
+            "-q",
+        ],
+        check=True,
+    )
     seconds = time.perf_counter() - started
     shutil.rmtree(target)
     return seconds, size, len(urls)
@@ -215,8 +259,11 @@ def aria2c_download(sim: Sim, service, users, workdir: Path):
 
 def store_bytes(workdir: Path) -> int:
     """Bytes of chunk files and pack files (not the pack index, whose WAL grows and shrinks)."""
-    return sum(p.stat().st_size for p in (workdir / "store").rglob("*")
-               if p.is_file() and not p.name.startswith("index.sqlite3"))
+    return sum(
+        p.stat().st_size
+        for p in (workdir / "store").rglob("*")
+        if p.is_file() and not p.name.startswith("index.sqlite3")
+    )
 
 
 # ----- e: one big file in a fresh process -------------------------------------------------
@@ -224,10 +271,18 @@ def store_bytes(workdir: Path) -> int:
 
 def big_file_phase(workdir: Path, gigabytes: float, threads: int):
     size = int(gigabytes * 1e9)
-    sim = Sim(workdir, {"seed": 9, "users": 1, "files_per_user": 0, "users_without_drive": 0,
-                        "special_items": False,
-                        "extra_users": [{"upn": "big.file", "files": [
-                            {"path": "/big.bin", "size": size}]}]}, name="big")
+    sim = Sim(
+        workdir,
+        {
+            "seed": 9,
+            "users": 1,
+            "files_per_user": 0,
+            "users_without_drive": 0,
+            "special_items": False,
+            "extra_users": [{"upn": "big.file", "files": [{"path": "/big.bin", "size": size}]}],
+        },
+        name="big",
+    )
     try:
         setup_django(workdir)
         _, _, users = make_tenant(sim)
@@ -254,8 +309,18 @@ def big_file_phase(workdir: Path, gigabytes: float, threads: int):
         sampler.join()
         run = runs[0]
         ok = run.status == "succeeded" and run.bytes_downloaded == size
-        print(json.dumps({"baseline": baseline, "peak": peak[0], "seconds": seconds,
-                          "ok": ok, "status": run.status, "error": run.error}))
+        print(
+            json.dumps(
+                {
+                    "baseline": baseline,
+                    "peak": peak[0],
+                    "seconds": seconds,
+                    "ok": ok,
+                    "status": run.status,
+                    "error": run.error,
+                }
+            )
+        )
     finally:
         sim.stop()
 
@@ -267,15 +332,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--files", type=int, default=10_000, help="files in the whole tenant")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiplies every file size bound (1 KB-100 MB at 1.0)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiplies every file size bound (1 KB-100 MB at 1.0)",
+    )
     parser.add_argument("--threads", type=int, default=8, help="downloads per user run")
-    parser.add_argument("--parallel", type=int, default=1,
-                        help="user runs at once (SQLite serializes their commits)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="user runs at once (SQLite serializes their commits)",
+    )
     parser.add_argument("--big-file-gb", type=float, default=4.0, help="0 skips phase e")
-    parser.add_argument("--database-url", default="",
-                        help="postgres://... to run on PostgreSQL (that database is dropped and "
-                             "created again); default a fresh SQLite file")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="postgres://... to run on PostgreSQL (that database is dropped and "
+        "created again); default a fresh SQLite file",
+    )
     parser.add_argument("--phase", choices=["all", "big"], default="all", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -285,22 +361,30 @@ def main():
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="kodo-bench-"))
-    size_mix = [[weight, int(low * args.scale), int(high * args.scale)]
-                for weight, low, high in SIZE_MIX]
-    tenant = {"seed": 5, "users": args.users + 1, "users_without_drive": 1,
-              "files_per_user": max(1, args.files // args.users),
-              "size_mix": size_mix, "special_items": False}
+    size_mix = [
+        [weight, int(low * args.scale), int(high * args.scale)] for weight, low, high in SIZE_MIX
+    ]
+    tenant = {
+        "seed": 5,
+        "users": args.users + 1,
+        "users_without_drive": 1,
+        "files_per_user": max(1, args.files // args.users),
+        "size_mix": size_mix,
+        "special_items": False,
+    }
     sim = Sim(workdir, tenant)
     if args.database_url:
         recreate_postgres(args.database_url)
     try:
         setup_django(workdir, args.database_url)
         org, service, users = make_tenant(sim)
-        database = ("PostgreSQL" if args.database_url else "SQLite")
-        print(f"tenant: {args.users} users with a OneDrive (+1 without), "
-              f"{tenant['files_per_user'] * args.users} files; Kodo: {args.parallel} user runs "
-              f"at once x {args.threads} download threads, {database}; {os.cpu_count()} CPUs; "
-              f"load average {os.getloadavg()[0]:.1f} (other work on this machine skews rates)")
+        database = "PostgreSQL" if args.database_url else "SQLite"
+        print(
+            f"tenant: {args.users} users with a OneDrive (+1 without), "
+            f"{tenant['files_per_user'] * args.users} files; Kodo: {args.parallel} user runs "
+            f"at once x {args.threads} download threads, {database}; {os.cpu_count()} CPUs; "
+            f"load average {os.getloadavg()[0]:.1f} (other work on this machine skews rates)"
+        )
 
         # a. full backup
         sim.call("reset_stats")
@@ -319,25 +403,31 @@ def main():
         size = sum(r.bytes_downloaded for r in runs)
         stored = sum(r.bytes_stored for r in runs)
         kodo_rate = size / full_seconds / MB
-        print(f"a. full backup: {files} files, {size / MB:.0f} MB in {full_seconds:.1f} s = "
-              f"{kodo_rate:.0f} MB/s, {files / full_seconds:.0f} files/s; "
-              f"stored {stored / MB:.0f} MB; Kodo's CPU: {kodo_cpu:.1f} s (user {kodo_user:.1f}, "
-              f"system {kodo_system:.1f}) = {1000 * kodo_cpu / max(1, files):.1f} ms per file; "
-              f"{faults / max(1, files):.0f} page faults per file; m365sim's CPU meanwhile: "
-              f"{sim_cpu:.1f} s")
+        print(
+            f"a. full backup: {files} files, {size / MB:.0f} MB in {full_seconds:.1f} s = "
+            f"{kodo_rate:.0f} MB/s, {files / full_seconds:.0f} files/s; "
+            f"stored {stored / MB:.0f} MB; Kodo's CPU: {kodo_cpu:.1f} s (user {kodo_user:.1f}, "
+            f"system {kodo_system:.1f}) = {1000 * kodo_cpu / max(1, files):.1f} ms per file; "
+            f"{faults / max(1, files):.0f} page faults per file; m365sim's CPU meanwhile: "
+            f"{sim_cpu:.1f} s"
+        )
         for user in users:
             user.refresh_from_db()
         aria = aria2c_download(sim, service, users, workdir)
         if aria:
             aria_seconds, aria_size, aria_files = aria
             aria_rate = aria_size / aria_seconds / MB
-            print(f"   aria2c -j16 -x1: {aria_files} files, {aria_size / MB:.0f} MB in "
-                  f"{aria_seconds:.1f} s = {aria_rate:.0f} MB/s, "
-                  f"{aria_files / aria_seconds:.0f} files/s")
+            print(
+                f"   aria2c -j16 -x1: {aria_files} files, {aria_size / MB:.0f} MB in "
+                f"{aria_seconds:.1f} s = {aria_rate:.0f} MB/s, "
+                f"{aria_files / aria_seconds:.0f} files/s"
+            )
             ratio = kodo_rate / aria_rate
-            print(f"   RATIO Kodo/aria2c: {ratio:.2f} (MB/s; target >= 0.80, goal 1.00: "
-                  f"{'met' if ratio >= 0.8 else 'NOT met'}), "
-                  f"{(files / full_seconds) / (aria_files / aria_seconds):.2f} (files/s)")
+            print(
+                f"   RATIO Kodo/aria2c: {ratio:.2f} (MB/s; target >= 0.80, goal 1.00: "
+                f"{'met' if ratio >= 0.8 else 'NOT met'}), "
+                f"{(files / full_seconds) / (aria_files / aria_seconds):.2f} (files/s)"
+            )
         else:
             print("   aria2c: not installed (apt-get install -y aria2)")
 
@@ -345,13 +435,20 @@ def main():
         sim.call("reset_stats")
         runs, seconds = backup_all(users, args.threads, args.parallel)
         downloads = sim.call("stats")["downloads"]
-        print(f"b. no changes: {downloads} downloads, {seconds:.2f} s = "
-              f"{100 * seconds / full_seconds:.1f}% of the full run")
+        print(
+            f"b. no changes: {downloads} downloads, {seconds:.2f} s = "
+            f"{100 * seconds / full_seconds:.1f}% of the full run"
+        )
 
         # c. 1% changed
         rng = random.Random(1)
-        items = [(u, i) for u in users if u.drive_id
-                 for i in sim.call("list_items", user=u.graph_id) if not i["folder"]]
+        items = [
+            (u, i)
+            for u in users
+            if u.drive_id
+            for i in sim.call("list_items", user=u.graph_id)
+            if not i["folder"]
+        ]
         changed = rng.sample(items, max(1, len(items) // 100))
         for user, item in changed:
             sim.call("modify_file", user=user.graph_id, item=item["id"])
@@ -359,8 +456,10 @@ def main():
         runs, seconds = backup_all(users, args.threads, args.parallel)
         downloaded = set(sim.call("stats")["downloads_by_item"])
         expected = {item["id"] for _, item in changed}
-        print(f"c. 1% changed: {len(expected)} files changed, {len(downloaded)} downloaded, "
-              f"exactly those: {downloaded == expected}; {seconds:.2f} s")
+        print(
+            f"c. 1% changed: {len(expected)} files changed, {len(downloaded)} downloaded, "
+            f"exactly those: {downloaded == expected}; {seconds:.2f} s"
+        )
 
         # d. a second user holding the same files
         source = users[0]
@@ -368,15 +467,22 @@ def main():
         twin_bytes = 0
         for item in sim.call("list_items", user=source.graph_id):
             if not item["folder"]:
-                sim.call("copy_file", user=twin.graph_id, path=item["path"],
-                         from_user=source.graph_id, item=item["id"])
+                sim.call(
+                    "copy_file",
+                    user=twin.graph_id,
+                    path=item["path"],
+                    from_user=source.graph_id,
+                    item=item["id"],
+                )
                 twin_bytes += item["size"]
         before = store_bytes(workdir)
         runs, _ = backup_all([twin], args.threads, 1)
         added = store_bytes(workdir) - before
-        print(f"d. second user with the same {twin_bytes / MB:.0f} MB: +{added / 1e3:.0f} kB "
-              f"stored = {100 * added / before:.3f}% of the store "
-              f"({100 * added / max(1, twin_bytes):.3f}% of the copy)")
+        print(
+            f"d. second user with the same {twin_bytes / MB:.0f} MB: +{added / 1e3:.0f} kB "
+            f"stored = {100 * added / before:.3f}% of the store "
+            f"({100 * added / max(1, twin_bytes):.3f}% of the copy)"
+        )
     finally:
         sim.stop()
         if args.database_url:
@@ -390,15 +496,30 @@ def main():
         bigdir = Path(tempfile.mkdtemp(prefix="kodo-bench-big-"))
         try:
             out = subprocess.run(
-                [sys.executable, __file__, "--phase", "big", "--workdir", str(bigdir),
-                 "--big-file-gb", str(args.big_file_gb), "--threads", str(args.threads)],
-                check=True, capture_output=True, text=True).stdout
+                [
+                    sys.executable,
+                    __file__,
+                    "--phase",
+                    "big",
+                    "--workdir",
+                    str(bigdir),
+                    "--big-file-gb",
+                    str(args.big_file_gb),
+                    "--threads",
+                    str(args.threads),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             result = json.loads(out.strip().splitlines()[-1])
-            print(f"e. one {args.big_file_gb:g} GB file: peak RSS {result['peak'] / 2**20:.0f} MiB "
-                  f"(+{(result['peak'] - result['baseline']) / 2**20:.0f} MiB over the "
-                  f"{result['baseline'] / 2**20:.0f} MiB before the run), "
-                  f"{args.big_file_gb * 1e3 / result['seconds']:.0f} MB/s, "
-                  f"backed up and verified: {result['ok']}")
+            print(
+                f"e. one {args.big_file_gb:g} GB file: peak RSS {result['peak'] / 2**20:.0f} MiB "
+                f"(+{(result['peak'] - result['baseline']) / 2**20:.0f} MiB over the "
+                f"{result['baseline'] / 2**20:.0f} MiB before the run), "
+                f"{args.big_file_gb * 1e3 / result['seconds']:.0f} MB/s, "
+                f"backed up and verified: {result['ok']}"
+            )
         finally:
             shutil.rmtree(bigdir, ignore_errors=True)
 
@@ -412,7 +533,7 @@ def main():
         started = time.perf_counter()
         hasher = QuickXorHash()
         for position in range(0, len(view), 1 << 20):
-            hasher.update(view[position:position + (1 << 20)])
+            hasher.update(view[position : position + (1 << 20)])
         hasher.digest()
         best = min(best, time.perf_counter() - started)
     print(f"f. quickXorHash: {len(data) / best / MB:.0f} MB/s (1 MiB updates, one core)")

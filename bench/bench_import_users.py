@@ -42,16 +42,28 @@ sys.path.insert(0, str(ROOT))
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--page-size", type=int, default=100,
-                        help="users per /users/delta page (Graph sends 100 to 200)")
-    parser.add_argument("--database-url", default="",
-                        help="a PostgreSQL URL; its database is dropped and created again")
-    parser.add_argument("--include-unlicensed", action="store_true",
-                        help="import unlicensed users too (m365sim's users without a OneDrive)")
-    parser.add_argument("--drive-threads", type=int,
-                        help="override o365.directory.DRIVE_CHECK_THREADS for this run")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="write a cProfile of the import to FILE (slows it down)")
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=100,
+        help="users per /users/delta page (Graph sends 100 to 200)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="a PostgreSQL URL; its database is dropped and created again",
+    )
+    parser.add_argument(
+        "--include-unlicensed",
+        action="store_true",
+        help="import unlicensed users too (m365sim's users without a OneDrive)",
+    )
+    parser.add_argument(
+        "--drive-threads", type=int, help="override o365.directory.DRIVE_CHECK_THREADS for this run"
+    )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="write a cProfile of the import to FILE (slows it down)"
+    )
     return parser.parse_args()
 
 
@@ -93,9 +105,21 @@ def recreate_postgres(url, create=True):
 @contextmanager
 def simulator(users, page_size, state_dir):
     info_file = Path(state_dir) / "m365sim.json"
-    command = [sys.executable, "-m", "m365sim", "--seed", "1", "--users", str(users),
-               "--files-per-user", "0", "--state-dir", str(state_dir), "--info-file",
-               str(info_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "m365sim",
+        "--seed",
+        "1",
+        "--users",
+        str(users),
+        "--files-per-user",
+        "0",
+        "--state-dir",
+        str(state_dir),
+        "--info-file",
+        str(info_file),
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
@@ -107,8 +131,9 @@ def simulator(users, page_size, state_dir):
                 raise SystemExit("m365sim did not start within 10 minutes")
             time.sleep(0.2)
         info = json.loads(info_file.read_text())
-        running = SimpleNamespace(info=info, pid=process.pid,
-                                  ready_seconds=time.perf_counter() - started)
+        running = SimpleNamespace(
+            info=info, pid=process.pid, ready_seconds=time.perf_counter() - started
+        )
         running.admin = AdminApi(info)
         running.admin.post("configure", users_delta_page_size=page_size)
         yield running
@@ -130,9 +155,13 @@ class AdminApi:
         return self._call(urllib.request.Request(f"{self.base}/{method}"))
 
     def post(self, method, **kwargs):
-        return self._call(urllib.request.Request(
-            f"{self.base}/{method}", data=json.dumps(kwargs).encode(),
-            headers={"Content-Type": "application/json"}))
+        return self._call(
+            urllib.request.Request(
+                f"{self.base}/{method}",
+                data=json.dumps(kwargs).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        )
 
 
 # ----- measuring -------------------------------------------------------------------------------
@@ -188,9 +217,10 @@ class PhaseTimer:
                     return _original(sync, *args, **kwargs)
                 finally:
                     self.seconds[_name] = time.perf_counter() - start
-                    self.cpu[_name] = (time.process_time() - cpu,
-                                       process_cpu_seconds(self.sim_pid) - sim_cpu
-                                       if self.sim_pid else 0)
+                    self.cpu[_name] = (
+                        time.process_time() - cpu,
+                        process_cpu_seconds(self.sim_pid) - sim_cpu if self.sim_pid else 0,
+                    )
 
             setattr(DirectorySync, name, timed)
 
@@ -235,6 +265,7 @@ def run_job(service, kind, counter, phases, options=None, profile=None):
     profiler = None
     if profile:
         import cProfile
+
         profiler = cProfile.Profile()
         profiler.enable()
     start = time.perf_counter()
@@ -246,8 +277,9 @@ def run_job(service, kind, counter, phases, options=None, profile=None):
     queries = SimpleNamespace(count=counter.count, many=counter.many, many_rows=counter.many_rows)
     job.refresh_from_db()
     assert job.status == DirectoryJob.Status.SUCCEEDED, job.error
-    return SimpleNamespace(job=job, seconds=seconds, queries=queries,
-                           phases=dict(phases.seconds), cpu=dict(phases.cpu))
+    return SimpleNamespace(
+        job=job, seconds=seconds, queries=queries, phases=dict(phases.seconds), cpu=dict(phases.cpu)
+    )
 
 
 def requests_between(before, after) -> str:
@@ -287,11 +319,12 @@ def main():
     counter = QueryCounter()
     phases = PhaseTimer()
     phases.install()
-    with tempfile.TemporaryDirectory(prefix="bench-m365sim-") as state_dir, \
-            simulator(args.users, args.page_size, state_dir) as running, \
-            connection.execute_wrapper(counter):
-        organization = Organization.objects.create(name="Bench University",
-                                                   services_enabled=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-m365sim-") as state_dir,
+        simulator(args.users, args.page_size, state_dir) as running,
+        connection.execute_wrapper(counter),
+    ):
+        organization = Organization.objects.create(name="Bench University", services_enabled=True)
         service = sim_service(organization, running)
         phases.sim_pid = running.pid
         rss_before = current_rss_mb()
@@ -308,8 +341,12 @@ def main():
 
         rows = DirectoryUser.objects.filter(service=service)
         linked = rows.filter(account__isnull=False).count()
-        onedrive = dict(rows.filter(account__isnull=False).values_list("onedrive")
-                        .annotate(n=django.db.models.Count("id")).order_by())
+        onedrive = dict(
+            rows.filter(account__isnull=False)
+            .values_list("onedrive")
+            .annotate(n=django.db.models.Count("id"))
+            .order_by()
+        )
         accounts = get_user_model().objects.filter(memberships__organization=organization).count()
         total_rows = rows.count()
     connection.close()
@@ -321,41 +358,64 @@ def main():
     assert total_rows == args.users and accounts == job.created == linked
     assert onedrive.get("unknown", 0) == 0, onedrive
 
-    print(f"IMPORT USERS of {args.users:,} users, {database}, users delta pages of "
-          f"{args.page_size} ({job.pages_read} pages); m365sim in a subprocess "
-          f"(ready in {running.ready_seconds:.0f} s)")
-    print(f"  accounts created {job.created:,}, skipped {job.skipped:,} (disabled"
-          f"{'' if args.include_unlicensed else ' or unlicensed'}); "
-          f"OneDrive yes {onedrive.get('yes', 0):,}, no {onedrive.get('no', 0):,}")
+    print(
+        f"IMPORT USERS of {args.users:,} users, {database}, users delta pages of "
+        f"{args.page_size} ({job.pages_read} pages); m365sim in a subprocess "
+        f"(ready in {running.ready_seconds:.0f} s)"
+    )
+    print(
+        f"  accounts created {job.created:,}, skipped {job.skipped:,} (disabled"
+        f"{'' if args.include_unlicensed else ' or unlicensed'}); "
+        f"OneDrive yes {onedrive.get('yes', 0):,}, no {onedrive.get('no', 0):,}"
+    )
     print()
     width = 44
-    print(f"{'baseline: raw Graph read of /users/delta':{width}} {raw.seconds:8.1f} s  "
-          f"{raw.users / raw.seconds:9,.0f} users/s  ({raw.pages} pages)")
-    print(f"{'IMPORT USERS (do_run_directory_job)':{width}} {imported.seconds:8.1f} s  "
-          f"{args.users / imported.seconds:9,.0f} users/s   target < 60 s")
-    for name, label in (("refresh_mirror", "mirror refresh (/users/delta + upserts)"),
-                        ("import_accounts", "account creation"),
-                        ("check_onedrives", "OneDrive checks ($batch of 20 drives)")):
+    print(
+        f"{'baseline: raw Graph read of /users/delta':{width}} {raw.seconds:8.1f} s  "
+        f"{raw.users / raw.seconds:9,.0f} users/s  ({raw.pages} pages)"
+    )
+    print(
+        f"{'IMPORT USERS (do_run_directory_job)':{width}} {imported.seconds:8.1f} s  "
+        f"{args.users / imported.seconds:9,.0f} users/s   target < 60 s"
+    )
+    for name, label in (
+        ("refresh_mirror", "mirror refresh (/users/delta + upserts)"),
+        ("import_accounts", "account creation"),
+        ("check_onedrives", "OneDrive checks ($batch of 20 drives)"),
+    ):
         seconds = imported.phases.get(name, 0)
         worker_cpu, sim_cpu = imported.cpu.get(name, (0, 0))
-        print(f"  {label:{width - 2}} {seconds:8.1f} s  {seconds / imported.seconds:9.0%} of import"
-              f"   CPU s: worker {worker_cpu:5.1f}, m365sim {sim_cpu:5.1f}")
-    print(f"{'  SQL queries / Graph page':{width}} {imported.queries.count / job.pages_read:8.1f}"
-          f"     ({imported.queries.count:,} queries, {job.pages_read} pages; of them "
-          f"{imported.queries.many} executemany of {imported.queries.many_rows:,} rows)")
-    print(f"{'SYNCHRONIZE USERS, no change':{width}} {synced.seconds:8.1f} s"
-          f"{'':22}target < 5 s")
-    print(f"{'  SQL queries / Graph page':{width}} "
-          f"{synced.queries.count / synced.job.pages_read:8.1f}"
-          f"     ({synced.queries.count:,} queries, {synced.job.pages_read} pages)")
-    print(f"{'peak worker RSS after import / after sync':{width}} {peak_import:6.0f} / "
-          f"{peak_all:.0f} MB  (at start {rss_before:.0f} MB)   target < 300 MB")
+        print(
+            f"  {label:{width - 2}} {seconds:8.1f} s  {seconds / imported.seconds:9.0%} of import"
+            f"   CPU s: worker {worker_cpu:5.1f}, m365sim {sim_cpu:5.1f}"
+        )
+    print(
+        f"{'  SQL queries / Graph page':{width}} {imported.queries.count / job.pages_read:8.1f}"
+        f"     ({imported.queries.count:,} queries, {job.pages_read} pages; of them "
+        f"{imported.queries.many} executemany of {imported.queries.many_rows:,} rows)"
+    )
+    print(f"{'SYNCHRONIZE USERS, no change':{width}} {synced.seconds:8.1f} s{'':22}target < 5 s")
+    print(
+        f"{'  SQL queries / Graph page':{width}} "
+        f"{synced.queries.count / synced.job.pages_read:8.1f}"
+        f"     ({synced.queries.count:,} queries, {synced.job.pages_read} pages)"
+    )
+    print(
+        f"{'peak worker RSS after import / after sync':{width}} {peak_import:6.0f} / "
+        f"{peak_all:.0f} MB  (at start {rss_before:.0f} MB)   target < 300 MB"
+    )
     print()
-    print(f"ratio mirror refresh / raw Graph read:     "
-          f"{imported.phases['refresh_mirror'] / raw.seconds:6.2f}")
+    print(
+        f"ratio mirror refresh / raw Graph read:     "
+        f"{imported.phases['refresh_mirror'] / raw.seconds:6.2f}"
+    )
     print(f"ratio IMPORT USERS / raw Graph read:       {imported.seconds / raw.seconds:6.2f}")
-    print("m365sim requests during import: " + requests_between(stats_before, stats_after)
-          + "; during sync: " + requests_between(stats_after, stats_sync))
+    print(
+        "m365sim requests during import: "
+        + requests_between(stats_before, stats_after)
+        + "; during sync: "
+        + requests_between(stats_after, stats_sync)
+    )
     if args.profile:
         print(f"cProfile of the import written to {args.profile}")
 

@@ -106,8 +106,9 @@ def bench_chunking(data: bytes) -> None:
         )
 
 
-def _put_as_the_engine_does(backend, count: int, payload: bytes, threads: int = 8,
-                            batch: int = 16) -> float:
+def _put_as_the_engine_does(
+    backend, count: int, payload: bytes, threads: int = 8, batch: int = 16
+) -> float:
     """Seconds per object: `threads` threads put(sync=False), one sync() per `batch` objects
     (the engine's group commit)."""
     start = time.perf_counter()
@@ -122,8 +123,9 @@ def _put_as_the_engine_does(backend, count: int, payload: bytes, threads: int = 
 def bench_small_objects(root: str, count: int = 4000, size: int = 64 * 1024) -> None:
     payload = os.urandom(size)
     loose = _put_as_the_engine_does(FilesystemBackend(os.path.join(root, "loose")), count, payload)
-    packed = _put_as_the_engine_does(PackingFilesystemBackend(os.path.join(root, "packed")),
-                                     count, payload)
+    packed = _put_as_the_engine_does(
+        PackingFilesystemBackend(os.path.join(root, "packed")), count, payload
+    )
     print(f"3. {count} objects of {size // 1024} KiB, 8 threads, one sync per 16 objects")
     print(f"   one file each (FilesystemBackend):         {loose * 1000:7.3f} ms per object")
     print(f"   packed (PackingFilesystemBackend):         {packed * 1000:7.3f} ms per object")

@@ -30,25 +30,32 @@ class QoS(redis.QoS):
 
     def restore_unacked(self, client=None):
         if self._transport_closed():
-            log.warning("The broker connection is gone with %d unacknowledged message(s): Redis "
-                        "gives them back after the visibility timeout, and their jobs resume "
-                        "sooner through Kodo's recovery.", len(self._delivered))
+            log.warning(
+                "The broker connection is gone with %d unacknowledged message(s): Redis "
+                "gives them back after the visibility timeout, and their jobs resume "
+                "sooner through Kodo's recovery.",
+                len(self._delivered),
+            )
             self._delivered.clear()
             return
         return super().restore_unacked(client)
 
     def ack(self, delivery_tag):
         if self._transport_closed():
-            log.warning("Cannot acknowledge message %s: the connection it came on is gone; "
-                        "a second delivery of a finished job does nothing.", delivery_tag)
+            log.warning(
+                "Cannot acknowledge message %s: the connection it came on is gone; "
+                "a second delivery of a finished job does nothing.",
+                delivery_tag,
+            )
             self._delivered.pop(delivery_tag, None)
             return
         return super().ack(delivery_tag)
 
     def reject(self, delivery_tag, requeue=False):
         if self._transport_closed():
-            log.warning("Cannot reject message %s: the connection it came on is gone.",
-                        delivery_tag)
+            log.warning(
+                "Cannot reject message %s: the connection it came on is gone.", delivery_tag
+            )
             self._delivered.pop(delivery_tag, None)
             return
         return super().reject(delivery_tag, requeue=requeue)

@@ -44,8 +44,14 @@ class OrganizationShareTask(Task):
         slot = take_slot(queue, organization_id, share)
         if slot is None:
             wait = settings.KODO_SHARE_WAIT_SECONDS * random.uniform(0.75, 1.25)
-            log.info("%s: organization %s already runs %d %s task(s); again in %.0f s",
-                     self.name, organization_id, share, queue, wait)
+            log.info(
+                "%s: organization %s already runs %d %s task(s); again in %.0f s",
+                self.name,
+                organization_id,
+                share,
+                queue,
+                wait,
+            )
             self.apply_async(args, kwargs, countdown=wait)
             return "deferred"
         try:
@@ -97,18 +103,21 @@ def _take_file_slot(queue, organization_id, share):
     return None
 
 
-_RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
-            "else return 0 end")
-_RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
-          "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end")
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end"
+)
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
+)
 
 
 class _RedisSlot:
     def __init__(self, client, key, token):
         self._client, self._key, self._token = client, key, token
         self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew, daemon=True,
-                                         name=f"share-{key}")
+        self._renewer = threading.Thread(target=self._renew, daemon=True, name=f"share-{key}")
         self._renewer.start()
 
     def _renew(self):
@@ -123,8 +132,9 @@ class _RedisSlot:
         try:
             self._client.eval(_RELEASE, 1, self._key, self._token)
         except Exception:
-            log.warning("Could not release %s; it lapses in %d s", self._key, REDIS_TTL,
-                        exc_info=True)
+            log.warning(
+                "Could not release %s; it lapses in %d s", self._key, REDIS_TTL, exc_info=True
+            )
 
 
 _redis_clients: dict = {}

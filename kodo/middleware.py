@@ -62,8 +62,10 @@ def record_activity_on_login(sender, request, user, **kwargs):
 def is_administrator(user) -> bool:
     from organizations.models import Membership
 
-    return user.is_superuser or Membership.objects.filter(
-        user=user, role=Membership.Role.ADMIN).exists()
+    return (
+        user.is_superuser
+        or Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
+    )
 
 
 class AdminIdleTimeoutMiddleware:
@@ -81,8 +83,11 @@ class AdminIdleTimeoutMiddleware:
                 idle = now - seen if isinstance(seen, int) else 0
                 if idle > settings.KODO_ADMIN_IDLE_SECONDS and is_administrator(request.user):
                     logout(request)
-                    messages.info(request, "You were logged out after a time without activity. "
-                                           "Log in again to continue.")
+                    messages.info(
+                        request,
+                        "You were logged out after a time without activity. "
+                        "Log in again to continue.",
+                    )
                 else:
                     request.session[LAST_SEEN_KEY] = now
         return self.get_response(request)

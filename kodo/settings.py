@@ -28,12 +28,18 @@ if not VAR_DIR.is_absolute():
     VAR_DIR = BASE_DIR / VAR_DIR
 VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner only, when created here
 
-_KEYS_HINT = "" if ENV_FILE or not DEV_ENV_FILE.exists() else (
-    " var/kodo.env (development keys) is read only when KODO_ENV_FILE=var/kodo.env is set, "
-    "as `make run` does.")
+_KEYS_HINT = (
+    ""
+    if ENV_FILE or not DEV_ENV_FILE.exists()
+    else (
+        " var/kodo.env (development keys) is read only when KODO_ENV_FILE=var/kodo.env is set, "
+        "as `make run` does."
+    )
+)
 SECRET_KEY = check_secret_key(env.str("SECRET_KEY", default=""), debug=DEBUG, hint=_KEYS_HINT)
-KODO_ENCRYPTION_KEYS = check_fernet_keys(env.list("KODO_ENCRYPTION_KEYS", default=[]),
-                                         debug=DEBUG, hint=_KEYS_HINT)
+KODO_ENCRYPTION_KEYS = check_fernet_keys(
+    env.list("KODO_ENCRYPTION_KEYS", default=[]), debug=DEBUG, hint=_KEYS_HINT
+)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -99,8 +105,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: a transaction takes the write lock when it begins, so one that reads then writes
     # waits (up to `timeout` seconds) for another writer instead of failing "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "transaction_mode": "IMMEDIATE",
-         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
     # Owner only; SQLite gives its -wal and -shm files the database file's mode.
     create_private_file(DATABASES["default"]["NAME"])
@@ -114,8 +123,10 @@ AUTHENTICATION_BACKENDS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-     "OPTIONS": {"min_length": 10}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -140,8 +151,7 @@ KODO_RESET_EMAILS_PER_ADDRESS = env.int("KODO_RESET_EMAILS_PER_ADDRESS", default
 KODO_RESET_EMAILS_PER_ACCOUNT = env.int("KODO_RESET_EMAILS_PER_ACCOUNT", default=3)
 # An administrator's session ends after this long without a request.
 KODO_ADMIN_IDLE_SECONDS = env.int("KODO_ADMIN_IDLE_SECONDS", default=8 * 3600)
-for _name in ("KODO_PROXY_COUNT", "KODO_RESET_EMAILS_PER_ADDRESS",
-              "KODO_RESET_EMAILS_PER_ACCOUNT"):
+for _name in ("KODO_PROXY_COUNT", "KODO_RESET_EMAILS_PER_ADDRESS", "KODO_RESET_EMAILS_PER_ACCOUNT"):
     if vars()[_name] < 0:
         raise ImproperlyConfigured(f"{_name} must be 0 or more.")
 if KODO_ADMIN_IDLE_SECONDS < 60:
@@ -219,16 +229,26 @@ if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_tim
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Kodo's own periodic work; the DatabaseScheduler copies these into its table at start.
 CELERY_BEAT_SCHEDULE = {
-    "notify-finished-firings": {"task": "schedules.tasks.notify_finished_firings",
-                                "schedule": 120.0},
-    "prune-backups": {"task": "backups.tasks.prune_organizations",
-                      "schedule": crontab(minute=30, hour=3)},
-    "verify-backups": {"task": "backups.tasks.verify_stores",
-                       "schedule": crontab(minute=30, hour=4)},
-    "weekly-summary-reports": {"task": "schedules.tasks.send_summary_reports",
-                               "schedule": crontab(minute=0, hour=7, day_of_week=1)},
-    "recover-jobs": {"task": "backups.tasks.recover_jobs",
-                     "schedule": float(env.int("KODO_RECOVERY_SECONDS", default=60))},
+    "notify-finished-firings": {
+        "task": "schedules.tasks.notify_finished_firings",
+        "schedule": 120.0,
+    },
+    "prune-backups": {
+        "task": "backups.tasks.prune_organizations",
+        "schedule": crontab(minute=30, hour=3),
+    },
+    "verify-backups": {
+        "task": "backups.tasks.verify_stores",
+        "schedule": crontab(minute=30, hour=4),
+    },
+    "weekly-summary-reports": {
+        "task": "schedules.tasks.send_summary_reports",
+        "schedule": crontab(minute=0, hour=7, day_of_week=1),
+    },
+    "recover-jobs": {
+        "task": "backups.tasks.recover_jobs",
+        "schedule": float(env.int("KODO_RECOVERY_SECONDS", default=60)),
+    },
 }
 
 # Graph retries: bounded, honouring Retry-After; the backoff applies when Microsoft gives none.
@@ -240,8 +260,11 @@ KODO_GRAPH_BACKOFF_SECONDS = env.float("KODO_GRAPH_BACKOFF_SECONDS", default=1.0
 KODO_HTTP_CONNECT_TIMEOUT = env.float("KODO_HTTP_CONNECT_TIMEOUT", default=10.0)
 KODO_HTTP_READ_TIMEOUT = env.float("KODO_HTTP_READ_TIMEOUT", default=60.0)
 KODO_TEST_CONNECTION_SECONDS = env.float("KODO_TEST_CONNECTION_SECONDS", default=10.0)
-for _name in ("KODO_HTTP_CONNECT_TIMEOUT", "KODO_HTTP_READ_TIMEOUT",
-              "KODO_TEST_CONNECTION_SECONDS"):
+for _name in (
+    "KODO_HTTP_CONNECT_TIMEOUT",
+    "KODO_HTTP_READ_TIMEOUT",
+    "KODO_TEST_CONNECTION_SECONDS",
+):
     if not 0 < vars()[_name] <= 3600:
         raise ImproperlyConfigured(f"{_name} must be more than 0 seconds and at most 3600.")
 
@@ -249,14 +272,19 @@ for _name in ("KODO_HTTP_CONNECT_TIMEOUT", "KODO_HTTP_READ_TIMEOUT",
 # (0: no limit); a task over its share waits about KODO_SHARE_WAIT_SECONDS and tries again.
 KODO_ORGANIZATION_SHARES = {"interactive": 1, "backup": 2, "restore": 1, "maintenance": 1}
 KODO_ORGANIZATION_SHARES.update(
-    env.dict("KODO_ORGANIZATION_SHARES", cast={"value": int}, default={}))
+    env.dict("KODO_ORGANIZATION_SHARES", cast={"value": int}, default={})
+)
 KODO_SHARE_WAIT_SECONDS = env.float("KODO_SHARE_WAIT_SECONDS", default=15.0)
-if (set(KODO_ORGANIZATION_SHARES) - {"interactive", "backup", "restore", "maintenance"}
-        or min(KODO_ORGANIZATION_SHARES.values()) < 0 or KODO_SHARE_WAIT_SECONDS <= 0):
+if (
+    set(KODO_ORGANIZATION_SHARES) - {"interactive", "backup", "restore", "maintenance"}
+    or min(KODO_ORGANIZATION_SHARES.values()) < 0
+    or KODO_SHARE_WAIT_SECONDS <= 0
+):
     raise ImproperlyConfigured(
         "KODO_ORGANIZATION_SHARES is queue=count pairs for interactive, backup, restore and "
         "maintenance, each 0 or more (e.g. interactive=1,backup=2); KODO_SHARE_WAIT_SECONDS "
-        "must be more than 0.")
+        "must be more than 0."
+    )
 
 # Backups: parallel downloads per run; whole-file attempts before a file is recorded as failed;
 # a running backup whose heartbeat is older than this may be taken over by a redelivered task.
@@ -264,17 +292,23 @@ KODO_BACKUP_DOWNLOAD_THREADS = env.int("KODO_BACKUP_DOWNLOAD_THREADS", default=8
 KODO_BACKUP_DOWNLOAD_ATTEMPTS = env.int("KODO_BACKUP_DOWNLOAD_ATTEMPTS", default=3)
 # Jobs of every kind (kodo.jobs): a running job whose heartbeat is older than this lost its
 # worker and is taken over. KODO_BACKUP_STALE_SECONDS is its former name, still read.
-KODO_JOB_STALE_SECONDS = env.int("KODO_JOB_STALE_SECONDS",
-                                 default=env.int("KODO_BACKUP_STALE_SECONDS", default=120))
+KODO_JOB_STALE_SECONDS = env.int(
+    "KODO_JOB_STALE_SECONDS", default=env.int("KODO_BACKUP_STALE_SECONDS", default=120)
+)
 # Recovery (backups.recovery, every KODO_RECOVERY_SECONDS): a job whose worker went silent is
 # resumed, up to KODO_JOB_MAX_ATTEMPTS claims; a queued job sent longer ago than
 # KODO_JOB_RESEND_SECONDS (its message may be lost) is sent again.
 KODO_RECOVERY_SECONDS = env.int("KODO_RECOVERY_SECONDS", default=60)
 KODO_JOB_MAX_ATTEMPTS = env.int("KODO_JOB_MAX_ATTEMPTS", default=5)
 KODO_JOB_RESEND_SECONDS = env.int("KODO_JOB_RESEND_SECONDS", default=900)
-for _name in ("KODO_BACKUP_DOWNLOAD_THREADS", "KODO_BACKUP_DOWNLOAD_ATTEMPTS",
-              "KODO_JOB_STALE_SECONDS", "KODO_RECOVERY_SECONDS", "KODO_JOB_MAX_ATTEMPTS",
-              "KODO_JOB_RESEND_SECONDS"):
+for _name in (
+    "KODO_BACKUP_DOWNLOAD_THREADS",
+    "KODO_BACKUP_DOWNLOAD_ATTEMPTS",
+    "KODO_JOB_STALE_SECONDS",
+    "KODO_RECOVERY_SECONDS",
+    "KODO_JOB_MAX_ATTEMPTS",
+    "KODO_JOB_RESEND_SECONDS",
+):
     if vars()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1.")
 
@@ -286,25 +320,27 @@ KODO_DEFAULT_KEEP_DELETED_DAYS = env.int("KODO_DEFAULT_KEEP_DELETED_DAYS", defau
 KODO_PRUNE_GRACE_HOURS = env.int("KODO_PRUNE_GRACE_HOURS", default=24)
 if KODO_DEFAULT_KEEP_VERSIONS < 1 or KODO_DEFAULT_KEEP_DELETED_DAYS < 1:
     raise ImproperlyConfigured(
-        "KODO_DEFAULT_KEEP_VERSIONS and KODO_DEFAULT_KEEP_DELETED_DAYS must be at least 1.")
+        "KODO_DEFAULT_KEEP_VERSIONS and KODO_DEFAULT_KEEP_DELETED_DAYS must be at least 1."
+    )
 if KODO_PRUNE_GRACE_HOURS * 3600 <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured(
         f"KODO_PRUNE_GRACE_HOURS must exceed the backup task time limit "
-        f"({CELERY_TASK_TIME_LIMIT // 3600} hours).")
+        f"({CELERY_TASK_TIME_LIMIT // 3600} hours)."
+    )
 
 KODO_STORE_URL = env.str("KODO_STORE_URL", default=str(VAR_DIR / "store"))
 KODO_STORE_PACK_BELOW = env.int("KODO_STORE_PACK_BELOW", default=1 << 20)
 # The nightly verification re-reads this fraction of each organization's chunks (all on Sundays).
 KODO_VERIFY_SAMPLE = env.float("KODO_VERIFY_SAMPLE", default=0.05)
 if not 0 < KODO_VERIFY_SAMPLE <= 1:
-    raise ImproperlyConfigured("KODO_VERIFY_SAMPLE must be a fraction above 0 and at most 1, "
-                               "e.g. 0.05.")
+    raise ImproperlyConfigured(
+        "KODO_VERIFY_SAMPLE must be a fraction above 0 and at most 1, e.g. 0.05."
+    )
 
 # Shared across processes and machines: throttling state (Retry-After per configuration) and
 # rate limits. Redis in production (KODO_CACHE_URL=redis://host:6379/2, a database of its own:
 # the tests clear it); files in var/ on one machine otherwise.
-CACHES = {"default": env.cache_url("KODO_CACHE_URL",
-                                   default=f"filecache://{VAR_DIR / 'cache'}")}
+CACHES = {"default": env.cache_url("KODO_CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
 
 LOGGING = {
     "version": 1,

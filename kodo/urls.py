@@ -9,12 +9,18 @@ from organizations.forms import EmailAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("accounts/login/",
-         auth_views.LoginView.as_view(authentication_form=EmailAuthenticationForm,
-                                      redirect_authenticated_user=True),
-         name="login"),
-    path("accounts/password_reset/", organizations_views.PasswordResetView.as_view(),
-         name="password_reset"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path(
+        "accounts/password_reset/",
+        organizations_views.PasswordResetView.as_view(),
+        name="password_reset",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("o/<uuid:org_code>/", backups_views.dashboard, name="dashboard"),

@@ -38,7 +38,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--download-url-lifetime", type=float, default=900)
     parser.add_argument(
-        "--upload-session-lifetime", type=float, default=3600,
+        "--upload-session-lifetime",
+        type=float,
+        default=3600,
         help="seconds an upload session lives after its creation or its latest fragment",
     )
     parser.add_argument(

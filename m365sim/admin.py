@@ -46,8 +46,10 @@ class AdminApp(BaseApp):
                     {"error": f"no admin method {name!r}; choose from {', '.join(ADMIN_METHODS)}"},
                 )
             if method == "GET":
-                kwargs = {k: (v.lower() == "true" if v.lower() in ("true", "false") else v)
-                          for k, v in query.items()}
+                kwargs = {
+                    k: (v.lower() == "true" if v.lower() in ("true", "false") else v)
+                    for k, v in query.items()
+                }
             elif method == "POST":
                 kwargs = self.read_json(h)
                 if not isinstance(kwargs, dict):

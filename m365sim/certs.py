@@ -37,8 +37,9 @@ def _write_public(path, data):
 
 
 def _key_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _load_pair(cert_path, key_path):
@@ -114,26 +115,34 @@ def ensure_server_cert(state_dir, host, ca_cert, ca_key):
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             ok = all(n in san for n in wanted) and cert.issuer == ca_cert.subject
-            ca_cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes,
-                                        padding.PKCS1v15(), cert.signature_hash_algorithm)
+            ca_cert.public_key().verify(
+                cert.signature,
+                cert.tbs_certificate_bytes,
+                padding.PKCS1v15(),
+                cert.signature_hash_algorithm,
+            )
         except Exception:
             ok = False
         if ok:
             return cert_path.resolve(), key_path.resolve()
     key = _new_key()
     now = _now()
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=730))
-            .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=730))
+        .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     _write_private(key_path, _key_pem(key))
     _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path.resolve(), key_path.resolve()
@@ -144,11 +153,16 @@ def make_app_certificate(name):
     key = _new_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = _now().replace(microsecond=0)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=730))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=730))
+        .sign(key, hashes.SHA256())
+    )
     return cert, key
 
 
@@ -165,7 +179,8 @@ def ensure_app_pfx(path, name, password):
             pass
     cert, key = make_app_certificate(name)
     pfx = pkcs12.serialize_key_and_certificates(
-        name.encode(), key, cert, None, serialization.BestAvailableEncryption(password.encode()))
+        name.encode(), key, cert, None, serialization.BestAvailableEncryption(password.encode())
+    )
     _write_private(path, pfx)
     return cert, key
 

@@ -78,7 +78,7 @@ class ContentPool:
         remaining = end - start
         while remaining > 0:
             take = min(chunk, POOL_SIZE - position, remaining)
-            yield self.view[position:position + take]
+            yield self.view[position : position + take]
             remaining -= take
             position = (position + take) % POOL_SIZE
 

@@ -84,8 +84,11 @@ class DownloadApp(BaseApp):
             guid = model.item_guid(drive.num, item.n)
             item_ref = model.item_id(drive.num, n)
         start, end, status = 0, size, 200
-        headers = {"Accept-Ranges": "bytes", "ETag": f'"{{{guid}}},{cver}"',
-                   "Content-Disposition": "attachment"}
+        headers = {
+            "Accept-Ranges": "bytes",
+            "ETag": f'"{{{guid}}},{cver}"',
+            "Content-Disposition": "attachment",
+        }
         range_header = h.headers.get("Range")
         if range_header and range_header.startswith("bytes=") and "," not in range_header:
             spec = range_header[6:].strip()
@@ -110,8 +113,16 @@ class DownloadApp(BaseApp):
         if not head_only:
             self.stats.download(item_ref)
         chunks = self.sim.content_chunks(drive, item, cver, start, end)
-        self.send(h, status, headers=headers, content_type="application/octet-stream", fault=fault,
-                  chunks=chunks, length=end - start, head_only=head_only)
+        self.send(
+            h,
+            status,
+            headers=headers,
+            content_type="application/octet-stream",
+            fault=fault,
+            chunks=chunks,
+            length=end - start,
+            head_only=head_only,
+        )
 
     def upload(self, h, method, session_id):
         """An upload session's URL: PUT a fragment, GET the status, DELETE to cancel."""
@@ -121,7 +132,8 @@ class DownloadApp(BaseApp):
             # when issuing the PUT call, it may result in an HTTP 401 Unauthorized response."
             # The URL is pre-authenticated; m365sim always answers 401, on every method.
             raise graph_error(
-                401, "unauthenticated",
+                401,
+                "unauthenticated",
                 "The upload URL is pre-authenticated: send no Authorization header to it.",
             )
         session = self.running.upload_session(session_id)
@@ -137,13 +149,18 @@ class DownloadApp(BaseApp):
             raise Reply(200, self._status(session))
         if method != "PUT":
             raise graph_error(405, "invalidRequest", "Use PUT to upload a fragment.")
-        fault = self.sim.faults.decide("fragment", session["client_id"],
-                                       set(STATUS_KINDS) | {"reset"})
+        fault = self.sim.faults.decide(
+            "fragment", session["client_id"], set(STATUS_KINDS) | {"reset"}
+        )
         if fault is not None and fault.kind in STATUS_KINDS:
             status = STATUS_KINDS[fault.kind]
             retry_after = fault.params.get("retry_after", 1 if status == 429 else None)
-            raise graph_error(status, ERROR_FOR_STATUS[status], "Please retry again later.",
-                              {"Retry-After": str(retry_after)} if retry_after is not None else {})
+            raise graph_error(
+                status,
+                ERROR_FOR_STATUS[status],
+                "Please retry again later.",
+                {"Retry-After": str(retry_after)} if retry_after is not None else {},
+            )
         if fault is not None and fault.kind == "reset" and fault.params.get("after_commit"):
             # the fragment is taken, then the answer is lost: the client must ask GET uploadUrl
             try:
@@ -190,30 +207,35 @@ class DownloadApp(BaseApp):
                 raise ValueError
         except ValueError as err:
             raise graph_error(
-                400, "invalidRequest",
+                400,
+                "invalidRequest",
                 "Missing or invalid Content-Range header; send bytes first-last/total.",
             ) from err
         if last - first + 1 != length:
             raise graph_error(
-                400, "invalidRequest",
+                400,
+                "invalidRequest",
                 "Declared fragment length does not match the provided number of bytes.",
             )
         if session["total"] is not None and total != session["total"]:
             raise graph_error(
-                400, "invalidRequest",
+                400,
+                "invalidRequest",
                 f"The current upload session is for {session['total']} total bytes, but the "
                 f"current fragment declares a total of {total}.",
             )
         if length >= MAX_FRAGMENT:
-            raise graph_error(413, "requestTooLarge",
-                              "A fragment must be smaller than 60 MiB (62,914,560 bytes).")
+            raise graph_error(
+                413, "requestTooLarge", "A fragment must be smaller than 60 MiB (62,914,560 bytes)."
+            )
         if first < session["received"]:
             raise graph_error(416, "invalidRange", "Uploaded fragment overlaps with existing data.")
         if first > session["received"]:
             raise graph_error(416, "invalidRange", "Uploaded fragment is out of order.")
         if last + 1 < total and length % FRAGMENT_UNIT:
             raise graph_error(
-                400, "invalidRequest",
+                400,
+                "invalidRequest",
                 "Every fragment but the last must be a multiple of 320 KiB (327,680 bytes).",
             )
         return first, length, total

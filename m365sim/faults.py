@@ -6,13 +6,31 @@ from collections import Counter
 
 from .content import mix64
 
-ENDPOINTS = ("token", "users", "users_delta", "user", "drive", "drive_delta", "item", "children",
-             "content", "download", "upload", "fragment", "batch")
+ENDPOINTS = (
+    "token",
+    "users",
+    "users_delta",
+    "user",
+    "drive",
+    "drive_delta",
+    "item",
+    "children",
+    "content",
+    "download",
+    "upload",
+    "fragment",
+    "batch",
+)
 STATUS_KINDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
 BODY_KINDS = ("reset", "truncate", "corrupt", "stall")
 KINDS = tuple(STATUS_KINDS) + BODY_KINDS + ("resync", "revoke")
-ALIASES = {"throttle": "429", "throttled": "429", "resyncRequired": "resync", "410": "resync",
-           "reset_before": "reset"}
+ALIASES = {
+    "throttle": "429",
+    "throttled": "429",
+    "resyncRequired": "resync",
+    "410": "resync",
+    "reset_before": "reset",
+}
 
 
 class Fault:
@@ -44,15 +62,23 @@ class Fault:
         self.counter += 1
         if self.max_count is not None and self.fired >= self.max_count:
             return False
-        if self.rate >= 1.0 or mix64(self.seed, n, 0x46415554) / 2.0 ** 64 < self.rate:
+        if self.rate >= 1.0 or mix64(self.seed, n, 0x46415554) / 2.0**64 < self.rate:
             self.fired += 1
             return True
         return False
 
     def as_dict(self):
-        return {"id": self.id, "endpoint": self.endpoint, "kind": self.kind, "rate": self.rate,
-                "seed": self.seed, "max_count": self.max_count, "params": dict(self.params),
-                "evaluated": self.counter, "fired": self.fired}
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "kind": self.kind,
+            "rate": self.rate,
+            "seed": self.seed,
+            "max_count": self.max_count,
+            "params": dict(self.params),
+            "evaluated": self.counter,
+            "fired": self.fired,
+        }
 
 
 class Faults:
@@ -81,9 +107,14 @@ class Faults:
 
     def clear(self, endpoint=None, fault_id=None):
         with self._lock:
-            self._faults = [f for f in self._faults
-                            if not ((endpoint is None or f.endpoint == endpoint)
-                                    and (fault_id is None or f.id == fault_id))]
+            self._faults = [
+                f
+                for f in self._faults
+                if not (
+                    (endpoint is None or f.endpoint == endpoint)
+                    and (fault_id is None or f.id == fault_id)
+                )
+            ]
             if endpoint is None and fault_id is None:
                 self._penalties.clear()
 
@@ -144,11 +175,24 @@ class Stats:
 
     def snapshot(self):
         with self._lock:
-            out = {"requests": {}, "faults": {}, "status": {}, "tokens": 0, "token_errors": 0,
-                   "users_pages": 0, "users_delta_pages": 0, "drive_delta_pages": 0, "items": 0,
-                   "content_redirects": 0, "downloads": 0, "bytes_served": 0, "uploads": 0,
-                   "uploaded_bytes": 0, "throttle_penalties": 0,
-                   "downloads_by_item": dict(self._downloads)}
+            out = {
+                "requests": {},
+                "faults": {},
+                "status": {},
+                "tokens": 0,
+                "token_errors": 0,
+                "users_pages": 0,
+                "users_delta_pages": 0,
+                "drive_delta_pages": 0,
+                "items": 0,
+                "content_redirects": 0,
+                "downloads": 0,
+                "bytes_served": 0,
+                "uploads": 0,
+                "uploaded_bytes": 0,
+                "throttle_penalties": 0,
+                "downloads_by_item": dict(self._downloads),
+            }
             for key, value in self._counts.items():
                 head, _, rest = key.partition(".")
                 if head == "requests":

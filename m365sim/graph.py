@@ -28,8 +28,13 @@ USER_ROLES = {
     "Directory.Read.All",
     "Directory.ReadWrite.All",
 }
-FILE_READ_ROLES = {"Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All",
-                   "Sites.FullControl.All"}
+FILE_READ_ROLES = {
+    "Files.Read.All",
+    "Files.ReadWrite.All",
+    "Sites.Read.All",
+    "Sites.ReadWrite.All",
+    "Sites.FullControl.All",
+}
 FILE_WRITE_ROLES = {"Files.ReadWrite.All", "Sites.ReadWrite.All", "Sites.FullControl.All"}
 DRIVE_KINDS = ("drive", "drive_delta", "item", "children", "content", "upload")
 
@@ -49,11 +54,13 @@ class GraphApp(LoginMixin, UsersMixin, DrivesMixin, UploadsMixin, BatchMixin, Ba
     def handle(self, h, method):
         path, query = self.parse(h)
         request_id = str(uuid.uuid4())
-        headers = {"request-id": request_id,
-                   "client-request-id": h.headers.get("client-request-id") or request_id}
+        headers = {
+            "request-id": request_id,
+            "client-request-id": h.headers.get("client-request-id") or request_id,
+        }
         try:
             if path.startswith("/v1.0/") or path == "/v1.0":
-                self.graph(h, method, path[len("/v1.0"):], query, headers)
+                self.graph(h, method, path[len("/v1.0") :], query, headers)
             else:
                 self.login(h, method, path, query)
         except Reply as reply:
@@ -79,11 +86,19 @@ class GraphApp(LoginMixin, UsersMixin, DrivesMixin, UploadsMixin, BatchMixin, Ba
                 challenge,
             )
         if claims.get("aud") not in (GRAPH_RESOURCE, GRAPH_APP_ID):
-            raise graph_error(401, "InvalidAuthenticationToken",
-                              "Access token validation failure. Invalid audience.", challenge)
+            raise graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid audience.",
+                challenge,
+            )
         if claims["exp"] <= time.time():
-            raise graph_error(401, "InvalidAuthenticationToken",
-                              "Lifetime validation failed, the token is expired.", challenge)
+            raise graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+                challenge,
+            )
         tenant = self.sim.tenant_by_ref(claims.get("tid"))
         app = (
             next((a for a in tenant.apps if a.client_id == claims.get("appid")), None)
@@ -113,7 +128,7 @@ class GraphApp(LoginMixin, UsersMixin, DrivesMixin, UploadsMixin, BatchMixin, Ba
         if after.startswith(":"):
             after = after[1:]
             end = after.find(":")
-            relpath, tail = (after, "") if end == -1 else (after[:end], after[end + 1:])
+            relpath, tail = (after, "") if end == -1 else (after[:end], after[end + 1 :])
             relpath = [unquote(p) for p in relpath.split("/") if p]
         else:
             tail = after
@@ -140,7 +155,7 @@ class GraphApp(LoginMixin, UsersMixin, DrivesMixin, UploadsMixin, BatchMixin, Ba
             rest = "/" + "/".join(parts[3:]) if len(parts) > 3 else ""
             return self._drive_route(method, ("user", unquote(parts[1])), rest)
         if parts[:1] == ["drives"] and len(parts) >= 2:
-            rest = path[len("/drives/") + len(parts[1]):]
+            rest = path[len("/drives/") + len(parts[1]) :]
             return self._drive_route(method, ("drive", unquote(parts[1])), rest)
         raise graph_error(
             400, "BadRequest", f"Resource not found for the segment '{parts[0] if parts else ''}'."
@@ -204,7 +219,9 @@ class GraphApp(LoginMixin, UsersMixin, DrivesMixin, UploadsMixin, BatchMixin, Ba
             and query.get("token") != "latest"
         )
         eligible = (
-            set(STATUS_KINDS) | {"revoke"} | ({"resync"} if has_token else set())
+            set(STATUS_KINDS)
+            | {"revoke"}
+            | ({"resync"} if has_token else set())
             | (set(BODY_KINDS) if body_faults else set())
         )
         fault = self.sim.faults.decide(kind, app.client_id, eligible)
@@ -229,8 +246,11 @@ class GraphApp(LoginMixin, UsersMixin, DrivesMixin, UploadsMixin, BatchMixin, Ba
                 raise graph_error(status, code, message, extra)
         if kind in ("users", "users_delta", "user"):
             if not roles & USER_ROLES:
-                raise graph_error(403, "Authorization_RequestDenied",
-                                  "Insufficient privileges to complete the operation.")
+                raise graph_error(
+                    403,
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                )
         else:
             needed = FILE_WRITE_ROLES if kind == "upload" else FILE_READ_ROLES
             if not roles & needed:

@@ -48,20 +48,27 @@ class BatchMixin:
         payload = self.read_json(h)  # read first: the connection stays usable after an error
         _, app, _, challenge = self.authenticate(h)
         fault = self.sim.faults.decide(
-            "batch", app.client_id, set(STATUS_KINDS) | set(BODY_KINDS) | {"revoke"})
+            "batch", app.client_id, set(STATUS_KINDS) | set(BODY_KINDS) | {"revoke"}
+        )
         if fault is not None and fault.kind == "revoke":
             self.sim.revoke_tokens(app.client_id)
-            raise graph_error(401, "InvalidAuthenticationToken",
-                              "Continuous access evaluation resulted in challenge with result: "
-                              "InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp",
-                              challenge)
+            raise graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Continuous access evaluation resulted in challenge with result: "
+                "InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp",
+                challenge,
+            )
         if fault is not None and fault.kind in STATUS_KINDS:
             status = STATUS_KINDS[fault.kind]
             retry_after = fault.params.get("retry_after", 1 if status == 429 else None)
             extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            raise graph_error(status, ERROR_FOR_STATUS[status],
-                              "Please retry again later." if status == 429
-                              else "The service is unavailable.", extra)
+            raise graph_error(
+                status,
+                ERROR_FOR_STATUS[status],
+                "Please retry again later." if status == 429 else "The service is unavailable.",
+                extra,
+            )
         requests = self._batch_requests(payload)
         self.stats.count("batch_subrequests", len(requests))
         statuses, responses = {}, []
@@ -69,8 +76,8 @@ class BatchMixin:
             failed = [d for d in sub.get("dependsOn") or () if statuses[d] >= 400]
             if failed:
                 response = self._batch_error(
-                    424, "FailedDependency",
-                    f"Request {failed[0]} that this one depends on failed.")
+                    424, "FailedDependency", f"Request {failed[0]} that this one depends on failed."
+                )
             else:
                 response = self._batch_one(h, sub)
             response["id"] = sub["id"]
@@ -91,33 +98,51 @@ class BatchMixin:
         seen = set()
         for sub in requests:
             if not isinstance(sub, dict) or not all(
-                    isinstance(sub.get(k), str) and sub.get(k) for k in ("id", "method", "url")):
-                raise graph_error(400, "BadRequest",
-                                  "Invalid batch payload format: each request needs a string "
-                                  "id, method and url.")
+                isinstance(sub.get(k), str) and sub.get(k) for k in ("id", "method", "url")
+            ):
+                raise graph_error(
+                    400,
+                    "BadRequest",
+                    "Invalid batch payload format: each request needs a string id, method and url.",
+                )
             if sub["id"] in seen:
                 raise graph_error(400, "BadRequest", "Request Id's must be unique.")
             depends = sub.get("dependsOn") or []
             if not isinstance(depends, list) or any(d not in seen for d in depends):
-                raise graph_error(400, "BadRequest",
-                                  f"Request {sub['id']} depends on a request that does not come "
-                                  "before it in the batch.")
+                raise graph_error(
+                    400,
+                    "BadRequest",
+                    f"Request {sub['id']} depends on a request that does not come "
+                    "before it in the batch.",
+                )
             seen.add(sub["id"])
         return requests
 
     @staticmethod
     def _batch_error(status, code, message):
-        return {"status": status, "headers": {"Content-Type": "application/json"},
-                "body": {"error": {"code": code, "message": message, "innerError": {
-                    "date": iso(time.time()), "request-id": str(uuid.uuid4())}}}}
+        return {
+            "status": status,
+            "headers": {"Content-Type": "application/json"},
+            "body": {
+                "error": {
+                    "code": code,
+                    "message": message,
+                    "innerError": {"date": iso(time.time()), "request-id": str(uuid.uuid4())},
+                }
+            },
+        }
 
     def _batch_one(self, h, sub):
         method, url = sub["method"].upper(), sub["url"]
         if url.startswith(("https://", "http://")) or url.lstrip("/").split("/")[0] in (
-                "v1.0", "beta"):
-            return self._batch_error(400, "BadRequest",
-                                     "Invalid request URL: give it relative to the version, "
-                                     "as in /users.")
+            "v1.0",
+            "beta",
+        ):
+            return self._batch_error(
+                400,
+                "BadRequest",
+                "Invalid request URL: give it relative to the version, as in /users.",
+            )
         parts = urlsplit(url if url.startswith("/") else "/" + url)
         if parts.path == "/$batch":
             return self._batch_error(400, "BadRequest", "A batch cannot hold a batch.")
@@ -126,14 +151,18 @@ class BatchMixin:
         body = sub.get("body")
         if body is None:
             raw = b""
-        elif isinstance(body, str) and "json" not in sub_headers.get(
-                "Content-Type", sub_headers.get("content-type", "")).lower():
+        elif (
+            isinstance(body, str)
+            and "json"
+            not in sub_headers.get("Content-Type", sub_headers.get("content-type", "")).lower()
+        ):
             raw = base64.b64decode(body)  # other content types travel base64-encoded
         else:
             raw = json.dumps(body).encode()
         try:
-            result, _ = self.execute(SubRequest(h, sub_headers, raw), method, parts.path, query,
-                                     body_faults=False)
+            result, _ = self.execute(
+                SubRequest(h, sub_headers, raw), method, parts.path, query, body_faults=False
+            )
             reply = result if isinstance(result, Reply) else Reply(200, result)
         except Reply as error:
             reply = error
@@ -141,8 +170,9 @@ class BatchMixin:
         out = {"status": reply.status, "headers": headers}
         body = reply.body
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            body["error"].setdefault("innerError", {"date": iso(time.time()),
-                                                    "request-id": str(uuid.uuid4())})
+            body["error"].setdefault(
+                "innerError", {"date": iso(time.time()), "request-id": str(uuid.uuid4())}
+            )
         if isinstance(body, (dict, list)):
             headers.setdefault("Content-Type", "application/json")
             out["body"] = body

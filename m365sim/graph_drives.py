@@ -58,8 +58,10 @@ class DrivesMixin:
     def _web_url(self, drive, path=""):
         u = drive.user
         site = u.upn.replace("@", "_").replace(".", "_")
-        return (f"https://{u.tenant.domain.split('.')[0]}-my.sharepoint.example/personal/{site}/Documents"
-                + quote(path))
+        return (
+            f"https://{u.tenant.domain.split('.')[0]}-my.sharepoint.example/personal/{site}/Documents"
+            + quote(path)
+        )
 
     def drive_get(self, h, tenant, app, query, drive_ref):
         return self.render_drive(self._drive(tenant, drive_ref))
@@ -122,10 +124,17 @@ class DrivesMixin:
         guid = model.item_guid(drive.num, item.n)
         owner = drive.user
         by = {"user": {"email": owner.mail, "id": owner.id, "displayName": owner.display_name}}
-        out = {"@odata.type": "#microsoft.graph.driveItem",
-               "createdDateTime": iso(item.ctime), "eTag": f'"{{{guid}}},{item.mver}"', "id": iid,
-               "lastModifiedDateTime": iso(item.mtime), "name": item.name,
-               "size": item.size, "createdBy": by, "lastModifiedBy": by}
+        out = {
+            "@odata.type": "#microsoft.graph.driveItem",
+            "createdDateTime": iso(item.ctime),
+            "eTag": f'"{{{guid}}},{item.mver}"',
+            "id": iid,
+            "lastModifiedDateTime": iso(item.mtime),
+            "name": item.name,
+            "size": item.size,
+            "createdBy": by,
+            "lastModifiedBy": by,
+        }
         if not in_delta:
             out["webUrl"] = self._web_url(drive, drive.path_of(item) if item.n else "")
             if item.n:
@@ -147,8 +156,10 @@ class DrivesMixin:
             out["package"] = {"type": "oneNote"}
         else:
             out["cTag"] = f'"c:{{{guid}}},{item.cver}"'
-            out["file"] = {"mimeType": _mime(item.name),
-                           "hashes": {"quickXorHash": self.sim.item_hash(drive, item)}}
+            out["file"] = {
+                "mimeType": _mime(item.name),
+                "hashes": {"quickXorHash": self.sim.item_hash(drive, item)},
+            }
             if item.flags & MALWARE:
                 out["malware"] = {"description": "Win32/Xsim.A!ml was detected in this file."}
             else:
@@ -177,8 +188,11 @@ class DrivesMixin:
                 "Malware was detected in the requested file; it cannot be downloaded.",
             )
         if item.flags & PACKAGE:
-            raise graph_error(503, "serviceNotAvailable",
-                              "The service is unavailable: OneNote packages cannot be downloaded.")
+            raise graph_error(
+                503,
+                "serviceNotAvailable",
+                "The service is unavailable: OneNote packages cannot be downloaded.",
+            )
         self.stats.count("content_redirects")
         return Reply(302, b"", {"Location": self.download_url(drive, item, app)})
 
@@ -271,4 +285,5 @@ class DrivesMixin:
 
 def _mime(name):
     from .simulator import mime_type
+
     return mime_type(name)

@@ -23,8 +23,13 @@ def name_taken():
 
 
 def check_name(name):
-    if (not isinstance(name, str) or not name or name.strip() != name
-            or any(c in name for c in '"*:<>?/\\|') or name.endswith(".")):
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.strip() != name
+        or any(c in name for c in '"*:<>?/\\|')
+        or name.endswith(".")
+    ):
         raise graph_error(400, "invalidRequest", f"The name '{name}' contains invalid characters.")
     return name
 
@@ -93,8 +98,9 @@ class UploadsMixin:
             raise graph_error(
                 413, "requestTooLarge", "Simple upload is limited to 250 MB; use an upload session."
             )
-        drive, item, parent, name = self._target(tenant, target, create_missing_parents=True,
-                                                 allow_missing_leaf=True)
+        drive, item, parent, name = self._target(
+            tenant, target, create_missing_parents=True, allow_missing_leaf=True
+        )
         behavior = self._conflict(query, "replace")
         if parent is None:  # PUT /items/{id}/content
             if item.flags & FOLDER:
@@ -121,8 +127,9 @@ class UploadsMixin:
         if body.get("deferCommit"):
             raise graph_error(400, "notSupported", "m365sim does not support deferCommit.")
         props = body.get("item", {})
-        drive, item, parent, name = self._target(tenant, target, create_missing_parents=True,
-                                                 allow_missing_leaf=True)
+        drive, item, parent, name = self._target(
+            tenant, target, create_missing_parents=True, allow_missing_leaf=True
+        )
         # the documented default is fail (driveitem-createuploadsession); users report replace
         behavior = self._conflict(props, "fail")
         fs_times = parse_fs_times(props)
@@ -139,16 +146,19 @@ class UploadsMixin:
         else:
             # "The {item-path} must contain the name of the item that's specified in the body"
             if props.get("name", name) != name:
-                raise graph_error(400, "invalidRequest",
-                                  "The name in the body differs from the name in the path.")
+                raise graph_error(
+                    400, "invalidRequest", "The name in the body differs from the name in the path."
+                )
             check_name(name)
             existing = drive.child(parent, name)
-            if existing is not None and (behavior == "fail" or (
-                    behavior == "replace" and existing.flags & FOLDER)):
+            if existing is not None and (
+                behavior == "fail" or (behavior == "replace" and existing.flags & FOLDER)
+            ):
                 raise name_taken()
             replace_n, parent_n = None, parent.n
-        session = self.running.new_upload_session(drive, parent_n, name, behavior, replace_n, app,
-                                                  fs_times)
+        session = self.running.new_upload_session(
+            drive, parent_n, name, behavior, replace_n, app, fs_times
+        )
         return Reply(
             200,
             {

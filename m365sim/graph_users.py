@@ -51,13 +51,25 @@ class UsersMixin:
 
     @staticmethod
     def render_user(u, fields):
-        full = {"id": u.id, "displayName": u.display_name, "givenName": u.given_name,
-                "surname": u.surname, "jobTitle": u.job_title, "mail": u.mail,
-                "userPrincipalName": u.upn, "businessPhones": [], "mobilePhone": None,
-                "officeLocation": None, "preferredLanguage": "en-US", "accountEnabled": u.enabled,
-                "assignedLicenses": [dict(LICENSE)] if u.licensed else [], "usageLocation": "US",
-                "createdDateTime": "2021-03-04T05:06:07Z", "userType": "Member",
-                "onPremisesSyncEnabled": None}
+        full = {
+            "id": u.id,
+            "displayName": u.display_name,
+            "givenName": u.given_name,
+            "surname": u.surname,
+            "jobTitle": u.job_title,
+            "mail": u.mail,
+            "userPrincipalName": u.upn,
+            "businessPhones": [],
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": "en-US",
+            "accountEnabled": u.enabled,
+            "assignedLicenses": [dict(LICENSE)] if u.licensed else [],
+            "usageLocation": "US",
+            "createdDateTime": "2021-03-04T05:06:07Z",
+            "userType": "Member",
+            "onPremisesSyncEnabled": None,
+        }
         out = {f: full[f] for f in (fields or USER_DEFAULT_SELECT)}
         out.setdefault("id", u.id)
         return out
@@ -136,8 +148,14 @@ class UsersMixin:
                 continue
             if u.deleted:
                 if not full:
-                    page.append({"id": u.id, "@removed": {
-                        "reason": "deleted" if u.deleted == HARD_DELETED else "changed"}})
+                    page.append(
+                        {
+                            "id": u.id,
+                            "@removed": {
+                                "reason": "deleted" if u.deleted == HARD_DELETED else "changed"
+                            },
+                        }
+                    )
                 continue
             page.append(self.render_user(u, fields))
         self.stats.count("users_delta_pages")

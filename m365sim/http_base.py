@@ -16,8 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 from .faults import BODY_KINDS
 
 DRAIN_LIMIT = 64 << 20  # an unread request body up to this size is dropped before answering
-ERROR_FOR_STATUS = {429: "TooManyRequests", 500: "generalException", 502: "BadGateway",
-                    503: "serviceNotAvailable", 504: "gatewayTimeout"}
+ERROR_FOR_STATUS = {
+    429: "TooManyRequests",
+    500: "generalException",
+    502: "BadGateway",
+    503: "serviceNotAvailable",
+    504: "gatewayTimeout",
+}
 
 
 def iso(ts):
@@ -214,8 +219,18 @@ class BaseApp:
             raise graph_error(400, "BadRequest", "Unable to read JSON request payload.") from err
 
     # response helpers
-    def send(self, h, status, body=b"", headers=None, content_type="application/json", fault=None,
-             chunks=None, length=None, head_only=False):
+    def send(
+        self,
+        h,
+        status,
+        body=b"",
+        headers=None,
+        content_type="application/json",
+        fault=None,
+        chunks=None,
+        length=None,
+        head_only=False,
+    ):
         """Sends a response; `chunks` + `length` stream a body. A body fault (reset,
         truncate, corrupt, stall) is applied to what is sent."""
         self.settle_body(h)
@@ -256,14 +271,14 @@ class BaseApp:
                 chunk = bytearray(chunk)
                 chunk[corrupt_at - sent] ^= 0xFF
             if cut is not None and sent + n >= cut:
-                head = chunk[:cut - sent]
+                head = chunk[: cut - sent]
                 if len(head):
                     write(head)
                 sent += len(head)
                 self.on_bytes(len(head))
                 if kind == "stall":
                     self._stall(params)
-                    rest = chunk[len(head):]
+                    rest = chunk[len(head) :]
                     if len(rest):
                         write(rest)
                         self.on_bytes(len(rest))
@@ -307,9 +322,14 @@ class BaseApp:
         body = reply.body
         if isinstance(body, dict) and "error" in body and isinstance(body["error"], dict):
             request_id = headers.get("request-id") or str(uuid.uuid4())
-            body["error"].setdefault("innerError", {
-                "date": iso(time.time()), "request-id": request_id,
-                "client-request-id": h.headers.get("client-request-id") or request_id})
+            body["error"].setdefault(
+                "innerError",
+                {
+                    "date": iso(time.time()),
+                    "request-id": request_id,
+                    "client-request-id": h.headers.get("client-request-id") or request_id,
+                },
+            )
         if body is None:
             body = b""
         self.send(h, reply.status, body, headers=headers, fault=fault)

@@ -40,8 +40,9 @@ class Identity:
     def __init__(self, signing_key):
         self.key = signing_key
         self.public_key = signing_key.public_key()
-        der = self.public_key.public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = self.public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.kid = b64url(hashlib.sha1(der, usedforsecurity=False).digest())
         self._lock = threading.Lock()
         self._seen_jti = {}
@@ -51,26 +52,50 @@ class Identity:
         numbers = self.public_key.public_numbers()
         n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
         e = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")
-        return {"keys": [{"kty": "RSA", "use": "sig", "kid": self.kid, "x5t": self.kid,
-                          "n": b64url(n), "e": b64url(e)}]}
+        return {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "use": "sig",
+                    "kid": self.kid,
+                    "x5t": self.kid,
+                    "n": b64url(n),
+                    "e": b64url(e),
+                }
+            ]
+        }
 
     # ----- access tokens -------------------------------------------------------------
 
     def issue(self, app, lifetime, issuer_host, with_certificate):
         now = int(time.time())
-        claims = {"aud": GRAPH_RESOURCE, "iss": f"https://sts.windows.net/{app.tenant.id}/",
-                  "iat": now, "nbf": now, "exp": now + lifetime,
-                  "app_displayname": app.name, "appid": app.client_id,
-                  "appidacr": "2" if with_certificate else "1",
-                  "idp": f"https://sts.windows.net/{app.tenant.id}/", "idtyp": "app",
-                  "oid": app.object_id, "sub": app.object_id, "tid": app.tenant.id,
-                  "uti": b64url(uuid.uuid4().bytes), "ver": "1.0",
-                  "xms_sim_gen": app.generation, "xms_sim_host": issuer_host}
+        claims = {
+            "aud": GRAPH_RESOURCE,
+            "iss": f"https://sts.windows.net/{app.tenant.id}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "app_displayname": app.name,
+            "appid": app.client_id,
+            "appidacr": "2" if with_certificate else "1",
+            "idp": f"https://sts.windows.net/{app.tenant.id}/",
+            "idtyp": "app",
+            "oid": app.object_id,
+            "sub": app.object_id,
+            "tid": app.tenant.id,
+            "uti": b64url(uuid.uuid4().bytes),
+            "ver": "1.0",
+            "xms_sim_gen": app.generation,
+            "xms_sim_host": issuer_host,
+        }
         if app.roles:
             claims["roles"] = list(app.roles)
         header = {"typ": "JWT", "alg": "RS256", "x5t": self.kid, "kid": self.kid}
-        signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode()) + "."
-                         + b64url(json.dumps(claims, separators=(",", ":")).encode()))
+        signing_input = (
+            b64url(json.dumps(header, separators=(",", ":")).encode())
+            + "."
+            + b64url(json.dumps(claims, separators=(",", ":")).encode())
+        )
         signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + b64url(signature), claims
 
@@ -115,8 +140,9 @@ class Identity:
             claims = json.loads(b64url_decode(body_b64))
             signature = b64url_decode(sig_b64)
         except (ValueError, TypeError) as err:
-            raise TokenError(400, "invalid_request", 50027,
-                             "AADSTS50027: JWT token is invalid or malformed.") from err
+            raise TokenError(
+                400, "invalid_request", 50027, "AADSTS50027: JWT token is invalid or malformed."
+            ) from err
         alg = header.get("alg")
         if alg not in ("RS256", "PS256"):
             raise TokenError(
@@ -161,8 +187,11 @@ class Identity:
                 app.cert.public_key().verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
             else:
                 app.cert.public_key().verify(
-                    signature, signed, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
-                                                   salt_length=padding.PSS.AUTO), hashes.SHA256())
+                    signature,
+                    signed,
+                    padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+                    hashes.SHA256(),
+                )
         except InvalidSignature as err:
             raise TokenError(
                 401,
@@ -180,9 +209,13 @@ class Identity:
                 f"assertion audience '{claims.get('aud')}'.",
             )
         if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
-            raise TokenError(401, "invalid_client", 700023,
-                             "AADSTS700023: Client assertion audience claim does not match Realm "
-                             "issuer. The 'iss' and 'sub' claims must be the client id.")
+            raise TokenError(
+                401,
+                "invalid_client",
+                700023,
+                "AADSTS700023: Client assertion audience claim does not match Realm "
+                "issuer. The 'iss' and 'sub' claims must be the client id.",
+            )
         now = time.time()
         try:
             exp = float(claims["exp"])
@@ -205,9 +238,13 @@ class Identity:
             )
         jti = claims.get("jti")
         if not jti:
-            raise TokenError(401, "invalid_client", 700021,
-                             "AADSTS700021: Client assertion application identifier doesn't match "
-                             "'client_id' parameter or the 'jti' claim is missing.")
+            raise TokenError(
+                401,
+                "invalid_client",
+                700021,
+                "AADSTS700021: Client assertion application identifier doesn't match "
+                "'client_id' parameter or the 'jti' claim is missing.",
+            )
         if refuse_replay:
             with self._lock:
                 for old in [k for k, v in self._seen_jti.items() if v < now - 600]:

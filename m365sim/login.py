@@ -52,8 +52,10 @@ class LoginMixin:
         if not parts or not parts[0]:
             raise Reply(404, {"error": "not_found"})
         ref, rest = parts[0], "/".join(parts[1:])
-        if method == "GET" and rest in ("v2.0/.well-known/openid-configuration",
-                                        ".well-known/openid-configuration"):
+        if method == "GET" and rest in (
+            "v2.0/.well-known/openid-configuration",
+            ".well-known/openid-configuration",
+        ):
             tenant = self._tenant_or_error(ref)
             self.stats.count("requests.discovery")
             raise Reply(200, self.discovery(tenant))
@@ -184,8 +186,13 @@ class LoginMixin:
                 "AADSTS900144: The request body must contain the following parameter: 'scope'.",
             )
         graph_host = urlsplit(self.running.graph_base).netloc
-        resources = {GRAPH_RESOURCE, GRAPH_RESOURCE + "/", f"https://{graph_host}", f"https://{graph_host}/",
-                     GRAPH_APP_ID}
+        resources = {
+            GRAPH_RESOURCE,
+            GRAPH_RESOURCE + "/",
+            f"https://{graph_host}",
+            f"https://{graph_host}/",
+            GRAPH_APP_ID,
+        }
         for scope in scopes:
             if not scope.endswith("/.default"):
                 raise self._oauth_error(
@@ -214,8 +221,9 @@ class LoginMixin:
         try:
             if form.get("client_assertion"):
                 if form.get("client_assertion_type") != ASSERTION_TYPE:
-                    raise TokenError(400, "invalid_request", 50027,
-                                     "AADSTS50027: Invalid client_assertion_type.")
+                    raise TokenError(
+                        400, "invalid_request", 50027, "AADSTS50027: Invalid client_assertion_type."
+                    )
                 host = self.running.authority_host
                 audiences = {
                     f"{host}/{tenant.id}/oauth2/v2.0/token",
@@ -223,8 +231,9 @@ class LoginMixin:
                     f"{host}/{tenant.domain}/oauth2/v2.0/token",
                     f"{host}/{tenant.id}/oauth2/token",
                 }
-                self.running.identity.check_assertion(app, form["client_assertion"], audiences,
-                                                      self.sim.refuse_replayed_jti)
+                self.running.identity.check_assertion(
+                    app, form["client_assertion"], audiences, self.sim.refuse_replayed_jti
+                )
                 with_certificate = True
             elif "client_secret" in form:
                 self.running.identity.check_secret(app, form["client_secret"])
@@ -242,5 +251,9 @@ class LoginMixin:
         token, _ = self.running.identity.issue(
             app, lifetime, self.running.authority_host, with_certificate
         )
-        return {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-                "access_token": token}
+        return {
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": token,
+        }

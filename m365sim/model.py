@@ -47,8 +47,19 @@ def item_guid(drive_num, n):
 
 
 class Item:
-    __slots__ = ("n", "parent", "name", "size", "flags", "mver", "cver", "ctime", "mtime", "seq",
-                 "nchild")
+    __slots__ = (
+        "n",
+        "parent",
+        "name",
+        "size",
+        "flags",
+        "mver",
+        "cver",
+        "ctime",
+        "mtime",
+        "seq",
+        "nchild",
+    )
 
     def __init__(self, n, parent, name, size, flags, ctime):
         self.n = n
@@ -143,8 +154,23 @@ class Drive:
 
 
 class User:
-    __slots__ = ("n", "id", "upn", "display_name", "given_name", "surname", "mail", "job_title",
-                 "enabled", "licensed", "drive", "drive_error", "deleted", "seq", "tenant")
+    __slots__ = (
+        "n",
+        "id",
+        "upn",
+        "display_name",
+        "given_name",
+        "surname",
+        "mail",
+        "job_title",
+        "enabled",
+        "licensed",
+        "drive",
+        "drive_error",
+        "deleted",
+        "seq",
+        "tenant",
+    )
 
     def __init__(self, tenant, n, user_id, upn, display_name, given_name, surname, mail, job_title):
         self.tenant = tenant
@@ -185,6 +211,7 @@ class App:
 
     def set_certificate(self, cert, pfx_path):
         from cryptography.hazmat.primitives import hashes, serialization
+
         der = cert.public_bytes(serialization.Encoding.DER)
         self.cert = cert
         self.pfx_path = str(pfx_path)
@@ -194,9 +221,15 @@ class App:
         assert cert.fingerprint(hashes.SHA1()) == self.sha1  # noqa: S303
 
     def info(self):
-        return {"name": self.name, "client_id": self.client_id, "client_secret": self.client_secret,
-                "pfx_path": self.pfx_path, "pfx_password": self.pfx_password,
-                "thumbprint": self.thumbprint, "roles": list(self.roles)}
+        return {
+            "name": self.name,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "pfx_path": self.pfx_path,
+            "pfx_password": self.pfx_password,
+            "thumbprint": self.thumbprint,
+            "roles": list(self.roles),
+        }
 
 
 class Tenant:

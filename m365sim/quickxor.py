@@ -38,16 +38,18 @@ def xor_lanes(data, start=0):
     start %= WIDTH
     head = min(len(a), (WIDTH - start) % WIDTH)
     if head:
-        lanes[start:start + head] ^= a[:head]
+        lanes[start : start + head] ^= a[:head]
     rest = a[head:]
     full = len(rest) // WIDTH * WIDTH
     if full:
         rows = rest[:full].reshape(-1, WIDTH)
-        lanes ^= np.bitwise_xor.reduce(rows.view(np.uint64) if rows.ctypes.data % 8 == 0
-                                       else rows.copy().view(np.uint64), axis=0).view(np.uint8)
+        lanes ^= np.bitwise_xor.reduce(
+            rows.view(np.uint64) if rows.ctypes.data % 8 == 0 else rows.copy().view(np.uint64),
+            axis=0,
+        ).view(np.uint8)
     tail = rest[full:]
     if len(tail):
-        lanes[:len(tail)] ^= tail
+        lanes[: len(tail)] ^= tail
     return lanes
 
 
@@ -76,7 +78,7 @@ def quickxorhash_reference(data):
     acc = 0
     for i, b in enumerate(data):
         shift = (11 * i) % WIDTH
-        rotated = (b << shift)
+        rotated = b << shift
         acc ^= (rotated & _MASK) | (rotated >> WIDTH)
     digest = bytearray(acc.to_bytes(20, "little"))
     for k, b in enumerate(len(data).to_bytes(8, "little")):

@@ -31,8 +31,17 @@ class Running:
         self.url_key = secrets.token_bytes(32)
 
     @classmethod
-    def start(cls, sim, host="127.0.0.1", port=0, download_port=0, admin_port=0, state_dir=None,
-              info_file=None, kodo_settings=None):
+    def start(
+        cls,
+        sim,
+        host="127.0.0.1",
+        port=0,
+        download_port=0,
+        admin_port=0,
+        state_dir=None,
+        info_file=None,
+        kodo_settings=None,
+    ):
         self = cls(sim)
         state_dir = Path(state_dir or "var/m365sim").resolve()
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -61,14 +70,23 @@ class Running:
         self.download_base = f"https://{netloc}:{download_server.server_address[1]}"
         self.admin_base = f"https://{netloc}:{admin_server.server_address[1]}"
         for server in self.servers:
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                      daemon=True, name=f"m365sim-{server.server_address[1]}")
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                daemon=True,
+                name=f"m365sim-{server.server_address[1]}",
+            )
             thread.start()
             self.threads.append(thread)
-        self.info = {"authority_host": self.authority_host, "graph_base": self.graph_base,
-                     "download_base": self.download_base, "admin_base": self.admin_base,
-                     "ca_file": self.ca_file, "state_dir": str(state_dir),
-                     "tenants": [t.info() for t in sim.tenants]}
+        self.info = {
+            "authority_host": self.authority_host,
+            "graph_base": self.graph_base,
+            "download_base": self.download_base,
+            "admin_base": self.admin_base,
+            "ca_file": self.ca_file,
+            "state_dir": str(state_dir),
+            "tenants": [t.info() for t in sim.tenants],
+        }
         if info_file:
             write_json_atomic(info_file, self.info)
         if kodo_settings:
@@ -98,12 +116,22 @@ class Running:
     def new_upload_session(self, drive, parent_n, name, behavior, replace_n, app, fs_times=None):
         self.sweep_upload_sessions()
         session_id = secrets.token_urlsafe(24)
-        session = {"drive": drive.num, "parent": parent_n, "name": name, "behavior": behavior,
-                   "replace": replace_n, "fs_times": fs_times, "received": 0, "total": None,
-                   "spool": self.sim.new_spool(), "lock": threading.Lock(),
-                   "expires": time.time() + self.sim.upload_session_lifetime,
-                   "client_id": app.client_id, "app": app,
-                   "url": f"{self.download_base}/up/{session_id}"}
+        session = {
+            "drive": drive.num,
+            "parent": parent_n,
+            "name": name,
+            "behavior": behavior,
+            "replace": replace_n,
+            "fs_times": fs_times,
+            "received": 0,
+            "total": None,
+            "spool": self.sim.new_spool(),
+            "lock": threading.Lock(),
+            "expires": time.time() + self.sim.upload_session_lifetime,
+            "client_id": app.client_id,
+            "app": app,
+            "url": f"{self.download_base}/up/{session_id}",
+        }
         self.upload_sessions[session_id] = session
         return session
 
@@ -166,7 +194,8 @@ class Running:
                             "Another file exists with the same name as the uploaded session. "
                             "You can redirect the upload session to use a new filename by "
                             "calling PUT with the new metadata and @microsoft.graph.sourceUrl "
-                            "attribute.")
+                            "attribute."
+                        )
                     return reply
             blob = sim.blob_from_file(session["spool"], session["received"])
             if target is not None:
@@ -174,8 +203,9 @@ class Running:
                 sim.set_fs_times(drive, target, session["fs_times"])
                 status = 200
             else:
-                target = sim.create_item(drive, parent, name, blob=blob,
-                                         fs_times=session["fs_times"])
+                target = sim.create_item(
+                    drive, parent, name, blob=blob, fs_times=session["fs_times"]
+                )
                 status = 201
             return Reply(status, graph.render_item(drive, target, session["app"]))
 

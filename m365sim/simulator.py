@@ -35,13 +35,19 @@ DEMO_APPS = DEFAULT_APPS + [{"name": "Kodo Backup (no files)", "roles": ["User.R
 # (weight, smallest, largest) bytes; sizes are log-uniform within a band
 SIZE_MIXES = {
     "small": [(0.03, 0, 0), (0.67, 2_000, 400_000), (0.30, 400_000, 4_000_000)],
-    "mixed": [(0.02, 0, 0), (0.78, 1_000, 1_000_000), (0.17, 1_000_000, 64_000_000),
-              (0.03, 64_000_000, 1_000_000_000)],
+    "mixed": [
+        (0.02, 0, 0),
+        (0.78, 1_000, 1_000_000),
+        (0.17, 1_000_000, 64_000_000),
+        (0.03, 64_000_000, 1_000_000_000),
+    ],
     "large": [(1.0, 16_000_000, 2_000_000_000)],
 }
-DRIVE_ERRORS = [(404, "ResourceNotFound", "User's mysite not found."),
-                (400, "BadRequest", "Unable to retrieve user's mysite URL."),
-                (404, "UnknownError", "404 FILE NOT FOUND")]
+DRIVE_ERRORS = [
+    (404, "ResourceNotFound", "User's mysite not found."),
+    (400, "BadRequest", "Unable to retrieve user's mysite URL."),
+    (404, "UnknownError", "404 FILE NOT FOUND"),
+]
 
 FIRST_NAMES = (
     "Adele Alex Allan Ben Carla Chen Christie Dana Debra Diego Elena Emily Enrico Farah "
@@ -53,20 +59,69 @@ LAST_NAMES = (
     "Wilkins Gerhart Sato Diaz Novak Haddad Okafor Larsen Moreau Rossi Nakamura Patel "
     "Kowalski Meyer Silva Fischer Jensen Dubois Ivanova Olsen Romero Tanaka Weber"
 ).split()
-JOBS = ["Accountant", "Sales Manager", "Engineer", "Designer", "Marketing Lead", "Lawyer",
-        "Support Agent", "Analyst", None]
-FOLDER_NAMES = ["Documents", "Projects", "Finance", "Photos", "Archive", "Contracts", "Reports",
-                "Shared", "Templates", "Meetings", "Invoices", "Drafts", "Clients", "HR", "Travel"]
-WORDS = ["Budget", "Report", "Proposal", "Minutes", "Plan", "Summary", "Invoice", "Contract",
-         "Notes", "Roadmap", "Forecast", "Review", "Offer", "Agenda", "Presentation", "Draft"]
+JOBS = [
+    "Accountant",
+    "Sales Manager",
+    "Engineer",
+    "Designer",
+    "Marketing Lead",
+    "Lawyer",
+    "Support Agent",
+    "Analyst",
+    None,
+]
+FOLDER_NAMES = [
+    "Documents",
+    "Projects",
+    "Finance",
+    "Photos",
+    "Archive",
+    "Contracts",
+    "Reports",
+    "Shared",
+    "Templates",
+    "Meetings",
+    "Invoices",
+    "Drafts",
+    "Clients",
+    "HR",
+    "Travel",
+]
+WORDS = [
+    "Budget",
+    "Report",
+    "Proposal",
+    "Minutes",
+    "Plan",
+    "Summary",
+    "Invoice",
+    "Contract",
+    "Notes",
+    "Roadmap",
+    "Forecast",
+    "Review",
+    "Offer",
+    "Agenda",
+    "Presentation",
+    "Draft",
+]
 EXT_SMALL = [".docx", ".xlsx", ".txt", ".pdf", ".pptx", ".csv", ".md"]
 EXT_LARGE = [".mp4", ".zip", ".iso", ".mov", ".psd", ".bak"]
-MIME = {".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        ".txt": "text/plain", ".csv": "text/csv", ".md": "text/markdown", ".pdf": "application/pdf",
-        ".mp4": "video/mp4", ".mov": "video/quicktime", ".zip": "application/zip",
-        ".jpg": "image/jpeg", ".png": "image/png", ".exe": "application/x-msdownload"}
+MIME = {
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".txt": "text/plain",
+    ".csv": "text/csv",
+    ".md": "text/markdown",
+    ".pdf": "application/pdf",
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".zip": "application/zip",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".exe": "application/x-msdownload",
+}
 BASE_TIME = 1_700_000_000
 INLINE_BLOB = 1 << 20
 
@@ -81,8 +136,11 @@ def _guid(rng):
 
 def _secret(rng):
     alphabet = string.ascii_letters + string.digits + "~_.-"
-    return "".join(rng.choice(alphabet) for _ in range(3)) + "8Q~" + "".join(
-        rng.choice(alphabet) for _ in range(34))
+    return (
+        "".join(rng.choice(alphabet) for _ in range(3))
+        + "8Q~"
+        + "".join(rng.choice(alphabet) for _ in range(34))
+    )
 
 
 def _size_sampler(size_mix):
@@ -99,6 +157,7 @@ def _size_sampler(size_mix):
             return 0
         low = max(low, 1)
         return int(low * (high / low) ** rng.random())
+
     return sample
 
 
@@ -109,6 +168,7 @@ def _split_path(path):
 class Blob:
     """Explicit content (uploads, or bytes given to add_file): in memory when small,
     otherwise in a file."""
+
     __slots__ = ("data", "path", "size", "quickxorhash")
 
     def __init__(self, data=None, path=None, size=0, qxh=None):
@@ -118,7 +178,7 @@ class Blob:
         if self.data is not None:
             view = memoryview(self.data)
             for pos in range(start, end, chunk):
-                yield view[pos:min(end, pos + chunk)]
+                yield view[pos : min(end, pos + chunk)]
             return
         with open(self.path, "rb") as f:
             f.seek(start)
@@ -133,6 +193,7 @@ class Blob:
 
 class PoolWindow:
     """Content that is a window of the shared pool, like generated files (copy_file)."""
+
     __slots__ = ("pool", "offset", "size", "quickxorhash")
 
     def __init__(self, pool, offset, size, qxh):
@@ -145,9 +206,16 @@ class PoolWindow:
 class Simulator:
     """Microsoft 365 as m365sim keeps it. Thread-safe: every method takes the lock."""
 
-    def __init__(self, token_lifetime=3599, download_url_lifetime=900, delta_page_size=200,
-                 users_delta_page_size=100, refuse_replayed_jti=True, delta_horizon=None,
-                 upload_session_lifetime=3600):
+    def __init__(
+        self,
+        token_lifetime=3599,
+        download_url_lifetime=900,
+        delta_page_size=200,
+        users_delta_page_size=100,
+        refuse_replayed_jti=True,
+        delta_horizon=None,
+        upload_session_lifetime=3600,
+    ):
         self.lock = threading.RLock()
         self.tenants = []
         self.drives = []
@@ -169,20 +237,46 @@ class Simulator:
     # ----- construction -------------------------------------------------------------
 
     @classmethod
-    def generate(cls, seed=1, users=25, files_per_user=10, size_mix="small", domain=None,
-                 users_without_drive=None, quirks=True, special_items=True, apps=None, **settings):
+    def generate(
+        cls,
+        seed=1,
+        users=25,
+        files_per_user=10,
+        size_mix="small",
+        domain=None,
+        users_without_drive=None,
+        quirks=True,
+        special_items=True,
+        apps=None,
+        **settings,
+    ):
         sim = cls(**settings)
-        sim.add_tenant(seed=seed, users=users, files_per_user=files_per_user, size_mix=size_mix,
-                       domain=domain, users_without_drive=users_without_drive, quirks=quirks,
-                       special_items=special_items, apps=apps)
+        sim.add_tenant(
+            seed=seed,
+            users=users,
+            files_per_user=files_per_user,
+            size_mix=size_mix,
+            domain=domain,
+            users_without_drive=users_without_drive,
+            quirks=quirks,
+            special_items=special_items,
+            apps=apps,
+        )
         return sim
 
     @classmethod
     def demo(cls, **settings):
         """About 25 users and a few hundred small files; one user has no OneDrive."""
-        return cls.generate(seed=2024, users=25, files_per_user=12, size_mix="small",
-                            domain="contoso.example", users_without_drive=1, apps=DEMO_APPS,
-                            **settings)
+        return cls.generate(
+            seed=2024,
+            users=25,
+            files_per_user=12,
+            size_mix="small",
+            domain="contoso.example",
+            users_without_drive=1,
+            apps=DEMO_APPS,
+            **settings,
+        )
 
     @classmethod
     def from_tenant_file(cls, path, **settings):
@@ -191,6 +285,7 @@ class Simulator:
         "apps": [{"name", "roles", "client_id"?, "client_secret"?, "pfx_password"?}],
         "extra_users": [{"upn", "display_name", "has_drive", "files": [{"path", "size"}]}]}]}"""
         import json
+
         spec = json.loads(Path(path).read_text())
         sim = cls(**{**spec.get("settings", {}), **settings})
         for t in spec.get("tenants", [{}]):
@@ -203,8 +298,18 @@ class Simulator:
                     sim.add_file(user["id"], f["path"], size=f.get("size", 1000))
         return sim
 
-    def add_tenant(self, seed=1, users=25, files_per_user=10, size_mix="small", domain=None,
-                   users_without_drive=None, quirks=True, special_items=True, apps=None):
+    def add_tenant(
+        self,
+        seed=1,
+        users=25,
+        files_per_user=10,
+        size_mix="small",
+        domain=None,
+        users_without_drive=None,
+        quirks=True,
+        special_items=True,
+        apps=None,
+    ):
         with self.lock:
             rng = random.Random(mix64(seed, 0x7E7A))
             num = len(self.tenants)
@@ -215,11 +320,17 @@ class Simulator:
             tenant = Tenant(num, _guid(rng), domain, seed)
             tenant.quirks = quirks
             self.tenants.append(tenant)
-            for spec in (apps or DEFAULT_APPS):
-                tenant.apps.append(App(tenant, spec["name"], spec.get("client_id") or _guid(rng),
-                                       spec.get("client_secret") or _secret(rng),
-                                       spec.get("pfx_password") or _secret(rng)[:20],
-                                       spec.get("roles", BACKUP_ROLES)))
+            for spec in apps or DEFAULT_APPS:
+                tenant.apps.append(
+                    App(
+                        tenant,
+                        spec["name"],
+                        spec.get("client_id") or _guid(rng),
+                        spec.get("client_secret") or _secret(rng),
+                        spec.get("pfx_password") or _secret(rng)[:20],
+                        spec.get("roles", BACKUP_ROLES),
+                    )
+                )
             if users_without_drive is None:
                 users_without_drive = max(1, users // 50) if users >= 3 else 0
             no_drive = set(range(users - users_without_drive, users))
@@ -234,8 +345,9 @@ class Simulator:
                     ]
                 else:
                     self._new_drive(user, urng)
-                    self._fill_drive(user.drive, urng, files_per_user, sampler, quirks,
-                                     special_items and k == 0)
+                    self._fill_drive(
+                        user.drive, urng, files_per_user, sampler, quirks, special_items and k == 0
+                    )
             return tenant
 
     def _new_user(self, tenant, rng, k, upn=None, display_name=None, mail=True):
@@ -251,8 +363,17 @@ class Simulator:
             raise ValueError(f"a user with userPrincipalName {upn} already exists")
         if display_name is None:
             display_name = f"{first} {last}"
-        user = User(tenant, len(tenant.users), _guid(rng), upn, display_name, first, last,
-                    upn if mail is True else mail, rng.choice(JOBS))
+        user = User(
+            tenant,
+            len(tenant.users),
+            _guid(rng),
+            upn,
+            display_name,
+            first,
+            last,
+            upn if mail is True else mail,
+            rng.choice(JOBS),
+        )
         if k % 12 == 11 and mail is True:
             user.mail = None  # no mailbox
         if k % 17 == 16:
@@ -296,8 +417,14 @@ class Simulator:
             )
             while drive.names().get((parent.n, name.lower())) is not None:
                 name += " (2)"
-            folder = drive.new_item(parent, name, 0, FOLDER, t0 + rng.randrange(span // 4 + 1),
-                                    log=not (quirks and i % 3 == 1))
+            folder = drive.new_item(
+                parent,
+                name,
+                0,
+                FOLDER,
+                t0 + rng.randrange(span // 4 + 1),
+                log=not (quirks and i % 3 == 1),
+            )
             if folder.seq == 0:
                 deferred.append(folder)  # logged after its children: children before parents
             depth[folder.n] = depth[parent.n] + 1
@@ -322,8 +449,9 @@ class Simulator:
         if ref is None:
             return self.tenants[0]
         for tenant in self.tenants:
-            if ref in (tenant.id, tenant.domain) or (isinstance(ref, str) and ref.lower() in (
-                    tenant.id.lower(), tenant.domain.lower())):
+            if ref in (tenant.id, tenant.domain) or (
+                isinstance(ref, str) and ref.lower() in (tenant.id.lower(), tenant.domain.lower())
+            ):
                 return tenant
         return None
 
@@ -418,8 +546,16 @@ class Simulator:
 
     # ----- state changes (Python API; the admin API calls the same methods) ------------
 
-    def add_user(self, upn=None, display_name=None, tenant=None, mail=True, has_drive=True,
-                 licensed=True, account_enabled=True):
+    def add_user(
+        self,
+        upn=None,
+        display_name=None,
+        tenant=None,
+        mail=True,
+        has_drive=True,
+        licensed=True,
+        account_enabled=True,
+    ):
         with self.lock:
             t = self.tenant_by_ref(tenant)
             if t is None:
@@ -443,16 +579,25 @@ class Simulator:
             u = self._user(user)
             if u.drive is not None:
                 raise ValueError(f"user {u.upn} already has a OneDrive")
-            self._new_drive(u, random.Random(mix64(u.tenant.seed, u.n, 0xD21E)),
-                            created=int(time.time()))
+            self._new_drive(
+                u, random.Random(mix64(u.tenant.seed, u.n, 0xD21E)), created=int(time.time())
+            )
             u.drive_error = None
             if not u.licensed:
                 u.licensed = True
                 u.tenant.log_user(u)
             return self.user_info(u)
 
-    def update_user(self, user, display_name=None, upn=None, mail=None, account_enabled=None,
-                    licensed=None, job_title=None):
+    def update_user(
+        self,
+        user,
+        display_name=None,
+        upn=None,
+        mail=None,
+        account_enabled=None,
+        licensed=None,
+        job_title=None,
+    ):
         with self.lock:
             u = self._user(user)
             if upn is not None and upn.lower() != u.upn.lower():
@@ -518,8 +663,9 @@ class Simulator:
                 drive, self._ensure_folder(drive, _split_path(path), int(time.time()))
             )
 
-    def add_file(self, user, path, size=None, content=None, malware=False, package=False,
-                 mtime=None):
+    def add_file(
+        self, user, path, size=None, content=None, malware=False, package=False, mtime=None
+    ):
         """A new file at path (folders are created as needed). Content is generated from
         the size unless `content` (bytes) is given."""
         with self.lock:
@@ -536,8 +682,11 @@ class Simulator:
             if source.flags & FOLDER:
                 raise ValueError("copy_file copies files, not folders")
             blob = self.blobs.get((source_drive.num, source.n, source.cver)) or PoolWindow(
-                self.pool, self.content_offset(source_drive, source), source.size,
-                self.item_hash(source_drive, source))
+                self.pool,
+                self.content_offset(source_drive, source),
+                source.size,
+                self.item_hash(source_drive, source),
+            )
             return self._new_file(user, path, blob, None, 0, None)
 
     def _new_file(self, user, path, blob, size, flags, mtime):
@@ -561,8 +710,13 @@ class Simulator:
         (created, modified) from the request's fileSystemInfo, either may be None."""
         with self.lock:
             now = int(time.time())
-            item = drive.new_item(parent, name, 0 if folder else (blob.size if blob else size),
-                                  FOLDER if folder else 0, now)
+            item = drive.new_item(
+                parent,
+                name,
+                0 if folder else (blob.size if blob else size),
+                FOLDER if folder else 0,
+                now,
+            )
             if blob:
                 self.blobs[(drive.num, item.n, item.cver)] = blob
             self.set_fs_times(drive, item, fs_times)
@@ -576,14 +730,18 @@ class Simulator:
             return
         created, modified = fs_times
         old_created, old_modified = drive.fs_times.get(item.n, (None, None))
-        drive.fs_times[item.n] = (old_created if created is None else int(created),
-                                  old_modified if modified is None else int(modified))
+        drive.fs_times[item.n] = (
+            old_created if created is None else int(created),
+            old_modified if modified is None else int(modified),
+        )
 
     def fs_times_of(self, drive, item):
         """(created, modified) as fileSystemInfo shows them."""
         created, modified = drive.fs_times.get(item.n, (None, None))
-        return (item.ctime if created is None else created,
-                item.mtime if modified is None else modified)
+        return (
+            item.ctime if created is None else created,
+            item.mtime if modified is None else modified,
+        )
 
     def replace_content(self, drive, item, blob=None, size=None):
         with self.lock:
@@ -711,9 +869,16 @@ class Simulator:
                 app.generation += 1
             return True
 
-    def configure(self, token_lifetime=None, download_url_lifetime=None, delta_page_size=None,
-                  users_delta_page_size=None, refuse_replayed_jti=None, quirks=None,
-                  upload_session_lifetime=None):
+    def configure(
+        self,
+        token_lifetime=None,
+        download_url_lifetime=None,
+        delta_page_size=None,
+        users_delta_page_size=None,
+        refuse_replayed_jti=None,
+        quirks=None,
+        upload_session_lifetime=None,
+    ):
         with self.lock:
             if upload_session_lifetime is not None:
                 self.upload_session_lifetime = float(upload_session_lifetime)
@@ -756,10 +921,17 @@ class Simulator:
 
     def user_info(self, user):
         u = self._user(user)
-        return {"id": u.id, "userPrincipalName": u.upn, "displayName": u.display_name,
-                "mail": u.mail, "accountEnabled": u.enabled, "licensed": u.licensed,
-                "deleted": {0: None, SOFT_DELETED: "soft", HARD_DELETED: "permanent"}[u.deleted],
-                "drive_id": u.drive.id if u.drive else None, "tenant_id": u.tenant.id}
+        return {
+            "id": u.id,
+            "userPrincipalName": u.upn,
+            "displayName": u.display_name,
+            "mail": u.mail,
+            "accountEnabled": u.enabled,
+            "licensed": u.licensed,
+            "deleted": {0: None, SOFT_DELETED: "soft", HARD_DELETED: "permanent"}[u.deleted],
+            "drive_id": u.drive.id if u.drive else None,
+            "tenant_id": u.tenant.id,
+        }
 
     def list_users(self, tenant=None, include_deleted=False):
         with self.lock:
@@ -767,13 +939,19 @@ class Simulator:
             return [self.user_info(u) for u in t.users if include_deleted or not u.deleted]
 
     def item_info(self, drive, item):
-        info = {"id": model.item_id(drive.num, item.n), "name": item.name,
-                "path": drive.path_of(item) if not item.flags & DELETED else None,
-                "parent_id": model.item_id(drive.num, item.parent) if item.n else None,
-                "folder": bool(item.flags & FOLDER), "size": item.size,
-                "deleted": bool(item.flags & DELETED), "malware": bool(item.flags & MALWARE),
-                "package": bool(item.flags & PACKAGE), "version": item.cver,
-                "drive_id": drive.id}
+        info = {
+            "id": model.item_id(drive.num, item.n),
+            "name": item.name,
+            "path": drive.path_of(item) if not item.flags & DELETED else None,
+            "parent_id": model.item_id(drive.num, item.parent) if item.n else None,
+            "folder": bool(item.flags & FOLDER),
+            "size": item.size,
+            "deleted": bool(item.flags & DELETED),
+            "malware": bool(item.flags & MALWARE),
+            "package": bool(item.flags & PACKAGE),
+            "version": item.cver,
+            "drive_id": drive.id,
+        }
         if not item.flags & (FOLDER | DELETED | PACKAGE):
             info["quickXorHash"] = self.item_hash(drive, item)
         return info
@@ -781,8 +959,11 @@ class Simulator:
     def list_items(self, user, include_deleted=False):
         with self.lock:
             drive = self._drive(user)
-            return [self.item_info(drive, it) for it in drive.items[1:]
-                    if include_deleted or not it.flags & DELETED]
+            return [
+                self.item_info(drive, it)
+                for it in drive.items[1:]
+                if include_deleted or not it.flags & DELETED
+            ]
 
     def get_item(self, user, item):
         with self.lock:
@@ -796,10 +977,26 @@ class Simulator:
             it = self._item(drive, item)
             return b"".join(bytes(c) for c in self.content_chunks(drive, it, it.cver, 0, it.size))
 
-    def serve(self, host="127.0.0.1", port=0, download_port=0, admin_port=0, state_dir=None,
-              info_file=None, kodo_settings=None):
+    def serve(
+        self,
+        host="127.0.0.1",
+        port=0,
+        download_port=0,
+        admin_port=0,
+        state_dir=None,
+        info_file=None,
+        kodo_settings=None,
+    ):
         """Start the HTTPS servers in background threads; returns a Running."""
         from .server import Running
-        return Running.start(self, host=host, port=port, download_port=download_port,
-                             admin_port=admin_port, state_dir=state_dir, info_file=info_file,
-                             kodo_settings=kodo_settings)
+
+        return Running.start(
+            self,
+            host=host,
+            port=port,
+            download_port=download_port,
+            admin_port=admin_port,
+            state_dir=state_dir,
+            info_file=info_file,
+            kodo_settings=kodo_settings,
+        )

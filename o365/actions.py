@@ -34,9 +34,12 @@ def do_create_service(*, request, organization, data) -> Service:
     service = Service(organization=organization)
     _apply(service, data)
     service.save()
-    audit.record("configuration_created",
-                 f"Added Office 365 configuration {service.name} (tenant {service.tenant_id}).",
-                 request=request, organization=organization)
+    audit.record(
+        "configuration_created",
+        f"Added Office 365 configuration {service.name} (tenant {service.tenant_id}).",
+        request=request,
+        organization=organization,
+    )
     return service
 
 
@@ -46,12 +49,18 @@ def do_update_service(*, request, service, data) -> Service:
     changed_certificate = data.get("certificate") is not None
     _apply(service, data)
     service.save()
-    what = [w for w, changed in (("client secret", changed_secret),
-                                 ("certificate", changed_certificate)) if changed]
-    audit.record("configuration_updated",
-                 f"Edited Office 365 configuration {service.name}"
-                 + (f" (new {' and '.join(what)})." if what else "."),
-                 request=request, organization=service.organization)
+    what = [
+        w
+        for w, changed in (("client secret", changed_secret), ("certificate", changed_certificate))
+        if changed
+    ]
+    audit.record(
+        "configuration_updated",
+        f"Edited Office 365 configuration {service.name}"
+        + (f" (new {' and '.join(what)})." if what else "."),
+        request=request,
+        organization=service.organization,
+    )
     return service
 
 
@@ -63,12 +72,17 @@ def do_delete_service(*, request, service):
     service.auto_sync_enabled = False
     sync_beat_entry(service)
     service.delete()
-    audit.record("configuration_deleted", f"Deleted Office 365 configuration {name}.",
-                 request=request, organization=organization)
+    audit.record(
+        "configuration_deleted",
+        f"Deleted Office 365 configuration {name}.",
+        request=request,
+        organization=organization,
+    )
 
 
-def do_start_directory_job(*, service, kind, requested_by=None, options=None, trigger="manual",
-                           request=None, enqueue=True):
+def do_start_directory_job(
+    *, service, kind, requested_by=None, options=None, trigger="manual", request=None, enqueue=True
+):
     """Record an IMPORT USERS / SYNCHRONIZE USERS job and send it once committed (the outbox:
     kodo.jobs recovery sends it later if the broker cannot take it now).
 
@@ -83,15 +97,25 @@ def do_start_directory_job(*, service, kind, requested_by=None, options=None, tr
         return running, False
     try:
         with transaction.atomic():
-            job = DirectoryJob.objects.create(service=service, kind=kind, trigger=trigger,
-                                              requested_by=requested_by, options=options or {})
+            job = DirectoryJob.objects.create(
+                service=service,
+                kind=kind,
+                trigger=trigger,
+                requested_by=requested_by,
+                options=options or {},
+            )
     except IntegrityError:  # another request won the race
         return DirectoryJob.objects.active().get(service=service), False
     if enqueue:
         transaction.on_commit(job.send)
     what = "Import" if kind == DirectoryJob.Kind.IMPORT else "Synchronization"
-    audit.record(f"users_{kind}", f"{what} of users started for {service.name}.",
-                 request=request, actor=requested_by, organization=service.organization)
+    audit.record(
+        f"users_{kind}",
+        f"{what} of users started for {service.name}.",
+        request=request,
+        actor=requested_by,
+        organization=service.organization,
+    )
     return job, True
 
 
@@ -123,8 +147,11 @@ def do_run_directory_job(job_id: int):
         return job
     except Exception:
         log.exception("directory job %s failed", job.pk)
-        _finish(job, DirectoryJob.Status.FAILED,
-                "Kodo failed while processing users; the error is in the worker's log.")
+        _finish(
+            job,
+            DirectoryJob.Status.FAILED,
+            "Kodo failed while processing users; the error is in the worker's log.",
+        )
         raise
     finally:
         client.close()
@@ -160,10 +187,12 @@ def do_set_auto_sync(*, request, service, enabled: bool, time, time_zone: str):
     service.auto_sync_time = time
     service.auto_sync_time_zone = time_zone
     with transaction.atomic():
-        service.save(update_fields=["auto_sync_enabled", "auto_sync_time",
-                                    "auto_sync_time_zone"])
+        service.save(update_fields=["auto_sync_enabled", "auto_sync_time", "auto_sync_time_zone"])
         sync_beat_entry(service)
     state = f"on, daily at {time:%H:%M} {time_zone}" if enabled else "off"
-    audit.record("auto_sync_changed",
-                 f"Automatic synchronization of {service.name} turned {state}.",
-                 request=request, organization=service.organization)
+    audit.record(
+        "auto_sync_changed",
+        f"Automatic synchronization of {service.name} turned {state}.",
+        request=request,
+        organization=service.organization,
+    )

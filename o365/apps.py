@@ -8,8 +8,12 @@ class O365Config(AppConfig):
     def ready(self):
         from kodo.crypto import register_encrypted_fields
 
-        register_encrypted_fields("o365.Service", "client_secret_encrypted",
-                                  "certificate_password_encrypted", "certificate_pfx_encrypted")
+        register_encrypted_fields(
+            "o365.Service",
+            "client_secret_encrypted",
+            "certificate_password_encrypted",
+            "certificate_pfx_encrypted",
+        )
 
         from kodo import jobs
         from o365.models import DirectoryJob

@@ -17,13 +17,21 @@ def sync_beat_entry(service):
         PeriodicTask.objects.filter(name=entry_name(service)).delete()
         return None
     crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=str(service.auto_sync_time.minute), hour=str(service.auto_sync_time.hour),
-        day_of_week="*", day_of_month="*", month_of_year="*",
+        minute=str(service.auto_sync_time.minute),
+        hour=str(service.auto_sync_time.hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
         timezone=service.auto_sync_time_zone,
     )
     task, _ = PeriodicTask.objects.update_or_create(
         name=entry_name(service),
-        defaults={"task": TASK, "crontab": crontab, "interval": None,
-                  "args": json.dumps([service.pk]), "enabled": True},
+        defaults={
+            "task": TASK,
+            "crontab": crontab,
+            "interval": None,
+            "args": json.dumps([service.pk]),
+            "enabled": True,
+        },
     )
     return task

@@ -36,14 +36,18 @@ def do_save_cloud(*, request, cloud: Cloud | None, data: dict) -> Cloud:
     cloud.accesses.exclude(organization_id__in=enabled | defaults).delete()
     # an organization has one default cloud: this one takes over
     CloudAccess.objects.filter(organization_id__in=defaults, is_default=True).exclude(
-        cloud=cloud).update(is_default=False)
+        cloud=cloud
+    ).update(is_default=False)
     for org_id in enabled | defaults:
-        CloudAccess.objects.update_or_create(cloud=cloud, organization_id=org_id,
-                                             defaults={"is_default": org_id in defaults})
-    audit.record("cloud_created" if created else "cloud_updated",
-                 f"{'Added' if created else 'Edited'} the cloud {cloud.name}"
-                 f"{' (private network allowed)' if cloud.private_network_allowed else ''}.",
-                 request=request)
+        CloudAccess.objects.update_or_create(
+            cloud=cloud, organization_id=org_id, defaults={"is_default": org_id in defaults}
+        )
+    audit.record(
+        "cloud_created" if created else "cloud_updated",
+        f"{'Added' if created else 'Edited'} the cloud {cloud.name}"
+        f"{' (private network allowed)' if cloud.private_network_allowed else ''}.",
+        request=request,
+    )
     return cloud
 
 

@@ -24,8 +24,12 @@ CUSTOM = "custom"
 
 BUILTIN_NAMES = {GLOBAL: "Global", US_GOVERNMENT: "US Government", CHINA: "China"}
 # KodoADSettings.json's `Cloud` values for the built-in clouds (Register-KodoApp.ps1 writes these)
-JSON_NAMES = {"global": GLOBAL, "usgovernment": US_GOVERNMENT, "usgov": US_GOVERNMENT,
-              "china": CHINA}
+JSON_NAMES = {
+    "global": GLOBAL,
+    "usgovernment": US_GOVERNMENT,
+    "usgov": US_GOVERNMENT,
+    "china": CHINA,
+}
 
 HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
@@ -64,25 +68,35 @@ def parse_host_pattern(text: str) -> HostPattern:
         host, port = parts.hostname, parts.port or 443
     except ValueError:
         raise ValueError(f"The download host {text!r} is not host[:port].") from None
-    if (not host or parts.path or parts.query or parts.fragment or parts.username is not None
-            or value.count("*") > (1 if value.startswith("*.") else 0)):
-        raise ValueError(f"The download host {text!r} must be a host name (optionally *.domain) "
-                         "with an optional :port, without a scheme or path.")
+    if (
+        not host
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or value.count("*") > (1 if value.startswith("*.") else 0)
+    ):
+        raise ValueError(
+            f"The download host {text!r} must be a host name (optionally *.domain) "
+            "with an optional :port, without a scheme or path."
+        )
     try:
         ipaddress.ip_address(host)
     except ValueError:
         if len(host) > 253 or not HOST_PATTERN.fullmatch(host):
             raise ValueError(f"The download host {text!r} is not a valid host name.") from None
         if host.startswith("*.") and host.count(".") < 2:
-            raise ValueError(f"The download host {text!r} is too wide: give at least "
-                             "*.domain.tld.") from None
+            raise ValueError(
+                f"The download host {text!r} is too wide: give at least *.domain.tld."
+            ) from None
     return HostPattern(host, port)
 
 
 def parse_host_patterns(text: str) -> tuple[HostPattern, ...]:
     """One pattern a line (or separated by commas or spaces)."""
-    return tuple(dict.fromkeys(parse_host_pattern(item)
-                               for item in re.split(r"[\s,]+", text or "") if item))
+    return tuple(
+        dict.fromkeys(parse_host_pattern(item) for item in re.split(r"[\s,]+", text or "") if item)
+    )
 
 
 def url_host_pattern(url: str) -> HostPattern:
@@ -114,8 +128,11 @@ class Endpoints:
         return f"{self.authority_host}/{tenant_id}"
 
     def allowed_hosts(self) -> tuple[HostPattern, ...]:
-        return (url_host_pattern(self.authority_host), url_host_pattern(self.graph_base),
-                *self.download_hosts)
+        return (
+            url_host_pattern(self.authority_host),
+            url_host_pattern(self.graph_base),
+            *self.download_hosts,
+        )
 
     def allows_host(self, host: str, port: int) -> bool:
         return any(pattern.matches(host, port) for pattern in self.allowed_hosts())
@@ -152,8 +169,13 @@ CLOUDS = {
 }
 
 
-def endpoints_for(cloud: str, *, authority_host: str | None = None,
-                  graph_base: str | None = None, ca_pem: str | None = None) -> Endpoints:
+def endpoints_for(
+    cloud: str,
+    *,
+    authority_host: str | None = None,
+    graph_base: str | None = None,
+    ca_pem: str | None = None,
+) -> Endpoints:
     """The endpoints of a built-in cloud; for CUSTOM, built from the given values (checked)."""
     if cloud in CLOUDS:
         return CLOUDS[cloud]
@@ -163,9 +185,15 @@ def endpoints_for(cloud: str, *, authority_host: str | None = None,
     return custom_endpoints(authority_host or "", graph_base or "", ca_pem)
 
 
-def custom_endpoints(authority_host: str, graph_base: str, ca_pem: str | None = None, *,
-                     download_hosts=(), private_network: bool = False,
-                     name: str = "") -> Endpoints:
+def custom_endpoints(
+    authority_host: str,
+    graph_base: str,
+    ca_pem: str | None = None,
+    *,
+    download_hosts=(),
+    private_network: bool = False,
+    name: str = "",
+) -> Endpoints:
     if isinstance(download_hosts, str):
         download_hosts = parse_host_patterns(download_hosts)
     return Endpoints(
@@ -183,11 +211,15 @@ def _authority_host(value: str) -> str:
     value = value.strip().rstrip("/")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
-        raise ValueError(f"The sign-in (authority) host {value!r} must be an https:// address, "
-                         "for example https://login.microsoftonline.com.")
+        raise ValueError(
+            f"The sign-in (authority) host {value!r} must be an https:// address, "
+            "for example https://login.microsoftonline.com."
+        )
     if parts.path or parts.query or parts.fragment:
-        raise ValueError(f"The sign-in (authority) host {value!r} must be only "
-                         "https://host[:port], without a path: the tenant ID is added to it.")
+        raise ValueError(
+            f"The sign-in (authority) host {value!r} must be only "
+            "https://host[:port], without a path: the tenant ID is added to it."
+        )
     return value
 
 
@@ -195,8 +227,10 @@ def _graph_base(value: str) -> str:
     value = value.strip().rstrip("/")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
-        raise ValueError(f"The Graph base URL {value!r} must be an https:// address, "
-                         "for example https://graph.microsoft.com/v1.0.")
+        raise ValueError(
+            f"The Graph base URL {value!r} must be an https:// address, "
+            "for example https://graph.microsoft.com/v1.0."
+        )
     if parts.query or parts.fragment:
         raise ValueError(f"The Graph base URL {value!r} must not have a query or fragment.")
     return value
@@ -212,6 +246,8 @@ def _ca_pem(value: str | None) -> str | None:
     except ValueError:
         certificates = []
     if not certificates:
-        raise ValueError("The CA certificate is not a PEM certificate: paste the text that starts "
-                         "with -----BEGIN CERTIFICATE-----.")
+        raise ValueError(
+            "The CA certificate is not a PEM certificate: paste the text that starts "
+            "with -----BEGIN CERTIFICATE-----."
+        )
     return value

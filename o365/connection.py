@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 CONSENT_STEPS = (
     "In the Azure portal open Microsoft Entra ID → App registrations → the Kodo app → "
     "API permissions, add the missing Microsoft Graph application permissions, then click "
-    "\"Grant admin consent\"."
+    '"Grant admin consent".'
 )
 
 
@@ -34,33 +34,43 @@ def credentials_for(service) -> Credentials:
         client_id=str(service.client_id),
         client_secret=text(service.client_secret_encrypted),
         pfx=crypto.decrypt(service.certificate_pfx_encrypted)
-        if service.certificate_pfx_encrypted else None,
+        if service.certificate_pfx_encrypted
+        else None,
         pfx_password=text(service.certificate_password_encrypted),
     )
 
 
 def _cache_key(service) -> str:
     """Changes whenever the credentials or endpoints change, so no stale token is reused."""
-    material = b"|".join([
-        str(service.pk).encode(), str(service.tenant_id).encode(), str(service.client_id).encode(),
-        bytes(service.client_secret_encrypted), bytes(service.certificate_pfx_encrypted),
-        bytes(service.certificate_password_encrypted), str(service.cloud_id).encode(),
-    ])
+    material = b"|".join(
+        [
+            str(service.pk).encode(),
+            str(service.tenant_id).encode(),
+            str(service.client_id).encode(),
+            bytes(service.client_secret_encrypted),
+            bytes(service.certificate_pfx_encrypted),
+            bytes(service.certificate_password_encrypted),
+            str(service.cloud_id).encode(),
+        ]
+    )
     return f"service-{service.pk}-{hashlib.sha256(material).hexdigest()[:16]}"
 
 
 def graph_client_for(service, **options) -> GraphClient:
     options.setdefault("max_retries", settings.KODO_GRAPH_MAX_RETRIES)
     options.setdefault("backoff_base", settings.KODO_GRAPH_BACKOFF_SECONDS)
-    options.setdefault("timeout", (settings.KODO_HTTP_CONNECT_TIMEOUT,
-                                   settings.KODO_HTTP_READ_TIMEOUT))
+    options.setdefault(
+        "timeout", (settings.KODO_HTTP_CONNECT_TIMEOUT, settings.KODO_HTTP_READ_TIMEOUT)
+    )
     # the cloud's endpoints, as the server administrator defined them (connections anywhere
     # else are refused), or none at all once the cloud is no longer enabled for the organization
     endpoints = service.cloud.endpoints_for(service.organization)
-    options.setdefault("shared_throttle",
-                       SharedThrottle(str(service.tenant_id), str(service.client_id)))
-    return GraphClient(credentials_for(service), endpoints, cache_key=_cache_key(service),
-                       **options)
+    options.setdefault(
+        "shared_throttle", SharedThrottle(str(service.tenant_id), str(service.client_id))
+    )
+    return GraphClient(
+        credentials_for(service), endpoints, cache_key=_cache_key(service), **options
+    )
 
 
 @dataclass
@@ -101,8 +111,10 @@ def check_connection(service, *, budget: float | None = None) -> ConnectionResul
 
 
 def _no_answer(budget):
-    return (f"Kodo could not reach Microsoft 365: no answer within {budget:g} seconds. Check the "
-            "configuration's cloud and tenant ID, then try again later.")
+    return (
+        f"Kodo could not reach Microsoft 365: no answer within {budget:g} seconds. Check the "
+        "configuration's cloud and tenant ID, then try again later."
+    )
 
 
 def _probe(client, budget) -> ConnectionResult:
@@ -121,25 +133,34 @@ def _probe(client, budget) -> ConnectionResult:
         if error.code == "deadlineExceeded":
             return ConnectionResult(False, _no_answer(budget), roles=roles)
         if not missing:
-            return ConnectionResult(False, f"Signed in, but reading users failed: {error}",
-                                    roles=roles)
+            return ConnectionResult(
+                False, f"Signed in, but reading users failed: {error}", roles=roles
+            )
     if missing:
         return ConnectionResult(
             False,
             f"Signed in, but the app lacks these permissions: {', '.join(missing)}. "
             + CONSENT_STEPS,
-            missing=missing, roles=roles,
+            missing=missing,
+            roles=roles,
         )
-    return ConnectionResult(True, "Connection OK: signed in, read users, and every required "
-                                  "permission is granted.", roles=roles)
+    return ConnectionResult(
+        True,
+        "Connection OK: signed in, read users, and every required permission is granted.",
+        roles=roles,
+    )
 
 
 def do_test_connection(*, request, service) -> ConnectionResult:
     result = check_connection(service)
-    service.record_test(ok=result.ok, message=result.summary, missing=result.missing,
-                        roles=result.roles)
-    audit.record("configuration_tested",
-                 f"Tested Office 365 configuration {service.name}: "
-                 + ("success." if result.ok else "failed."),
-                 request=request, organization=service.organization)
+    service.record_test(
+        ok=result.ok, message=result.summary, missing=result.missing, roles=result.roles
+    )
+    audit.record(
+        "configuration_tested",
+        f"Tested Office 365 configuration {service.name}: "
+        + ("success." if result.ok else "failed."),
+        request=request,
+        organization=service.organization,
+    )
     return result

@@ -36,31 +36,55 @@ from organizations.models import Membership
 
 log = logging.getLogger(__name__)
 
-USER_FIELDS = ("id", "displayName", "mail", "userPrincipalName", "accountEnabled",
-               "assignedLicenses", "userType")
+USER_FIELDS = (
+    "id",
+    "displayName",
+    "mail",
+    "userPrincipalName",
+    "accountEnabled",
+    "assignedLicenses",
+    "userType",
+)
 SELECT = ",".join(USER_FIELDS)
 # updated_at is written too: a full read's reconciliation takes rows updated since the job
 # started as listed (bulk writes skip auto_now).
-MIRROR_FIELDS = ["user_principal_name", "mail", "display_name", "account_enabled", "licensed",
-                 "is_guest", "removed_at", "removed_permanently", "updated_at"]
+MIRROR_FIELDS = [
+    "user_principal_name",
+    "mail",
+    "display_name",
+    "account_enabled",
+    "licensed",
+    "is_guest",
+    "removed_at",
+    "removed_permanently",
+    "updated_at",
+]
 MAX_CONFLICTS_KEPT = 200
 BATCH_SIZE = 1000
 DRIVE_CHECK_THREADS = 4
 DRIVE_CHECKS_PER_REQUEST = BATCH_LIMIT  # users whose OneDrive one JSON batch asks about
 PROGRESS_EVERY_SECONDS = 1.0
 # Graph "no OneDrive" answers seen in the field (docs/GRAPH.md §2).
-NO_ONEDRIVE_CODES = {"ResourceNotFound", "BadRequest", "UnknownError", "itemNotFound",
-                     "Request_ResourceNotFound"}
+NO_ONEDRIVE_CODES = {
+    "ResourceNotFound",
+    "BadRequest",
+    "UnknownError",
+    "itemNotFound",
+    "Request_ResourceNotFound",
+}
 
 
 # Conflict reasons shown in a job's summary.
 ADMINISTRATOR = "email belongs to an administrator"
-OTHER_ORGANIZATION = ("This email belongs to a Kodo account of another organization; it was not "
-                      "linked.")
+OTHER_ORGANIZATION = (
+    "This email belongs to a Kodo account of another organization; it was not linked."
+)
 OUTSIDE = "This email belongs to a Kodo account outside this organization; it was not linked."
-LINKED_REFUSALS = {ADMINISTRATOR: "is an administrator",
-                   OTHER_ORGANIZATION: "belongs to another organization",
-                   OUTSIDE: "is not in this organization"}
+LINKED_REFUSALS = {
+    ADMINISTRATOR: "is an administrator",
+    OTHER_ORGANIZATION: "belongs to another organization",
+    OUTSIDE: "is not in this organization",
+}
 MAX_SHOWN_EMAIL = 320
 # Cut a longer mail or userPrincipalName to the column's size and end it with this, so the cut
 # value is never a valid address (a domain cannot end with dots).
@@ -75,8 +99,9 @@ def login_email_problem(email: str) -> str | None:
     limit = get_user_model()._meta.get_field("username").max_length
     if limit is not None and len(email) > limit:
         return f"email address longer than {limit} characters; skipped"
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp") or c == "\ufffd"
-           for c in email):
+    if any(
+        unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp") or c == "\ufffd" for c in email
+    ):
         return "email address with spaces or control characters; skipped"
     try:
         validate_email(email)
@@ -89,6 +114,7 @@ def login_email_problem(email: str) -> str | None:
 class AccountIndex:
     """Accounts a batch may touch: by lower-case login or email, their memberships
     ({organization id: role}) and the directory rows of this organization linked to them."""
+
     by_email: dict = field(default_factory=lambda: defaultdict(dict))
     roles: dict = field(default_factory=lambda: defaultdict(dict))
     links: dict = field(default_factory=lambda: defaultdict(set))
@@ -97,7 +123,7 @@ class AccountIndex:
 def _fit(value, size: int = 320) -> str:
     """A Graph string as a column can hold it: no NUL (PostgreSQL refuses them), cut to size."""
     value = str(value or "").replace("\x00", "\ufffd")
-    return value if len(value) <= size else value[:size - len(CUT_MARK)] + CUT_MARK
+    return value if len(value) <= size else value[: size - len(CUT_MARK)] + CUT_MARK
 
 
 @dataclass
@@ -111,15 +137,20 @@ class Options:
     def from_job(cls, job):
         raw = job.options or {}
         ids = raw.get("graph_ids")
-        return cls(graph_ids=frozenset(ids) if ids else None,
-                   include_disabled=bool(raw.get("include_disabled")),
-                   include_unlicensed=bool(raw.get("include_unlicensed")),
-                   include_guests=bool(raw.get("include_guests")))
+        return cls(
+            graph_ids=frozenset(ids) if ids else None,
+            include_disabled=bool(raw.get("include_disabled")),
+            include_unlicensed=bool(raw.get("include_unlicensed")),
+            include_guests=bool(raw.get("include_guests")),
+        )
 
     def skip_reason(self, row: DirectoryUser) -> str | None:
-        return row.skip_reason(chosen=self.graph_ids, include_disabled=self.include_disabled,
-                               include_unlicensed=self.include_unlicensed,
-                               include_guests=self.include_guests)
+        return row.skip_reason(
+            chosen=self.graph_ids,
+            include_disabled=self.include_disabled,
+            include_unlicensed=self.include_unlicensed,
+            include_guests=self.include_guests,
+        )
 
 
 def _apply_graph_user(row: DirectoryUser, data: dict):
@@ -135,8 +166,7 @@ def _apply_graph_user(row: DirectoryUser, data: dict):
     if "assignedLicenses" in data:
         row.licensed = bool(data["assignedLicenses"])
     if "userType" in data or "userPrincipalName" in data:
-        row.is_guest = (data.get("userType") == "Guest"
-                        or "#EXT#" in row.user_principal_name.upper())
+        row.is_guest = data.get("userType") == "Guest" or "#EXT#" in row.user_principal_name.upper()
     row.removed_at = None
     row.removed_permanently = False
 
@@ -153,11 +183,16 @@ def _update_rows(model, rows, fields):
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
     # Only quoted names from the model's metadata are formatted in; values go as parameters.
-    sql = (f"UPDATE {quote(meta.db_table)} SET "  # noqa: S608
-           + ", ".join(f"{quote(field.column)} = %s" for field in columns)
-           + f" WHERE {quote(meta.pk.column)} = %s")
-    params = [[field.get_db_prep_save(getattr(row, field.attname), connection)
-               for field in columns] + [row.pk] for row in rows]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "  # noqa: S608
+        + ", ".join(f"{quote(field.column)} = %s" for field in columns)
+        + f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    params = [
+        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in columns]
+        + [row.pk]
+        for row in rows
+    ]
     with transaction.atomic(using=alias, savepoint=False), connection.cursor() as cursor:
         cursor.executemany(sql, params)
 
@@ -209,10 +244,19 @@ class DirectorySync:
     def _upsert(self, users: list[dict]):
         by_id = {u["id"]: u for u in users if u.get("id")}  # the last occurrence wins
         # The first import into an empty mirror has only rows of its own earlier pages.
-        known = ([graph_id for graph_id in by_id if graph_id in self.touched_ids]
-                 if self.mirror_was_empty else list(by_id))
-        existing = ({row.graph_id: row for row in DirectoryUser.objects.filter(
-                        service=self.service, graph_id__in=known)} if known else {})
+        known = (
+            [graph_id for graph_id in by_id if graph_id in self.touched_ids]
+            if self.mirror_was_empty
+            else list(by_id)
+        )
+        existing = (
+            {
+                row.graph_id: row
+                for row in DirectoryUser.objects.filter(service=self.service, graph_id__in=known)
+            }
+            if known
+            else {}
+        )
         new, changed = [], []
         for graph_id, data in by_id.items():
             row = existing.get(graph_id)
@@ -240,27 +284,34 @@ class DirectorySync:
         self.touched_ids.update(by_id)
 
     def _reconcile_unlisted(self):
-        unlisted = (DirectoryUser.objects.filter(service=self.service, removed_at__isnull=True)
-                    .exclude(graph_id__in=self._seen_ids_query()))
+        unlisted = DirectoryUser.objects.filter(
+            service=self.service, removed_at__isnull=True
+        ).exclude(graph_id__in=self._seen_ids_query())
         self.job.removed += unlisted.update(removed_at=self.now)
 
     def _seen_ids_query(self):
         # Rows touched in this job were updated at or after self.now.
-        return DirectoryUser.objects.filter(service=self.service,
-                                            updated_at__gte=self.now).values("graph_id")
+        return DirectoryUser.objects.filter(service=self.service, updated_at__gte=self.now).values(
+            "graph_id"
+        )
 
     # -- accounts ----------------------------------------------------------------------------
     def import_accounts(self):
-        rows = (DirectoryUser.objects.filter(service=self.service, account__isnull=True)
-                .order_by("pk"))
+        rows = DirectoryUser.objects.filter(service=self.service, account__isnull=True).order_by(
+            "pk"
+        )
         self._in_batches(rows, self._import_batch)
 
     def synchronize_accounts(self):
-        rows = (DirectoryUser.objects.filter(service=self.service, graph_id__in=self.touched_ids)
-                .select_related("account").order_by("pk")
-                if not self.job.full_read else
-                DirectoryUser.objects.filter(service=self.service).select_related("account")
-                .order_by("pk"))
+        rows = (
+            DirectoryUser.objects.filter(service=self.service, graph_id__in=self.touched_ids)
+            .select_related("account")
+            .order_by("pk")
+            if not self.job.full_read
+            else DirectoryUser.objects.filter(service=self.service)
+            .select_related("account")
+            .order_by("pk")
+        )
         self._in_batches(rows, self._synchronize_batch)
 
     def _in_batches(self, queryset, handle, size=BATCH_SIZE):
@@ -278,21 +329,27 @@ class DirectorySync:
         """The accounts whose login or email is one of `emails` (case-insensitive), and what
         decides whether directory data may touch them: memberships and existing links."""
         emails = {email for email in emails if email}
-        found = (list(get_user_model().objects
-                      .annotate(login=Lower("username"), address=Lower("email"))
-                      .filter(Q(login__in=emails) | Q(address__in=emails)))
-                 if emails else [])
+        found = (
+            list(
+                get_user_model()
+                .objects.annotate(login=Lower("username"), address=Lower("email"))
+                .filter(Q(login__in=emails) | Q(address__in=emails))
+            )
+            if emails
+            else []
+        )
         index = AccountIndex()
         for account in found:
             for email in {account.login, account.address} & emails:
                 index.by_email[email][account.pk] = account
         ids = {account.pk for account in found} | {account.pk for account in linked_accounts}
         for user_id, organization_id, role in Membership.objects.filter(
-                user_id__in=ids).values_list("user_id", "organization_id", "role"):
+            user_id__in=ids
+        ).values_list("user_id", "organization_id", "role"):
             index.roles[user_id][organization_id] = role
         for account_id, row_pk in DirectoryUser.objects.filter(
-                service__organization=self.organization,
-                account_id__in=ids).values_list("account_id", "pk"):
+            service__organization=self.organization, account_id__in=ids
+        ).values_list("account_id", "pk"):
             index.links[account_id].add(row_pk)
         return index
 
@@ -300,8 +357,7 @@ class DirectorySync:
         """Why directory data must leave `account` alone: it may only create, link and change
         accounts whose one role, in this organization only, is *user*."""
         roles = index.roles[account.pk]
-        if (account.is_superuser or account.is_staff
-                or Membership.Role.ADMIN in roles.values()):
+        if account.is_superuser or account.is_staff or Membership.Role.ADMIN in roles.values():
             return ADMINISTRATOR
         if set(roles) - {self.organization.pk}:
             return OTHER_ORGANIZATION
@@ -323,8 +379,10 @@ class DirectorySync:
         if refusals[0]:
             return None, refusals[0]
         if index.links[matches[0].pk] - {row.pk}:
-            return None, ("This email belongs to a Kodo account already linked to another "
-                          "Microsoft 365 user; it was not linked.")
+            return None, (
+                "This email belongs to a Kodo account already linked to another "
+                "Microsoft 365 user; it was not linked."
+            )
         return matches[0], None
 
     def _link(self, row, account, index):
@@ -342,9 +400,14 @@ class DirectorySync:
 
     def _detail(self, row, reason, **extra):
         if len(self.job.conflict_details) < MAX_CONFLICTS_KEPT:
-            self.job.conflict_details.append({"email": row.email[:MAX_SHOWN_EMAIL],
-                                              "name": row.display_name, "reason": reason,
-                                              **extra})
+            self.job.conflict_details.append(
+                {
+                    "email": row.email[:MAX_SHOWN_EMAIL],
+                    "name": row.display_name,
+                    "reason": reason,
+                    **extra,
+                }
+            )
 
     def _import_batch(self, rows):
         eligible = []
@@ -370,15 +433,24 @@ class DirectorySync:
                 self._link(row, account, index)
             else:
                 first, _, last = row.display_name.partition(" ")
-                account = User(username=row.email, email=row.email, first_name=first[:150],
-                               last_name=last[:150], is_active=row.account_enabled,
-                               password=_unusable_password())
+                account = User(
+                    username=row.email,
+                    email=row.email,
+                    first_name=first[:150],
+                    last_name=last[:150],
+                    is_active=row.account_enabled,
+                    password=_unusable_password(),
+                )
                 to_create.append(account)
                 row.account = account
         User.objects.bulk_create(to_create, batch_size=BATCH_SIZE)
         Membership.objects.bulk_create(
-            [Membership(user=a, organization=self.organization, role=Membership.Role.USER)
-             for a in to_create], batch_size=BATCH_SIZE)
+            [
+                Membership(user=a, organization=self.organization, role=Membership.Role.USER)
+                for a in to_create
+            ],
+            batch_size=BATCH_SIZE,
+        )
         for row in eligible:
             row.account_id = row.account.pk if row.account else None
         _update_rows(DirectoryUser, [r for r in eligible if r.account_id], ["account"])
@@ -395,8 +467,9 @@ class DirectorySync:
                 unlinked.append(row)
         linked = [r for r in rows if r.account_id is not None]
         new_emails = {r.email for r in linked if r.email != r.account.username.lower()}
-        index = self._accounts_for({r.email for r in unlinked} | new_emails,
-                                   [r.account for r in linked])
+        index = self._accounts_for(
+            {r.email for r in unlinked} | new_emails, [r.account for r in linked]
+        )
         for row in unlinked:
             account, refusal = self._match(row, index)
             if refusal:
@@ -418,21 +491,33 @@ class DirectorySync:
             if refusal:  # promoted, or linked before this rule: never changed, no longer linked
                 row.account = None
                 unlinked.append(row)
-                self._conflict(row, f"The linked Kodo account {account.username} "
-                                    f"{LINKED_REFUSALS[refusal]}: it was unlinked and left "
-                                    "unchanged.")
+                self._conflict(
+                    row,
+                    f"The linked Kodo account {account.username} "
+                    f"{LINKED_REFUSALS[refusal]}: it was unlinked and left "
+                    "unchanged.",
+                )
                 continue
             first, _, last = row.display_name.partition(" ")
-            wanted = {"first_name": first[:150], "last_name": last[:150],
-                      "is_active": row.account_enabled and not row.removed_at}
+            wanted = {
+                "first_name": first[:150],
+                "last_name": last[:150],
+                "is_active": row.account_enabled and not row.removed_at,
+            }
             if row.email != account.username.lower():
                 holders = set(index.by_email.get(row.email, {})) - {account.pk}
                 if problem := login_email_problem(row.email):
-                    self._skip(row, f"{problem.removesuffix('; skipped')}: the change was "
-                                    f"skipped and {account.username} keeps its email.")
+                    self._skip(
+                        row,
+                        f"{problem.removesuffix('; skipped')}: the change was "
+                        f"skipped and {account.username} keeps its email.",
+                    )
                 elif holders or row.email in renamed_to:
-                    self._conflict(row, f"Cannot change {account.username} to {row.email}: "
-                                        "another Kodo account has that email.")
+                    self._conflict(
+                        row,
+                        f"Cannot change {account.username} to {row.email}: "
+                        "another Kodo account has that email.",
+                    )
                 else:
                     wanted.update(username=row.email, email=row.email)
                     renamed_to.add(row.email)
@@ -452,10 +537,16 @@ class DirectorySync:
         come, and memory stays flat however many users there are. Graph is asked in JSON batches
         of DRIVE_CHECKS_PER_REQUEST users, DRIVE_CHECK_THREADS batches at once; a batch of rows
         is saved while the next one is being checked."""
-        rows = (DirectoryUser.objects.filter(
-            service=self.service, account__isnull=False, removed_at__isnull=True,
-            onedrive=DirectoryUser.OneDrive.UNKNOWN)
-            .only("graph_id", "onedrive", "drive_id").order_by("pk"))
+        rows = (
+            DirectoryUser.objects.filter(
+                service=self.service,
+                account__isnull=False,
+                removed_at__isnull=True,
+                onedrive=DirectoryUser.OneDrive.UNKNOWN,
+            )
+            .only("graph_id", "onedrive", "drive_id")
+            .order_by("pk")
+        )
         last_pk = 0
         checking = None  # the previous batch and its checks: saved while this one is checked
         with ThreadPoolExecutor(DRIVE_CHECK_THREADS) as pool:
@@ -464,8 +555,10 @@ class DirectorySync:
                 if batch:
                     last_pk = batch[-1].pk
                     size = DRIVE_CHECKS_PER_REQUEST
-                    futures = [pool.submit(self._check_drives, batch[i:i + size])
-                               for i in range(0, len(batch), size)]
+                    futures = [
+                        pool.submit(self._check_drives, batch[i : i + size])
+                        for i in range(0, len(batch), size)
+                    ]
                 if checking is not None:
                     self._save_drive_checks(*checking)
                 if not batch:
@@ -474,16 +567,19 @@ class DirectorySync:
 
     def _save_drive_checks(self, batch, futures):
         self.job.errors += sum(future.result() for future in futures)
-        _update_rows(DirectoryUser, [r for r in batch
-                                     if r.onedrive != DirectoryUser.OneDrive.UNKNOWN],
-                     ["onedrive", "drive_id"])
+        _update_rows(
+            DirectoryUser,
+            [r for r in batch if r.onedrive != DirectoryUser.OneDrive.UNKNOWN],
+            ["onedrive", "drive_id"],
+        )
         self.save_progress(every=PROGRESS_EVERY_SECONDS)
 
     def _check_drives(self, rows) -> int:
         """GET /users/{id}/drive for these users in one JSON batch; returns the errors."""
         try:
-            answers = self.client.get_many([f"/users/{row.graph_id}/drive" for row in rows],
-                                           params={"$select": "id"})
+            answers = self.client.get_many(
+                [f"/users/{row.graph_id}/drive" for row in rows], params={"$select": "id"}
+            )
         except GraphError as failure:  # the batch itself failed, after the client's retries
             log.warning("OneDrive check failed for %d users: %s", len(rows), failure)
             return len(rows)
@@ -494,8 +590,9 @@ class DirectorySync:
             if error is None:
                 row.onedrive = DirectoryUser.OneDrive.PROVISIONED
                 row.drive_id = answer.json().get("id", "")
-            elif isinstance(error, NotFound) or (error.code in NO_ONEDRIVE_CODES
-                                                 and error.status in (400, 404, 500)):
+            elif isinstance(error, NotFound) or (
+                error.code in NO_ONEDRIVE_CODES and error.status in (400, 404, 500)
+            ):
                 row.onedrive = DirectoryUser.OneDrive.MISSING
             else:
                 log.warning("OneDrive check failed for %s: %s", row.graph_id, error)
@@ -512,5 +609,16 @@ class DirectorySync:
         self.job.beat(**{name: getattr(self.job, name) for name in PROGRESS_FIELDS})
 
 
-PROGRESS_FIELDS = ["pages_read", "users_seen", "created", "updated", "linked", "removed",
-                   "skipped", "conflicts", "errors", "conflict_details", "full_read"]
+PROGRESS_FIELDS = [
+    "pages_read",
+    "users_seen",
+    "created",
+    "updated",
+    "linked",
+    "removed",
+    "skipped",
+    "conflicts",
+    "errors",
+    "conflict_details",
+    "full_read",
+]

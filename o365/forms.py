@@ -38,31 +38,46 @@ class ConfigurationForm(forms.Form):
     the stored value -- unless the cloud, tenant ID or client ID change: then the stored secret
     and certificate are dropped and must be given again."""
 
-    name = SingleLineField(max_length=200, required=False,
-                           help_text="Any name, e.g. the tenant's domain.")
+    name = SingleLineField(
+        max_length=200, required=False, help_text="Any name, e.g. the tenant's domain."
+    )
     settings_file = forms.FileField(
-        label="KodoADSettings.json", required=False,
+        label="KodoADSettings.json",
+        required=False,
         help_text="The file Register-KodoApp.ps1 wrote: it fills the fields below.",
         widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
     )
     tenant_id = forms.CharField(label="Tenant ID", max_length=64, required=False)
     client_id = forms.CharField(label="Client ID", max_length=64, required=False)
-    client_secret = forms.CharField(label="Client Secret", max_length=500, required=False,
-                                    strip=True, widget=SECRET_WIDGET)
-    certificate_password = forms.CharField(label="Certificate Password", max_length=500,
-                                           required=False, strip=False, widget=SECRET_WIDGET)
+    client_secret = forms.CharField(
+        label="Client Secret", max_length=500, required=False, strip=True, widget=SECRET_WIDGET
+    )
+    certificate_password = forms.CharField(
+        label="Certificate Password",
+        max_length=500,
+        required=False,
+        strip=False,
+        widget=SECRET_WIDGET,
+    )
     certificate_file = forms.FileField(
-        label="Private Certificate", required=False,
+        label="Private Certificate",
+        required=False,
         help_text="The PFX file (or paste its base64 below).",
         widget=forms.ClearableFileInput(attrs={"accept": ".pfx,.p12"}),
     )
     certificate_base64 = forms.CharField(
-        label="Private Certificate (base64)", required=False, max_length=MAX_PFX_BYTES * 2,
+        label="Private Certificate (base64)",
+        required=False,
+        max_length=MAX_PFX_BYTES * 2,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
     )
     cloud = forms.ModelChoiceField(
-        queryset=Cloud.objects.none(), to_field_name="key", required=False, empty_label=None,
-        help_text="The Microsoft cloud of the tenant. Ask the server administrator for another.")
+        queryset=Cloud.objects.none(),
+        to_field_name="key",
+        required=False,
+        empty_label=None,
+        help_text="The Microsoft cloud of the tenant. Ask the server administrator for another.",
+    )
 
     def __init__(self, *args, organization, instance: Service | None = None, **kwargs):
         self.organization = organization
@@ -70,18 +85,26 @@ class ConfigurationForm(forms.Form):
         enabled = Cloud.objects.enabled_for(organization).order_by("created_at", "id")
         self.default_cloud = default_cloud_for(organization)
         if instance is not None:
-            kwargs.setdefault("initial", {
-                "name": instance.name, "tenant_id": instance.tenant_id,
-                "client_id": instance.client_id, "cloud": instance.cloud.key,
-            })
+            kwargs.setdefault(
+                "initial",
+                {
+                    "name": instance.name,
+                    "tenant_id": instance.tenant_id,
+                    "client_id": instance.client_id,
+                    "cloud": instance.cloud.key,
+                },
+            )
         else:
-            kwargs.setdefault("initial", {
-                "cloud": self.default_cloud.key if self.default_cloud else None})
+            kwargs.setdefault(
+                "initial", {"cloud": self.default_cloud.key if self.default_cloud else None}
+            )
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["cloud"]).queryset = enabled
         if instance is not None:
-            keep = ("Leave blank to keep the stored value. Changing the cloud, tenant ID or "
-                    "client ID drops it: then enter it again.")
+            keep = (
+                "Leave blank to keep the stored value. Changing the cloud, tenant ID or "
+                "client ID drops it: then enter it again."
+            )
             self.fields["client_secret"].help_text = keep if instance.has_client_secret else ""
             self.fields["certificate_password"].help_text = keep if instance.has_certificate else ""
 
@@ -97,12 +120,17 @@ class ConfigurationForm(forms.Form):
         upload = data.get("settings_file")
         if not upload:
             return
-        settings = parse_kodo_settings(_read_upload(upload, MAX_SETTINGS_BYTES,
-                                                    "KodoADSettings.json"))
-        for field, key in (("name", "AppName"), ("tenant_id", "TenantId"),
-                           ("client_id", "ClientId"), ("client_secret", "ClientSecret"),
-                           ("certificate_password", "CertificatePassword"),
-                           ("certificate_base64", "CertificatePfxBase64")):
+        settings = parse_kodo_settings(
+            _read_upload(upload, MAX_SETTINGS_BYTES, "KodoADSettings.json")
+        )
+        for field, key in (
+            ("name", "AppName"),
+            ("tenant_id", "TenantId"),
+            ("client_id", "ClientId"),
+            ("client_secret", "ClientSecret"),
+            ("certificate_password", "CertificatePassword"),
+            ("certificate_base64", "CertificatePfxBase64"),
+        ):
             if not data.get(field) and settings.get(key):
                 data[field] = settings.get(key)
         named = settings.get("Cloud")
@@ -112,13 +140,15 @@ class ConfigurationForm(forms.Form):
         if cloud is None:
             raise ValidationError(
                 f"KodoADSettings.json names an unknown Cloud {named!r}; use Global, USGovernment, "
-                "China or the name of a cloud enabled for your organization.")
+                "China or the name of a cloud enabled for your organization."
+            )
         if data.get("cloud") not in (None, self._initial_cloud()):
             return  # the admin chose a cloud in the form: it wins
         if not self.fields["cloud"].queryset.filter(pk=cloud.pk).exists():
             raise ValidationError(
                 f"KodoADSettings.json is for the cloud {cloud.name}, which is not enabled for "
-                "your organization. Ask the server administrator to enable it.")
+                "your organization. Ask the server administrator to enable it."
+            )
         data["cloud"] = cloud
 
     def _identity_changed(self, data) -> bool:
@@ -127,9 +157,12 @@ class ConfigurationForm(forms.Form):
         instance = self.instance
         if instance is None:
             return False
-        return (data.get("cloud") is not None and data["cloud"].pk != instance.cloud_id
-                or data.get("tenant_id") != instance.tenant_id
-                or data.get("client_id") != instance.client_id)
+        return (
+            data.get("cloud") is not None
+            and data["cloud"].pk != instance.cloud_id
+            or data.get("tenant_id") != instance.tenant_id
+            or data.get("client_id") != instance.client_id
+        )
 
     @sensitive_variables()
     def _certificate(self, data):
@@ -140,8 +173,13 @@ class ConfigurationForm(forms.Form):
         elif data.get("certificate_base64"):
             pfx = decode_pfx_base64(data["certificate_base64"])
         password = data.get("certificate_password", "")
-        if (not pfx and password and self.instance is not None and self.instance.has_certificate
-                and not data["drop_stored_credentials"]):
+        if (
+            not pfx
+            and password
+            and self.instance is not None
+            and self.instance.has_certificate
+            and not data["drop_stored_credentials"]
+        ):
             pfx = crypto.decrypt(self.instance.certificate_pfx_encrypted)  # a new password
         return load_certificate(pfx, password) if pfx else None
 
@@ -156,15 +194,20 @@ class ConfigurationForm(forms.Form):
         if data.get("cloud") is None and "cloud" not in self.errors:
             data["cloud"] = self.default_cloud
             if data["cloud"] is None:
-                self.add_error("cloud", "No cloud is enabled for your organization. Ask the "
-                                        "server administrator.")
+                self.add_error(
+                    "cloud",
+                    "No cloud is enabled for your organization. Ask the server administrator.",
+                )
 
         data["name"] = (data.get("name") or "").strip()
         if not data["name"]:
             self.add_error("name", "Give the configuration a name (any).")
-        elif (Service.objects.for_organization(self.organization)
-              .filter(name__iexact=data["name"])
-              .exclude(pk=getattr(self.instance, "pk", None)).exists()):
+        elif (
+            Service.objects.for_organization(self.organization)
+            .filter(name__iexact=data["name"])
+            .exclude(pk=getattr(self.instance, "pk", None))
+            .exists()
+        ):
             self.add_error("name", "A configuration with this name already exists.")
 
         for field, label in (("tenant_id", "Tenant ID"), ("client_id", "Client ID")):
@@ -182,18 +225,26 @@ class ConfigurationForm(forms.Form):
             data["certificate"] = None
 
         has_secret = bool(data.get("client_secret")) or bool(
-            keep_stored and self.instance.has_client_secret)
+            keep_stored and self.instance.has_client_secret
+        )
         has_certificate = data.get("certificate") is not None or bool(
-            keep_stored and self.instance.has_certificate)
+            keep_stored and self.instance.has_certificate
+        )
         if not self.errors and not (has_secret or has_certificate):
             if data["drop_stored_credentials"]:
-                self.add_error("client_secret", "You changed the cloud, tenant ID or client ID: "
-                                                "enter the Client Secret (or give the Private "
-                                                "Certificate with its password) again. The stored "
-                                                "ones are not reused.")
+                self.add_error(
+                    "client_secret",
+                    "You changed the cloud, tenant ID or client ID: "
+                    "enter the Client Secret (or give the Private "
+                    "Certificate with its password) again. The stored "
+                    "ones are not reused.",
+                )
             else:
-                self.add_error("client_secret", "Enter the Client Secret, or give the Private "
-                                                "Certificate with its password (or both).")
+                self.add_error(
+                    "client_secret",
+                    "Enter the Client Secret, or give the Private "
+                    "Certificate with its password (or both).",
+                )
         return data
 
 
@@ -216,11 +267,14 @@ class ImportUsersForm(forms.Form):
 
     def clean_graph_ids(self):
         ids = set(self.cleaned_data["graph_ids"])
-        known = set(self.service.directory_users.filter(graph_id__in=ids)
-                    .values_list("graph_id", flat=True))
+        known = set(
+            self.service.directory_users.filter(graph_id__in=ids).values_list("graph_id", flat=True)
+        )
         if ids - known:
-            raise ValidationError("Some chosen users are not in this configuration's directory; "
-                                  "reload the page and choose again.")
+            raise ValidationError(
+                "Some chosen users are not in this configuration's directory; "
+                "reload the page and choose again."
+            )
         return sorted(ids)
 
     def options(self) -> dict:
@@ -233,26 +287,40 @@ class ImportUsersForm(forms.Form):
 class DirectoryFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
     domain = forms.CharField(label="Domain", required=False, max_length=200)
-    status = forms.ChoiceField(required=False, choices=[
-        ("", "Any status"), ("enabled", "Enabled"), ("disabled", "Disabled"),
-        ("guest", "Guests"), ("removed", "Removed from Microsoft 365")])
-    licensed = forms.ChoiceField(required=False, choices=[
-        ("", "Licensed or not"), ("yes", "Licensed"), ("no", "Unlicensed")])
-    imported = forms.ChoiceField(label="Kodo account", required=False, choices=[
-        ("", "With or without"), ("yes", "Has a Kodo account"), ("no", "No Kodo account")])
+    status = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "Any status"),
+            ("enabled", "Enabled"),
+            ("disabled", "Disabled"),
+            ("guest", "Guests"),
+            ("removed", "Removed from Microsoft 365"),
+        ],
+    )
+    licensed = forms.ChoiceField(
+        required=False, choices=[("", "Licensed or not"), ("yes", "Licensed"), ("no", "Unlicensed")]
+    )
+    imported = forms.ChoiceField(
+        label="Kodo account",
+        required=False,
+        choices=[("", "With or without"), ("yes", "Has a Kodo account"), ("no", "No Kodo account")],
+    )
 
     def filter(self, rows):
         if not self.is_valid():
             return rows
         data = self.cleaned_data
         if data["q"]:
-            rows = rows.filter(Q(display_name__icontains=data["q"])
-                               | Q(mail__icontains=data["q"])
-                               | Q(user_principal_name__icontains=data["q"]))
+            rows = rows.filter(
+                Q(display_name__icontains=data["q"])
+                | Q(mail__icontains=data["q"])
+                | Q(user_principal_name__icontains=data["q"])
+            )
         if data["domain"]:
             domain = data["domain"].strip().lstrip("@")
-            rows = rows.filter(Q(mail__iendswith="@" + domain)
-                               | Q(user_principal_name__iendswith="@" + domain))
+            rows = rows.filter(
+                Q(mail__iendswith="@" + domain) | Q(user_principal_name__iendswith="@" + domain)
+            )
         status = data["status"]
         if status == "enabled":
             rows = rows.filter(account_enabled=True, removed_at__isnull=True)
@@ -270,10 +338,12 @@ class DirectoryFilterForm(forms.Form):
 
 
 class AutoSyncForm(forms.Form):
-    auto_sync_enabled = forms.BooleanField(required=False,
-                                           label="Automatically synchronize accounts")
-    auto_sync_time = forms.TimeField(label="Daily at", required=False,
-                                     widget=forms.TimeInput(attrs={"type": "time"}))
+    auto_sync_enabled = forms.BooleanField(
+        required=False, label="Automatically synchronize accounts"
+    )
+    auto_sync_time = forms.TimeField(
+        label="Daily at", required=False, widget=forms.TimeInput(attrs={"type": "time"})
+    )
     auto_sync_time_zone = forms.ChoiceField(label="Time zone", choices=time_zone_choices)
 
     def clean(self):
@@ -292,37 +362,59 @@ class CloudForm(forms.Form):
 
     name = SingleLineField(max_length=100)
     authority_host = forms.CharField(
-        label="Sign-in (authority) host", max_length=200,
-        help_text="https://host[:port], e.g. https://127.0.0.1:9443 for m365sim.")
-    graph_base_url = forms.CharField(label="Graph base URL", max_length=200,
-                                     help_text="e.g. https://127.0.0.1:9443/v1.0")
+        label="Sign-in (authority) host",
+        max_length=200,
+        help_text="https://host[:port], e.g. https://127.0.0.1:9443 for m365sim.",
+    )
+    graph_base_url = forms.CharField(
+        label="Graph base URL", max_length=200, help_text="e.g. https://127.0.0.1:9443/v1.0"
+    )
     download_hosts = forms.CharField(
-        label="Download hosts allowed", required=False, max_length=4000,
+        label="Download hosts allowed",
+        required=False,
+        max_length=4000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Where Graph's download and upload links may point, one a line: host[:port] "
-                  "or *.domain (port 443 unless given), e.g. *.sharepoint.com or "
-                  "127.0.0.1:9444.")
+        "or *.domain (port 443 unless given), e.g. *.sharepoint.com or "
+        "127.0.0.1:9444.",
+    )
     ca_certificate = forms.CharField(
-        label="CA certificate (PEM)", required=False, max_length=64 * 1024,
+        label="CA certificate (PEM)",
+        required=False,
+        max_length=64 * 1024,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Only when the cloud's TLS certificates are signed by a private CA.")
+        help_text="Only when the cloud's TLS certificates are signed by a private CA.",
+    )
     private_network_allowed = forms.BooleanField(
-        label="Private network allowed", required=False,
+        label="Private network allowed",
+        required=False,
         help_text="Let Kodo connect to this cloud's hosts on loopback, link-local or private "
-                  "addresses (a simulator or an on-premises proxy). Leave off for anything on "
-                  "the internet.")
-    all_organizations = forms.BooleanField(label="Enabled for every organization",
-                                           required=False)
+        "addresses (a simulator or an on-premises proxy). Leave off for anything on "
+        "the internet.",
+    )
+    all_organizations = forms.BooleanField(label="Enabled for every organization", required=False)
     organizations = IdsChoiceField(
-        queryset=None, required=False, widget=forms.CheckboxSelectMultiple,
-        label="Enabled for these organizations")
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Enabled for these organizations",
+    )
     default_for = IdsChoiceField(
-        queryset=None, required=False, widget=forms.CheckboxSelectMultiple,
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         label="Default cloud of these organizations",
-        help_text="The configuration form of these organizations preselects this cloud.")
+        help_text="The configuration form of these organizations preselects this cloud.",
+    )
 
-    ENDPOINT_FIELDS = ("name", "authority_host", "graph_base_url", "download_hosts",
-                       "ca_certificate", "private_network_allowed")
+    ENDPOINT_FIELDS = (
+        "name",
+        "authority_host",
+        "graph_base_url",
+        "download_hosts",
+        "ca_certificate",
+        "private_network_allowed",
+    )
 
     def __init__(self, *args, instance: Cloud | None = None, **kwargs):
         from organizations.models import Organization
@@ -330,20 +422,25 @@ class CloudForm(forms.Form):
         self.instance = instance
         if instance is not None:
             accesses = list(instance.accesses.all())
-            kwargs.setdefault("initial", {
-                "name": instance.name, "authority_host": instance.authority_host,
-                "graph_base_url": instance.graph_base_url,
-                "download_hosts": instance.download_hosts,
-                "ca_certificate": instance.ca_certificate_pem,
-                "private_network_allowed": instance.private_network_allowed,
-                "all_organizations": instance.all_organizations,
-                "organizations": [a.organization_id for a in accesses],
-                "default_for": [a.organization_id for a in accesses if a.is_default],
-            })
+            kwargs.setdefault(
+                "initial",
+                {
+                    "name": instance.name,
+                    "authority_host": instance.authority_host,
+                    "graph_base_url": instance.graph_base_url,
+                    "download_hosts": instance.download_hosts,
+                    "ca_certificate": instance.ca_certificate_pem,
+                    "private_network_allowed": instance.private_network_allowed,
+                    "all_organizations": instance.all_organizations,
+                    "organizations": [a.organization_id for a in accesses],
+                    "default_for": [a.organization_id for a in accesses if a.is_default],
+                },
+            )
         super().__init__(*args, **kwargs)
         for field in ("organizations", "default_for"):
-            cast(forms.ModelChoiceField, self.fields[field]).queryset = (
-                Organization.objects.order_by("name"))
+            cast(
+                forms.ModelChoiceField, self.fields[field]
+            ).queryset = Organization.objects.order_by("name")
         if instance is not None and instance.builtin:
             for field in self.ENDPOINT_FIELDS:
                 del self.fields[field]
@@ -351,16 +448,22 @@ class CloudForm(forms.Form):
     def clean_name(self):
         name = " ".join(self.cleaned_data["name"].split())
         if name.replace(" ", "").lower() in RESERVED_CLOUD_NAMES:
-            raise ValidationError("This name is reserved for a built-in cloud (KodoADSettings.json "
-                                  "names clouds by name): choose another.")
-        if (Cloud.objects.filter(name__iexact=name)
-                .exclude(pk=getattr(self.instance, "pk", None)).exists()):
+            raise ValidationError(
+                "This name is reserved for a built-in cloud (KodoADSettings.json "
+                "names clouds by name): choose another."
+            )
+        if (
+            Cloud.objects.filter(name__iexact=name)
+            .exclude(pk=getattr(self.instance, "pk", None))
+            .exists()
+        ):
             raise ValidationError("A cloud with this name already exists.")
         return name
 
     def clean_authority_host(self):
-        return parse_https_url(self.cleaned_data["authority_host"], "The sign-in host",
-                               path_allowed=False)
+        return parse_https_url(
+            self.cleaned_data["authority_host"], "The sign-in host", path_allowed=False
+        )
 
     def clean_graph_base_url(self):
         return parse_https_url(self.cleaned_data["graph_base_url"], "The Graph base URL")
@@ -382,6 +485,7 @@ class CloudForm(forms.Form):
         enabled = set(data.get("organizations") or ())
         default_for = set(data.get("default_for") or ())
         if not data.get("all_organizations") and default_for - enabled:
-            self.add_error("default_for", "A cloud can be the default only of organizations it "
-                                          "is enabled for.")
+            self.add_error(
+                "default_for", "A cloud can be the default only of organizations it is enabled for."
+            )
         return data

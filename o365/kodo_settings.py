@@ -36,9 +36,18 @@ from organizations.validators import validate_text
 MAX_SETTINGS_BYTES = 256 * 1024
 REQUIRED_KEYS = ("TenantId", "ClientId")
 TEXT_KEYS = (
-    "AppName", "TenantId", "ClientId", "ClientSecret", "CertificatePassword",
-    "CertificatePfxBase64", "CertificateThumbprint", "CertificateNotAfter", "Cloud",
-    "AuthorityHost", "GraphBaseUrl", "CaCertificatePem",
+    "AppName",
+    "TenantId",
+    "ClientId",
+    "ClientSecret",
+    "CertificatePassword",
+    "CertificatePfxBase64",
+    "CertificateThumbprint",
+    "CertificateNotAfter",
+    "Cloud",
+    "AuthorityHost",
+    "GraphBaseUrl",
+    "CaCertificatePem",
 )
 # The same bounds as the fields of the configuration form: (longest, may hold line breaks).
 TEXT_LIMITS = {
@@ -66,10 +75,13 @@ class KodoSettings:
 
 def decode_text(raw: bytes) -> str:
     """PowerShell writes UTF-8 (with or without BOM) or, with Out-File on 5.1, UTF-16."""
-    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
-                          (b"\xfe\xff", "utf-16-be")):
+    for bom, encoding in (
+        (b"\xef\xbb\xbf", "utf-8"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+    ):
         if raw.startswith(bom):
-            raw, chosen = raw[len(bom):], encoding
+            raw, chosen = raw[len(bom) :], encoding
             break
     else:
         chosen = "utf-8"

@@ -16,15 +16,17 @@ class CloudQuerySet(models.QuerySet):
         """The clouds an organization's admins may choose: those for every organization, and
         those the server administrator enabled for this one."""
         Cloud.objects.ensure_builtins()
-        return self.filter(models.Q(all_organizations=True)
-                           | models.Q(accesses__organization=organization)).distinct()
+        return self.filter(
+            models.Q(all_organizations=True) | models.Q(accesses__organization=organization)
+        ).distinct()
 
 
 class CloudManager(models.Manager.from_queryset(CloudQuerySet)):
     def builtin(self, key: str) -> "Cloud":
         """The row of a built-in cloud, created when missing (the endpoints are in code)."""
-        cloud, _ = self.get_or_create(key=key, defaults={
-            "name": clouds.BUILTIN_NAMES[key], "all_organizations": True})
+        cloud, _ = self.get_or_create(
+            key=key, defaults={"name": clouds.BUILTIN_NAMES[key], "all_organizations": True}
+        )
         return cloud
 
     def ensure_builtins(self):
@@ -52,8 +54,9 @@ class Cloud(models.Model):
     a sovereign cloud) and chooses which organizations may use each."""
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    key = models.SlugField(max_length=60, unique=True,
-                           help_text="global, usgov, china for the built-in clouds.")
+    key = models.SlugField(
+        max_length=60, unique=True, help_text="global, usgov, china for the built-in clouds."
+    )
     name = models.CharField(max_length=100, unique=True)
     authority_host = models.CharField("Sign-in (authority) host", max_length=200, blank=True)
     graph_base_url = models.CharField("Graph base URL", max_length=200, blank=True)
@@ -81,14 +84,21 @@ class Cloud(models.Model):
             return clouds.CLOUDS[self.key]
         try:
             return clouds.custom_endpoints(
-                self.authority_host, self.graph_base_url, self.ca_certificate_pem or None,
-                download_hosts=self.download_hosts, private_network=self.private_network_allowed,
-                name=self.name)
+                self.authority_host,
+                self.graph_base_url,
+                self.ca_certificate_pem or None,
+                download_hosts=self.download_hosts,
+                private_network=self.private_network_allowed,
+                name=self.name,
+            )
         except ValueError as error:  # a row from before the checks (the 0002 migration)
             return clouds.Endpoints(
-                authority_host=self.authority_host, graph_base=self.graph_base_url,
-                name=self.name, refusal=f"The cloud {self.name} is not set up correctly ({error}) "
-                                        "Ask the server administrator to correct it.")
+                authority_host=self.authority_host,
+                graph_base=self.graph_base_url,
+                name=self.name,
+                refusal=f"The cloud {self.name} is not set up correctly ({error}) "
+                "Ask the server administrator to correct it.",
+            )
 
     def is_enabled_for(self, organization) -> bool:
         return self.all_organizations or self.accesses.filter(organization=organization).exists()
@@ -100,9 +110,13 @@ class Cloud(models.Model):
         if not self.is_enabled_for(organization):
             from dataclasses import replace
 
-            return replace(endpoints, refusal=(
-                f"The cloud {self.name} is no longer enabled for this organization. Edit the "
-                "configuration and choose another cloud, or ask the server administrator."))
+            return replace(
+                endpoints,
+                refusal=(
+                    f"The cloud {self.name} is no longer enabled for this organization. Edit the "
+                    "configuration and choose another cloud, or ask the server administrator."
+                ),
+            )
         return endpoints
 
 
@@ -111,15 +125,19 @@ class CloudAccess(models.Model):
     configuration form preselects it)."""
 
     cloud = models.ForeignKey(Cloud, on_delete=models.CASCADE, related_name="accesses")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="cloud_accesses")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="cloud_accesses"
+    )
     is_default = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["cloud", "organization"], name="one_access_per_cloud"),
-            models.UniqueConstraint(fields=["organization"], condition=models.Q(is_default=True),
-                                    name="one_default_cloud_per_organization"),
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=models.Q(is_default=True),
+                name="one_default_cloud_per_organization",
+            ),
         ]
 
     def __str__(self):
@@ -129,8 +147,11 @@ class CloudAccess(models.Model):
 def default_cloud_for(organization) -> Cloud:
     """The cloud the configuration form preselects: the organization's default if still
     enabled, else Global if enabled, else the first enabled one (None if none)."""
-    access = (CloudAccess.objects.filter(organization=organization, is_default=True)
-              .select_related("cloud").first())
+    access = (
+        CloudAccess.objects.filter(organization=organization, is_default=True)
+        .select_related("cloud")
+        .first()
+    )
     enabled = Cloud.objects.enabled_for(organization)
     if access is not None and enabled.filter(pk=access.cloud_id).exists():
         return access.cloud
@@ -155,14 +176,16 @@ class Service(models.Model):
         US_GOVERNMENT = clouds.US_GOVERNMENT
         CHINA = clouds.CHINA
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="services")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="services"
+    )
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200)
     tenant_id = models.UUIDField("Tenant ID")
     client_id = models.UUIDField("Client ID")
-    cloud = models.ForeignKey("o365.Cloud", on_delete=models.PROTECT, related_name="services",
-                              default=default_cloud_id)
+    cloud = models.ForeignKey(
+        "o365.Cloud", on_delete=models.PROTECT, related_name="services", default=default_cloud_id
+    )
 
     client_secret_encrypted = models.BinaryField(default=b"", editable=False)
     certificate_password_encrypted = models.BinaryField(default=b"", editable=False)
@@ -230,8 +253,11 @@ class Service(models.Model):
         return "certificate" if self.has_certificate else "client secret"
 
     def secret_fields(self):
-        return ("client_secret_encrypted", "certificate_password_encrypted",
-                "certificate_pfx_encrypted")
+        return (
+            "client_secret_encrypted",
+            "certificate_password_encrypted",
+            "certificate_pfx_encrypted",
+        )
 
     def graph_client(self, **options):
         """A Graph client for this tenant; tokens are cached per configuration and credentials."""
@@ -245,8 +271,15 @@ class Service(models.Model):
         self.last_test_message = message[:2000]
         self.last_test_missing = list(missing)
         self.last_test_roles = sorted(roles)
-        self.save(update_fields=["last_test_at", "last_test_ok", "last_test_message",
-                                 "last_test_missing", "last_test_roles"])
+        self.save(
+            update_fields=[
+                "last_test_at",
+                "last_test_ok",
+                "last_test_message",
+                "last_test_missing",
+                "last_test_roles",
+            ]
+        )
 
 
 class DirectoryUser(models.Model):
@@ -272,8 +305,13 @@ class DirectoryUser(models.Model):
     drive_id = models.CharField(max_length=200, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
     removed_permanently = models.BooleanField(default=False)
-    account = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="directory_users")
+    account = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="directory_users",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -292,8 +330,9 @@ class DirectoryUser(models.Model):
         """The address Kodo matches accounts by: mail, else the user principal name."""
         return (self.mail or self.user_principal_name).lower()
 
-    def skip_reason(self, *, chosen=None, include_disabled=False, include_unlicensed=False,
-                    include_guests=False) -> str | None:
+    def skip_reason(
+        self, *, chosen=None, include_disabled=False, include_unlicensed=False, include_guests=False
+    ) -> str | None:
         """Why an import leaves this user out (None: it is imported). `chosen`: the graph ids
         the import is limited to (None: every user)."""
         if self.removed_at:
@@ -332,8 +371,9 @@ class DirectoryJob(Job):
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="directory_jobs")
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    requested_by = models.ForeignKey("auth.User", null=True, blank=True,
-                                     on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Which users to import: {"graph_ids": [...] or absent for all, "include_disabled": bool,
     # "include_unlicensed": bool, "include_guests": bool}
     options = models.JSONField(default=dict, blank=True)
@@ -356,7 +396,8 @@ class DirectoryJob(Job):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["service"], condition=models.Q(status__in=["queued", "running"]),
+                fields=["service"],
+                condition=models.Q(status__in=["queued", "running"]),
                 name="one_active_directory_job_per_service",
             ),
         ]
@@ -399,8 +440,10 @@ class DirectoryJob(Job):
 
     @property
     def summary(self) -> str:
-        return (f"{self.users_seen} users: {self.created} created, {self.updated} updated, "
-                f"{self.removed} removed")
+        return (
+            f"{self.users_seen} users: {self.created} created, {self.updated} updated, "
+            f"{self.removed} removed"
+        )
 
     @property
     def problem_badge(self) -> str:
@@ -408,8 +451,10 @@ class DirectoryJob(Job):
 
     @classmethod
     def task_types(cls):
-        return [("import", "Import users", {"kind": cls.Kind.IMPORT}),
-                ("synchronize", "Synchronize users", {"kind": cls.Kind.SYNC})]
+        return [
+            ("import", "Import users", {"kind": cls.Kind.IMPORT}),
+            ("synchronize", "Synchronize users", {"kind": cls.Kind.SYNC}),
+        ]
 
     @classmethod
     def tasks_of(cls, organization, *, user=""):

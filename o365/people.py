@@ -9,13 +9,28 @@ from organizations.models import Membership
 
 class PeopleFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
-    status = forms.ChoiceField(required=False, choices=[
-        ("", "Any status"), ("active", "Active"), ("disabled", "Disabled"),
-        ("removed", "Removed from Microsoft 365")])
-    licensed = forms.ChoiceField(required=False, choices=[
-        ("", "Licensed or not"), ("yes", "Licensed"), ("no", "Unlicensed")])
-    onedrive = forms.ChoiceField(label="OneDrive", required=False, choices=[
-        ("", "Any"), ("yes", "Has OneDrive"), ("no", "No OneDrive"), ("unknown", "Not checked")])
+    status = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "Any status"),
+            ("active", "Active"),
+            ("disabled", "Disabled"),
+            ("removed", "Removed from Microsoft 365"),
+        ],
+    )
+    licensed = forms.ChoiceField(
+        required=False, choices=[("", "Licensed or not"), ("yes", "Licensed"), ("no", "Unlicensed")]
+    )
+    onedrive = forms.ChoiceField(
+        label="OneDrive",
+        required=False,
+        choices=[
+            ("", "Any"),
+            ("yes", "Has OneDrive"),
+            ("no", "No OneDrive"),
+            ("unknown", "Not checked"),
+        ],
+    )
 
     def filter(self, memberships):
         if not self.is_valid():
@@ -23,8 +38,10 @@ class PeopleFilterForm(forms.Form):
         data = self.cleaned_data
         if data["q"]:
             memberships = memberships.filter(
-                Q(user__username__icontains=data["q"]) | Q(user__first_name__icontains=data["q"])
-                | Q(user__last_name__icontains=data["q"]))
+                Q(user__username__icontains=data["q"])
+                | Q(user__first_name__icontains=data["q"])
+                | Q(user__last_name__icontains=data["q"])
+            )
         if data["status"] == "active":
             memberships = memberships.filter(user__is_active=True)
         elif data["status"] == "disabled":
@@ -33,7 +50,8 @@ class PeopleFilterForm(forms.Form):
             memberships = memberships.filter(user__directory_users__removed_at__isnull=False)
         if data["licensed"]:
             memberships = memberships.filter(
-                user__directory_users__licensed=data["licensed"] == "yes")
+                user__directory_users__licensed=data["licensed"] == "yes"
+            )
         if data["onedrive"]:
             memberships = memberships.filter(user__directory_users__onedrive=data["onedrive"])
         return memberships.distinct()
@@ -41,9 +59,11 @@ class PeopleFilterForm(forms.Form):
 
 def people_of(organization):
     directory = DirectoryUser.objects.filter(service__organization=organization).select_related(
-        "service")
-    return (Membership.objects.filter(organization=organization)
-            .select_related("user")
-            .prefetch_related(Prefetch("user__directory_users", queryset=directory,
-                                       to_attr="m365"))
-            .order_by("user__username"))
+        "service"
+    )
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .prefetch_related(Prefetch("user__directory_users", queryset=directory, to_attr="m365"))
+        .order_by("user__username")
+    )

@@ -11,8 +11,10 @@ REQUIRED_PERMISSIONS = [
 ]
 
 RESTORE_PERMISSIONS = [
-    ("Files.ReadWrite.All", "Write files back to OneDrive when restoring "
-                            "(it also covers Files.Read.All)."),
+    (
+        "Files.ReadWrite.All",
+        "Write files back to OneDrive when restoring (it also covers Files.Read.All).",
+    ),
 ]
 
 PERMISSIONS = REQUIRED_PERMISSIONS + RESTORE_PERMISSIONS
@@ -20,8 +22,12 @@ PERMISSIONS = REQUIRED_PERMISSIONS + RESTORE_PERMISSIONS
 # Permission -> granted roles that satisfy it besides itself and its ReadWrite sibling.
 _ALSO_SATISFIED_BY = {
     "User.Read.All": {"Directory.Read.All", "Directory.ReadWrite.All"},
-    "Files.Read.All": {"Sites.Read.All", "Sites.ReadWrite.All", "Sites.Manage.All",
-                       "Sites.FullControl.All"},
+    "Files.Read.All": {
+        "Sites.Read.All",
+        "Sites.ReadWrite.All",
+        "Sites.Manage.All",
+        "Sites.FullControl.All",
+    },
     "Files.ReadWrite.All": {"Sites.ReadWrite.All", "Sites.Manage.All", "Sites.FullControl.All"},
 }
 

@@ -14,9 +14,10 @@ from organizations.access import server_admin_required
 @server_admin_required
 def server_clouds(request):
     Cloud.objects.ensure_builtins()
-    clouds = (Cloud.objects.annotate(configurations=Count("services", distinct=True),
-                                     organizations=Count("accesses", distinct=True))
-              .order_by("created_at", "id"))
+    clouds = Cloud.objects.annotate(
+        configurations=Count("services", distinct=True),
+        organizations=Count("accesses", distinct=True),
+    ).order_by("created_at", "id")
     return render(request, "o365/server_clouds.html", {"clouds": clouds})
 
 
@@ -48,6 +49,8 @@ def server_cloud_delete(request, cloud_code):
     if cloud_actions.do_delete_cloud(request=request, cloud=cloud):
         messages.success(request, f"Deleted the cloud {cloud.name}.")
     else:
-        messages.error(request, f"The cloud {cloud.name} is built in or used by configurations: "
-                                "it cannot be deleted.")
+        messages.error(
+            request,
+            f"The cloud {cloud.name} is built in or used by configurations: it cannot be deleted.",
+        )
     return redirect("server-clouds")

@@ -7,12 +7,20 @@ from o365 import actions
 def _organization_of_job(job_id: int):
     from o365.models import DirectoryJob
 
-    return (DirectoryJob.objects.filter(pk=job_id)
-            .values_list("service__organization_id", flat=True).first())
+    return (
+        DirectoryJob.objects.filter(pk=job_id)
+        .values_list("service__organization_id", flat=True)
+        .first()
+    )
 
 
-@shared_task(acks_late=True, time_limit=3 * 3600, soft_time_limit=3 * 3600 - 120,
-             base=OrganizationShareTask, share_by=_organization_of_job)
+@shared_task(
+    acks_late=True,
+    time_limit=3 * 3600,
+    soft_time_limit=3 * 3600 - 120,
+    base=OrganizationShareTask,
+    share_by=_organization_of_job,
+)
 def run_directory_job(job_id: int):
     actions.do_run_directory_job(job_id)
 
@@ -24,5 +32,6 @@ def auto_synchronize(service_id: int):
 
     service = Service.objects.filter(pk=service_id, auto_sync_enabled=True).first()
     if service is not None:
-        actions.do_start_directory_job(service=service, kind=DirectoryJob.Kind.SYNC,
-                                       trigger="schedule")
+        actions.do_start_directory_job(
+            service=service, kind=DirectoryJob.Kind.SYNC, trigger="schedule"
+        )

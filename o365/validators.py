@@ -112,8 +112,9 @@ def parse_https_url(value: str, label: str, *, path_allowed: bool = True) -> str
         parts = urlsplit(value)
         hostname, port = parts.hostname, parts.port  # .port raises on a port out of range
     except ValueError:
-        raise ValidationError(f"{label} is not a valid address: check the brackets of an IPv6 "
-                              "address and the port.") from None
+        raise ValidationError(
+            f"{label} is not a valid address: check the brackets of an IPv6 address and the port."
+        ) from None
     del port
     if parts.scheme != "https" or not hostname:
         raise ValidationError(f"{label} must be an https:// address.")

@@ -31,11 +31,16 @@ def office365(request, org):
 
 @services_required
 def configurations(request, org):
-    return render(request, "o365/configurations.html", {
-        "org": org, "tab": "configuration",
-        "configurations": Service.objects.for_organization(org).select_related("cloud"),
-        "permissions": PERMISSIONS,
-    })
+    return render(
+        request,
+        "o365/configurations.html",
+        {
+            "org": org,
+            "tab": "configuration",
+            "configurations": Service.objects.for_organization(org).select_related("cloud"),
+            "permissions": PERMISSIONS,
+        },
+    )
 
 
 # The secret, certificate and its password never appear on an error page (kodo.reporting).
@@ -48,13 +53,21 @@ SECRET_FIELDS = ("client_secret", "certificate_password", "certificate_base64")
 def configuration_new(request, org):
     form = ConfigurationForm(request.POST or None, request.FILES or None, organization=org)
     if request.method == "POST" and form.is_valid():
-        service = actions.do_create_service(request=request, organization=org,
-                                            data=form.cleaned_data)
+        service = actions.do_create_service(
+            request=request, organization=org, data=form.cleaned_data
+        )
         messages.success(request, f"Saved {service.name}. Now TEST CONNECTION.")
         return redirect("configurations", org_code=org.code)
-    return render(request, "o365/configuration_form.html", {
-        "org": org, "tab": "configuration", "form": form, "service": None,
-    })
+    return render(
+        request,
+        "o365/configuration_form.html",
+        {
+            "org": org,
+            "tab": "configuration",
+            "form": form,
+            "service": None,
+        },
+    )
 
 
 @services_required
@@ -62,15 +75,23 @@ def configuration_new(request, org):
 @sensitive_variables()
 def configuration_edit(request, org, service_code):
     service = get_service(org, service_code)
-    form = ConfigurationForm(request.POST or None, request.FILES or None, organization=org,
-                             instance=service)
+    form = ConfigurationForm(
+        request.POST or None, request.FILES or None, organization=org, instance=service
+    )
     if request.method == "POST" and form.is_valid():
         actions.do_update_service(request=request, service=service, data=form.cleaned_data)
         messages.success(request, f"Saved {service.name}.")
         return redirect("configurations", org_code=org.code)
-    return render(request, "o365/configuration_form.html", {
-        "org": org, "tab": "configuration", "form": form, "service": service,
-    })
+    return render(
+        request,
+        "o365/configuration_form.html",
+        {
+            "org": org,
+            "tab": "configuration",
+            "form": form,
+            "service": service,
+        },
+    )
 
 
 @services_required
@@ -99,16 +120,24 @@ def _users_tab_context(request, org, service):
     query = request.GET.copy()
     query.pop("page", None)
     return {
-        "org": org, "tab": "users", "service": service,
+        "org": org,
+        "tab": "users",
+        "service": service,
         "configurations": Service.objects.for_organization(org),
-        "filter_form": rows, "page": page, "query": query.urlencode(),
+        "filter_form": rows,
+        "page": page,
+        "query": query.urlencode(),
         "job": service.directory_jobs.first() if service else None,
         "import_form": ImportUsersForm(service=service) if service else None,
-        "auto_sync_form": AutoSyncForm(initial={
-            "auto_sync_enabled": service.auto_sync_enabled,
-            "auto_sync_time": service.auto_sync_time,
-            "auto_sync_time_zone": service.auto_sync_time_zone or org.time_zone,
-        }) if service else None,
+        "auto_sync_form": AutoSyncForm(
+            initial={
+                "auto_sync_enabled": service.auto_sync_enabled,
+                "auto_sync_time": service.auto_sync_time,
+                "auto_sync_time_zone": service.auto_sync_time_zone or org.time_zone,
+            }
+        )
+        if service
+        else None,
     }
 
 
@@ -146,8 +175,12 @@ def directory_import(request, org, service_code):
             messages.error(request, " ".join(errors))
         return redirect(_users_url(org, service))
     job, created = actions.do_start_directory_job(
-        service=service, kind=DirectoryJob.Kind.IMPORT, requested_by=request.user,
-        options=form.options(), request=request)
+        service=service,
+        kind=DirectoryJob.Kind.IMPORT,
+        requested_by=request.user,
+        options=form.options(),
+        request=request,
+    )
     _report_start(request, job, created)
     return redirect(_users_url(org, service))
 
@@ -157,7 +190,8 @@ def directory_import(request, org, service_code):
 def directory_sync(request, org, service_code):
     service = get_service(org, service_code)
     job, created = actions.do_start_directory_job(
-        service=service, kind=DirectoryJob.Kind.SYNC, requested_by=request.user, request=request)
+        service=service, kind=DirectoryJob.Kind.SYNC, requested_by=request.user, request=request
+    )
     _report_start(request, job, created)
     return redirect(_users_url(org, service))
 
@@ -166,8 +200,11 @@ def _report_start(request, job, created):
     if created:
         messages.success(request, f"{job.get_kind_display()} started.")
     else:
-        messages.warning(request, f"{job.get_kind_display()} is already "
-                                  f"{job.get_status_display().lower()}: see its progress below.")
+        messages.warning(
+            request,
+            f"{job.get_kind_display()} is already "
+            f"{job.get_status_display().lower()}: see its progress below.",
+        )
 
 
 @services_required
@@ -185,10 +222,13 @@ def directory_auto_sync(request, org, service_code):
     service = get_service(org, service_code)
     form = AutoSyncForm(request.POST)
     if form.is_valid():
-        actions.do_set_auto_sync(request=request, service=service,
-                                 enabled=form.cleaned_data["auto_sync_enabled"],
-                                 time=form.cleaned_data["auto_sync_time"],
-                                 time_zone=form.cleaned_data["auto_sync_time_zone"])
+        actions.do_set_auto_sync(
+            request=request,
+            service=service,
+            enabled=form.cleaned_data["auto_sync_enabled"],
+            time=form.cleaned_data["auto_sync_time"],
+            time_zone=form.cleaned_data["auto_sync_time_zone"],
+        )
         messages.success(request, "Automatic synchronization saved.")
         return redirect(_users_url(org, service))
     context = _users_tab_context(request, org, service)
@@ -202,6 +242,13 @@ def people(request, org):
     page = Paginator(form.filter(people_of(org)), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "o365/people.html", {
-        "org": org, "form": form, "page": page, "query": query.urlencode(),
-    })
+    return render(
+        request,
+        "o365/people.html",
+        {
+            "org": org,
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+        },
+    )

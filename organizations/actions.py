@@ -58,9 +58,12 @@ def do_create_organization(*, request, name, time_zone, admin_name, admin_email)
     Membership.objects.create(user=admin, organization=organization, role=Membership.Role.ADMIN)
     url = invitation_url(admin)
     transaction.on_commit(lambda: do_send_invitation(admin, organization, url))
-    audit.record("organization_created",
-                 f"Created organization {organization.name} with admin {email}.",
-                 request=request, organization=organization)
+    audit.record(
+        "organization_created",
+        f"Created organization {organization.name} with admin {email}.",
+        request=request,
+        organization=organization,
+    )
     return organization, url
 
 
@@ -70,15 +73,23 @@ def do_set_services_enabled(*, request, organization, enabled: bool):
     organization.services_enabled = enabled
     organization.save(update_fields=["services_enabled"])
     state = "enabled" if enabled else "disabled"
-    audit.record(f"services_{state}", f"Services {state} for {organization.name}.",
-                 request=request, organization=organization)
+    audit.record(
+        f"services_{state}",
+        f"Services {state} for {organization.name}.",
+        request=request,
+        organization=organization,
+    )
 
 
 def do_reinvite_admin(*, request, organization, membership):
     url = invitation_url(membership.user)
     do_send_invitation(membership.user, organization, url)
-    audit.record("invitation_sent", f"Sent a new invitation to {membership.user.email}.",
-                 request=request, organization=organization)
+    audit.record(
+        "invitation_sent",
+        f"Sent a new invitation to {membership.user.email}.",
+        request=request,
+        organization=organization,
+    )
     return url
 
 
@@ -87,16 +98,22 @@ def do_record_password_reset_request(*, request, email: str) -> bool:
     this address or this account asked too often in the last hour. The visitor sees the same page
     either way, so nobody learns which emails have an account."""
     address = audit.client_ip(request)
-    recent = AuditEvent.objects.filter(action="password_reset_requested",
-                                       created_at__gte=timezone.now() - dt.timedelta(hours=1))
-    if (recent.filter(ip_address=address).count() >= settings.KODO_RESET_EMAILS_PER_ADDRESS
-            or recent.filter(actor_email=email).count()
-            >= settings.KODO_RESET_EMAILS_PER_ACCOUNT):
-        log.warning("Password reset for %s from %s refused: too many in the last hour.",
-                    email, address)
+    recent = AuditEvent.objects.filter(
+        action="password_reset_requested", created_at__gte=timezone.now() - dt.timedelta(hours=1)
+    )
+    if (
+        recent.filter(ip_address=address).count() >= settings.KODO_RESET_EMAILS_PER_ADDRESS
+        or recent.filter(actor_email=email).count() >= settings.KODO_RESET_EMAILS_PER_ACCOUNT
+    ):
+        log.warning(
+            "Password reset for %s from %s refused: too many in the last hour.", email, address
+        )
         return False
-    audit.record("password_reset_requested", f"Asked for a password-reset link for {email}.",
-                 request=request, actor_email=email,
-                 organization=Organization.objects.filter(memberships__user__username=email)
-                 .first())
+    audit.record(
+        "password_reset_requested",
+        f"Asked for a password-reset link for {email}.",
+        request=request,
+        actor_email=email,
+        organization=Organization.objects.filter(memberships__user__username=email).first(),
+    )
     return True

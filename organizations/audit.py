@@ -27,8 +27,9 @@ def client_ip(request) -> str | None:
         return None
 
 
-def record(action: str, message: str, *, request=None, actor=None, organization=None,
-           actor_email: str = ""):
+def record(
+    action: str, message: str, *, request=None, actor=None, organization=None, actor_email: str = ""
+):
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user
     event = AuditEvent.objects.create(
@@ -39,6 +40,7 @@ def record(action: str, message: str, *, request=None, actor=None, organization=
         organization=organization,
         ip_address=client_ip(request),
     )
-    log.info("audit %s org=%s actor=%s", action, organization and organization.code,
-             event.actor_email)
+    log.info(
+        "audit %s org=%s actor=%s", action, organization and organization.code, event.actor_email
+    )
     return event

@@ -37,7 +37,8 @@ class EmailAuthenticationForm(AuthenticationForm):
     """Kodo accounts log in with their email address, whatever its case."""
 
     username = forms.EmailField(
-        label="Email", max_length=254,
+        label="Email",
+        max_length=254,
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
 
@@ -81,10 +82,12 @@ class ServicesForm(forms.Form):
 class DateRangeForm(forms.Form):
     """A From/To pair of days, both included, read in a time zone."""
 
-    since = forms.DateField(label="From", required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label="To", required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def clean(self):
         cleaned = super().clean()
@@ -96,8 +99,10 @@ class DateRangeForm(forms.Form):
     def bounds(self, zone) -> tuple[dt.datetime | None, dt.datetime | None]:
         """[start of From, start of the day after To) as aware datetimes in `zone`."""
         since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
-        return (since and dt.datetime.combine(since, dt.time(), zone),
-                until and dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), zone))
+        return (
+            since and dt.datetime.combine(since, dt.time(), zone),
+            until and dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), zone),
+        )
 
 
 class AuditSearchForm(DateRangeForm):

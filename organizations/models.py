@@ -48,10 +48,12 @@ class Membership(models.Model):
         ADMIN = "admin", "Administrator"
         USER = "user", "User"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                             related_name="memberships")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.USER)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -90,10 +92,12 @@ class AuditEventQuerySet(models.QuerySet):
 class AuditEvent(models.Model):
     """Who did what, when, in which organization, from where. Rows are never edited."""
 
-    organization = models.ForeignKey(Organization, null=True, blank=True,
-                                     on_delete=models.SET_NULL, related_name="audit_events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="+")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Kept as text too, so the entry still says who it was after the account is gone.
     actor_email = models.CharField(max_length=254, blank=True)
     action = models.CharField(max_length=64, db_index=True)

@@ -34,8 +34,9 @@ def validate_single_line(value: str, label: str = "This value"):
         )
 
 
-def validate_text(value: str, label: str = "This value", *, max_length: int,
-                  multiline: bool = False):
+def validate_text(
+    value: str, label: str = "This value", *, max_length: int, multiline: bool = False
+):
     """Text from outside (typed or read from a file): bounded, without control characters."""
     if not isinstance(value, str):
         raise ValidationError(f"{label} must be text.")
@@ -56,12 +57,13 @@ def single_line(value, max_length: int = 200) -> str:
     breaks become spaces, and it is cut to `max_length` characters."""
     text = "".join(" " if forbidden_character(c) else c for c in str(value))
     text = " ".join(text.split())
-    return text if len(text) <= max_length else text[:max_length - 1] + "…"
+    return text if len(text) <= max_length else text[: max_length - 1] + "…"
 
 
 def validate_database_id(value, message: str = "Choose a valid option."):
     """An id given by a browser: a positive integer the database can hold."""
     text = str(value).strip()
-    if not (text.isascii() and text.isdigit() and len(text) <= 19
-            and 0 < int(text) <= MAX_DATABASE_ID):
+    if not (
+        text.isascii() and text.isdigit() and len(text) <= 19 and 0 < int(text) <= MAX_DATABASE_ID
+    ):
         raise ValidationError(message, code="invalid_choice")

@@ -44,12 +44,16 @@ def server_organization(request, org_code):
     invitation = request.session.pop(INVITATION_SESSION_KEY, None)
     if invitation and invitation["org"] != str(org.code):
         invitation = None
-    return render(request, "organizations/server_detail.html", {
-        "org": org,
-        "admins": org.admins(),
-        "invitation_url": invitation and invitation["url"],
-        "services_form": ServicesForm(initial={"services_enabled": org.services_enabled}),
-    })
+    return render(
+        request,
+        "organizations/server_detail.html",
+        {
+            "org": org,
+            "admins": org.admins(),
+            "invitation_url": invitation and invitation["url"],
+            "services_form": ServicesForm(initial={"services_enabled": org.services_enabled}),
+        },
+    )
 
 
 @server_admin_required
@@ -85,21 +89,39 @@ def _audit_page(request, events, time_zone, template, context):
     page = Paginator(events.select_related("organization"), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, template, {
-        **context, "form": form, "page": page, "query": query.urlencode(), "time_zone": time_zone,
-    })
+    return render(
+        request,
+        template,
+        {
+            **context,
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "time_zone": time_zone,
+        },
+    )
 
 
 @server_admin_required
 def server_audit_log(request):
-    return _audit_page(request, AuditEvent.objects.all(), "UTC",
-                       "organizations/audit_log.html", {"all_organizations": True})
+    return _audit_page(
+        request,
+        AuditEvent.objects.all(),
+        "UTC",
+        "organizations/audit_log.html",
+        {"all_organizations": True},
+    )
 
 
 @org_admin_required
 def audit_log(request, org):
-    return _audit_page(request, AuditEvent.objects.filter(organization=org), org.time_zone,
-                       "organizations/audit_log.html", {"org": org})
+    return _audit_page(
+        request,
+        AuditEvent.objects.filter(organization=org),
+        org.time_zone,
+        "organizations/audit_log.html",
+        {"org": org},
+    )
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -108,7 +130,8 @@ class PasswordResetView(auth_views.PasswordResetView):
     form_class = EmailPasswordResetForm
 
     def form_valid(self, form):
-        if actions.do_record_password_reset_request(request=self.request,
-                                                    email=form.cleaned_data["email"]):
+        if actions.do_record_password_reset_request(
+            request=self.request, email=form.cleaned_data["email"]
+        ):
             return super().form_valid(form)
         return HttpResponseRedirect(self.get_success_url())

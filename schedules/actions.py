@@ -13,9 +13,22 @@ from schedules.models import Schedule, ScheduleFiring
 
 log = logging.getLogger(__name__)
 
-SCHEDULE_FIELDS = ["name", "service", "scope", "include_new_users", "frequency", "time",
-                   "weekdays", "every_hours", "start_date", "time_zone", "keep_versions",
-                   "keep_deleted_for", "keep_deleted_unit", "notify"]
+SCHEDULE_FIELDS = [
+    "name",
+    "service",
+    "scope",
+    "include_new_users",
+    "frequency",
+    "time",
+    "weekdays",
+    "every_hours",
+    "start_date",
+    "time_zone",
+    "keep_versions",
+    "keep_deleted_for",
+    "keep_deleted_unit",
+    "notify",
+]
 
 
 @transaction.atomic
@@ -28,10 +41,13 @@ def do_save_schedule(*, request, organization, data, schedule=None) -> Schedule:
     schedule.save()
     schedule.users.set(data["users"] if schedule.scope == Schedule.Scope.CHOSEN else [])
     sync_beat_entry(schedule)
-    audit.record("schedule_created" if created else "schedule_updated",
-                 f"{'Created' if created else 'Edited'} schedule {schedule.name}: "
-                 f"{schedule.describe_when()}, {schedule.describe_what().lower()}.",
-                 request=request, organization=organization)
+    audit.record(
+        "schedule_created" if created else "schedule_updated",
+        f"{'Created' if created else 'Edited'} schedule {schedule.name}: "
+        f"{schedule.describe_when()}, {schedule.describe_what().lower()}.",
+        request=request,
+        organization=organization,
+    )
     return schedule
 
 
@@ -41,8 +57,12 @@ def do_set_schedule_enabled(*, request, schedule, enabled: bool):
     schedule.save(update_fields=["enabled", "updated_at"])
     sync_beat_entry(schedule)
     state = "Enabled" if enabled else "Disabled"
-    audit.record(f"schedule_{state.lower()}", f"{state} schedule {schedule.name}.",
-                 request=request, organization=schedule.organization)
+    audit.record(
+        f"schedule_{state.lower()}",
+        f"{state} schedule {schedule.name}.",
+        request=request,
+        organization=schedule.organization,
+    )
 
 
 @transaction.atomic
@@ -50,8 +70,12 @@ def do_delete_schedule(*, request, schedule):
     name = schedule.name
     remove_beat_entry(schedule)
     schedule.delete()
-    audit.record("schedule_deleted", f"Deleted schedule {name}; its backups are kept.",
-                 request=request, organization=schedule.organization)
+    audit.record(
+        "schedule_deleted",
+        f"Deleted schedule {name}; its backups are kept.",
+        request=request,
+        organization=schedule.organization,
+    )
 
 
 @transaction.atomic
@@ -65,14 +89,22 @@ def do_fire_schedule(schedule, *, trigger="beat", request=None) -> ScheduleFirin
         run, started = start_run(user, BackupRun.Trigger.SCHEDULE)
         if not started:
             run = BackupRun.objects.create(
-                organization_id=schedule.organization_id, service_id=user.service_id,
-                directory_user=user, trigger=BackupRun.Trigger.SCHEDULE,
-                status=BackupRun.Status.SKIPPED, started_at=now, finished_at=now,
-                error="Skipped: the previous backup of this user was still running.")
+                organization_id=schedule.organization_id,
+                service_id=user.service_id,
+                directory_user=user,
+                trigger=BackupRun.Trigger.SCHEDULE,
+                status=BackupRun.Status.SKIPPED,
+                started_at=now,
+                finished_at=now,
+                error="Skipped: the previous backup of this user was still running.",
+            )
         runs.append(run)
     firing.runs.set(runs)
     if request is not None:
-        audit.record("schedule_run_now", f"Ran schedule {schedule.name} now "
-                                         f"({len(runs)} users).",
-                     request=request, organization=schedule.organization)
+        audit.record(
+            "schedule_run_now",
+            f"Ran schedule {schedule.name} now ({len(runs)} users).",
+            request=request,
+            organization=schedule.organization,
+        )
     return firing

@@ -7,8 +7,7 @@ from schedules.models import Schedule, ScheduleFiring
 class ScheduleAdmin(admin.ModelAdmin):
     """Edit schedules in the portal: its wizard keeps the Celery beat entry in step."""
 
-    list_display = ["name", "organization", "service", "frequency", "time", "time_zone",
-                    "enabled"]
+    list_display = ["name", "organization", "service", "frequency", "time", "time_zone", "enabled"]
     list_filter = ["frequency", "enabled"]
     search_fields = ["name", "organization__name"]
     readonly_fields = ["code", "periodic_task", "created_at", "updated_at"]

@@ -9,12 +9,19 @@ TASK = "schedules.tasks.fire_schedule"
 
 
 def _crontab(schedule) -> CrontabSchedule:
-    days = ("*" if schedule.frequency == schedule.Frequency.DAILY
-            # Celery counts days of the week from Sunday = 0; Kodo from Monday = 0.
-            else ",".join(str((day + 1) % 7) for day in sorted(schedule.weekdays)))
+    days = (
+        "*"
+        if schedule.frequency == schedule.Frequency.DAILY
+        # Celery counts days of the week from Sunday = 0; Kodo from Monday = 0.
+        else ",".join(str((day + 1) % 7) for day in sorted(schedule.weekdays))
+    )
     crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=str(schedule.time.minute), hour=str(schedule.time.hour), day_of_week=days,
-        day_of_month="*", month_of_year="*", timezone=schedule.time_zone,
+        minute=str(schedule.time.minute),
+        hour=str(schedule.time.hour),
+        day_of_week=days,
+        day_of_month="*",
+        month_of_year="*",
+        timezone=schedule.time_zone,
     )
     return crontab
 
@@ -22,14 +29,20 @@ def _crontab(schedule) -> CrontabSchedule:
 def sync_beat_entry(schedule) -> PeriodicTask:
     """Create or update the schedule's beat entry (crontab in its time zone, or an interval)."""
     start = dt.datetime.combine(schedule.start_date, dt.time(), schedule.tz)
-    values = {"task": TASK, "args": json.dumps([schedule.pk]), "enabled": schedule.enabled,
-              "description": f"Kodo schedule {schedule.code}", "start_time": start,
-              "crontab": None, "interval": None}
+    values = {
+        "task": TASK,
+        "args": json.dumps([schedule.pk]),
+        "enabled": schedule.enabled,
+        "description": f"Kodo schedule {schedule.code}",
+        "start_time": start,
+        "crontab": None,
+        "interval": None,
+    }
     if schedule.frequency == schedule.Frequency.HOURLY:
         values["interval"], _ = IntervalSchedule.objects.get_or_create(
-            every=schedule.every_hours, period=IntervalSchedule.HOURS)
-        values["start_time"] = dt.datetime.combine(schedule.start_date, schedule.time,
-                                                   schedule.tz)
+            every=schedule.every_hours, period=IntervalSchedule.HOURS
+        )
+        values["start_time"] = dt.datetime.combine(schedule.start_date, schedule.time, schedule.tz)
     else:
         values["crontab"] = _crontab(schedule)
     task = schedule.periodic_task

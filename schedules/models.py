@@ -39,10 +39,12 @@ class Schedule(models.Model):
 
     WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
-                                     related_name="schedules")
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="schedules",
-                                verbose_name="configuration")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="schedules"
+    )
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="schedules", verbose_name="configuration"
+    )
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200)
     enabled = models.BooleanField(default=True)
@@ -50,11 +52,12 @@ class Schedule(models.Model):
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.ALL)
     users = models.ManyToManyField(DirectoryUser, blank=True, related_name="schedules")
     include_new_users = models.BooleanField(
-        "New users automatically", default=False,
-        help_text="Also back up users imported after this schedule was saved.")
+        "New users automatically",
+        default=False,
+        help_text="Also back up users imported after this schedule was saved.",
+    )
 
-    frequency = models.CharField(max_length=8, choices=Frequency.choices,
-                                 default=Frequency.DAILY)
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)
     time = models.TimeField(default=dt.time(22, 0))
     weekdays = models.JSONField(default=list, blank=True)  # 0 = Monday ... 6 = Sunday
     every_hours = models.PositiveSmallIntegerField(default=6)
@@ -62,17 +65,29 @@ class Schedule(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC")
 
     keep_versions = models.PositiveIntegerField(
-        "Versions to keep per file", default=30,
-        help_text="Older versions of a file beyond this number are pruned.")
+        "Versions to keep per file",
+        default=30,
+        help_text="Older versions of a file beyond this number are pruned.",
+    )
     keep_deleted_for = models.PositiveIntegerField("Keep deleted items for", default=1)
-    keep_deleted_unit = models.CharField(max_length=6, choices=RetentionUnit.choices,
-                                         default=RetentionUnit.YEARS)
-    notify = models.CharField("Email the organization's admins", max_length=8,
-                              choices=Notify.choices, default=Notify.FAILURE)
+    keep_deleted_unit = models.CharField(
+        max_length=6, choices=RetentionUnit.choices, default=RetentionUnit.YEARS
+    )
+    notify = models.CharField(
+        "Email the organization's admins",
+        max_length=8,
+        choices=Notify.choices,
+        default=Notify.FAILURE,
+    )
 
-    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True,
-                                         blank=True, on_delete=models.SET_NULL, related_name="+",
-                                         editable=False)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -81,8 +96,7 @@ class Schedule(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"],
-                                    name="schedule_name_per_org"),
+            models.UniqueConstraint(fields=["organization", "name"], name="schedule_name_per_org"),
         ]
 
     def __str__(self):
@@ -129,8 +143,7 @@ class Schedule(models.Model):
         day = max(moment.astimezone(tz).date(), self.start_date)
         for _ in range(400):
             candidate = dt.datetime.combine(day, self.time, tz)
-            allowed = (self.frequency == self.Frequency.DAILY
-                       or candidate.weekday() in self.weekdays)
+            allowed = self.frequency == self.Frequency.DAILY or candidate.weekday() in self.weekdays
             if allowed and candidate.astimezone(dt.UTC) > moment:
                 return candidate.astimezone(dt.UTC)
             day += dt.timedelta(days=1)
@@ -138,8 +151,9 @@ class Schedule(models.Model):
 
     def users_for_firing(self):
         """The directory users this firing backs up (present, with a OneDrive or unknown)."""
-        candidates = (DirectoryUser.objects.filter(service=self.service, removed_at__isnull=True)
-                      .exclude(onedrive=DirectoryUser.OneDrive.MISSING))
+        candidates = DirectoryUser.objects.filter(
+            service=self.service, removed_at__isnull=True
+        ).exclude(onedrive=DirectoryUser.OneDrive.MISSING)
         if self.scope == self.Scope.ALL:
             return candidates
         chosen = models.Q(pk__in=self.users.values("pk"))
@@ -166,7 +180,7 @@ class ScheduleFiring(models.Model):
 
     @property
     def result(self) -> str:
-        """"running", "failed", "warning" (partial or skipped) or "succeeded" (or "empty")."""
+        """ "running", "failed", "warning" (partial or skipped) or "succeeded" (or "empty")."""
         statuses = {run.status for run in self.runs.all()}
         if not statuses:
             return "empty"

@@ -26,8 +26,7 @@ GIVE_UP_AFTER = dt.timedelta(days=1)  # a firing's email that still fails is not
 
 
 def admin_emails(organization) -> list[str]:
-    return sorted(m.user.email for m in organization.admins()
-                  if m.user.is_active and m.user.email)
+    return sorted(m.user.email for m in organization.admins() if m.user.is_active and m.user.email)
 
 
 def do_notify_finished_firings() -> int:
@@ -36,15 +35,18 @@ def do_notify_finished_firings() -> int:
     Each firing is sent and recorded on its own: one that fails is logged and tried again on the
     next round (for a day), and never stops the others."""
     sent = 0
-    pending = (ScheduleFiring.objects.filter(notified_at__isnull=True)
-               .select_related("schedule__organization")
-               .prefetch_related("runs__directory_user"))
+    pending = (
+        ScheduleFiring.objects.filter(notified_at__isnull=True)
+        .select_related("schedule__organization")
+        .prefetch_related("runs__directory_user")
+    )
     for firing in pending:
         try:
             sent += _notify_firing(firing)
         except Exception:  # this firing's data or mail; the next firing is another's  # noqa: BLE001
-            log.exception("notifications: firing %s of schedule %s failed", firing.pk,
-                          firing.schedule_id)
+            log.exception(
+                "notifications: firing %s of schedule %s failed", firing.pk, firing.schedule_id
+            )
     return sent
 
 
@@ -56,12 +58,18 @@ def _notify_firing(firing) -> bool:
     recipients = admin_emails(schedule.organization)
     sent = False
     if result in WANTED[schedule.notify] and recipients:
-        body = render_to_string("schedules/firing_email.txt", {
-            "schedule": schedule, "firing": firing, "result": result,
-            "runs": firing.runs.all(),
-        })
-        sent = send_email(f"Kodo: backup schedule {schedule.name} {SUBJECTS[result]}", body,
-                          recipients)
+        body = render_to_string(
+            "schedules/firing_email.txt",
+            {
+                "schedule": schedule,
+                "firing": firing,
+                "result": result,
+                "runs": firing.runs.all(),
+            },
+        )
+        sent = send_email(
+            f"Kodo: backup schedule {schedule.name} {SUBJECTS[result]}", body, recipients
+        )
         if not sent and timezone.now() - firing.fired_at < GIVE_UP_AFTER:
             return False  # logged by send_email; tried again on the next round
     firing.notified_at = timezone.now()
@@ -78,8 +86,9 @@ def do_send_summary_reports(days: int = 7) -> int:
         try:
             sent += _send_summary_report(organization, since, days)
         except Exception:  # noqa: BLE001
-            log.exception("notifications: summary report of organization %s failed",
-                          organization.pk)
+            log.exception(
+                "notifications: summary report of organization %s failed", organization.pk
+            )
     return sent
 
 
@@ -89,12 +98,18 @@ def _send_summary_report(organization, since, days) -> bool:
     recipients = admin_emails(organization)
     if not recipients:
         return False
-    body = render_to_string("schedules/summary_email.txt", {
-        "organization": organization, "days": days, "by_status": by_status,
-        "total": sum(by_status.values()),
-        "stored": runs.aggregate(total=Sum("bytes_stored"))["total"] or 0,
-        "failures": runs.filter(status=BackupRun.Status.FAILED)
-                        .select_related("directory_user")[:50],
-        "verification": health_summary(organization, since),
-    })
+    body = render_to_string(
+        "schedules/summary_email.txt",
+        {
+            "organization": organization,
+            "days": days,
+            "by_status": by_status,
+            "total": sum(by_status.values()),
+            "stored": runs.aggregate(total=Sum("bytes_stored"))["total"] or 0,
+            "failures": runs.filter(status=BackupRun.Status.FAILED).select_related(
+                "directory_user"
+            )[:50],
+            "verification": health_summary(organization, since),
+        },
+    )
     return send_email(f"Kodo: backup summary for {organization.name}", body, recipients)

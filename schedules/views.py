@@ -19,30 +19,54 @@ def get_schedule(org, code) -> Schedule:
 
 @org_admin_required
 def schedules(request, org):
-    rows = list(Schedule.objects.for_organization(org).select_related("service").annotate(
-        chosen_count=Count("users"),
-        last_firing_id=Subquery(ScheduleFiring.objects.filter(schedule=OuterRef("pk"))
-                                .order_by("-fired_at", "-id").values("pk")[:1])))
-    firings = {f.pk: f for f in ScheduleFiring.objects.filter(
-        pk__in=[s.last_firing_id for s in rows if s.last_firing_id]).prefetch_related("runs")}
+    rows = list(
+        Schedule.objects.for_organization(org)
+        .select_related("service")
+        .annotate(
+            chosen_count=Count("users"),
+            last_firing_id=Subquery(
+                ScheduleFiring.objects.filter(schedule=OuterRef("pk"))
+                .order_by("-fired_at", "-id")
+                .values("pk")[:1]
+            ),
+        )
+    )
+    firings = {
+        f.pk: f
+        for f in ScheduleFiring.objects.filter(
+            pk__in=[s.last_firing_id for s in rows if s.last_firing_id]
+        ).prefetch_related("runs")
+    }
     now = timezone.now()
     for schedule in rows:
         schedule.last_firing = firings.get(schedule.last_firing_id)
-        schedule.last_result = (schedule.last_firing.result
-                                if schedule.last_firing else "")
+        schedule.last_result = schedule.last_firing.result if schedule.last_firing else ""
         schedule.next_run = schedule.next_run_after(now)
-    return render(request, "schedules/list.html", {
-        "org": org, "tab": "schedules", "schedules": rows,
-        "has_configuration": Service.objects.for_organization(org).exists(),
-    })
+    return render(
+        request,
+        "schedules/list.html",
+        {
+            "org": org,
+            "tab": "schedules",
+            "schedules": rows,
+            "has_configuration": Service.objects.for_organization(org).exists(),
+        },
+    )
 
 
 def _wizard(request, org, schedule=None):
     if request.method != "POST":
-        initial = (ScheduleForm.initial_from(schedule) if schedule else {
-            "time_zone": org.time_zone, "start_date": dt.date.today(),
-            "service": Service.objects.for_organization(org).values_list("pk", flat=True).first(),
-        })
+        initial = (
+            ScheduleForm.initial_from(schedule)
+            if schedule
+            else {
+                "time_zone": org.time_zone,
+                "start_date": dt.date.today(),
+                "service": Service.objects.for_organization(org)
+                .values_list("pk", flat=True)
+                .first(),
+            }
+        )
         form = ScheduleForm(initial=initial, organization=org, instance=schedule)
         return _render_wizard(request, org, form, schedule, step=1, show_errors=False)
 
@@ -54,36 +78,48 @@ def _wizard(request, org, schedule=None):
     action = request.POST.get("action")
     valid = form.is_valid()
     if action == "back":
-        return _render_wizard(request, org, form, schedule, step=max(step - 1, 1),
-                              show_errors=False)
+        return _render_wizard(
+            request, org, form, schedule, step=max(step - 1, 1), show_errors=False
+        )
     if action == "save" and valid:
-        saved = actions.do_save_schedule(request=request, organization=org,
-                                         data=form.cleaned_data, schedule=schedule)
+        saved = actions.do_save_schedule(
+            request=request, organization=org, data=form.cleaned_data, schedule=schedule
+        )
         messages.success(request, f"Saved schedule {saved.name}: {saved.describe_when()}.")
         return redirect("schedules", org_code=org.code)
     first_error = form.first_step_with_errors()
     if action == "next" and (first_error is None or first_error > step):
         return _render_wizard(request, org, form, schedule, step=step + 1, show_errors=False)
-    return _render_wizard(request, org, form, schedule, step=first_error or step,
-                          show_errors=True)
+    return _render_wizard(request, org, form, schedule, step=first_error or step, show_errors=True)
 
 
 def _render_wizard(request, org, form, schedule, *, step, show_errors):
     title, names = STEPS[step - 1]
-    return render(request, "schedules/wizard.html", {
-        "org": org, "tab": "schedules", "form": form, "schedule": schedule,
-        "step": step, "steps": [t for t, _ in STEPS], "title": title, "last": step == len(STEPS),
-        "visible": [form[name] for name in names],
-        "hidden": [form[name] for _, fields in STEPS for name in fields if name not in names],
-        "show_errors": show_errors,
-    })
+    return render(
+        request,
+        "schedules/wizard.html",
+        {
+            "org": org,
+            "tab": "schedules",
+            "form": form,
+            "schedule": schedule,
+            "step": step,
+            "steps": [t for t, _ in STEPS],
+            "title": title,
+            "last": step == len(STEPS),
+            "visible": [form[name] for name in names],
+            "hidden": [form[name] for _, fields in STEPS for name in fields if name not in names],
+            "show_errors": show_errors,
+        },
+    )
 
 
 @services_required
 def schedule_new(request, org):
     if not Service.objects.for_organization(org).exists():
-        messages.warning(request, "Add an Office 365 configuration first: schedules back up "
-                                  "its users.")
+        messages.warning(
+            request, "Add an Office 365 configuration first: schedules back up its users."
+        )
         return redirect("configurations", org_code=org.code)
     return _wizard(request, org)
 
@@ -97,10 +133,10 @@ def schedule_edit(request, org, schedule_code):
 @require_POST
 def schedule_toggle(request, org, schedule_code):
     schedule = get_schedule(org, schedule_code)
-    actions.do_set_schedule_enabled(request=request, schedule=schedule,
-                                    enabled=not schedule.enabled)
-    messages.success(request, f"{'Enabled' if schedule.enabled else 'Disabled'} "
-                              f"{schedule.name}.")
+    actions.do_set_schedule_enabled(
+        request=request, schedule=schedule, enabled=not schedule.enabled
+    )
+    messages.success(request, f"{'Enabled' if schedule.enabled else 'Disabled'} {schedule.name}.")
     return redirect("schedules", org_code=org.code)
 
 
@@ -119,6 +155,7 @@ def schedule_run_now(request, org, schedule_code):
     schedule = get_schedule(org, schedule_code)
     firing = actions.do_fire_schedule(schedule, trigger="run_now", request=request)
     count = firing.runs.count()
-    messages.success(request, f"Started {schedule.name}: {count} user backup"
-                              f"{'s' if count != 1 else ''}.")
+    messages.success(
+        request, f"Started {schedule.name}: {count} user backup{'s' if count != 1 else ''}."
+    )
     return redirect("schedules", org_code=org.code)

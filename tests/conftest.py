@@ -35,12 +35,14 @@ def fast_password_hashing(settings):
 
 @pytest.fixture
 def world(db):
-    org_a = Organization.objects.create(name="Alpha University", services_enabled=True,
-                                        time_zone="Europe/Warsaw")
+    org_a = Organization.objects.create(
+        name="Alpha University", services_enabled=True, time_zone="Europe/Warsaw"
+    )
     org_b = Organization.objects.create(name="Beta MSP", services_enabled=True)
     return World(
         server_admin=get_user_model().objects.create_superuser(
-            username="root@kodo.example", email="root@kodo.example", password=PASSWORD),
+            username="root@kodo.example", email="root@kodo.example", password=PASSWORD
+        ),
         org_a=org_a,
         admin_a=make_account("admin@alpha.example", org_a, first_name="Ada", last_name="Alpha"),
         user_a=make_account("user@alpha.example", org_a, role=Membership.Role.USER),
@@ -102,10 +104,24 @@ def celery_worker(django_db_setup, django_db_blocker):
             connection.default_channel.queue_purge(queue)
     processes = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "kodo", "worker", "--pool=threads",
-             f"--concurrency={TEST_WORKER_THREADS[name]}", "-Q", ",".join(queues),
-             "-n", f"{name}-test@%h", "--loglevel=WARNING", "--without-heartbeat",
-             "--without-gossip", "--without-mingle"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "kodo",
+                "worker",
+                "--pool=threads",
+                f"--concurrency={TEST_WORKER_THREADS[name]}",
+                "-Q",
+                ",".join(queues),
+                "-n",
+                f"{name}-test@%h",
+                "--loglevel=WARNING",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
             env={**os.environ, "DATABASE_URL": database_url},
         )
         for name, queues in WORKERS.items()
@@ -126,9 +142,15 @@ def m365sim(tmp_path_factory):
     from m365sim import BACKUP_ROLES, Simulator
 
     sim = Simulator.generate(
-        seed=404, users=30, files_per_user=4, users_without_drive=3,
-        apps=[{"name": "Kodo Backup", "roles": BACKUP_ROLES},
-              {"name": "Kodo Backup (no files)", "roles": ["User.Read.All"]}])
+        seed=404,
+        users=30,
+        files_per_user=4,
+        users_without_drive=3,
+        apps=[
+            {"name": "Kodo Backup", "roles": BACKUP_ROLES},
+            {"name": "Kodo Backup (no files)", "roles": ["User.Read.All"]},
+        ],
+    )
     running = sim.serve(state_dir=tmp_path_factory.mktemp("m365sim"))
     yield running
     running.stop()
@@ -152,8 +174,9 @@ def running_sim(sim_state_dir):
     a malware-flagged file and a OneNote notebook) and 1 without."""
     from m365sim import Simulator
 
-    sim = Simulator.generate(seed=66, users=4, files_per_user=15, size_mix="small",
-                             users_without_drive=1)
+    sim = Simulator.generate(
+        seed=66, users=4, files_per_user=15, size_mix="small", users_without_drive=1
+    )
     running = sim.serve(state_dir=sim_state_dir)
     yield running
     running.stop()

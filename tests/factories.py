@@ -48,18 +48,28 @@ def make_account(email, organization=None, role=Membership.Role.ADMIN, **extra):
 
 
 def make_pfx(password=PFX_PASSWORD, days=730, key_type="rsa", with_key=True) -> bytes:
-    key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if key_type == "rsa"
-           else ec.generate_private_key(ec.SECP256R1()))
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if key_type == "rsa"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Kodo Backup")])
     now = dt.datetime.now(dt.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=days))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
         .sign(key, hashes.SHA256())
     )
-    encryption = (serialization.BestAvailableEncryption(password.encode()) if password
-                  else serialization.NoEncryption())
+    encryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
     return pkcs12.serialize_key_and_certificates(
         b"kodo", key if with_key else None, certificate, None, encryption
     )
@@ -83,8 +93,13 @@ def kodo_settings_json(**overrides) -> bytes:
 
 def make_service(organization, name="Contoso", secret=SECRET, **fields) -> Service:
     """A configuration of `organization` with a client secret and random IDs (no simulator)."""
-    service = Service(organization=organization, name=name, tenant_id=uuid.uuid4(),
-                      client_id=uuid.uuid4(), **fields)
+    service = Service(
+        organization=organization,
+        name=name,
+        tenant_id=uuid.uuid4(),
+        client_id=uuid.uuid4(),
+        **fields,
+    )
     service.set_client_secret(secret)
     service.save()
     return service
@@ -95,31 +110,40 @@ def sim_cloud(running, organization=None, *, default=False) -> Cloud:
     download host), enabled for `organization` (and its default, if asked)."""
     cloud, _ = Cloud.objects.update_or_create(
         authority_host=running.info["authority_host"],
-        defaults={"graph_base_url": running.info["graph_base"],
-                  "download_hosts": urlsplit(running.info["download_base"]).netloc,
-                  "ca_certificate_pem": Path(running.info["ca_file"]).read_text(),
-                  "private_network_allowed": True},
-        create_defaults={"name": f"m365sim {running.info['authority_host']}",
-                         "key": f"m365sim-{urlsplit(running.info['authority_host']).port}",
-                         "graph_base_url": running.info["graph_base"],
-                         "download_hosts": urlsplit(running.info["download_base"]).netloc,
-                         "ca_certificate_pem": Path(running.info["ca_file"]).read_text(),
-                         "private_network_allowed": True})
+        defaults={
+            "graph_base_url": running.info["graph_base"],
+            "download_hosts": urlsplit(running.info["download_base"]).netloc,
+            "ca_certificate_pem": Path(running.info["ca_file"]).read_text(),
+            "private_network_allowed": True,
+        },
+        create_defaults={
+            "name": f"m365sim {running.info['authority_host']}",
+            "key": f"m365sim-{urlsplit(running.info['authority_host']).port}",
+            "graph_base_url": running.info["graph_base"],
+            "download_hosts": urlsplit(running.info["download_base"]).netloc,
+            "ca_certificate_pem": Path(running.info["ca_file"]).read_text(),
+            "private_network_allowed": True,
+        },
+    )
     if organization is not None:
-        CloudAccess.objects.update_or_create(cloud=cloud, organization=organization,
-                                             defaults={"is_default": default})
+        CloudAccess.objects.update_or_create(
+            cloud=cloud, organization=organization, defaults={"is_default": default}
+        )
     return cloud
 
 
-def sim_service(organization, running, app_name="Kodo Backup", certificate=False,
-                name=None) -> Service:
+def sim_service(
+    organization, running, app_name="Kodo Backup", certificate=False, name=None
+) -> Service:
     """A configuration of `organization` pointing at a running m365sim tenant's app (named
     `name`, by default the app's name)."""
     tenant = running.info["tenants"][0]
     app = next(a for a in tenant["apps"] if a["name"] == app_name)
     service = Service(
-        organization=organization, name=name or app_name,
-        tenant_id=uuid.UUID(tenant["tenant_id"]), client_id=uuid.UUID(app["client_id"]),
+        organization=organization,
+        name=name or app_name,
+        tenant_id=uuid.UUID(tenant["tenant_id"]),
+        client_id=uuid.UUID(app["client_id"]),
         cloud=sim_cloud(running, organization),
     )
     if certificate:
@@ -137,27 +161,42 @@ def sim_service(organization, running, app_name="Kodo Backup", certificate=False
 def make_users(organization, count, service=None):
     """`count` directory users of `service` (default: a new configuration of `organization`)."""
     service = service or make_service(organization, name=f"Tenant {uuid.uuid4().hex[:6]}")
-    return [DirectoryUser.objects.create(
-        service=service, graph_id=str(uuid.uuid4()), user_principal_name=f"u{i}@alpha.example",
-        display_name=f"User {i}") for i in range(count)]
+    return [
+        DirectoryUser.objects.create(
+            service=service,
+            graph_id=str(uuid.uuid4()),
+            user_principal_name=f"u{i}@alpha.example",
+            display_name=f"User {i}",
+        )
+        for i in range(count)
+    ]
 
 
 def mirror(service, count, prefix="u"):
     """`count` directory users of `service` with a OneDrive, in one query."""
     return DirectoryUser.objects.bulk_create(
-        DirectoryUser(service=service, graph_id=f"{prefix}-{i}",
-                      user_principal_name=f"{prefix}{i}@alpha.example",
-                      mail=f"{prefix}{i}@alpha.example", display_name=f"{prefix.upper()} {i}",
-                      onedrive="yes", drive_id=f"b!{prefix}{i}")
-        for i in range(count))
+        DirectoryUser(
+            service=service,
+            graph_id=f"{prefix}-{i}",
+            user_principal_name=f"{prefix}{i}@alpha.example",
+            mail=f"{prefix}{i}@alpha.example",
+            display_name=f"{prefix.upper()} {i}",
+            onedrive="yes",
+            drive_id=f"b!{prefix}{i}",
+        )
+        for i in range(count)
+    )
 
 
 def mirror_users(service, sim):
     """The simulator's users as directory users of `service`, in the simulator's order."""
     return [
         DirectoryUser.objects.create(
-            service=service, graph_id=u["id"], user_principal_name=u["userPrincipalName"],
-            mail=u["mail"] or "", display_name=u["displayName"],
+            service=service,
+            graph_id=u["id"],
+            user_principal_name=u["userPrincipalName"],
+            mail=u["mail"] or "",
+            display_name=u["displayName"],
         )
         for u in sim.list_users()
     ]
@@ -168,8 +207,11 @@ def mirror_one(tenant, name):
     (the `tenant` fixture of tests/backups/conftest.py)."""
     info = tenant.sim.add_user(upn=name)
     return DirectoryUser.objects.create(
-        service=tenant.service, graph_id=info["id"], user_principal_name=info["userPrincipalName"],
-        mail=info["mail"] or "", display_name=info["displayName"],
+        service=tenant.service,
+        graph_id=info["id"],
+        user_principal_name=info["userPrincipalName"],
+        mail=info["mail"] or "",
+        display_name=info["displayName"],
     )
 
 
@@ -180,15 +222,24 @@ def make_finished_run(user, **fields):
     """A finished backup run of `user` (succeeded unless `status` says otherwise)."""
     fields.setdefault("status", BackupRun.Status.SUCCEEDED)
     return BackupRun.objects.create(
-        organization_id=user.service.organization_id, service=user.service, directory_user=user,
-        started_at=timezone.now(), finished_at=timezone.now(), **fields)
+        organization_id=user.service.organization_id,
+        service=user.service,
+        directory_user=user,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        **fields,
+    )
 
 
 def make_schedule(organization, service=None, **fields):
     """A daily schedule at 22:00 UTC (its beat entry synced) of `service` (default: a new one)."""
     service = service or make_service(organization)
-    values = {"name": "Nightly", "time": dt.time(22, 0), "time_zone": "UTC",
-              "start_date": dt.date(2026, 1, 1)}
+    values = {
+        "name": "Nightly",
+        "time": dt.time(22, 0),
+        "time_zone": "UTC",
+        "start_date": dt.date(2026, 1, 1),
+    }
     values.update(fields)
     schedule = Schedule.objects.create(organization=organization, service=service, **values)
     sync_beat_entry(schedule)

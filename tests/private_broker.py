@@ -20,8 +20,7 @@ class PrivateBroker:
 
     def connection(self) -> Connection:
         transport = "kodo.broker:Transport" if self.url.startswith("redis") else None
-        return Connection(self.url, transport=transport,
-                          transport_options=self.transport_options)
+        return Connection(self.url, transport=transport, transport_options=self.transport_options)
 
     def send(self, task, *args):
         with self.connection() as connection:
@@ -35,13 +34,17 @@ def private_broker(tmp_path) -> PrivateBroker:
         folders = {name: var_dir / "broker" / name for name in ("queue", "processed", "control")}
         for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)
-        options = {"data_folder_in": str(folders["queue"]),
-                   "data_folder_out": str(folders["queue"]),
-                   "processed_folder": str(folders["processed"]),
-                   "control_folder": str(folders["control"]), "store_processed": False}
+        options = {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "processed_folder": str(folders["processed"]),
+            "control_folder": str(folders["control"]),
+            "store_processed": False,
+        }
         return PrivateBroker({"KODO_VAR_DIR": str(var_dir)}, "filesystem://", options)
     private = re.sub(r"(/\d*)?$", f"/{PRIVATE_REDIS_DB}", url, count=1)
     with Connection(private, transport="kodo.broker:Transport") as connection:
         connection.default_channel.client.flushdb()
-    return PrivateBroker({"CELERY_BROKER_URL": private, "CELERY_RESULT_BACKEND": private},
-                         private, {})
+    return PrivateBroker(
+        {"CELERY_BROKER_URL": private, "CELERY_RESULT_BACKEND": private}, private, {}
+    )

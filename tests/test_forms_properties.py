@@ -23,26 +23,70 @@ from organizations.validators import forbidden_character
 from tests.factories import make_schedule, make_service, mirror
 
 KODO_APPS = ("kodo.", "organizations.", "o365.", "schedules.", "backups.")
-DJANGO_AUTH_FORMS = [auth_forms.PasswordResetForm, auth_forms.SetPasswordForm,
-                     auth_forms.PasswordChangeForm]
-NASTY = [
-    "", " ", "\x00", "\ud800", "\n", "a\r\nBcc: x@example.com", "\u2028", "\x1b[31m", "é",
-    "9" * 5000, "999999999999999", str(2**63), str(-(2**63) - 1), "-1", "0", "1e3", "NaN",
-    "https://[::1", "https://u:p@127.0.0.1:9443/", "https://127.0.0.1:99999", "[[[[", "{}",
-    "x" * 70_000, "22:00", "25:61", "2026-01-01", "0000-00-00", "on", "true", "a@b.example",
-    "00000000-0000-0000-0000-000000000000", "Europe/Warsaw", "Mars/Olympus",
+DJANGO_AUTH_FORMS = [
+    auth_forms.PasswordResetForm,
+    auth_forms.SetPasswordForm,
+    auth_forms.PasswordChangeForm,
 ]
-FAST = settings(max_examples=30, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
+NASTY = [
+    "",
+    " ",
+    "\x00",
+    "\ud800",
+    "\n",
+    "a\r\nBcc: x@example.com",
+    "\u2028",
+    "\x1b[31m",
+    "é",
+    "9" * 5000,
+    "999999999999999",
+    str(2**63),
+    str(-(2**63) - 1),
+    "-1",
+    "0",
+    "1e3",
+    "NaN",
+    "https://[::1",
+    "https://u:p@127.0.0.1:9443/",
+    "https://127.0.0.1:99999",
+    "[[[[",
+    "{}",
+    "x" * 70_000,
+    "22:00",
+    "25:61",
+    "2026-01-01",
+    "0000-00-00",
+    "on",
+    "true",
+    "a@b.example",
+    "00000000-0000-0000-0000-000000000000",
+    "Europe/Warsaw",
+    "Mars/Olympus",
+]
+FAST = settings(
+    max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def json_values():
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
-                        st.text(max_size=30), st.sampled_from(NASTY[:25]))
-    return st.recursive(scalars, lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.dictionaries(st.one_of(st.sampled_from(TEXT_KEYS), st.text(max_size=10)), inner,
-                        max_size=6)), max_leaves=20)
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=30),
+        st.sampled_from(NASTY[:25]),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4),
+            st.dictionaries(
+                st.one_of(st.sampled_from(TEXT_KEYS), st.text(max_size=10)), inner, max_size=6
+            ),
+        ),
+        max_leaves=20,
+    )
 
 
 def settings_objects():
@@ -51,13 +95,21 @@ def settings_objects():
 
 def nearly_right_settings():
     """A file the script could have written, with one to three values replaced by anything."""
-    base = {"AppName": "Kodo Backup", "TenantId": "00000000-0000-0000-0000-000000000001",
-            "ClientId": "00000000-0000-0000-0000-000000000002", "ClientSecret": "secret",
-            "Cloud": "Custom", "AuthorityHost": "https://127.0.0.1:9443",
-            "GraphBaseUrl": "https://127.0.0.1:9443/v1.0"}
-    changes = st.dictionaries(st.sampled_from(TEXT_KEYS),
-                              st.one_of(st.sampled_from(NASTY), json_values()),
-                              min_size=1, max_size=3)
+    base = {
+        "AppName": "Kodo Backup",
+        "TenantId": "00000000-0000-0000-0000-000000000001",
+        "ClientId": "00000000-0000-0000-0000-000000000002",
+        "ClientSecret": "secret",
+        "Cloud": "Custom",
+        "AuthorityHost": "https://127.0.0.1:9443",
+        "GraphBaseUrl": "https://127.0.0.1:9443/v1.0",
+    }
+    changes = st.dictionaries(
+        st.sampled_from(TEXT_KEYS),
+        st.one_of(st.sampled_from(NASTY), json_values()),
+        min_size=1,
+        max_size=3,
+    )
     return changes.map(lambda changed: {**base, **changed})
 
 
@@ -75,21 +127,29 @@ def _parses_or_refuses(raw: bytes):
 
 
 @FAST
-@given(st.one_of(st.binary(max_size=3000),
-                 st.just(b"[" * 100_000 + b"]" * 100_000),
-                 st.integers(4301, 6000).map(lambda n: b'{"TenantId": ' + b"9" * n + b"}")))
+@given(
+    st.one_of(
+        st.binary(max_size=3000),
+        st.just(b"[" * 100_000 + b"]" * 100_000),
+        st.integers(4301, 6000).map(lambda n: b'{"TenantId": ' + b"9" * n + b"}"),
+    )
+)
 def test_the_settings_parser_refuses_any_bytes_with_a_form_error(raw):
     _parses_or_refuses(raw)
 
 
 @settings(FAST, max_examples=60)
-@given(st.one_of(nearly_right_settings(), settings_objects(), json_values()), st.booleans(),
-       st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))
+@given(
+    st.one_of(nearly_right_settings(), settings_objects(), json_values()),
+    st.booleans(),
+    st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+)
 def test_the_settings_parser_refuses_any_json_with_a_form_error(data, ascii_only, encoding):
     _parses_or_refuses(json.dumps(data, ensure_ascii=ascii_only).encode(encoding, "surrogatepass"))
 
 
 # ----- every form -------------------------------------------------------------------------------
+
 
 def _subclasses(cls):
     for sub in cls.__subclasses__():
@@ -105,9 +165,13 @@ def discovered_forms():
     import organizations.forms  # noqa: F401
     import schedules.forms  # noqa: F401
 
-    kodo = {cls for cls in _subclasses(forms.BaseForm)
-            if cls.__module__.startswith(KODO_APPS) and not cls.__name__.startswith("_")
-            and not issubclass(cls, forms.ModelForm)}
+    kodo = {
+        cls
+        for cls in _subclasses(forms.BaseForm)
+        if cls.__module__.startswith(KODO_APPS)
+        and not cls.__name__.startswith("_")
+        and not issubclass(cls, forms.ModelForm)
+    }
     return sorted(kodo, key=lambda c: f"{c.__module__}.{c.__name__}") + DJANGO_AUTH_FORMS
 
 
@@ -116,8 +180,14 @@ def objects(world):
     service = make_service(world.org_a)
     mirror(service, 2)
     schedule = make_schedule(world.org_a, service)
-    return {"organization": world.org_a, "instance": None, "service": service,
-            "user": world.admin_a, "request": None, "schedule": schedule}
+    return {
+        "organization": world.org_a,
+        "instance": None,
+        "service": service,
+        "user": world.admin_a,
+        "request": None,
+        "schedule": schedule,
+    }
 
 
 def _make_form(form_class, objects, *args):
@@ -149,26 +219,35 @@ def _choices(field) -> list[str]:
 
 def field_values(field):
     options = NASTY + _choices(field)
-    one = st.one_of(st.sampled_from(options), st.text(max_size=40),
-                    st.integers().map(str))
+    one = st.one_of(st.sampled_from(options), st.text(max_size=40), st.integers().map(str))
     return st.lists(one, min_size=0, max_size=3)
 
 
 def file_values():
-    contents = st.one_of(st.binary(max_size=500),
-                         settings_objects().map(lambda d: json.dumps(d).encode()),
-                         st.just(b"[" * 100_000))
-    return st.one_of(st.none(), contents.map(
-        lambda b: SimpleUploadedFile("KodoADSettings.json", b, "application/json")))
+    contents = st.one_of(
+        st.binary(max_size=500),
+        settings_objects().map(lambda d: json.dumps(d).encode()),
+        st.just(b"[" * 100_000),
+    )
+    return st.one_of(
+        st.none(),
+        contents.map(lambda b: SimpleUploadedFile("KodoADSettings.json", b, "application/json")),
+    )
 
 
 def form_inputs(form):
-    data = {name: field_values(field) for name, field in form.fields.items()
-            if not isinstance(field, forms.FileField)}
+    data = {
+        name: field_values(field)
+        for name, field in form.fields.items()
+        if not isinstance(field, forms.FileField)
+    }
     data["step"] = field_values(forms.CharField())
     data["action"] = st.lists(st.sampled_from(["save", "next", "back", "x"]), max_size=1)
-    files = {name: file_values() for name, field in form.fields.items()
-             if isinstance(field, forms.FileField)}
+    files = {
+        name: file_values()
+        for name, field in form.fields.items()
+        if isinstance(field, forms.FileField)
+    }
     return st.fixed_dictionaries(data), st.fixed_dictionaries(files)
 
 
@@ -186,8 +265,9 @@ def test_any_input_to_a_form_is_a_form_error_or_a_success(form_class, objects):
     @FAST
     @given(data_strategy, files_strategy)
     def check(data, files):
-        form = _make_form(form_class, objects, _query_dict(data),
-                          {k: v for k, v in files.items() if v})
+        form = _make_form(
+            form_class, objects, _query_dict(data), {k: v for k, v in files.items() if v}
+        )
         if not form.is_valid():
             assert form.errors
 
@@ -196,9 +276,19 @@ def test_any_input_to_a_form_is_a_form_error_or_a_success(form_class, objects):
 
 def test_the_forms_of_kodo_are_all_discovered():
     names = {cls.__name__ for cls in discovered_forms()}
-    assert {"ConfigurationForm", "ImportUsersForm", "AutoSyncForm", "DirectoryFilterForm",
-            "ScheduleForm", "OrganizationForm", "ServicesForm", "AuditSearchForm",
-            "EmailAuthenticationForm", "PeopleFilterForm", "TaskFilterForm"} <= names
+    assert {
+        "ConfigurationForm",
+        "ImportUsersForm",
+        "AutoSyncForm",
+        "DirectoryFilterForm",
+        "ScheduleForm",
+        "OrganizationForm",
+        "ServicesForm",
+        "AuditSearchForm",
+        "EmailAuthenticationForm",
+        "PeopleFilterForm",
+        "TaskFilterForm",
+    } <= names
 
 
 # ----- every form's view --------------------------------------------------------------------------
@@ -216,10 +306,14 @@ FORM_VIEWS = [
     ("admin_a", "get", "audit-log", "org", "organizations.forms.AuditSearchForm"),
     ("admin_a", "get", "tasks", "org", "backups.views.TaskFilterForm"),
     ("admin_a", "post", "server-organization-new", "", "organizations.forms.OrganizationForm"),
-    ("server_admin", "post", "server-organization-new", "",
-     "organizations.forms.OrganizationForm"),
-    ("server_admin", "post", "server-organization-services", "org",
-     "organizations.forms.ServicesForm"),
+    ("server_admin", "post", "server-organization-new", "", "organizations.forms.OrganizationForm"),
+    (
+        "server_admin",
+        "post",
+        "server-organization-services",
+        "org",
+        "organizations.forms.ServicesForm",
+    ),
     ("server_admin", "get", "server-audit-log", "", "organizations.forms.AuditSearchForm"),
     ("server_admin", "post", "server-cloud-new", "", "o365.forms.CloudForm"),
     ("anonymous", "post", "login", "", "organizations.forms.EmailAuthenticationForm"),
@@ -229,9 +323,12 @@ FORM_VIEWS = [
 
 def _url(name, arguments, world, objects):
     org = {"org_code": world.org_a.code}
-    kwargs = {"": {}, "org": org,
-              "service": {**org, "service_code": objects["service"].code},
-              "schedule": {**org, "schedule_code": objects["schedule"].code}}[arguments]
+    kwargs = {
+        "": {},
+        "org": org,
+        "service": {**org, "service_code": objects["service"].code},
+        "schedule": {**org, "schedule_code": objects["schedule"].code},
+    }[arguments]
     return reverse(name, kwargs=kwargs)
 
 
@@ -239,10 +336,14 @@ def _without_what_no_browser_sends(values):
     return [v for v in values if "\x00" not in v and not any("\ud800" <= c <= "\udfff" for c in v)]
 
 
-@pytest.mark.parametrize("role, method, name, arguments, form_path", FORM_VIEWS,
-                         ids=[f"{v[0]}-{v[2]}" for v in FORM_VIEWS])
-def test_any_input_sent_to_a_form_view_is_never_a_500(client, world, objects, role, method,
-                                                      name, arguments, form_path):
+@pytest.mark.parametrize(
+    "role, method, name, arguments, form_path",
+    FORM_VIEWS,
+    ids=[f"{v[0]}-{v[2]}" for v in FORM_VIEWS],
+)
+def test_any_input_sent_to_a_form_view_is_never_a_500(
+    client, world, objects, role, method, name, arguments, form_path
+):
     from django.utils.module_loading import import_string
 
     form_class = import_string(form_path)
@@ -258,8 +359,10 @@ def test_any_input_sent_to_a_form_view_is_never_a_500(client, world, objects, ro
             payload = {k: _without_what_no_browser_sends(values) for k, values in data.items()}
             response = client.get(url, payload)
         else:
-            payload = {k: [v.encode("utf-8", "surrogatepass") for v in values]
-                       for k, values in data.items()}
+            payload = {
+                k: [v.encode("utf-8", "surrogatepass") for v in values]
+                for k, values in data.items()
+            }
             payload.update({k: v for k, v in files.items() if v})
             response = client.post(url, payload)
         assert response.status_code != 500

@@ -24,8 +24,13 @@ def _service(world):
 def _directory_job(world):
     from o365.models import DirectoryJob
 
-    return _once(world, "directory_job_a", lambda: DirectoryJob.objects.create(
-        service=_service(world), kind="sync", status="succeeded"))
+    return _once(
+        world,
+        "directory_job_a",
+        lambda: DirectoryJob.objects.create(
+            service=_service(world), kind="sync", status="succeeded"
+        ),
+    )
 
 
 def _backup_run(world):
@@ -33,10 +38,14 @@ def _backup_run(world):
     from o365.models import DirectoryUser
 
     def make():
-        user = DirectoryUser.objects.create(service=_service(world), graph_id=str(uuid.uuid4()),
-                                            user_principal_name="kim@alpha.example")
-        return BackupRun.objects.create(organization=world.org_a, service=user.service,
-                                        directory_user=user)
+        user = DirectoryUser.objects.create(
+            service=_service(world),
+            graph_id=str(uuid.uuid4()),
+            user_principal_name="kim@alpha.example",
+        )
+        return BackupRun.objects.create(
+            organization=world.org_a, service=user.service, directory_user=user
+        )
 
     return _once(world, "backup_run_a", make)
 
@@ -44,8 +53,13 @@ def _backup_run(world):
 def _schedule(world):
     from schedules.models import Schedule
 
-    return _once(world, "schedule_a", lambda: Schedule.objects.create(
-        organization=world.org_a, service=_service(world), name="Nightly"))
+    return _once(
+        world,
+        "schedule_a",
+        lambda: Schedule.objects.create(
+            organization=world.org_a, service=_service(world), name="Nightly"
+        ),
+    )
 
 
 def _cloud(world):
@@ -53,9 +67,12 @@ def _cloud(world):
     from o365.models import Cloud, CloudAccess
 
     def make():
-        cloud = Cloud.objects.create(key="alpha-cloud", name="Alpha cloud",
-                                     authority_host="https://login.alpha.example",
-                                     graph_base_url="https://graph.alpha.example/v1.0")
+        cloud = Cloud.objects.create(
+            key="alpha-cloud",
+            name="Alpha cloud",
+            authority_host="https://login.alpha.example",
+            graph_base_url="https://graph.alpha.example/v1.0",
+        )
         CloudAccess.objects.create(cloud=cloud, organization=world.org_a)
         return cloud
 

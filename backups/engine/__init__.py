@@ -27,7 +27,19 @@ from backups.engine.plan import RECORD_BATCH, Item, Plan, Skip, versions_to_comp
 from backups.engine.run import LostClaim, OneDriveBackup, RunCanceled, close_run
 
 __all__ = [
-    "BLOCK_SIZE", "MAX_RESUMES", "QUEUED_PER_THREAD", "RECORD_BATCH", "DownloadFailed", "Item",
-    "LostClaim", "OneDriveBackup", "Outcome", "Plan", "RunCanceled", "Skip", "Stopped",
-    "close_run", "versions_to_compare",
+    "BLOCK_SIZE",
+    "MAX_RESUMES",
+    "QUEUED_PER_THREAD",
+    "RECORD_BATCH",
+    "DownloadFailed",
+    "Item",
+    "LostClaim",
+    "OneDriveBackup",
+    "Outcome",
+    "Plan",
+    "RunCanceled",
+    "Skip",
+    "Stopped",
+    "close_run",
+    "versions_to_compare",
 ]

@@ -83,8 +83,9 @@ class Downloading:
                     refill()
                     if not pending:
                         break
-                    done, _ = wait(pending, timeout=conf.HEARTBEAT_SECONDS,
-                                   return_when=FIRST_COMPLETED)
+                    done, _ = wait(
+                        pending, timeout=conf.HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED
+                    )
                     pending.difference_update(done)
                     if not done:
                         self._beat()
@@ -97,8 +98,9 @@ class Downloading:
                         finished.append(outcome)
                     refill()
                     for start in range(0, len(finished), RECORD_BATCH):
-                        self._record_outcomes(state, finished[start:start + RECORD_BATCH],
-                                              current)
+                        self._record_outcomes(
+                            state, finished[start : start + RECORD_BATCH], current
+                        )
             except BaseException:
                 self._stopping.set()  # downloads in flight end at their next block
                 for future in pending:
@@ -124,12 +126,15 @@ class Downloading:
                 continue
             if result.size == item.size and result.quickxorhash == item.quickxorhash:
                 return Outcome(item, path, result=result, attempts=attempt)
-            error = (f"The downloaded content did not match: {result.size} bytes with "
-                     f"quickXorHash {result.quickxorhash}, expected {item.size} bytes with "
-                     f"{item.quickxorhash}.")
+            error = (
+                f"The downloaded content did not match: {result.size} bytes with "
+                f"quickXorHash {result.quickxorhash}, expected {item.size} bytes with "
+                f"{item.quickxorhash}."
+            )
             log.warning("%s (item %s, attempt %d)", error, item.id, attempt)
-        return Outcome(item, path, error=f"{error} (after {self.attempts} attempts)",
-                       attempts=self.attempts)
+        return Outcome(
+            item, path, error=f"{error} (after {self.attempts} attempts)", attempts=self.attempts
+        )
 
     def _refreshed(self, drive_id, item: Item) -> Item:
         """The item as Graph describes it now, with a fresh download URL."""
@@ -145,8 +150,9 @@ class Downloading:
         if fresh.package:
             raise Skip(RunIssue.Reason.ONENOTE)
         # Keep the place from the delta: the tree was computed from it.
-        return replace(fresh, parent_id=item.parent_id or fresh.parent_id,
-                       name=fresh.name or item.name)
+        return replace(
+            fresh, parent_id=item.parent_id or fresh.parent_id, name=fresh.name or item.name
+        )
 
     def _blocks(self, drive_id, item: Item) -> Iterator[bytes]:
         """The file's bytes in blocks, resuming with Range after resets and expired URLs."""
@@ -154,8 +160,9 @@ class Downloading:
         while received < item.size or (received == 0 and resumes == 0):
             headers = {"Range": f"bytes={received}-"} if received else None
             try:
-                response = self.client.request("GET", url, stream=True, headers=headers,
-                                               authenticated=False)
+                response = self.client.request(
+                    "GET", url, stream=True, headers=headers, authenticated=False
+                )
             except DownloadUrlExpired:
                 resumes += 1
                 if resumes > MAX_RESUMES:
@@ -176,8 +183,9 @@ class Downloading:
                     if response.status_code == 206:
                         start = _content_range_start(response.headers.get("Content-Range", ""))
                         if start != received:
-                            raise DownloadFailed(f"The server resumed at byte {start}, not "
-                                                 f"{received}.")
+                            raise DownloadFailed(
+                                f"The server resumed at byte {start}, not {received}."
+                            )
                     else:
                         skip = received  # Range ignored: the whole body again
                 try:

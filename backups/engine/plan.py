@@ -61,18 +61,27 @@ class Item:
             etag=raw.get("eTag") or "",
             mime_type=file.get("mimeType") or "",
             created=_parse_time(info.get("createdDateTime") or raw.get("createdDateTime")),
-            modified=_parse_time(info.get("lastModifiedDateTime")
-                                 or raw.get("lastModifiedDateTime")),
+            modified=_parse_time(
+                info.get("lastModifiedDateTime") or raw.get("lastModifiedDateTime")
+            ),
             download_url=raw.get("@microsoft.graph.downloadUrl") or "",
         )
 
     @classmethod
     def from_version(cls, version: FileVersion) -> "Item":
-        return cls(id=version.item_id, parent_id=version.parent_id, name=version.name,
-                   is_folder=version.is_folder, size=version.size,
-                   quickxorhash=version.quickxorhash, ctag=version.ctag, etag=version.etag,
-                   mime_type=version.mime_type, created=version.created_datetime,
-                   modified=version.modified_datetime)
+        return cls(
+            id=version.item_id,
+            parent_id=version.parent_id,
+            name=version.name,
+            is_folder=version.is_folder,
+            size=version.size,
+            quickxorhash=version.quickxorhash,
+            ctag=version.ctag,
+            etag=version.etag,
+            mime_type=version.mime_type,
+            created=version.created_datetime,
+            modified=version.modified_datetime,
+        )
 
 
 def _parse_time(text):
@@ -123,8 +132,11 @@ class Planning:
     def _add_damaged(self, state, listing):
         """Files whose current version uses a damaged chunk (found by a verification) are
         downloaded again: the current OneDrive content heals the chunk."""
-        self._heal_ids = set(FileVersion.objects.current().filter(
-            drive=state, damage=FileVersion.Damage.DAMAGED).values_list("item_id", flat=True))
+        self._heal_ids = set(
+            FileVersion.objects.current()
+            .filter(drive=state, damage=FileVersion.Damage.DAMAGED)
+            .values_list("item_id", flat=True)
+        )
         self._add_items(state, listing, sorted(self._heal_ids))
 
     def _add_items(self, state, listing, item_ids):
@@ -133,7 +145,8 @@ class Planning:
                 continue
             try:
                 listing[item_id] = Item.parse(
-                    self.client.get(f"/drives/{state.drive_id}/items/{item_id}"))
+                    self.client.get(f"/drives/{state.drive_id}/items/{item_id}")
+                )
             except NotFound:
                 listing[item_id] = Item(id=item_id, deleted=True)
 
@@ -157,16 +170,21 @@ class Planning:
             version = current.get(item_id)
             if item.malware or item.package:
                 if item_id in listing:
-                    reason = (RunIssue.Reason.MALWARE if item.malware else RunIssue.Reason.ONENOTE)
+                    reason = RunIssue.Reason.MALWARE if item.malware else RunIssue.Reason.ONENOTE
                     plan.skips.append((item, path, Skip(reason)))
                 continue
             if version is None:
                 (plan.metadata if item.is_folder else plan.downloads).append((item, path))
-            elif not item.is_folder and (_content_changed(version, item)
-                                         or item_id in self._heal_ids):
+            elif not item.is_folder and (
+                _content_changed(version, item) or item_id in self._heal_ids
+            ):
                 plan.downloads.append((item, path))
-            elif (version.path != path or version.name != item.name or version.etag != item.etag
-                  or version.parent_id != item.parent_id):
+            elif (
+                version.path != path
+                or version.name != item.name
+                or version.etag != item.etag
+                or version.parent_id != item.parent_id
+            ):
                 plan.metadata.append((item, path))
         return plan
 
@@ -190,21 +208,31 @@ def versions_to_compare(state: DriveState, listing: dict, root_id: str, full: bo
     if full:
         return {version.item_id: version for version in current}
     listed = [item for item in listing.values() if not item.is_root and item.id != root_id]
-    versions = _versions_where(current, "item_id__in",
-                               {item.id for item in listed} | {i.parent_id for i in listed})
-    moved = sorted(folder.path + "/" for item in listed
-                   if (folder := versions.get(item.id)) is not None and folder.is_folder
-                   and (item.deleted or item.name != folder.name
-                        or item.parent_id != folder.parent_id))
+    versions = _versions_where(
+        current, "item_id__in", {item.id for item in listed} | {i.parent_id for i in listed}
+    )
+    moved = sorted(
+        folder.path + "/"
+        for item in listed
+        if (folder := versions.get(item.id)) is not None
+        and folder.is_folder
+        and (item.deleted or item.name != folder.name or item.parent_id != folder.parent_id)
+    )
     outermost = []  # a deleted tree lists every folder in it: one query for the top one
     for prefix in moved:  # sorted: what starts with a prefix follows it
         if not outermost or not prefix.startswith(outermost[-1]):
             outermost.append(prefix)
     for prefix in outermost:
-        versions.update((v.item_id, v) for v in current.filter(path__startswith=prefix)
-                        if v.path.startswith(prefix))  # SQLite's LIKE ignores case
-    ancestors = {path[:end] for path in (v.path for v in versions.values())
-                 for end in _separator_positions(path)}
+        versions.update(
+            (v.item_id, v)
+            for v in current.filter(path__startswith=prefix)
+            if v.path.startswith(prefix)
+        )  # SQLite's LIKE ignores case
+    ancestors = {
+        path[:end]
+        for path in (v.path for v in versions.values())
+        for end in _separator_positions(path)
+    }
     versions.update(_versions_where(current, "path__in", ancestors - {""}))
     return versions
 
@@ -212,8 +240,9 @@ def versions_to_compare(state: DriveState, listing: dict, root_id: str, full: bo
 def _versions_where(current, lookup: str, values: set) -> dict:
     found, values = {}, sorted(v for v in values if v)
     for start in range(0, len(values), RECORD_BATCH):
-        found.update((v.item_id, v) for v in current.filter(
-            **{lookup: values[start:start + RECORD_BATCH]}))
+        found.update(
+            (v.item_id, v) for v in current.filter(**{lookup: values[start : start + RECORD_BATCH]})
+        )
     return found
 
 

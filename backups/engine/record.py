@@ -21,50 +21,81 @@ class Recording:
             if user.onedrive != DirectoryUser.OneDrive.MISSING:
                 user.onedrive = DirectoryUser.OneDrive.MISSING
                 user.save(update_fields=["onedrive", "updated_at"])
-            RunIssue.objects.create(run=run, kind=RunIssue.Kind.SKIPPED,
-                                    reason=RunIssue.Reason.NO_ONEDRIVE,
-                                    message=error.message or str(error))
+            RunIssue.objects.create(
+                run=run,
+                kind=RunIssue.Kind.SKIPPED,
+                reason=RunIssue.Reason.NO_ONEDRIVE,
+                message=error.message or str(error),
+            )
             self._close(BackupRun.Status.SKIPPED, "The user has no OneDrive.")
 
     def _record_changes(self, state, plan, current):
         run = self.run
         for start in range(0, len(plan.deletions), RECORD_BATCH):
-            batch = plan.deletions[start:start + RECORD_BATCH]
+            batch = plan.deletions[start : start + RECORD_BATCH]
             with transaction.atomic():
                 self._beat(force=True)
-                FileVersion.objects.filter(pk__in=[v.pk for v in batch],
-                                           end_run__isnull=True).update(end_run=run, deleted=True)
+                FileVersion.objects.filter(
+                    pk__in=[v.pk for v in batch], end_run__isnull=True
+                ).update(end_run=run, deleted=True)
                 run.add(files_deleted=sum(1 for v in batch if not v.is_folder))
         for start in range(0, len(plan.metadata), RECORD_BATCH):
-            batch = plan.metadata[start:start + RECORD_BATCH]
+            batch = plan.metadata[start : start + RECORD_BATCH]
             with transaction.atomic():
                 self._beat(force=True)
                 old = [current[item.id].pk for item, _ in batch if item.id in current]
                 FileVersion.objects.filter(pk__in=old, end_run__isnull=True).update(end_run=run)
-                FileVersion.objects.bulk_create([
-                    self._version(state, item, path, chunks=current[item.id].chunks
-                                  if item.id in current else [])
-                    for item, path in batch
-                ])
-                run.add(files_moved=sum(1 for item, _ in batch
-                                        if item.id in current and not item.is_folder))
+                FileVersion.objects.bulk_create(
+                    [
+                        self._version(
+                            state,
+                            item,
+                            path,
+                            chunks=current[item.id].chunks if item.id in current else [],
+                        )
+                        for item, path in batch
+                    ]
+                )
+                run.add(
+                    files_moved=sum(
+                        1 for item, _ in batch if item.id in current and not item.is_folder
+                    )
+                )
         if plan.skips:
             with transaction.atomic():
                 self._beat(force=True)
-                RunIssue.objects.bulk_create([
-                    RunIssue(run=run, kind=RunIssue.Kind.SKIPPED, reason=skip.reason,
-                             item_id=item.id, path=path, message=skip.message)
-                    for item, path, skip in plan.skips
-                ])
+                RunIssue.objects.bulk_create(
+                    [
+                        RunIssue(
+                            run=run,
+                            kind=RunIssue.Kind.SKIPPED,
+                            reason=skip.reason,
+                            item_id=item.id,
+                            path=path,
+                            message=skip.message,
+                        )
+                        for item, path, skip in plan.skips
+                    ]
+                )
                 run.add(files_skipped=len(plan.skips))
 
     def _version(self, state, item: Item, path: str, chunks) -> FileVersion:
         return FileVersion(
-            organization_id=self.run.organization_id, drive=state, item_id=item.id,
-            parent_id=item.parent_id, path=path, name=item.name, is_folder=item.is_folder,
-            size=0 if item.is_folder else item.size, quickxorhash=item.quickxorhash,
-            mime_type=item.mime_type, created_datetime=item.created,
-            modified_datetime=item.modified, etag=item.etag, ctag=item.ctag, chunks=chunks,
+            organization_id=self.run.organization_id,
+            drive=state,
+            item_id=item.id,
+            parent_id=item.parent_id,
+            path=path,
+            name=item.name,
+            is_folder=item.is_folder,
+            size=0 if item.is_folder else item.size,
+            quickxorhash=item.quickxorhash,
+            mime_type=item.mime_type,
+            created_datetime=item.created,
+            modified_datetime=item.modified,
+            etag=item.etag,
+            ctag=item.ctag,
+            chunks=chunks,
             first_run=self.run,
         )
 
@@ -73,23 +104,43 @@ class Recording:
         already; a crash before this commits only means downloading these few files again."""
         run = self.run
         stored = [o for o in outcomes if o.result is not None]
-        deleted_ids = [o.item.id for o in outcomes
-                       if o.skip is not None and o.skip.reason == RunIssue.Reason.DELETED]
+        deleted_ids = [
+            o.item.id
+            for o in outcomes
+            if o.skip is not None and o.skip.reason == RunIssue.Reason.DELETED
+        ]
         issues, counts = [], {}
         for outcome in outcomes:
             if outcome.result is not None:
                 continue
             if outcome.skip is not None:
-                issues.append(RunIssue(run=run, kind=RunIssue.Kind.SKIPPED,
-                                       reason=outcome.skip.reason, item_id=outcome.item.id,
-                                       path=outcome.path, message=outcome.skip.message))
+                issues.append(
+                    RunIssue(
+                        run=run,
+                        kind=RunIssue.Kind.SKIPPED,
+                        reason=outcome.skip.reason,
+                        item_id=outcome.item.id,
+                        path=outcome.path,
+                        message=outcome.skip.message,
+                    )
+                )
                 counts["files_skipped"] = counts.get("files_skipped", 0) + 1
             else:
-                reason = (RunIssue.Reason.VERIFY if "did not match" in outcome.error
-                          else RunIssue.Reason.DOWNLOAD)
-                issues.append(RunIssue(run=run, kind=RunIssue.Kind.FAILED, reason=reason,
-                                       item_id=outcome.item.id, path=outcome.path,
-                                       message=outcome.error[:2000]))
+                reason = (
+                    RunIssue.Reason.VERIFY
+                    if "did not match" in outcome.error
+                    else RunIssue.Reason.DOWNLOAD
+                )
+                issues.append(
+                    RunIssue(
+                        run=run,
+                        kind=RunIssue.Kind.FAILED,
+                        reason=reason,
+                        item_id=outcome.item.id,
+                        path=outcome.path,
+                        message=outcome.error[:2000],
+                    )
+                )
                 counts["files_failed"] = counts.get("files_failed", 0) + 1
         healed = self.store.take_healed()  # damaged chunks written again: sound after sync
         if stored or healed:
@@ -98,24 +149,28 @@ class Recording:
             self.store.sync()
         if stored:
             stored = self._secure_chunks(stored, issues, counts)
-        versions = [self._version(state, o.item, o.path,
-                                  [[ref.id, ref.size] for ref in o.result.chunks])
-                    for o in stored]
+        versions = [
+            self._version(state, o.item, o.path, [[ref.id, ref.size] for ref in o.result.chunks])
+            for o in stored
+        ]
         if stored:
-            counts.update(files_downloaded=len(stored),
-                          bytes_downloaded=sum(o.result.size for o in stored),
-                          bytes_stored=sum(o.result.new_bytes_stored for o in stored))
+            counts.update(
+                files_downloaded=len(stored),
+                bytes_downloaded=sum(o.result.size for o in stored),
+                bytes_stored=sum(o.result.new_bytes_stored for o in stored),
+            )
         with transaction.atomic():
             self._beat(force=True)
             if stored:
-                FileVersion.objects.filter(drive=state, item_id__in=[o.item.id for o in stored],
-                                           end_run__isnull=True).update(end_run=run)
+                FileVersion.objects.filter(
+                    drive=state, item_id__in=[o.item.id for o in stored], end_run__isnull=True
+                ).update(end_run=run)
                 for version in FileVersion.objects.bulk_create(versions):
                     current[version.item_id] = version
             if deleted_ids:
-                ended = FileVersion.objects.filter(drive=state, item_id__in=deleted_ids,
-                                                   end_run__isnull=True).update(
-                    end_run=run, deleted=True)
+                ended = FileVersion.objects.filter(
+                    drive=state, item_id__in=deleted_ids, end_run__isnull=True
+                ).update(end_run=run, deleted=True)
                 if ended:
                     counts["files_deleted"] = ended
             if issues:
@@ -139,11 +194,17 @@ class Recording:
         kept = []
         for outcome in stored:
             if any(ref.id in lost for ref in outcome.result.chunks):
-                issues.append(RunIssue(
-                    run=self.run, kind=RunIssue.Kind.FAILED, reason=RunIssue.Reason.OTHER,
-                    item_id=outcome.item.id, path=outcome.path,
-                    message="A chunk of the file left the store while it was being backed up; "
-                            "the next backup downloads it again."))
+                issues.append(
+                    RunIssue(
+                        run=self.run,
+                        kind=RunIssue.Kind.FAILED,
+                        reason=RunIssue.Reason.OTHER,
+                        item_id=outcome.item.id,
+                        path=outcome.path,
+                        message="A chunk of the file left the store while it was being backed up; "
+                        "the next backup downloads it again.",
+                    )
+                )
                 counts["files_failed"] = counts.get("files_failed", 0) + 1
             else:
                 kept.append(outcome)
@@ -157,8 +218,15 @@ class Recording:
             state.root_item_id = root_id or state.root_item_id
             state.retry_item_ids = sorted(set(failed_ids))
             state.last_run = run
-            state.save(update_fields=["delta_link", "root_item_id", "retry_item_ids", "last_run",
-                                      "updated_at"])
+            state.save(
+                update_fields=[
+                    "delta_link",
+                    "root_item_id",
+                    "retry_item_ids",
+                    "last_run",
+                    "updated_at",
+                ]
+            )
             self._report_lost_versions(state)
             run.refresh_from_db()
             status = BackupRun.Status.PARTIAL if run.files_failed else BackupRun.Status.SUCCEEDED
@@ -167,13 +235,22 @@ class Recording:
     def _report_lost_versions(self, state):
         """Older versions still using a damaged chunk after this run downloaded the current
         content again cannot be restored: name them on the run (once: they are marked lost)."""
-        lost = list(FileVersion.objects.filter(
-            drive=state, damage=FileVersion.Damage.DAMAGED, end_run__isnull=False,
-        ).order_by("path", "pk").values_list("pk", "path"))
+        lost = list(
+            FileVersion.objects.filter(
+                drive=state,
+                damage=FileVersion.Damage.DAMAGED,
+                end_run__isnull=False,
+            )
+            .order_by("path", "pk")
+            .values_list("pk", "path")
+        )
         if not lost:
             return
         FileVersion.objects.filter(pk__in=[pk for pk, _ in lost]).update(
-            damage=FileVersion.Damage.LOST)
-        self.run.lost_versions = [*self.run.lost_versions,
-                                  *({"path": path, "version": pk} for pk, path in lost)]
+            damage=FileVersion.Damage.LOST
+        )
+        self.run.lost_versions = [
+            *self.run.lost_versions,
+            *({"path": path, "version": pk} for pk, path in lost),
+        ]
         BackupRun.objects.filter(pk=self.run.pk).update(lost_versions=self.run.lost_versions)

@@ -23,8 +23,16 @@ RunCanceled = jobs.JobCanceled
 class OneDriveBackup(Planning, Recording, Downloading):
     """Runs one claimed BackupRun to its end. `client` is a thread-safe GraphClient."""
 
-    def __init__(self, run: BackupRun, client, store: ChunkStore, *, threads: int | None = None,
-                 attempts: int | None = None, progress: Callable[[BackupRun], None] | None = None):
+    def __init__(
+        self,
+        run: BackupRun,
+        client,
+        store: ChunkStore,
+        *,
+        threads: int | None = None,
+        attempts: int | None = None,
+        progress: Callable[[BackupRun], None] | None = None,
+    ):
         self.run = run
         self.client = client
         self.store = store
@@ -45,7 +53,8 @@ class OneDriveBackup(Planning, Recording, Downloading):
             self._record_no_onedrive(error)
             return run
         state, _ = DriveState.objects.get_or_create(
-            directory_user=self.user, drive_id=drive_id,
+            directory_user=self.user,
+            drive_id=drive_id,
             defaults={"organization_id": run.organization_id},
         )
         self._set_phase("Reading changes")
@@ -56,22 +65,29 @@ class OneDriveBackup(Planning, Recording, Downloading):
             run.full_enumeration = full
             run.save(update_fields=["full_enumeration"])
         root_id = state.root_item_id or next(
-            (item.id for item in listing.values() if item.is_root), "")
+            (item.id for item in listing.values() if item.is_root), ""
+        )
         current = versions_to_compare(state, listing, root_id, full)
         plan = self._plan(listing, current, root_id, full)
         files = [i for i in listing.values() if not i.is_folder and not i.deleted and not i.is_root]
         # A run taken over from a lost worker keeps what that worker downloaded and recorded:
         # the plan holds only what is left, so the totals add the two.
-        seen = {"files_seen": len(files), "bytes_seen": sum(i.size for i in files),
-                "files_to_download": run.files_downloaded + len(plan.downloads),
-                "bytes_to_download": run.bytes_downloaded + sum(i.size for i, _ in plan.downloads)}
+        seen = {
+            "files_seen": len(files),
+            "bytes_seen": sum(i.size for i in files),
+            "files_to_download": run.files_downloaded + len(plan.downloads),
+            "bytes_to_download": run.bytes_downloaded + sum(i.size for i, _ in plan.downloads),
+        }
         BackupRun.objects.filter(pk=run.pk).update(**seen)
         for name, value in seen.items():  # only this worker writes the run (it holds the claim)
             setattr(run, name, value)
         self._record_changes(state, plan, current)
         if plan.downloads:
-            done = (f" ({run.files_downloaded} stored before the worker was lost)"
-                    if run.files_downloaded else "")
+            done = (
+                f" ({run.files_downloaded} stored before the worker was lost)"
+                if run.files_downloaded
+                else ""
+            )
             self._set_phase(f"Downloading {len(plan.downloads)} files{done}")
         failed_ids = self._download_all(state, plan.downloads, current)
         self._finish(state, delta_link, root_id, failed_ids)
@@ -96,8 +112,9 @@ class OneDriveBackup(Planning, Recording, Downloading):
 
     def _set_phase(self, phase):
         self.run.phase = phase
-        BackupRun.objects.filter(pk=self.run.pk, claim_token=self.run.claim_token,
-                                 status=BackupRun.Status.RUNNING).update(phase=phase)
+        BackupRun.objects.filter(
+            pk=self.run.pk, claim_token=self.run.claim_token, status=BackupRun.Status.RUNNING
+        ).update(phase=phase)
         self.progress(self.run)
 
     def _close(self, status, error):

@@ -66,7 +66,8 @@ class FilesystemBackend:
         # One writer thread writes one object at a time: its process and thread ids make the temp
         # name unique without mkstemp's random retries (a leftover of a crashed writer is reused).
         temp_path = os.path.join(
-            directory, f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_native_id()}-{name}")
+            directory, f"{_TEMP_PREFIX}{os.getpid()}-{threading.get_native_id()}-{name}"
+        )
         created = []
         try:
             fd = os.open(temp_path, _TEMP_FLAGS, 0o600)
@@ -160,8 +161,11 @@ class FilesystemBackend:
             relative = "" if relative == "." else relative + "/"
             # Prune directories that cannot hold matching keys.
             # (and folders no key can name, such as a packing backend's .packs).
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")
-                           and _may_match(relative + d + "/", prefix)]
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if not d.startswith(".") and _may_match(relative + d + "/", prefix)
+            ]
             for name in sorted(filenames):
                 key = relative + name
                 if not name.startswith(_TEMP_PREFIX) and key.startswith(prefix):
@@ -175,7 +179,7 @@ def _may_match(directory: str, prefix: str) -> bool:
 def _write_all(fd: int, data) -> None:
     with memoryview(data) as view:
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(directory: str) -> None:

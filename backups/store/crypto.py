@@ -77,8 +77,9 @@ def seal(keys: OrgKeys, chunk_id: str, plaintext) -> bytearray:
     nonce = os.urandom(NONCE_SIZE)
     blob[2:HEADER_SIZE] = nonce
     with memoryview(blob) as view:
-        AESGCM(keys.data_key).encrypt_into(nonce, payload, _aad(chunk_id, FORMAT_VERSION, flags),
-                                           view[HEADER_SIZE:])
+        AESGCM(keys.data_key).encrypt_into(
+            nonce, payload, _aad(chunk_id, FORMAT_VERSION, flags), view[HEADER_SIZE:]
+        )
     return blob
 
 
@@ -93,13 +94,15 @@ def open_(keys: OrgKeys, chunk_id_: str, blob: bytes) -> bytes:
     if len(blob) < header_size + TAG_SIZE:
         raise _corrupt(chunk_id_, f"it is only {len(blob)} bytes long")
     if version not in (FORMAT_VERSION, FORMAT_V1):
-        raise _corrupt(chunk_id_, f"its format version is {version}, expected {FORMAT_VERSION} "
-                                  f"or {FORMAT_V1}")
+        raise _corrupt(
+            chunk_id_, f"its format version is {version}, expected {FORMAT_VERSION} or {FORMAT_V1}"
+        )
     if flags & ~COMPRESSED:
         raise _corrupt(chunk_id_, f"it has unknown flags {flags:#04x}")
     try:
         payload = AESGCM(keys.data_key).decrypt(
-            blob[header_size - NONCE_SIZE:header_size], blob[header_size:],
+            blob[header_size - NONCE_SIZE : header_size],
+            blob[header_size:],
             _aad(chunk_id_, version, flags),
         )
     except InvalidTag:

@@ -53,8 +53,11 @@ class _PackWriter:
 
     def __init__(self, directory: str):
         self.name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}.pack"
-        self.fd = os.open(os.path.join(directory, self.name),
-                          os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        self.fd = os.open(
+            os.path.join(directory, self.name),
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+            0o600,
+        )
         fcntl.flock(self.fd, fcntl.LOCK_SH)  # until closed: compact() keeps off
         self.size = 0
         self.synced = False  # its directory entry
@@ -72,8 +75,11 @@ class _PackWriter:
         """A pack is left for a new one when full, or when it has been idle for half the time
         after which compact() may look at it (then it is closed, and its lock released, once its
         rows are committed)."""
-        return (self.abandoned or self.size >= PACK_SIZE
-                or time.monotonic() - self.last_write > idle_seconds / 2)
+        return (
+            self.abandoned
+            or self.size >= PACK_SIZE
+            or time.monotonic() - self.last_write > idle_seconds / 2
+        )
 
 
 class PackingFilesystemBackend(FilesystemBackend):
@@ -116,8 +122,12 @@ class PackingFilesystemBackend(FilesystemBackend):
         return db
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(os.path.join(self.pack_dir, INDEX_NAME), timeout=60,
-                               isolation_level=None, check_same_thread=True)
+        return sqlite3.connect(
+            os.path.join(self.pack_dir, INDEX_NAME),
+            timeout=60,
+            isolation_level=None,
+            check_same_thread=True,
+        )
 
     def _prepare_index(self):
         """WAL mode and the table, once per backend: switching the journal mode does not wait
@@ -206,7 +216,7 @@ class PackingFilesystemBackend(FilesystemBackend):
                 except OSError:
                     self._abandon(writer)
                     with self._state_lock:  # the others are fsynced at the next sync
-                        self._to_sync.update((w.name, w) for w in writers[position + 1:])
+                        self._to_sync.update((w.name, w) for w in writers[position + 1 :])
                     raise
             if any(not writer.synced for writer in writers):
                 _fsync_dir(self.pack_dir)
@@ -233,8 +243,9 @@ class PackingFilesystemBackend(FilesystemBackend):
                 self._replaced |= {key for key in replaced if key not in self._pending}
             raise
         if replaced:
-            self._db().executemany("DELETE FROM objects WHERE key = ?",
-                                   [(key,) for key in replaced])
+            self._db().executemany(
+                "DELETE FROM objects WHERE key = ?", [(key,) for key in replaced]
+            )
 
     def _commit(self, pending: dict) -> None:
         db = self._db()
@@ -242,15 +253,17 @@ class PackingFilesystemBackend(FilesystemBackend):
             db.execute("BEGIN IMMEDIATE")
             db.executemany(
                 "INSERT OR REPLACE INTO objects (key, pack, offset, length) VALUES (?, ?, ?, ?)",
-                [(key, loc.pack, loc.offset, loc.length) for key, loc in pending.items()])
+                [(key, loc.pack, loc.offset, loc.length) for key, loc in pending.items()],
+            )
 
     def _abandon(self, writer: _PackWriter) -> None:
         """After a failed fsync the kernel may have dropped the pack's unwritten pages and call
         them clean: nothing written to it since its last good fsync is trusted. Those objects
         are forgotten (a backup fails its batch and downloads them again) and the pack is left."""
         with self._state_lock:
-            self._pending = {key: loc for key, loc in self._pending.items()
-                             if loc.pack != writer.name}
+            self._pending = {
+                key: loc for key, loc in self._pending.items() if loc.pack != writer.name
+            }
             self._to_sync.pop(writer.name, None)
             writer.abandoned = True  # the next append retires it and writes to a new pack
 
@@ -263,8 +276,11 @@ class PackingFilesystemBackend(FilesystemBackend):
             location = self._pending.get(key)
         if location is not None:
             return location
-        row = self._db().execute("SELECT pack, offset, length FROM objects WHERE key = ?",
-                                 (key,)).fetchone()
+        row = (
+            self._db()
+            .execute("SELECT pack, offset, length FROM objects WHERE key = ?", (key,))
+            .fetchone()
+        )
         return Location(*row) if row else None
 
     def get(self, key: str) -> bytes:
@@ -310,9 +326,14 @@ class PackingFilesystemBackend(FilesystemBackend):
             pending = {key for key in self._pending if key.startswith(prefix)}
         # Keys are ASCII below 0x7f: this range is exactly the keys starting with prefix.
         # fetchall() closes the read at once (a cursor left open would pin a WAL snapshot).
-        packed = {key for (key,) in self._db().execute(
-            "SELECT key FROM objects WHERE key >= ? AND key < ?", (prefix, prefix + "\x7f")
-        ).fetchall()}
+        packed = {
+            key
+            for (key,) in self._db()
+            .execute(
+                "SELECT key FROM objects WHERE key >= ? AND key < ?", (prefix, prefix + "\x7f")
+            )
+            .fetchall()
+        }
         yield from sorted(loose | pending | packed)
 
     # ----- space -----------------------------------------------------------------------
@@ -345,9 +366,13 @@ class PackingFilesystemBackend(FilesystemBackend):
             stat = os.fstat(fd)
             if stat.st_nlink == 0 or now - stat.st_mtime < self.idle_seconds:
                 return
-            count, used = self._db().execute(
-                "SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects WHERE pack = ?",
-                (name,)).fetchone()
+            count, used = (
+                self._db()
+                .execute(
+                    "SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects WHERE pack = ?", (name,)
+                )
+                .fetchone()
+            )
             if count and used >= min_live * stat.st_size:
                 return
             if count:
@@ -364,8 +389,9 @@ class PackingFilesystemBackend(FilesystemBackend):
         """Copy a pack's live objects to an open pack; each row moves only if it still
         points to the old place (a concurrent delete or put wins)."""
         db = self._db()
-        rows = db.execute("SELECT key, offset, length FROM objects WHERE pack = ?",
-                          (pack,)).fetchall()
+        rows = db.execute(
+            "SELECT key, offset, length FROM objects WHERE pack = ?", (pack,)
+        ).fetchall()
         writer = _PackWriter(self.pack_dir)  # its own, open (locked) until the rows are moved
         try:
             moves = []
@@ -376,7 +402,10 @@ class PackingFilesystemBackend(FilesystemBackend):
             _fsync_dir(self.pack_dir)
             with db:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("UPDATE objects SET pack = ?, offset = ? "
-                               "WHERE key = ? AND pack = ? AND offset = ?", moves)
+                db.executemany(
+                    "UPDATE objects SET pack = ?, offset = ? "
+                    "WHERE key = ? AND pack = ? AND offset = ?",
+                    moves,
+                )
         finally:
             os.close(writer.fd)

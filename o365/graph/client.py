@@ -75,8 +75,14 @@ class RetryRule:
     max_backoff: float = 60
     max_retry_after: float = MAX_RETRY_AFTER
 
-    def wait(self, attempt: int, *, status: int | None = None, code: str | None = None,
-             retry_after: float | None = None) -> float | None:
+    def wait(
+        self,
+        attempt: int,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> float | None:
         """Seconds to wait before sending again after failure number `attempt` (0 for the first
         send), or None: give up. With `status`, an HTTP answer of Graph or a download host:
         retried when it is in RETRY_STATUSES (unless its code is in NEVER_RETRY_CODES) and its
@@ -93,7 +99,7 @@ class RetryRule:
                 return None  # the caller's to schedule (Throttled.retry_after)
         if retry_after is not None:
             return retry_after
-        ceiling = min(self.max_backoff, self.backoff_base * (2 ** attempt))
+        ceiling = min(self.max_backoff, self.backoff_base * (2**attempt))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
@@ -128,12 +134,22 @@ class GraphClient:
     a `deadline` (a time.monotonic() value) no request or retry wait goes past it: the client
     gives up with GraphUnavailable(code="deadlineExceeded") instead."""
 
-    def __init__(self, credentials: Credentials, endpoints: Endpoints, *, cache_key: str,
-                 max_retries: int = 6, backoff_base: float = 1.0, max_backoff: float = 60,
-                 max_retry_after: float = MAX_RETRY_AFTER,
-                 sleep: Callable[[float], None] = time.sleep, shared_session: bool = False,
-                 timeout: tuple[float, float] | None = None, deadline: float | None = None,
-                 shared_throttle=None):
+    def __init__(
+        self,
+        credentials: Credentials,
+        endpoints: Endpoints,
+        *,
+        cache_key: str,
+        max_retries: int = 6,
+        backoff_base: float = 1.0,
+        max_backoff: float = 60,
+        max_retry_after: float = MAX_RETRY_AFTER,
+        sleep: Callable[[float], None] = time.sleep,
+        shared_session: bool = False,
+        timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
+        shared_throttle=None,
+    ):
         self.credentials = credentials
         self.timeout = tuple(timeout) if timeout else TIMEOUT
         self.deadline = deadline
@@ -144,8 +160,11 @@ class GraphClient:
         # shared_session: reuse the configuration's process-wide session (its open connections),
         # which close() then leaves open; otherwise a session of this client's own.
         self._owns_session = not shared_session
-        self.session = (self._connection.shared_session() if shared_session
-                        else transport.build_session(endpoints))
+        self.session = (
+            self._connection.shared_session()
+            if shared_session
+            else transport.build_session(endpoints)
+        )
         graph = urlsplit(endpoints.graph_base)
         self._graph_origin = (graph.scheme, graph.netloc.lower())
         # monotonic time before which batches wait: Graph's last Retry-After to this client
@@ -168,8 +187,6 @@ class GraphClient:
         if self._owns_session:
             self.session.close()
 
-
-
     def token(self) -> str:
         """An access token for Graph, from the shared cache when still valid."""
         attempt = 0
@@ -182,8 +199,7 @@ class GraphClient:
                 wait = self.retry.wait(attempt, retry_after=exc.retry_after)
                 if wait is None:
                     raise self._token_gave_up(exc) from None
-                log.warning("Token request to %s failed: %s; retrying in %.1f s",
-                            host, exc, wait)
+                log.warning("Token request to %s failed: %s; retrying in %.1f s", host, exc, wait)
                 self._pause(wait, host)
                 self._connection.before_retry()
                 attempt += 1
@@ -191,27 +207,34 @@ class GraphClient:
     def _token_gave_up(self, exc):
         host = urlsplit(self.endpoints.authority_host).netloc
         if exc.status in THROTTLE_STATUSES:
-            return Throttled(f"Microsoft's sign-in service ({host}) is still throttling Kodo after "
-                             f"{self.retry.max_retries} retries. Try again later.",
-                             code=exc.code, message=exc.message, status=exc.status,
-                             retry_after=exc.retry_after)
-        return GraphUnavailable(f"Microsoft's sign-in service ({host}) could not be reached after "
-                                f"{self.retry.max_retries} retries ({exc}). Try again later.",
-                                code=exc.code, message=exc.message, status=exc.status)
+            return Throttled(
+                f"Microsoft's sign-in service ({host}) is still throttling Kodo after "
+                f"{self.retry.max_retries} retries. Try again later.",
+                code=exc.code,
+                message=exc.message,
+                status=exc.status,
+                retry_after=exc.retry_after,
+            )
+        return GraphUnavailable(
+            f"Microsoft's sign-in service ({host}) could not be reached after "
+            f"{self.retry.max_retries} retries ({exc}). Try again later.",
+            code=exc.code,
+            message=exc.message,
+            status=exc.status,
+        )
 
     def roles(self) -> list[str]:
         """The application permissions granted to the app (the token's `roles` claim)."""
         return list(token_claims(self.token()).get("roles") or [])
-
-
 
     def get(self, path_or_url: str, params: dict | None = None) -> dict:
         """GET a Graph resource and return its JSON."""
         _, payload = self._send("GET", path_or_url, params=params, want_json=True)
         return payload
 
-    def batch(self, requests: list[dict], *, raise_errors: bool = False
-              ) -> dict[str, BatchResponse]:
+    def batch(
+        self, requests: list[dict], *, raise_errors: bool = False
+    ) -> dict[str, BatchResponse]:
         """Send requests ({"id", "method", "url", optional "headers" and "body"}; url relative
         to the Graph base, or an absolute URL on it) as JSON batches of at most BATCH_LIMIT, one
         after the other, and return each answer by id. The batch itself is retried as any
@@ -225,32 +248,43 @@ class GraphClient:
             if request_id in seen:
                 raise ValueError(f"Two requests of one batch have the id {request_id!r}.")
             seen.add(request_id)
-            prepared.append({**request, "id": request_id, "method": request.get("method", "GET"),
-                             "url": self._batch_url(request["url"])})
+            prepared.append(
+                {
+                    **request,
+                    "id": request_id,
+                    "method": request.get("method", "GET"),
+                    "url": self._batch_url(request["url"]),
+                }
+            )
         answers = {}
         for start in range(0, len(prepared), BATCH_LIMIT):
-            answers.update(self._batch_chunk(prepared[start:start + BATCH_LIMIT]))
+            answers.update(self._batch_chunk(prepared[start : start + BATCH_LIMIT]))
         if raise_errors:
             for request in prepared:
                 answers[request["id"]].json()
         return answers
 
-    def get_many(self, paths: list[str], params: dict | None = None, *,
-                 raise_errors: bool = False) -> dict[str, BatchResponse]:
+    def get_many(
+        self, paths: list[str], params: dict | None = None, *, raise_errors: bool = False
+    ) -> dict[str, BatchResponse]:
         """GET each path (with the same query `params`) in JSON batches; answers by path."""
         query = f"?{urlencode(params, safe='$,')}" if params else ""
         unique = list(dict.fromkeys(paths))
-        answers = self.batch([{"id": str(n), "method": "GET", "url": f"{path}{query}"}
-                              for n, path in enumerate(unique)], raise_errors=raise_errors)
+        answers = self.batch(
+            [
+                {"id": str(n), "method": "GET", "url": f"{path}{query}"}
+                for n, path in enumerate(unique)
+            ],
+            raise_errors=raise_errors,
+        )
         return {path: answers[str(n)] for n, path in enumerate(unique)}
 
     def _batch_url(self, path_or_url):
         if path_or_url.startswith(("https://", "http://")):
             base = self.endpoints.graph_base.rstrip("/")
             if not path_or_url.lower().startswith(base.lower() + "/"):
-                raise ValueError("A batch holds Graph requests only, not "
-                                 f"{safe_url(path_or_url)}.")
-            path_or_url = path_or_url[len(base):]
+                raise ValueError(f"A batch holds Graph requests only, not {safe_url(path_or_url)}.")
+            path_or_url = path_or_url[len(base) :]
         return "/" + path_or_url.lstrip("/")
 
     def _batch_chunk(self, chunk):
@@ -259,8 +293,13 @@ class GraphClient:
         attempt = 0
         refreshed = False
         while pending:
-            _, payload = self._send("POST", "$batch", json={"requests": list(pending.values())},
-                                    headers={"Accept": "application/json"}, want_json=True)
+            _, payload = self._send(
+                "POST",
+                "$batch",
+                json={"requests": list(pending.values())},
+                headers={"Accept": "application/json"},
+                want_json=True,
+            )
             received = {}
             for item in (payload or {}).get("responses") or ():
                 if isinstance(item, dict) and str(item.get("id")) in pending:
@@ -268,9 +307,14 @@ class GraphClient:
             again, waits, unauthorized = {}, [], False
             for request_id, request in pending.items():
                 item = received.get(request_id) or {
-                    "status": 502, "body": {"error": {
-                        "code": "batchAnswerMissing",
-                        "message": "The batch's answer lacked this request."}}}
+                    "status": 502,
+                    "body": {
+                        "error": {
+                            "code": "batchAnswerMissing",
+                            "message": "The batch's answer lacked this request.",
+                        }
+                    },
+                }
                 try:
                     status = int(item.get("status"))
                 except (TypeError, ValueError):
@@ -295,17 +339,27 @@ class GraphClient:
                     continue
                 url = f"{self.endpoints.graph_base}{request['url']}"
                 answers[request_id] = BatchResponse(
-                    request_id, status, headers, body,
-                    self._error(status, code, message, sub_request_id, url, retry_after,
-                                retries=attempt))
+                    request_id,
+                    status,
+                    headers,
+                    body,
+                    self._error(
+                        status, code, message, sub_request_id, url, retry_after, retries=attempt
+                    ),
+                )
             if unauthorized:  # a fresh token, once
                 self._connection.drop_token(self._connection.last_token)
                 refreshed = True
             if waits:
                 wait = max(waits)
-                log.info("POST $batch: %d of %d requests throttled or failed; retry %d of %d "
-                         "in %.2f s", len(again), len(pending), attempt + 1,
-                         self.retry.max_retries, wait)
+                log.info(
+                    "POST $batch: %d of %d requests throttled or failed; retry %d of %d in %.2f s",
+                    len(again),
+                    len(pending),
+                    attempt + 1,
+                    self.retry.max_retries,
+                    wait,
+                )
                 self._pause(wait, self.endpoints.graph_base)
                 attempt += 1
             pending = again
@@ -320,17 +374,34 @@ class GraphClient:
             yield page
             url, page_params = page.get("@odata.nextLink"), None
 
-    def request(self, method: str, path_or_url: str, *, params: dict | None = None,
-                stream: bool = False, headers: dict | None = None, json: object = None,
-                data: object = None, allow_redirects: bool = True,
-                authenticated: bool = True) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict | None = None,
+        stream: bool = False,
+        headers: dict | None = None,
+        json: object = None,
+        data: object = None,
+        allow_redirects: bool = True,
+        authenticated: bool = True,
+    ) -> requests.Response:
         """Any request, with the retries and error mapping; the response is successful (2xx,
         or 3xx when redirects are not followed). With authenticated=False no token is sent
         (pre-authenticated download and upload URLs). A streamed body is the caller's to read
         and close; a failure while reading it is not retried here."""
-        response, _ = self._send(method, path_or_url, params=params, stream=stream,
-                                 headers=headers, json=json, data=data,
-                                 allow_redirects=allow_redirects, authenticated=authenticated)
+        response, _ = self._send(
+            method,
+            path_or_url,
+            params=params,
+            stream=stream,
+            headers=headers,
+            json=json,
+            data=data,
+            allow_redirects=allow_redirects,
+            authenticated=authenticated,
+        )
         return response
 
     def _url(self, path_or_url, authenticated):
@@ -338,13 +409,27 @@ class GraphClient:
             url = path_or_url
             parts = urlsplit(url)
             if authenticated and (parts.scheme, parts.netloc.lower()) != self._graph_origin:
-                raise ValueError(f"Refusing to send Kodo's Graph token to {parts.netloc}: only "
-                                 f"{self._graph_origin[1]} gets it (use authenticated=False).")
+                raise ValueError(
+                    f"Refusing to send Kodo's Graph token to {parts.netloc}: only "
+                    f"{self._graph_origin[1]} gets it (use authenticated=False)."
+                )
             return url
         return f"{self.endpoints.graph_base}/{path_or_url.lstrip('/')}"
 
-    def _send(self, method, path_or_url, *, params=None, stream=False, headers=None, json=None,
-              data=None, allow_redirects=True, authenticated=True, want_json=False):
+    def _send(
+        self,
+        method,
+        path_or_url,
+        *,
+        params=None,
+        stream=False,
+        headers=None,
+        json=None,
+        data=None,
+        allow_redirects=True,
+        authenticated=True,
+        want_json=False,
+    ):
         url = self._url(path_or_url, authenticated)
         rewind = _rewinder(data)
         refreshed = False
@@ -363,13 +448,27 @@ class GraphClient:
             timeout = self._request_timeout(url)
             try:
                 response = None
-                if (method == "GET" and stream and not authenticated and params is None
-                        and json is None and data is None):
+                if (
+                    method == "GET"
+                    and stream
+                    and not authenticated
+                    and params is None
+                    and json is None
+                    and data is None
+                ):
                     response = self._fast_get(url, send_headers, timeout)
                 if response is None:
                     response = self.session.request(
-                        method, url, params=params, headers=send_headers, json=json, data=data,
-                        stream=stream, allow_redirects=allow_redirects, timeout=timeout)
+                        method,
+                        url,
+                        params=params,
+                        headers=send_headers,
+                        json=json,
+                        data=data,
+                        stream=stream,
+                        allow_redirects=allow_redirects,
+                        timeout=timeout,
+                    )
                 payload = None
                 if want_json and response.status_code < 300:
                     payload = response.json()
@@ -392,14 +491,16 @@ class GraphClient:
                     raise GraphUnavailable(
                         f"Microsoft Graph could not be reached at {urlsplit(url).netloc} after "
                         f"{attempt} retries ({type(exc).__name__}). Try again later.",
-                        code="connectionFailed") from exc
+                        code="connectionFailed",
+                    ) from exc
                 self._log_retry(method, url, type(exc).__name__, attempt)
                 self._pause(wait, url)
                 attempt += 1
                 continue
             status = response.status_code
-            log.debug("%s %s -> %s in %.2f s", method, safe_url(url), status,
-                      time.monotonic() - started)
+            log.debug(
+                "%s %s -> %s in %.2f s", method, safe_url(url), status, time.monotonic() - started
+            )
             if status < 400:
                 return response, payload
             code, message, request_id = _error_fields(json_or_none(response), response)
@@ -419,8 +520,16 @@ class GraphClient:
                 attempt += 1
                 continue
             response.close()
-            raise self._error(status, code, message, request_id, url, retry_after,
-                              authenticated=authenticated, retries=attempt)
+            raise self._error(
+                status,
+                code,
+                message,
+                request_id,
+                url,
+                retry_after,
+                authenticated=authenticated,
+                retries=attempt,
+            )
 
     def _fast_get(self, url, headers, timeout):
         """A streamed GET of a pre-authenticated URL (a file download) straight through the
@@ -441,10 +550,17 @@ class GraphClient:
         send_headers.update(headers)
         try:
             pool = adapter.get_connection_with_tls_context(prepared, session.verify)
-            raw = pool.urlopen("GET", target, headers=send_headers, redirect=False,
-                               assert_same_host=False, preload_content=False,
-                               decode_content=False, retries=False,
-                               timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+            raw = pool.urlopen(
+                "GET",
+                target,
+                headers=send_headers,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                retries=False,
+                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            )
         except urllib3.exceptions.SSLError as exc:
             raise requests.exceptions.SSLError(exc) from exc
         except urllib3.exceptions.ConnectTimeoutError as exc:
@@ -499,7 +615,8 @@ class GraphClient:
         if left <= 0:
             raise GraphUnavailable(
                 f"{urlsplit(url).netloc or url} gave no answer in the time allowed.",
-                code="deadlineExceeded")
+                code="deadlineExceeded",
+            )
         return left
 
     def _pause(self, seconds, url):
@@ -508,42 +625,72 @@ class GraphClient:
         if left is not None and seconds >= left:
             raise GraphUnavailable(
                 f"{urlsplit(url).netloc or url} gave no answer in the time allowed.",
-                code="deadlineExceeded")
+                code="deadlineExceeded",
+            )
         self.sleep(seconds)
 
     def _log_retry(self, method, url, why, attempt, wait=None):
-        log.info("%s %s: %s; retry %d of %d%s", method, safe_url(url), why, attempt + 1,
-                 self.retry.max_retries, f" in {wait:.2f} s" if wait is not None else "")
+        log.info(
+            "%s %s: %s; retry %d of %d%s",
+            method,
+            safe_url(url),
+            why,
+            attempt + 1,
+            self.retry.max_retries,
+            f" in {wait:.2f} s" if wait is not None else "",
+        )
 
-    def _error(self, status, code, message, request_id, url, retry_after=None, *,
-               authenticated=True, retries=0):
+    def _error(
+        self,
+        status,
+        code,
+        message,
+        request_id,
+        url,
+        retry_after=None,
+        *,
+        authenticated=True,
+        retries=0,
+    ):
         said = f"{code}: {message}" if code and message else (code or message or f"HTTP {status}")
         fields = {"code": code, "message": message, "status": status, "request_id": request_id}
         where = safe_url(url)
         if status in THROTTLE_STATUSES:
-            return Throttled(f"Microsoft Graph is still throttling Kodo after {retries} retries "
-                             f"({said}). Try again later.", retry_after=retry_after, **fields)
+            return Throttled(
+                f"Microsoft Graph is still throttling Kodo after {retries} retries "
+                f"({said}). Try again later.",
+                retry_after=retry_after,
+                **fields,
+            )
         if status in (500, 502):
-            return GraphUnavailable(f"Microsoft Graph kept failing after {retries} retries "
-                                    f"({said}). Try again later.", **fields)
+            return GraphUnavailable(
+                f"Microsoft Graph kept failing after {retries} retries ({said}). Try again later.",
+                **fields,
+            )
         if status == 401 and not authenticated:
             return DownloadUrlExpired(f"The download link has expired ({said}).", **fields)
         if status == 401:
-            return AuthenticationFailed(f"Microsoft Graph refused Kodo's access token ({said}). "
-                                        "Check the app registration and its admin consent.",
-                                        **fields)
+            return AuthenticationFailed(
+                f"Microsoft Graph refused Kodo's access token ({said}). "
+                "Check the app registration and its admin consent.",
+                **fields,
+            )
         if status == 403:
-            return PermissionDenied(f"Microsoft Graph denied access to {where} ({said}). Check "
-                                    "that the app has the application permissions Kodo needs, "
-                                    "with admin consent.", **fields)
+            return PermissionDenied(
+                f"Microsoft Graph denied access to {where} ({said}). Check "
+                "that the app has the application permissions Kodo needs, "
+                "with admin consent.",
+                **fields,
+            )
         if status == 404 or (status == 400 and "mysite" in (message or "").lower()):
             # 400 "Unable to retrieve user's mysite URL.": the user has no OneDrive
             return NotFound(f"Not found in Microsoft Graph: {where} ({said}).", **fields)
         if status == 410:
-            return ResyncRequired(f"The delta link is no longer valid ({said}); a full "
-                                  "enumeration is needed.", **fields)
-        return GraphError(f"Microsoft Graph answered HTTP {status} for {where} ({said}).",
-                          **fields)
+            return ResyncRequired(
+                f"The delta link is no longer valid ({said}); a full enumeration is needed.",
+                **fields,
+            )
+        return GraphError(f"Microsoft Graph answered HTTP {status} for {where} ({said}).", **fields)
 
 
 def _error_fields(body, response):
@@ -585,5 +732,6 @@ def _rewinder(data):
         def rewind():
             data.seek(start)
             return True
+
         return rewind
     return lambda: False  # a generator: it cannot be sent twice

@@ -1,7 +1,6 @@
 """What Microsoft Graph answered, as exceptions: code, message, HTTP status and request-id."""
 
 
-
 class GraphError(Exception):
     """A Microsoft Graph (or sign-in) failure. `code`, `message`, `status` and `request_id` are
     Microsoft's when it answered; str(exc) is a sentence for an admin."""

@@ -48,8 +48,10 @@ class Credentials:
         secret = "'***'" if self.client_secret else None
         pfx = f"<{len(self.pfx)} bytes>" if self.pfx else None
         password = "'***'" if self.pfx_password else None
-        return (f"Credentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, "
-                f"client_secret={secret}, pfx={pfx}, pfx_password={password})")
+        return (
+            f"Credentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, "
+            f"client_secret={secret}, pfx={pfx}, pfx_password={password})"
+        )
 
     __str__ = __repr__
 
@@ -57,8 +59,12 @@ class Credentials:
         """A digest of every field, keyed per process: fit for cache keys, useless to guess
         secrets from."""
         mac = hmac.new(_PROCESS_KEY, digestmod=hashlib.sha256)
-        for part in (self.tenant_id, self.client_id, self.client_secret or "",
-                     self.pfx_password or ""):
+        for part in (
+            self.tenant_id,
+            self.client_id,
+            self.client_secret or "",
+            self.pfx_password or "",
+        ):
             mac.update(part.encode() + b"\0")
         mac.update(self.pfx or b"")
         return mac.hexdigest()[:32]
@@ -71,8 +77,9 @@ class Credentials:
 
 
 class TransientTokenError(Exception):
-    def __init__(self, detail, *, status=None, retry_after=None, code=None, message=None,
-                 request_id=None):
+    def __init__(
+        self, detail, *, status=None, retry_after=None, code=None, message=None, request_id=None
+    ):
         super().__init__(detail)
         self.status = status
         self.retry_after = retry_after
@@ -136,16 +143,20 @@ class _CertificateAssertion:
 
         try:
             key, cert, _ = pkcs12.load_key_and_certificates(
-                pfx, password.encode() if password else None)
+                pfx, password.encode() if password else None
+            )
         except ValueError:
             raise AuthenticationFailed(
                 "The certificate password does not open this PFX file (or the file is not a PFX). "
                 "Check the certificate file and its password in the configuration.",
-                code="invalid_certificate") from None
+                code="invalid_certificate",
+            ) from None
         if key is None or cert is None:
             raise AuthenticationFailed(
                 "This PFX file lacks the private key or the certificate. Export the certificate "
-                "again with its private key.", code="invalid_certificate")
+                "again with its private key.",
+                code="invalid_certificate",
+            )
         self.client_id = client_id
         self._key = key
         der = cert.public_bytes(serialization.Encoding.DER)
@@ -161,38 +172,48 @@ class _CertificateAssertion:
 
         now = int(time.time())
         header = {"alg": "PS256", "typ": "JWT", "x5t#S256": self._x5t_s256}
-        claims = {"aud": context["token_endpoint"], "iss": self.client_id, "sub": self.client_id,
-                  "jti": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 600}
-        signing_input = (_b64url(json.dumps(header, separators=(",", ":")).encode()) + "."
-                         + _b64url(json.dumps(claims, separators=(",", ":")).encode()))
+        claims = {
+            "aud": context["token_endpoint"],
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "jti": str(uuid.uuid4()),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+        }
+        signing_input = (
+            _b64url(json.dumps(header, separators=(",", ":")).encode())
+            + "."
+            + _b64url(json.dumps(claims, separators=(",", ":")).encode())
+        )
         signature = self._key.sign(
             signing_input.encode(),
             padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
-            hashes.SHA256())
+            hashes.SHA256(),
+        )
         return signing_input + "." + _b64url(signature)
 
 
 # AADSTS number (or OAuth error) -> what the admin should do
 _SIGN_IN_ADVICE = {
     "7000215": "The client secret is not valid for this app registration. Enter the secret's "
-               "Value (not its Secret ID), or create a new client secret.",
+    "Value (not its Secret ID), or create a new client secret.",
     "7000222": "The client secret has expired. Create a new client secret and update the "
-               "configuration.",
+    "configuration.",
     "90002": "The tenant was not found. Check the tenant ID (Directory ID) and the cloud.",
     "900023": "The tenant ID is not valid. Check the tenant ID (Directory ID).",
     "700016": "The app (client ID) was not found in this tenant. Check the client ID, and that "
-              "the app is registered in this tenant.",
+    "the app is registered in this tenant.",
     "700027": "Microsoft does not accept this certificate for the app. Upload the certificate "
-              "(.cer) to the app registration, or check that the PFX is the right one.",
+    "(.cer) to the app registration, or check that the PFX is the right one.",
     "700024": "The certificate sign-in was refused as out of its time range. Check the server's "
-              "clock.",
+    "clock.",
     "700025": "Microsoft refused a replayed certificate assertion.",
     "invalid_client": "Microsoft refused the app's credentials. Check the client ID, the secret "
-                      "or the certificate.",
+    "or the certificate.",
     "unauthorized_client": "The app is not allowed to sign in to this tenant. Check the client "
-                           "ID and that an admin consented to the app.",
-    "invalid_tenant": "The tenant was not found. Check the tenant ID (Directory ID) and the "
-                      "cloud.",
+    "ID and that an admin consented to the app.",
+    "invalid_tenant": "The tenant was not found. Check the tenant ID (Directory ID) and the cloud.",
 }
 
 
@@ -202,7 +223,7 @@ def _aadsts(description):
     if start < 0:
         return None
     digits = ""
-    for ch in text[start + 6:]:
+    for ch in text[start + 6 :]:
         if not ch.isdigit():
             break
         digits += ch
@@ -247,9 +268,14 @@ class _Connection:
         self.http.forget()
         try:
             return msal.ConfidentialClientApplication(
-                self.credentials.client_id, client_credential=credential, authority=authority,
-                http_client=self.http, http_cache=self.http_cache, instance_discovery=False,
-                token_cache=self.token_cache)
+                self.credentials.client_id,
+                client_credential=credential,
+                authority=authority,
+                http_client=self.http,
+                http_cache=self.http_cache,
+                instance_discovery=False,
+                token_cache=self.token_cache,
+            )
         except ValueError as exc:
             raise self._discovery_failed(authority, exc) from None
         except MsalServiceError as exc:
@@ -266,7 +292,10 @@ class _Connection:
         return AuthenticationFailed(
             f"Kodo could not read the sign-in configuration of tenant {self.credentials.tenant_id} "
             f"at {authority} (HTTP {status or 'no answer'}). Check the tenant ID and the cloud.",
-            code="invalid_authority", status=status, message=self.credentials.scrub(str(exc)))
+            code="invalid_authority",
+            status=status,
+            message=self.credentials.scrub(str(exc)),
+        )
 
     def _sign_in_refused(self, body, status, response=None):
         code = body.get("error")
@@ -274,14 +303,24 @@ class _Connection:
         number = _aadsts(description)
         if number is None and body.get("error_codes"):
             number = str(body["error_codes"][0])
-        advice = _SIGN_IN_ADVICE.get(number or "") or _SIGN_IN_ADVICE.get(code or "") or (
-            "Microsoft refused to sign Kodo in.")
-        request_id = body.get("trace_id") or body.get("correlation_id") or (
-            response.headers.get("x-ms-request-id") if response is not None else None)
+        advice = (
+            _SIGN_IN_ADVICE.get(number or "")
+            or _SIGN_IN_ADVICE.get(code or "")
+            or ("Microsoft refused to sign Kodo in.")
+        )
+        request_id = (
+            body.get("trace_id")
+            or body.get("correlation_id")
+            or (response.headers.get("x-ms-request-id") if response is not None else None)
+        )
         return AuthenticationFailed(
             f"{advice} (Microsoft said: {description or code})",
-            code=code, message=description, status=status, request_id=request_id,
-            aadsts=f"AADSTS{number}" if number else None)
+            code=code,
+            message=description,
+            status=status,
+            request_id=request_id,
+            aadsts=f"AADSTS{number}" if number else None,
+        )
 
     def _transient(self, what, exc=None, body=None):
         response = self.http.last
@@ -295,8 +334,9 @@ class _Connection:
             else:
                 code, message = error, first_line(body.get("error_description"))
         detail = f"{what} (HTTP {status})" if status else f"{what}: {exc}"
-        return TransientTokenError(detail, status=status, retry_after=retry_after_of(response),
-                                    code=code, message=message)
+        return TransientTokenError(
+            detail, status=status, retry_after=retry_after_of(response), code=code, message=message
+        )
 
     def acquire(self, timeout=None) -> str:
         """A valid token (MSAL's cached one while it has more than 5 minutes left). `timeout`:

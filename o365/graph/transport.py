@@ -101,8 +101,9 @@ def refused_address(address: str) -> bool:
 
 def _refused(endpoints: Endpoints, where: str, why: str) -> DestinationRefused:
     cloud = f"the cloud {endpoints.name}" if endpoints.name else "this configuration's cloud"
-    return DestinationRefused(f"Kodo did not connect to {where}: {why} of {cloud}.",
-                              code="destinationRefused")
+    return DestinationRefused(
+        f"Kodo did not connect to {where}: {why} of {cloud}.", code="destinationRefused"
+    )
 
 
 def check_destination(endpoints: Endpoints, scheme: str, host: str, port: int | None):
@@ -118,8 +119,14 @@ def check_destination(endpoints: Endpoints, scheme: str, host: str, port: int | 
         raise _refused(endpoints, where, "it is not a sign-in, Graph or download host")
 
 
-def connect_checked(endpoints: Endpoints, host: str, port: int, timeout=_DEFAULT_TIMEOUT,
-                    source_address=None, socket_options=None) -> socket.socket:
+def connect_checked(
+    endpoints: Endpoints,
+    host: str,
+    port: int,
+    timeout=_DEFAULT_TIMEOUT,
+    source_address=None,
+    socket_options=None,
+) -> socket.socket:
     """urllib3's create_connection, but every resolved address is checked before it is used,
     and the socket connects to that very address."""
     check_destination(endpoints, "https", host, port)
@@ -128,12 +135,16 @@ def connect_checked(endpoints: Endpoints, host: str, port: int, timeout=_DEFAULT
         candidates = socket.getaddrinfo(name, port, allowed_gai_family(), socket.SOCK_STREAM)
     except UnicodeError:
         raise socket.gaierror(f"{host!r} is not a valid host name") from None
-    allowed = [c for c in candidates
-               if endpoints.private_network or not refused_address(str(c[4][0]))]
+    allowed = [
+        c for c in candidates if endpoints.private_network or not refused_address(str(c[4][0]))
+    ]
     if candidates and not allowed:
-        raise _refused(endpoints, f"{host}:{port}" if port != 443 else host,
-                       "it is on a loopback, link-local or private network, which is not "
-                       "allowed for the hosts")
+        raise _refused(
+            endpoints,
+            f"{host}:{port}" if port != 443 else host,
+            "it is on a loopback, link-local or private network, which is not "
+            "allowed for the hosts",
+        )
     error = None
     for family, socktype, proto, _, address in allowed:
         sock = None
@@ -162,8 +173,14 @@ class _GuardedHTTPSConnection(HTTPSConnection):
         from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
         try:
-            sock = connect_checked(self.endpoints, self._dns_host, self.port, self.timeout,
-                                   self.source_address, self.socket_options)
+            sock = connect_checked(
+                self.endpoints,
+                self._dns_host,
+                self.port,
+                self.timeout,
+                self.source_address,
+                self.socket_options,
+            )
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
         except TimeoutError as exc:
@@ -193,10 +210,16 @@ class GuardedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
         bound = {"endpoints": self.endpoints}
-        https = type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {
-            "ConnectionCls": type("GuardedHTTPSConnection", (_GuardedHTTPSConnection,), bound)})
-        http = type("RefusedHTTPConnectionPool", (HTTPConnectionPool,), {
-            "ConnectionCls": type("RefusedHTTPConnection", (_RefusedHTTPConnection,), bound)})
+        https = type(
+            "GuardedHTTPSConnectionPool",
+            (HTTPSConnectionPool,),
+            {"ConnectionCls": type("GuardedHTTPSConnection", (_GuardedHTTPSConnection,), bound)},
+        )
+        http = type(
+            "RefusedHTTPConnectionPool",
+            (HTTPConnectionPool,),
+            {"ConnectionCls": type("RefusedHTTPConnection", (_RefusedHTTPConnection,), bound)},
+        )
         self.poolmanager.pool_classes_by_scheme = {"https": https, "http": http}
 
     def send(self, request, *args, **kwargs):
@@ -211,8 +234,9 @@ class GuardedAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
     def proxy_manager_for(self, proxy, **proxy_kwargs):
-        raise DestinationRefused("Kodo does not send Microsoft 365 requests through a proxy.",
-                                 code="destinationRefused")
+        raise DestinationRefused(
+            "Kodo does not send Microsoft 365 requests through a proxy.", code="destinationRefused"
+        )
 
     __attrs__ = [*HTTPAdapter.__attrs__, "endpoints"]
 
@@ -230,8 +254,7 @@ def build_session(endpoints: Endpoints, *, pool_size: int = POOL_SIZE) -> reques
 
         session.verify = certifi.where()
     session.headers["User-Agent"] = USER_AGENT
-    adapter = GuardedAdapter(endpoints, pool_connections=4, pool_maxsize=pool_size,
-                             max_retries=0)
+    adapter = GuardedAdapter(endpoints, pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -242,8 +265,7 @@ def first_line(text):
 
 
 def retry_after_of(response):
-    return parse_retry_after(response.headers.get("Retry-After") if response is not None
-                              else None)
+    return parse_retry_after(response.headers.get("Retry-After") if response is not None else None)
 
 
 def parse_retry_after(value):
@@ -287,8 +309,13 @@ def is_cert_verification_error(exc):
         seen.add(id(e))
         if isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e):
             return True
-        stack.extend([e.__cause__, e.__context__, *[a for a in getattr(e, "args", ())
-                                                    if isinstance(a, BaseException)]])
+        stack.extend(
+            [
+                e.__cause__,
+                e.__context__,
+                *[a for a in getattr(e, "args", ()) if isinstance(a, BaseException)],
+            ]
+        )
         reason = getattr(e, "reason", None)
         if isinstance(reason, BaseException):
             stack.append(reason)
@@ -300,11 +327,16 @@ def tls_error(host, exc):
         return GraphUnavailable(
             f"The TLS certificate of {urlsplit(host).netloc or host} is not trusted. For a custom "
             "cloud, the server administrator gives the CA certificate that signed it (Clouds).",
-            code="tlsCertificateNotTrusted")
-    return GraphUnavailable(f"A secure connection to {urlsplit(host).netloc or host} failed: {exc}",
-                            code="tlsError")
+            code="tlsCertificateNotTrusted",
+        )
+    return GraphUnavailable(
+        f"A secure connection to {urlsplit(host).netloc or host} failed: {exc}", code="tlsError"
+    )
 
 
-TRANSIENT_EXCEPTIONS = (requests.ConnectionError, requests.Timeout,
-                         requests.exceptions.ChunkedEncodingError,
-                         requests.exceptions.ContentDecodingError)
+TRANSIENT_EXCEPTIONS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)

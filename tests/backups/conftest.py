@@ -42,5 +42,6 @@ class Tenant:
 @pytest.fixture
 def tenant(world, running_sim, store_dir):
     service = sim_service(world.org_a, running_sim, name="Contoso")
-    return Tenant(running_sim, running_sim.sim, service, mirror_users(service, running_sim.sim),
-                  world.org_a)
+    return Tenant(
+        running_sim, running_sim.sim, service, mirror_users(service, running_sim.sim), world.org_a
+    )

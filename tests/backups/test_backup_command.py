@@ -13,8 +13,9 @@ def fast_retries(settings):
 
 def test_wait_backs_up_one_user_here(tenant, capsys):
     email = tenant.users[1].email
-    call_command("backup", "--organization", str(tenant.organization.code), "--user", email,
-                 "--wait")
+    call_command(
+        "backup", "--organization", str(tenant.organization.code), "--user", email, "--wait"
+    )
 
     run = BackupRun.objects.get()
     assert (run.status, run.trigger) == ("succeeded", "command")
@@ -31,8 +32,9 @@ def sent(monkeypatch):
 
 
 def test_without_wait_it_queues_every_user_of_a_configuration(tenant, sent, capsys):
-    call_command("backup", "--organization", tenant.organization.name,
-                 "--configuration", tenant.service.name)
+    call_command(
+        "backup", "--organization", tenant.organization.name, "--configuration", tenant.service.name
+    )
 
     queued = BackupRun.objects.filter(status="queued")
     assert queued.count() == len(tenant.users) == len(sent)
@@ -56,8 +58,9 @@ def test_an_unreachable_queue_is_said_and_the_run_kept_for_later(tenant, monkeyp
 
     monkeypatch.setattr(run_backup, "apply_async", broker_down)
     with pytest.raises(CommandError, match="task queue .* is unreachable: 1 of these backups"):
-        call_command("backup", "--organization", tenant.organization.name, "--user",
-                     tenant.users[1].email)
+        call_command(
+            "backup", "--organization", tenant.organization.name, "--user", tenant.users[1].email
+        )
 
     run = BackupRun.objects.get()
     assert run.status == "queued" and run.sent_at is None  # backups.recovery sends it later
@@ -67,8 +70,9 @@ def test_it_names_what_it_cannot_find(tenant):
     with pytest.raises(CommandError, match="No organization"):
         call_command("backup", "--organization", "Nope")
     with pytest.raises(CommandError, match="no Office 365 configuration named"):
-        call_command("backup", "--organization", tenant.organization.name,
-                     "--configuration", "Nope")
+        call_command(
+            "backup", "--organization", tenant.organization.name, "--configuration", "Nope"
+        )
     with pytest.raises(CommandError, match="No user"):
         call_command("backup", "--organization", tenant.organization.name, "--user", "x@y.z")
 
@@ -82,8 +86,9 @@ def test_wait_does_not_judge_a_run_another_command_holds(tenant, capsys):
     others, _ = start_run(user, BackupRun.Trigger.COMMAND, enqueue=False)
     assert claim_run(others.pk, others.organization_id).outcome == "claimed"
 
-    call_command("backup", "--organization", tenant.organization.name, "--user", user.email,
-                 "--wait")
+    call_command(
+        "backup", "--organization", tenant.organization.name, "--user", user.email, "--wait"
+    )
 
     assert "already being backed up by another command or worker" in capsys.readouterr().out
     others.refresh_from_db()

@@ -8,8 +8,9 @@ from organizations.models import AuditEvent
 from tests.factories import make_users
 
 
-def test_backup_now_for_a_user_enqueues_and_audit_logs(admin_a_client, world,
-                                                       django_capture_on_commit_callbacks):
+def test_backup_now_for_a_user_enqueues_and_audit_logs(
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     user = make_users(world.org_a, 1)[0]
     url = reverse("backup-user", args=[world.org_a.code, user.service.code, user.graph_id])
 
@@ -24,8 +25,9 @@ def test_backup_now_for_a_user_enqueues_and_audit_logs(admin_a_client, world,
     assert event.organization == world.org_a and user.email in event.message
 
 
-def test_backup_now_twice_does_not_start_a_second_run(admin_a_client, world,
-                                                      django_capture_on_commit_callbacks):
+def test_backup_now_twice_does_not_start_a_second_run(
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     user = make_users(world.org_a, 1)[0]
     url = reverse("backup-user", args=[world.org_a.code, user.service.code, user.graph_id])
     with django_capture_on_commit_callbacks() as callbacks:
@@ -35,7 +37,8 @@ def test_backup_now_twice_does_not_start_a_second_run(admin_a_client, world,
 
 
 def test_backup_now_for_a_configuration_starts_one_run_per_user(
-        admin_a_client, world, django_capture_on_commit_callbacks):
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     """The request only enqueues the fan-out; the fan-out task (run here) starts the runs
     (tests/backups/test_fan_out.py has the details)."""
     users = make_users(world.org_a, 3)
@@ -43,14 +46,17 @@ def test_backup_now_for_a_configuration_starts_one_run_per_user(
     users[2].save()
     url = reverse("backup-configuration", args=[world.org_a.code, users[0].service.code])
 
-    with mock.patch("backups.tasks.run_backup.delay"), \
-            mock.patch("backups.tasks.fan_out_backups.delay",
-                       lambda *args: fan_out_backups.run(*args)), \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch("backups.tasks.run_backup.delay"),
+        mock.patch("backups.tasks.fan_out_backups.delay", lambda *args: fan_out_backups.run(*args)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = admin_a_client.post(url, follow=True)
 
     assert set(BackupRun.objects.values_list("directory_user", flat=True)) == {
-        users[0].pk, users[1].pk}
+        users[0].pk,
+        users[1].pk,
+    }
     assert "Backing up 2 users" in response.content.decode()
     assert AuditEvent.objects.filter(action="backup_started").count() == 1
 

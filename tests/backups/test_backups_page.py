@@ -6,8 +6,9 @@ from tests.factories import make_finished_run, make_users
 
 def test_it_lists_runs_users_and_configurations(admin_a_client, world):
     user = make_users(world.org_a, 1)[0]
-    make_finished_run(user, files_downloaded=7, bytes_stored=2048, files_failed=1,
-                      status=BackupRun.Status.PARTIAL)
+    make_finished_run(
+        user, files_downloaded=7, bytes_stored=2048, files_failed=1, status=BackupRun.Status.PARTIAL
+    )
     response = admin_a_client.get(reverse("backups", args=[world.org_a.code]))
 
     assert response.status_code == 200
@@ -19,17 +20,24 @@ def test_it_lists_runs_users_and_configurations(admin_a_client, world):
 
 def test_an_active_run_is_polled(admin_a_client, world):
     user = make_users(world.org_a, 1)[0]
-    BackupRun.objects.create(organization=world.org_a, service=user.service,
-                             directory_user=user, active_user=user,
-                             status=BackupRun.Status.RUNNING, files_to_download=10,
-                             bytes_to_download=1000, bytes_downloaded=500)
+    BackupRun.objects.create(
+        organization=world.org_a,
+        service=user.service,
+        directory_user=user,
+        active_user=user,
+        status=BackupRun.Status.RUNNING,
+        files_to_download=10,
+        bytes_to_download=1000,
+        bytes_downloaded=500,
+    )
     response = admin_a_client.get(reverse("backups", args=[world.org_a.code]))
 
     html = response.content.decode()
     assert f'data-poll="{reverse("backup-runs", args=[world.org_a.code])}"' in html
     assert "data-done" not in html and 'value="50"' in html
-    fragment = admin_a_client.get(reverse("backup-runs", args=[world.org_a.code]),
-                                  headers={"X-Requested-With": "fetch"})
+    fragment = admin_a_client.get(
+        reverse("backup-runs", args=[world.org_a.code]), headers={"X-Requested-With": "fetch"}
+    )
     assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
 
 
@@ -40,8 +48,9 @@ def test_it_shows_only_this_organizations_runs(admin_a_client, world):
     assert theirs.display_name not in html and "No backups yet" in html
 
 
-def test_its_query_count_does_not_grow_with_data(admin_a_client, world,
-                                                 django_assert_max_num_queries):
+def test_its_query_count_does_not_grow_with_data(
+    admin_a_client, world, django_assert_max_num_queries
+):
     for user in make_users(world.org_a, 30):
         make_finished_run(user)
         make_finished_run(user)
@@ -49,5 +58,6 @@ def test_its_query_count_does_not_grow_with_data(admin_a_client, world,
     with django_assert_max_num_queries(12):
         assert admin_a_client.get(url).status_code == 200
     with django_assert_max_num_queries(8):
-        assert admin_a_client.get(reverse("backup-runs", args=[world.org_a.code])).status_code \
-            == 200
+        assert (
+            admin_a_client.get(reverse("backup-runs", args=[world.org_a.code])).status_code == 200
+        )

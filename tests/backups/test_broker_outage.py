@@ -24,8 +24,7 @@ from tests.polling import wait_for
 FILES = 30
 OUTAGE_SECONDS = 21  # as long as the outage that made the worker exit
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                reason="needs redis-server")
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
 
 def _free_port():
@@ -41,15 +40,32 @@ class Redis:
         self.port, self.folder = port, folder
 
     def start(self):
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port",
-                        str(self.port), "--save", "", "--appendonly", "no", "--dir",
-                        str(self.folder), "--logfile", str(self.folder / "redis.log")],
-                       check=True)
+        subprocess.run(
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                "--logfile",
+                str(self.folder / "redis.log"),
+            ],
+            check=True,
+        )
         wait_for(self.answers, 20, "Redis starts")
 
     def stop(self):
-        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"],
-                       capture_output=True)
+        subprocess.run(
+            ["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True
+        )
         wait_for(lambda: not self.answers(), 20, "Redis stops")
 
     def answers(self):
@@ -57,11 +73,8 @@ class Redis:
         return done.stdout.strip() == b"PONG"
 
 
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_survives_a_redis_restart_in_the_middle_of_a_backup(
-        tenant, tmp_path):
+def test_a_worker_survives_a_redis_restart_in_the_middle_of_a_backup(tenant, tmp_path):
     redis = Redis(_free_port(), tmp_path)
     redis.start()
     broker = f"redis://127.0.0.1:{redis.port}/0"
@@ -69,16 +82,36 @@ def test_a_worker_survives_a_redis_restart_in_the_middle_of_a_backup(
     for n in range(FILES):
         tenant.sim.add_file(user.graph_id, f"/Docs/file-{n:02}.bin", size=20_000 + 997 * n)
     tenant.sim.set_fault("download", "stall", after_bytes=1000, stall_seconds=0.5)
-    env = {**os.environ, "DATABASE_URL": _database_url_for_workers(),
-           "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker,
-           "KODO_STORE_URL": str(settings.KODO_STORE_URL), "KODO_VAR_DIR": str(settings.VAR_DIR),
-           "KODO_BACKUP_DOWNLOAD_THREADS": "2"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url_for_workers(),
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "KODO_STORE_URL": str(settings.KODO_STORE_URL),
+        "KODO_VAR_DIR": str(settings.VAR_DIR),
+        "KODO_BACKUP_DOWNLOAD_THREADS": "2",
+    }
     log_path = tmp_path / "worker.log"
     log = log_path.open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "kodo", "worker", "-Q", ",".join(QUEUES),
-         "--pool=threads", "--concurrency=2", "--loglevel=INFO"],
-        env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "kodo",
+            "worker",
+            "-Q",
+            ",".join(QUEUES),
+            "--pool=threads",
+            "--concurrency=2",
+            "--loglevel=INFO",
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         # The task goes to the test's Redis, as the web server would send it.
         run, _ = start_run(user, BackupRun.Trigger.COMMAND, enqueue=False)

@@ -18,8 +18,9 @@ def _cancel_url(run):
     return reverse("backup-run-cancel", args=[run.organization.code, run.code])
 
 
-def test_a_queued_run_is_canceled_and_a_new_backup_can_start(admin_a_client, world,
-                                                             django_capture_on_commit_callbacks):
+def test_a_queued_run_is_canceled_and_a_new_backup_can_start(
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     user = make_users(world.org_a, 1)[0]
     run, _ = start_run(user, enqueue=False)
 
@@ -41,8 +42,9 @@ def test_a_queued_run_is_canceled_and_a_new_backup_can_start(admin_a_client, wor
     assert run.status == BackupRun.Status.CANCELED and run.started_at is None
 
     with django_capture_on_commit_callbacks():
-        admin_a_client.post(reverse("backup-user", args=[world.org_a.code, user.service.code,
-                                                         user.graph_id]))
+        admin_a_client.post(
+            reverse("backup-user", args=[world.org_a.code, user.service.code, user.graph_id])
+        )
     new = BackupRun.objects.exclude(pk=run.pk).get()
     assert new.status == BackupRun.Status.QUEUED and new.active_user == user
 
@@ -106,8 +108,9 @@ def test_a_running_backup_stops_at_its_next_claim_check(tenant, admin_a_client, 
             assert admin_a_client.post(_cancel_url(run)).status_code == 302
 
     def execute(claimed):
-        return execute_run(claimed, threads=1, progress=cancel_after_two,
-                           client_options={"backoff_base": 0.01})
+        return execute_run(
+            claimed, threads=1, progress=cancel_after_two, client_options={"backoff_base": 0.01}
+        )
 
     if via_task:
         # The task as a worker runs it, with the test's progress hook.

@@ -58,8 +58,7 @@ def test_a_running_run_with_a_live_heartbeat_is_busy(user):
 def test_a_run_whose_worker_died_is_taken_over(user):
     run, _ = start_run(user, enqueue=False)
     first = claim_run(run.pk, run.organization_id).run
-    BackupRun.objects.filter(pk=run.pk).update(
-        heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+    BackupRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - dt.timedelta(hours=1))
 
     second = claim_run(run.pk, run.organization_id)
 

@@ -37,7 +37,8 @@ def verify(capsys):
 
 
 def test_verify_store_names_every_version_using_a_damaged_chunk_and_counts_it_once(
-        world, store_dir, capsys):
+    world, store_dir, capsys
+):
     drive = Drive(world.org_a)
     old = drive.save("a", b"shared content")
     drive.save("a", b"newer content")
@@ -53,11 +54,15 @@ def test_verify_store_names_every_version_using_a_damaged_chunk_and_counts_it_on
         assert f"{version.path} (version {version.pk}): damaged chunks: 1 (corrupt)" in out
     assert other.path not in out
     verification = Verification.objects.get(organization=world.org_a)
-    assert (verification.damaged_chunks, verification.versions_affected,
-            verification.problems) == (1, 2, 1)
+    assert (verification.damaged_chunks, verification.versions_affected, verification.problems) == (
+        1,
+        2,
+        1,
+    )
     assert verification.status == Verification.Status.PROBLEMS
     assert list(DamagedChunk.objects.values_list("chunk_id", "problem")) == [
-        (shared, DamagedChunk.Problem.CORRUPT)]
+        (shared, DamagedChunk.Problem.CORRUPT)
+    ]
     assert set(FileVersion.objects.filter(damage=FileVersion.Damage.DAMAGED)) == {old, copy}
 
 
@@ -82,7 +87,8 @@ def test_a_damaged_chunk_is_never_a_deduplication_target(tenant, capsys):
 
 
 def test_the_next_backup_heals_current_versions_and_reports_older_ones_lost(
-        tenant, admin_a_client, capsys):
+    tenant, admin_a_client, capsys
+):
     user = tenant.users[1]
     tenant.backup()
     edited, untouched = sorted(tenant.sim_files())[:2]

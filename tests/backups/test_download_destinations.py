@@ -15,12 +15,16 @@ def listener():
     server.close()
 
 
-@pytest.mark.parametrize(("scheme", "reason"), [
-    ("http", "only https is allowed"),
-    ("https", "it is not a sign-in, Graph or download host"),
-])
+@pytest.mark.parametrize(
+    ("scheme", "reason"),
+    [
+        ("http", "only https is allowed"),
+        ("https", "it is not a sign-in, Graph or download host"),
+    ],
+)
 def test_a_download_url_outside_the_cloud_fails_its_file_and_is_never_fetched(
-        tenant, listener, monkeypatch, scheme, reason):
+    tenant, listener, monkeypatch, scheme, reason
+):
     # the simulator's Graph now hands out download URLs on the listener
     monkeypatch.setattr(tenant.running, "download_base", f"{scheme}://127.0.0.1:{listener.port}")
     files = tenant.sim_files()

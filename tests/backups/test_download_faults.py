@@ -51,15 +51,17 @@ def test_a_corrupt_body_is_retried_then_recorded_failed_never_backed_up(tenant):
     assert not FileVersion.objects.filter(path__in=nonempty).exists()
     # three attempts each (the fault also fires, harmlessly, on empty files)
     assert tenant.sim.stats()["faults"]["download"]["corrupt"] == 3 * len(nonempty) + len(
-        set(files) - nonempty)
+        set(files) - nonempty
+    )
 
     # Once the fault is gone the next run stores them, though they did not change.
     tenant.sim.clear_faults()
     again = tenant.backup()
     assert again.status == BackupRun.Status.SUCCEEDED, again.error
     assert again.files_downloaded == len(nonempty)
-    assert set(FileVersion.objects.current().filter(is_folder=False)
-               .values_list("path", flat=True)) == set(files)
+    assert set(
+        FileVersion.objects.current().filter(is_folder=False).values_list("path", flat=True)
+    ) == set(files)
 
 
 def test_one_corrupt_body_is_retried_and_stored(tenant):
@@ -87,14 +89,18 @@ def test_under_throttling_resets_and_corruption_nothing_corrupt_is_recorded(tena
     runs = [tenant.backup(user) for user in tenant.users[:3]]
 
     assert all(r.status in (BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL) for r in runs)
-    failed = set(RunIssue.objects.filter(kind=RunIssue.Kind.FAILED)
-                 .values_list("item_id", flat=True))
-    skipped = set(RunIssue.objects.filter(kind=RunIssue.Kind.SKIPPED)
-                  .values_list("item_id", flat=True))
+    failed = set(
+        RunIssue.objects.filter(kind=RunIssue.Kind.FAILED).values_list("item_id", flat=True)
+    )
+    skipped = set(
+        RunIssue.objects.filter(kind=RunIssue.Kind.SKIPPED).values_list("item_id", flat=True)
+    )
     stored = {v.item_id: v for v in FileVersion.objects.filter(is_folder=False)}
     assert set(stored) | failed | skipped == set(expected)
     assert not set(stored) & failed
     for item_id, version in stored.items():
         content = b"".join(iter_version_content(version))
         assert (len(content), quickxorhash(content)) == (
-            expected[item_id]["size"], expected[item_id]["quickXorHash"])
+            expected[item_id]["size"],
+            expected[item_id]["quickXorHash"],
+        )

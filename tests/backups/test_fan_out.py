@@ -17,12 +17,15 @@ def _url(org, service):
 
 
 def test_the_request_creates_no_run_and_enqueues_one_fan_out(
-        admin_a_client, world, django_capture_on_commit_callbacks):
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     users = make_users(world.org_a, 5)
     service = users[0].service
 
-    with mock.patch("backups.tasks.fan_out_backups.delay") as delay, \
-            django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with (
+        mock.patch("backups.tasks.fan_out_backups.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
         response = admin_a_client.post(_url(world.org_a, service), follow=True)
 
     assert response.status_code == 200
@@ -36,7 +39,8 @@ def test_the_request_creates_no_run_and_enqueues_one_fan_out(
 
 
 def test_nothing_is_enqueued_when_the_configuration_has_no_users(
-        admin_a_client, world, django_capture_on_commit_callbacks):
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     service = make_users(world.org_a, 1)[0].service
     service.directory_users.all().delete()
 
@@ -47,14 +51,16 @@ def test_nothing_is_enqueued_when_the_configuration_has_no_users(
 
 
 def test_users_already_running_are_reported_and_not_doubled(
-        admin_a_client, world, django_capture_on_commit_callbacks):
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     users = make_users(world.org_a, 4)
     busy, _ = start_run(users[1], enqueue=False)
 
-    with mock.patch("backups.tasks.run_backup.apply_async") as run_delay, \
-            mock.patch("backups.tasks.fan_out_backups.delay",
-                       lambda *args: fan_out_backups.run(*args)), \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch("backups.tasks.run_backup.apply_async") as run_delay,
+        mock.patch("backups.tasks.fan_out_backups.delay", lambda *args: fan_out_backups.run(*args)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = admin_a_client.post(_url(world.org_a, users[0].service), follow=True)
 
     assert "Backing up 3 users" in response.content.decode()
@@ -66,13 +72,16 @@ def test_users_already_running_are_reported_and_not_doubled(
 
 
 def test_the_fan_out_works_in_batches_and_sends_each_run_when_its_batch_commits(
-        world, django_capture_on_commit_callbacks, django_assert_max_num_queries):
+    world, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
     users = make_users(world.org_a, 7)
     service = users[0].service
 
     with mock.patch("backups.tasks.run_backup.apply_async") as run_delay:
-        with django_capture_on_commit_callbacks(execute=True) as callbacks, \
-                django_assert_max_num_queries(30):
+        with (
+            django_capture_on_commit_callbacks(execute=True) as callbacks,
+            django_assert_max_num_queries(30),
+        ):
             started, active = do_fan_out_backups(service, batch=3)
 
     assert (started, active) == (7, 0)
@@ -82,19 +91,25 @@ def test_the_fan_out_works_in_batches_and_sends_each_run_when_its_batch_commits(
     assert {r.directory_user_id for r in runs} == {u.pk for u in users}
     assert all(r.status == "queued" and r.trigger == "manual" for r in runs)
     assert {call.args[0] for call in run_delay.call_args_list} == {
-        (r.pk, world.org_a.pk) for r in runs}
+        (r.pk, world.org_a.pk) for r in runs
+    }
     assert all(r.sent_at for r in runs)  # the outbox knows they were handed to the broker
 
 
 def test_a_second_delivery_of_the_fan_out_starts_nothing_new(
-        world, django_capture_on_commit_callbacks):
+    world, django_capture_on_commit_callbacks
+):
     users = make_users(world.org_a, 3)
-    with mock.patch("backups.tasks.run_backup.apply_async") as run_delay, \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch("backups.tasks.run_backup.apply_async") as run_delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         assert fan_out_backups.run(users[0].service.pk, world.org_a.pk) == (
-            "3 started, 0 already active")
+            "3 started, 0 already active"
+        )
         assert fan_out_backups.run(users[0].service.pk, world.org_a.pk) == (
-            "0 started, 3 already active")
+            "0 started, 3 already active"
+        )
     assert BackupRun.objects.count() == 3 and run_delay.call_count == 3
 
 
@@ -112,9 +127,11 @@ def test_a_run_started_meanwhile_is_kept(world, django_capture_on_commit_callbac
             raced.append(start_run(users[2], enqueue=False)[0])
         return result
 
-    with mock.patch("backups.tasks.run_backup.apply_async"), \
-            mock.patch.object(BackupRun.objects, "filter", side_effect=filter_then_race), \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch("backups.tasks.run_backup.apply_async"),
+        mock.patch.object(BackupRun.objects, "filter", side_effect=filter_then_race),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         started, active = do_fan_out_backups(users[0].service)
 
     assert (started, active) == (2, 1)
@@ -134,11 +151,12 @@ def test_active_runs_have_a_cancel_button(admin_a_client, world):
     run, _ = start_run(user, enqueue=False)
     cancel = reverse("backup-run-cancel", args=[world.org_a.code, run.code])
 
-    pages = [reverse("backups", args=[world.org_a.code]),
-             reverse("backup-runs", args=[world.org_a.code]),
-             reverse("backup-run", args=[world.org_a.code, run.code]),
-             reverse("backup-user-history",
-                     args=[world.org_a.code, user.service.code, user.graph_id])]
+    pages = [
+        reverse("backups", args=[world.org_a.code]),
+        reverse("backup-runs", args=[world.org_a.code]),
+        reverse("backup-run", args=[world.org_a.code, run.code]),
+        reverse("backup-user-history", args=[world.org_a.code, user.service.code, user.graph_id]),
+    ]
     for page in pages:
         assert cancel in admin_a_client.get(page).content.decode(), page
 

@@ -26,15 +26,18 @@ def test_it_restores_bit_for_bit(tenant):
     tenant.backup()
     for version in FileVersion.objects.current().filter(is_folder=False)[:5]:
         assert b"".join(iter_version_content(version)) == tenant.sim.file_bytes(
-            tenant.users[1].graph_id, version.item_id)
+            tenant.users[1].graph_id, version.item_id
+        )
 
 
 def test_it_records_folders_with_paths(tenant):
     tenant.backup()
     folders = {i["path"] for i in tenant.sim.list_items(tenant.users[1].graph_id) if i["folder"]}
     assert folders
-    assert set(FileVersion.objects.current().filter(is_folder=True)
-               .values_list("path", flat=True)) == folders
+    assert (
+        set(FileVersion.objects.current().filter(is_folder=True).values_list("path", flat=True))
+        == folders
+    )
 
 
 def test_it_skips_malware_and_onenote_with_reasons(tenant):
@@ -42,8 +45,10 @@ def test_it_skips_malware_and_onenote_with_reasons(tenant):
 
     assert run.status == BackupRun.Status.SUCCEEDED, run.error
     reasons = dict(RunIssue.objects.filter(run=run).values_list("path", "reason"))
-    assert reasons == {"/Invoice (flagged).exe": RunIssue.Reason.MALWARE,
-                       "/Team Notebook": RunIssue.Reason.ONENOTE}
+    assert reasons == {
+        "/Invoice (flagged).exe": RunIssue.Reason.MALWARE,
+        "/Team Notebook": RunIssue.Reason.ONENOTE,
+    }
     assert run.files_skipped == 2
     assert not FileVersion.objects.filter(path__in=list(reasons)).exists()
 

@@ -43,15 +43,19 @@ def test_it_downloads_only_changed_content(tenant):
     assert set(now) == set(tenant.sim_files())
     assert b"".join(iter_version_content(now["/New folder/added.txt"])) == b"hello kodo"
     assert now[modified].size == 12_345
-    assert quickxorhash(b"".join(iter_version_content(now[modified]))) == \
-        tenant.sim.get_item(user, modified_id)["quickXorHash"]
+    assert (
+        quickxorhash(b"".join(iter_version_content(now[modified])))
+        == tenant.sim.get_item(user, modified_id)["quickXorHash"]
+    )
     # The moved and renamed files keep their content without a download.
     renamed_version = FileVersion.objects.get(item_id=renamed_id, end_run__isnull=True)
     old_renamed = FileVersion.objects.get(item_id=renamed_id, end_run=second)
     assert renamed_version.chunks == old_renamed.chunks and renamed_version.path.endswith(
-        "/renamed.bin")
+        "/renamed.bin"
+    )
     assert FileVersion.objects.get(item_id=moved_id, end_run__isnull=True).path.startswith(
-        "/New folder/")
+        "/New folder/"
+    )
     gone = FileVersion.objects.get(item_id=deleted_id)
     assert (gone.first_run, gone.end_run, gone.deleted) == (first, second, True)
 
@@ -59,8 +63,11 @@ def test_it_downloads_only_changed_content(tenant):
 def test_renaming_a_folder_moves_its_files_without_downloads(tenant):
     user = tenant.users[1].graph_id
     tenant.backup()
-    folder = next(i for i in tenant.sim.list_items(user)
-                  if i["folder"] and any(p.startswith(i["path"] + "/") for p in tenant.sim_files()))
+    folder = next(
+        i
+        for i in tenant.sim.list_items(user)
+        if i["folder"] and any(p.startswith(i["path"] + "/") for p in tenant.sim_files())
+    )
     inside = [p for p in tenant.sim_files() if p.startswith(folder["path"] + "/")]
     tenant.sim.rename_item(user, folder["id"], "Renamed folder")
     tenant.sim.reset_stats()
@@ -86,8 +93,10 @@ def test_it_reconstructs_any_past_run(tenant):
     third = tenant.backup()
 
     def as_of(run):
-        return {v.path: v.quickxorhash
-                for v in FileVersion.objects.files_as_of(run).filter(is_folder=False)}
+        return {
+            v.path: v.quickxorhash
+            for v in FileVersion.objects.files_as_of(run).filter(is_folder=False)
+        }
 
     assert as_of(first) == state_one
     assert as_of(second) == state_two
@@ -138,24 +147,35 @@ def test_a_delta_run_loads_only_the_versions_it_compares(tenant):
     changed = tenant.sim.modify_file(user.graph_id, "/Deep/er/still/file.txt", content=b"two")
 
     assert versions_to_compare(state, {}, state.root_item_id, full=False) == {}
-    listing = {changed["id"]: Item(id=changed["id"], parent_id=changed["parent_id"],
-                                   name="file.txt", size=3)}
+    listing = {
+        changed["id"]: Item(
+            id=changed["id"], parent_id=changed["parent_id"], name="file.txt", size=3
+        )
+    }
     loaded = versions_to_compare(state, listing, state.root_item_id, full=False)
     assert sorted(v.path for v in loaded.values()) == [
-        "/Deep", "/Deep/er", "/Deep/er/still", "/Deep/er/still/file.txt"]
+        "/Deep",
+        "/Deep/er",
+        "/Deep/er/still",
+        "/Deep/er/still/file.txt",
+    ]
     everything = versions_to_compare(state, {}, state.root_item_id, full=True)
     assert len(everything) == FileVersion.objects.current().filter(drive=state).count()
 
 
-def test_a_deleted_tree_is_read_with_one_query_for_its_top_folder(tenant,
-                                                                  django_assert_max_num_queries):
+def test_a_deleted_tree_is_read_with_one_query_for_its_top_folder(
+    tenant, django_assert_max_num_queries
+):
     user = tenant.users[1]
     for n in range(5):
         tenant.sim.add_file(user.graph_id, f"/T/{n}/a/b/f.txt", content=b"f")
     tenant.backup()
     state = DriveState.objects.get(directory_user=user)
-    folders = [v for v in FileVersion.objects.current().filter(drive=state, is_folder=True)
-               if v.path == "/T" or v.path.startswith("/T/")]
+    folders = [
+        v
+        for v in FileVersion.objects.current().filter(drive=state, is_folder=True)
+        if v.path == "/T" or v.path.startswith("/T/")
+    ]
     listing = {v.item_id: Item(id=v.item_id, deleted=True) for v in folders}
 
     with django_assert_max_num_queries(3):  # by id, the tree under /T, the ancestors by path

@@ -28,15 +28,15 @@ class Drive:
     def __init__(self, organization):
         self.organization = organization
         self.user = make_users(organization, 1)[0]
-        self.state = DriveState.objects.create(organization=organization,
-                                               directory_user=self.user, drive_id=uuid.uuid4().hex)
+        self.state = DriveState.objects.create(
+            organization=organization, directory_user=self.user, drive_id=uuid.uuid4().hex
+        )
         self.store = store_for(organization)
 
     def run(self, at=None, **fields) -> BackupRun:
         run = make_finished_run(self.user, **fields)
         if at is not None:
-            BackupRun.objects.filter(pk=run.pk).update(created_at=at, started_at=at,
-                                                       finished_at=at)
+            BackupRun.objects.filter(pk=run.pk).update(created_at=at, started_at=at, finished_at=at)
             run.refresh_from_db()
         return run
 
@@ -44,34 +44,47 @@ class Drive:
         """A new current version of the item holding `pieces`, one chunk each."""
         run = run or self.run()
         refs = [self.store.put_chunk(piece) for piece in pieces]
-        FileVersion.objects.filter(drive=self.state, item_id=item_id,
-                                   end_run__isnull=True).update(end_run=run)
+        FileVersion.objects.filter(drive=self.state, item_id=item_id, end_run__isnull=True).update(
+            end_run=run
+        )
         content = b"".join(pieces)
         return FileVersion.objects.create(
-            organization=self.organization, drive=self.state, item_id=item_id,
-            path=f"/{item_id}.bin", name=f"{item_id}.bin", size=len(content),
-            quickxorhash=quickxorhash(content), chunks=[[r.id, r.size] for r in refs],
-            first_run=run)
+            organization=self.organization,
+            drive=self.state,
+            item_id=item_id,
+            path=f"/{item_id}.bin",
+            name=f"{item_id}.bin",
+            size=len(content),
+            quickxorhash=quickxorhash(content),
+            chunks=[[r.id, r.size] for r in refs],
+            first_run=run,
+        )
 
     def delete(self, item_id, at=None):
-        FileVersion.objects.filter(drive=self.state, item_id=item_id,
-                                   end_run__isnull=True).update(end_run=self.run(at),
-                                                                deleted=True)
+        FileVersion.objects.filter(drive=self.state, item_id=item_id, end_run__isnull=True).update(
+            end_run=self.run(at), deleted=True
+        )
 
     def orphan(self, data: bytes) -> str:
         """A stored chunk no version refers to (yet)."""
         return self.store.put_chunk(data).id
 
     def versions(self, item_id):
-        return list(FileVersion.objects.filter(drive=self.state, item_id=item_id)
-                    .order_by("first_run_id"))
+        return list(
+            FileVersion.objects.filter(drive=self.state, item_id=item_id).order_by("first_run_id")
+        )
 
 
 def keep(drive, versions=30, deleted_days=365, name="Nightly", scope=Schedule.Scope.CHOSEN):
     schedule = Schedule.objects.create(
-        organization=drive.organization, service=drive.user.service, name=name, scope=scope,
-        keep_versions=versions, keep_deleted_for=deleted_days,
-        keep_deleted_unit=Schedule.RetentionUnit.DAYS)
+        organization=drive.organization,
+        service=drive.user.service,
+        name=name,
+        scope=scope,
+        keep_versions=versions,
+        keep_deleted_for=deleted_days,
+        keep_deleted_unit=Schedule.RetentionUnit.DAYS,
+    )
     schedule.users.add(drive.user)
     return schedule
 
@@ -141,10 +154,17 @@ def test_folder_versions_stay_while_the_folder_does(drive):
     keep(drive, versions=1)
     for name in ("Docs", "Documents"):
         FileVersion.objects.filter(drive=drive.state, item_id="f", end_run__isnull=True).update(
-            end_run=drive.run())
-        FileVersion.objects.create(organization=drive.organization, drive=drive.state,
-                                   item_id="f", path=f"/{name}", name=name, is_folder=True,
-                                   first_run=drive.run())
+            end_run=drive.run()
+        )
+        FileVersion.objects.create(
+            organization=drive.organization,
+            drive=drive.state,
+            item_id="f",
+            path=f"/{name}",
+            name=name,
+            is_folder=True,
+            first_run=drive.run(),
+        )
 
     assert do_prune_organization(drive.organization).versions_removed == 0
 
@@ -241,9 +261,16 @@ def test_a_backup_that_reused_a_chunk_just_before_it_was_held_aside_gets_it_back
     do_prune_organization(drive.organization, now=now + GRACE + dt.timedelta(hours=1))
     assert not drive.store.has_chunk(reused)
     FileVersion.objects.create(
-        organization=drive.organization, drive=drive.state, item_id="a", path="/a.bin",
-        name="a.bin", size=14, quickxorhash=quickxorhash(b"reused content"),
-        chunks=[[reused, 14]], first_run=drive.run())
+        organization=drive.organization,
+        drive=drive.state,
+        item_id="a",
+        path="/a.bin",
+        name="a.bin",
+        size=14,
+        quickxorhash=quickxorhash(b"reused content"),
+        chunks=[[reused, 14]],
+        first_run=drive.run(),
+    )
 
     report = do_prune_organization(drive.organization, now=now + GRACE + dt.timedelta(hours=2))
 
@@ -288,15 +315,18 @@ def test_a_dry_run_changes_nothing(drive, store_dir):
     rows = list(FileVersion.objects.values_list("pk", flat=True))
     marks = list(UnreferencedChunk.objects.values_list("pk", "chunk_id", "marked_at", "held_at"))
 
-    report = do_prune_organization(drive.organization, now=now + GRACE + dt.timedelta(hours=1),
-                                   dry_run=True)
+    report = do_prune_organization(
+        drive.organization, now=now + GRACE + dt.timedelta(hours=1), dry_run=True
+    )
 
     assert (report.versions_removed, report.chunks_marked, report.chunks_removed) == (1, 1, 2)
     assert report.bytes_removed > 0
     assert sorted(p for p in store_dir.rglob("*") if p.is_file()) == files
     assert list(FileVersion.objects.values_list("pk", flat=True)) == rows
-    assert list(UnreferencedChunk.objects.values_list(
-        "pk", "chunk_id", "marked_at", "held_at")) == marks
+    assert (
+        list(UnreferencedChunk.objects.values_list("pk", "chunk_id", "marked_at", "held_at"))
+        == marks
+    )
 
 
 def test_the_command_prints_what_it_removed(drive, capsys):
@@ -335,8 +365,9 @@ def test_the_task_prunes_one_organization(drive):
 
 def test_real_backups_restore_bit_for_bit_after_pruning(tenant, capsys):
     user = tenant.users[1]
-    schedule = Schedule.objects.create(organization=tenant.organization, service=tenant.service,
-                                       name="Nightly", keep_versions=2)
+    schedule = Schedule.objects.create(
+        organization=tenant.organization, service=tenant.service, name="Nightly", keep_versions=2
+    )
     tenant.backup()
     path = sorted(tenant.sim_files())[0]
     for size in (10_000, 20_000):

@@ -46,7 +46,8 @@ def assert_no_version_lacks_a_chunk(tenant, capsys):
 
 
 def test_a_chunk_prune_holds_aside_after_a_backup_reused_it_is_back_before_the_record(
-        tenant, monkeypatch, capsys):
+    tenant, monkeypatch, capsys
+):
     path, chunk_ids, marked_at = marked_content(tenant)
     keeper = copy_to_new_user(tenant, path)
     reports = []
@@ -55,8 +56,11 @@ def test_a_chunk_prune_holds_aside_after_a_backup_reused_it_is_back_before_the_r
     def prune_then_record(self, *args, **kwargs):
         # The backup found the chunks stored (reused them); prune now moves them out.
         if not reports:
-            reports.append(do_prune_organization(tenant.organization,
-                                                 now=marked_at + GRACE + dt.timedelta(hours=1)))
+            reports.append(
+                do_prune_organization(
+                    tenant.organization, now=marked_at + GRACE + dt.timedelta(hours=1)
+                )
+            )
         return record(self, *args, **kwargs)
 
     monkeypatch.setattr(OneDriveBackup, "_record_outcomes", prune_then_record)
@@ -73,7 +77,8 @@ def test_a_chunk_prune_holds_aside_after_a_backup_reused_it_is_back_before_the_r
 
 
 def test_prune_does_not_hold_aside_a_chunk_a_backup_reused_after_prune_listed_references(
-        tenant, monkeypatch, capsys):
+    tenant, monkeypatch, capsys
+):
     path, chunk_ids, marked_at = marked_content(tenant)
     keeper = copy_to_new_user(tenant, path)
     runs = []
@@ -87,8 +92,9 @@ def test_prune_does_not_hold_aside_a_chunk_a_backup_reused_after_prune_listed_re
         return hold(*args, **kwargs)
 
     monkeypatch.setattr(prune, "_hold_if_still_marked", back_up_then_hold)
-    report = do_prune_organization(tenant.organization,
-                                   now=marked_at + GRACE + dt.timedelta(hours=1))
+    report = do_prune_organization(
+        tenant.organization, now=marked_at + GRACE + dt.timedelta(hours=1)
+    )
 
     assert runs and runs[0].status == BackupRun.Status.SUCCEEDED, runs[0].error
     assert report.chunks_removed == 0

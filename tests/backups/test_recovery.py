@@ -27,17 +27,19 @@ from tests.private_broker import private_broker
 def sent(monkeypatch):
     """The runs handed to the broker (the seam between Kodo and Celery)."""
     runs = []
-    monkeypatch.setattr(run_backup, "apply_async",
-                        lambda args, **options: runs.append(args[0]))
+    monkeypatch.setattr(run_backup, "apply_async", lambda args, **options: runs.append(args[0]))
     return runs
 
 
-def _run(user, *, status=BackupRun.Status.QUEUED, ago=0, heartbeat_ago=None, sent_ago=None,
-         attempts=0):
+def _run(
+    user, *, status=BackupRun.Status.QUEUED, ago=0, heartbeat_ago=None, sent_ago=None, attempts=0
+):
     now = timezone.now()
     run, _ = start_run(user, enqueue=False)
     BackupRun.objects.filter(pk=run.pk).update(
-        status=status, attempts=attempts, created_at=now - dt.timedelta(seconds=ago),
+        status=status,
+        attempts=attempts,
+        created_at=now - dt.timedelta(seconds=ago),
         heartbeat_at=None if heartbeat_ago is None else now - dt.timedelta(seconds=heartbeat_ago),
         sent_at=None if sent_ago is None else now - dt.timedelta(seconds=sent_ago),
     )
@@ -46,10 +48,22 @@ def _run(user, *, status=BackupRun.Status.QUEUED, ago=0, heartbeat_ago=None, sen
 
 
 def test_a_run_whose_worker_went_silent_is_sent_again(tenant, sent, settings):
-    lost = _run(tenant.users[0], status=BackupRun.Status.RUNNING, ago=600, heartbeat_ago=300,
-                sent_ago=600, attempts=1)
-    alive = _run(tenant.users[1], status=BackupRun.Status.RUNNING, ago=600, heartbeat_ago=5,
-                 sent_ago=600, attempts=1)
+    lost = _run(
+        tenant.users[0],
+        status=BackupRun.Status.RUNNING,
+        ago=600,
+        heartbeat_ago=300,
+        sent_ago=600,
+        attempts=1,
+    )
+    alive = _run(
+        tenant.users[1],
+        status=BackupRun.Status.RUNNING,
+        ago=600,
+        heartbeat_ago=5,
+        sent_ago=600,
+        attempts=1,
+    )
 
     report = do_recover_jobs()
 
@@ -75,8 +89,9 @@ def test_a_queued_run_never_sent_or_sent_long_ago_is_sent(tenant, sent, settings
 
 def test_a_run_that_keeps_losing_its_worker_fails_with_the_reason(tenant, sent, settings):
     settings.KODO_JOB_MAX_ATTEMPTS = 3
-    run = _run(tenant.users[1], status=BackupRun.Status.RUNNING, ago=3600, heartbeat_ago=600,
-               attempts=3)
+    run = _run(
+        tenant.users[1], status=BackupRun.Status.RUNNING, ago=3600, heartbeat_ago=600, attempts=3
+    )
 
     report = do_recover_jobs()
 
@@ -102,8 +117,9 @@ def test_an_unreachable_broker_leaves_the_run_queued_for_later(tenant, monkeypat
 
 
 def test_a_silent_run_says_its_worker_was_lost(tenant, settings):
-    run = _run(tenant.users[1], status=BackupRun.Status.RUNNING, ago=600, heartbeat_ago=600,
-               attempts=1)
+    run = _run(
+        tenant.users[1], status=BackupRun.Status.RUNNING, ago=600, heartbeat_ago=600, attempts=1
+    )
     BackupRun.objects.filter(pk=run.pk).update(phase="Downloading 75 files")
     run.refresh_from_db()
 
@@ -122,18 +138,34 @@ FILES = 40
 def _start_worker(env):
     """A worker with its own beat (so the recovery task runs), as `make run` starts them."""
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "kodo", "worker", "-B", "-Q", ",".join(QUEUES),
-         "--pool=threads", "--concurrency=2", "--loglevel=WARNING", "--without-heartbeat",
-         "--without-gossip", "--without-mingle", "--schedule", env["BEAT_SCHEDULE_FILE"]],
-        env=env, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "kodo",
+            "worker",
+            "-B",
+            "-Q",
+            ",".join(QUEUES),
+            "--pool=threads",
+            "--concurrency=2",
+            "--loglevel=WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--schedule",
+            env["BEAT_SCHEDULE_FILE"],
+        ],
+        env=env,
+        start_new_session=True,
+    )
 
 
 def _stop(process):
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-
-
 
 
 @pytest.mark.django_db(transaction=True)
@@ -144,10 +176,16 @@ def test_a_run_of_a_sigkilled_worker_completes_by_itself(tenant, tmp_path, setti
     # Downloads stall a little after their first bytes: the run lasts long enough to be killed.
     tenant.sim.set_fault("download", "stall", after_bytes=1000, stall_seconds=0.3)
     broker = private_broker(tmp_path)
-    env = {**os.environ, "DATABASE_URL": _database_url_for_workers(),
-           "KODO_STORE_URL": str(settings.KODO_STORE_URL), **broker.env,
-           "KODO_BACKUP_STALE_SECONDS": "3", "KODO_RECOVERY_SECONDS": "1",
-           "KODO_BACKUP_DOWNLOAD_THREADS": "2", "BEAT_SCHEDULE_FILE": str(tmp_path / "beat")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url_for_workers(),
+        "KODO_STORE_URL": str(settings.KODO_STORE_URL),
+        **broker.env,
+        "KODO_BACKUP_STALE_SECONDS": "3",
+        "KODO_RECOVERY_SECONDS": "1",
+        "KODO_BACKUP_DOWNLOAD_THREADS": "2",
+        "BEAT_SCHEDULE_FILE": str(tmp_path / "beat"),
+    }
     worker = _start_worker(env)
     try:
         run, _ = start_run(user, BackupRun.Trigger.COMMAND, enqueue=False)
@@ -180,5 +218,7 @@ def test_a_run_of_a_sigkilled_worker_completes_by_itself(tenant, tmp_path, setti
     assert run.attempts == 2
     # Counters stay true across the takeover.
     assert run.files_downloaded == run.files_to_download == FILES
-    assert FileVersion.objects.current().filter(drive__directory_user=user,
-                                                is_folder=False).count() == FILES
+    assert (
+        FileVersion.objects.current().filter(drive__directory_user=user, is_folder=False).count()
+        == FILES
+    )

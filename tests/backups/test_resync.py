@@ -18,8 +18,9 @@ def test_an_expired_delta_token_reconciles_without_downloading_again(tenant):
     assert set(tenant.sim.stats()["downloads_by_item"]) == {modified_id}
     assert FileVersion.objects.get(item_id=deleted_id).deleted
     assert run.files_deleted == 1
-    assert set(FileVersion.objects.current().filter(is_folder=False)
-               .values_list("path", flat=True)) == set(tenant.sim_files())
+    assert set(
+        FileVersion.objects.current().filter(is_folder=False).values_list("path", flat=True)
+    ) == set(tenant.sim_files())
 
     tenant.sim.reset_stats()
     after = tenant.backup()

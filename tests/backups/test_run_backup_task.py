@@ -32,16 +32,17 @@ def test_a_redelivered_task_continues_the_run_without_downloading_again(tenant):
 
     claim = claim_run(run.pk, run.organization_id)
     with pytest.raises(Killed):
-        execute_run(claim.run, threads=1, progress=die_after_three,
-                    client_options={"backoff_base": 0.01})
+        execute_run(
+            claim.run, threads=1, progress=die_after_three, client_options={"backoff_base": 0.01}
+        )
     run.refresh_from_db()
     # Killed after the group commit that reached 3 files (it may have recorded a few at once).
     assert run.status == BackupRun.Status.RUNNING and run.files_downloaded == recorded[0] >= 3
-    stored_before = set(FileVersion.objects.filter(is_folder=False).values_list("item_id",
-                                                                                flat=True))
+    stored_before = set(
+        FileVersion.objects.filter(is_folder=False).values_list("item_id", flat=True)
+    )
     # The worker is gone: its heartbeat gets old, and the broker delivers the task again.
-    BackupRun.objects.filter(pk=run.pk).update(
-        heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+    BackupRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - dt.timedelta(hours=1))
 
     assert run_backup.run(run.pk, run.organization_id) == BackupRun.Status.SUCCEEDED
 
@@ -64,8 +65,9 @@ def test_a_task_for_another_organization_does_nothing(tenant, world):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_backs_up_a_user(world, running_sim, celery_worker,
-                                       django_capture_on_commit_callbacks):
+def test_a_real_worker_backs_up_a_user(
+    world, running_sim, celery_worker, django_capture_on_commit_callbacks
+):
     service = sim_service(world.org_a, running_sim, name="Contoso")
     user = mirror_users(service, running_sim.sim)[1]
     expected = [i for i in running_sim.sim.list_items(user.graph_id) if not i["folder"]]
@@ -82,4 +84,5 @@ def test_a_real_worker_backs_up_a_user(world, running_sim, celery_worker,
     assert run.status == BackupRun.Status.SUCCEEDED, (run.status, run.error)
     assert run.files_downloaded == len(expected)
     assert FileVersion.objects.filter(drive__directory_user=user, is_folder=False).count() == len(
-        expected)
+        expected
+    )

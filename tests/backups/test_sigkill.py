@@ -27,12 +27,30 @@ KILL_AFTER = 6  # files recorded by the process before it is killed
 
 
 def _start_backup_process(user, organization):
-    env = {**os.environ, "DATABASE_URL": _database_url_for_workers(),
-           "KODO_STORE_URL": str(settings.KODO_STORE_URL), "KODO_VAR_DIR": str(settings.VAR_DIR)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url_for_workers(),
+        "KODO_STORE_URL": str(settings.KODO_STORE_URL),
+        "KODO_VAR_DIR": str(settings.VAR_DIR),
+    }
     return subprocess.Popen(
-        [sys.executable, "manage.py", "backup", "--organization", str(organization.code),
-         "--user", user.email, "--wait", "--threads", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "manage.py",
+            "backup",
+            "--organization",
+            str(organization.code),
+            "--user",
+            user.email,
+            "--wait",
+            "--threads",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait_for_recorded_files(process, user, count, timeout=90):
@@ -94,8 +112,7 @@ def test_a_killed_backup_leaves_a_consistent_state_and_the_next_run_continues(te
     assert state.delta_link == "" and state.last_run is None  # the cursor did not move
 
     # The worker is gone: once its heartbeat is old, the next delivery takes the run over.
-    BackupRun.objects.filter(pk=run.pk).update(
-        heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+    BackupRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - dt.timedelta(hours=1))
     tenant.sim.reset_stats()
     run = do_run_inline(run, threads=4, client_options={"backoff_base": 0.01})
 

@@ -41,17 +41,32 @@ class Processes:
 
     def start(self, name, *arguments):
         log = (self.log_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "kodo", *arguments],
-                                   env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "kodo", *arguments],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.started.append(process)
         return process
 
     def worker(self, name):
-        return self.start(name, "worker", "-Q", ",".join(QUEUES), "-n", f"{name}@%h",
-                          "--pool=threads", "--concurrency=2", "--loglevel=INFO",
-                          "--without-heartbeat", "--without-gossip", "--without-mingle")
+        return self.start(
+            name,
+            "worker",
+            "-Q",
+            ",".join(QUEUES),
+            "-n",
+            f"{name}@%h",
+            "--pool=threads",
+            "--concurrency=2",
+            "--loglevel=INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        )
 
     def kill(self, process):
         os.killpg(process.pid, signal.SIGKILL)
@@ -69,27 +84,38 @@ class Processes:
                 process.wait()
 
 
-
-
 @pytest.mark.parametrize("worker_processes", [2, 4])
 @pytest.mark.django_db(transaction=True)
 def test_a_storm_with_a_killed_worker_ends_with_every_file_stored_once(
-        tenant, tmp_path, settings, worker_processes):
+    tenant, tmp_path, settings, worker_processes
+):
     users = [user for user in tenant.users if user.onedrive != "missing"][:3]
     for user in users:
         for n in range(EXTRA_FILES):
             tenant.sim.add_file(user.graph_id, f"/Soak/file-{n:02}.bin", size=8_000 + 991 * n)
     # Malware-flagged files and OneNote notebooks are skipped by design.
-    expected = {user.pk: {path: info for path, info in tenant.sim_files(user).items()
-                          if not info["malware"] and not info["package"]} for user in users}
+    expected = {
+        user.pk: {
+            path: info
+            for path, info in tenant.sim_files(user).items()
+            if not info["malware"] and not info["package"]
+        }
+        for user in users
+    }
     broker = private_broker(tmp_path)
-    env = {**os.environ, "DATABASE_URL": _database_url_for_workers(),
-           "KODO_STORE_URL": str(settings.KODO_STORE_URL), **broker.env,
-           "KODO_BACKUP_STALE_SECONDS": "4", "KODO_RECOVERY_SECONDS": "1",
-           # a run deferred by the organization's fair share waits in the memory of a worker;
-           # if that is the worker killed, its message is lost and recovery sends it again
-           "KODO_JOB_RESEND_SECONDS": "20",
-           "KODO_BACKUP_DOWNLOAD_THREADS": "2", "KODO_GRAPH_BACKOFF_SECONDS": "0.2"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url_for_workers(),
+        "KODO_STORE_URL": str(settings.KODO_STORE_URL),
+        **broker.env,
+        "KODO_BACKUP_STALE_SECONDS": "4",
+        "KODO_RECOVERY_SECONDS": "1",
+        # a run deferred by the organization's fair share waits in the memory of a worker;
+        # if that is the worker killed, its message is lost and recovery sends it again
+        "KODO_JOB_RESEND_SECONDS": "20",
+        "KODO_BACKUP_DOWNLOAD_THREADS": "2",
+        "KODO_GRAPH_BACKOFF_SECONDS": "0.2",
+    }
     processes = Processes(env, tmp_path)
     _storm(tenant.sim)
     try:
@@ -100,8 +126,14 @@ def test_a_storm_with_a_killed_worker_ends_with_every_file_stored_once(
             broker.send(run_backup, run.pk, run.organization_id)
 
         def some_files_recorded():
-            return sum(BackupRun.objects.filter(pk__in=[r.pk for r in runs])
-                       .values_list("files_downloaded", flat=True)) >= 10
+            return (
+                sum(
+                    BackupRun.objects.filter(pk__in=[r.pk for r in runs]).values_list(
+                        "files_downloaded", flat=True
+                    )
+                )
+                >= 10
+            )
 
         wait_for(some_files_recorded, 120, "the workers record some files")
         processes.kill(workers[0])
@@ -111,8 +143,9 @@ def test_a_storm_with_a_killed_worker_ends_with_every_file_stored_once(
         do_verify_organization(tenant.organization, 1.0)
 
         def all_finished():
-            return not BackupRun.objects.filter(pk__in=[r.pk for r in runs],
-                                                status__in=BackupRun.ACTIVE_STATUSES).exists()
+            return not BackupRun.objects.filter(
+                pk__in=[r.pk for r in runs], status__in=BackupRun.ACTIVE_STATUSES
+            ).exists()
 
         wait_for(all_finished, DEADLINE, "every run ends by itself")
     finally:

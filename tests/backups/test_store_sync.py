@@ -13,8 +13,9 @@ def test_no_file_version_is_recorded_when_the_store_cannot_sync(tenant, monkeypa
     run = tenant.backup()
     assert run.status == BackupRun.Status.FAILED
     assert "Input/output error" in run.error
-    assert not FileVersion.objects.filter(drive__directory_user=tenant.users[1],
-                                          is_folder=False).exists()
+    assert not FileVersion.objects.filter(
+        drive__directory_user=tenant.users[1], is_folder=False
+    ).exists()
 
 
 def test_every_recorded_file_was_synced_first(tenant, monkeypatch):
@@ -38,8 +39,9 @@ def test_runs_reuse_the_configurations_session(tenant, monkeypatch):
 
     built = []
     real = transport.build_session
-    monkeypatch.setattr(transport, "build_session",
-                        lambda *a, **k: built.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        transport, "build_session", lambda *a, **k: built.append(1) or real(*a, **k)
+    )
     first = tenant.backup()
     after_first = len(built)
     second = tenant.backup()

@@ -37,22 +37,44 @@ def tasks(world):
     failed = _created(make_finished_run(users[2], status=BackupRun.Status.FAILED), 3)
     skipped = _created(make_finished_run(users[1], status=BackupRun.Status.SKIPPED), 4)
     canceled = _created(make_finished_run(users[2], status=BackupRun.Status.CANCELED), 5)
-    running = BackupRun.objects.create(organization=world.org_a, service=service,
-                                       directory_user=users[0], active_user=users[0],
-                                       status=BackupRun.Status.RUNNING)
-    imported = _created(DirectoryJob.objects.create(
-        service=service, kind=DirectoryJob.Kind.IMPORT, status=DirectoryJob.Status.SUCCEEDED,
-        requested_by=world.admin_a), 10)
-    sync_failed = _created(DirectoryJob.objects.create(
-        service=service, kind=DirectoryJob.Kind.SYNC, status=DirectoryJob.Status.FAILED), 6)
+    running = BackupRun.objects.create(
+        organization=world.org_a,
+        service=service,
+        directory_user=users[0],
+        active_user=users[0],
+        status=BackupRun.Status.RUNNING,
+    )
+    imported = _created(
+        DirectoryJob.objects.create(
+            service=service,
+            kind=DirectoryJob.Kind.IMPORT,
+            status=DirectoryJob.Status.SUCCEEDED,
+            requested_by=world.admin_a,
+        ),
+        10,
+    )
+    sync_failed = _created(
+        DirectoryJob.objects.create(
+            service=service, kind=DirectoryJob.Kind.SYNC, status=DirectoryJob.Status.FAILED
+        ),
+        6,
+    )
     sync_queued = DirectoryJob.objects.create(service=service, kind=DirectoryJob.Kind.SYNC)
     # Organization B's tasks never show in A.
     other = make_users(world.org_b, 1)[0]
     make_finished_run(other)
     DirectoryJob.objects.create(service=other.service, kind=DirectoryJob.Kind.IMPORT)
-    return {"done": done, "partial": partial, "failed": failed, "skipped": skipped,
-            "canceled": canceled, "running": running, "imported": imported,
-            "sync_failed": sync_failed, "sync_queued": sync_queued}
+    return {
+        "done": done,
+        "partial": partial,
+        "failed": failed,
+        "skipped": skipped,
+        "canceled": canceled,
+        "running": running,
+        "imported": imported,
+        "sync_failed": sync_failed,
+        "sync_queued": sync_queued,
+    }
 
 
 def test_it_lists_backups_and_directory_jobs_newest_first(admin_a_client, world, tasks):
@@ -60,32 +82,53 @@ def test_it_lists_backups_and_directory_jobs_newest_first(admin_a_client, world,
 
     assert response.status_code == 200
     t = tasks
-    assert _shown(response) == [t["sync_queued"], t["running"], t["done"], t["partial"],
-                                t["failed"], t["skipped"], t["canceled"], t["sync_failed"],
-                                t["imported"]]
+    assert _shown(response) == [
+        t["sync_queued"],
+        t["running"],
+        t["done"],
+        t["partial"],
+        t["failed"],
+        t["skipped"],
+        t["canceled"],
+        t["sync_failed"],
+        t["imported"],
+    ]
     page = response.content.decode()
-    for label in ("Backup", "Import users", "Synchronize users", "Running", "Queued",
-                  "Completed", "Completed with errors", "Failed", "Skipped", "Canceled"):
+    for label in (
+        "Backup",
+        "Import users",
+        "Synchronize users",
+        "Running",
+        "Queued",
+        "Completed",
+        "Completed with errors",
+        "Failed",
+        "Skipped",
+        "Canceled",
+    ):
         assert label in page
     assert f"/backups/runs/{t['running'].code}/cancel/" in page
     assert f"/backups/runs/{t['done'].code}/cancel/" not in page
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("type=backup", ["running", "done", "partial", "failed", "skipped", "canceled"]),
-    ("type=import", ["imported"]),
-    ("type=synchronize", ["sync_queued", "sync_failed"]),
-    ("status=running", ["running"]),
-    ("status=queued", ["sync_queued"]),
-    ("status=completed", ["done", "partial", "imported"]),
-    ("status=failed", ["failed", "sync_failed"]),
-    ("status=skipped", ["skipped"]),
-    ("status=canceled", ["canceled"]),
-    ("type=synchronize&status=failed", ["sync_failed"]),
-    ("type=import&status=skipped", []),
-    ("user=ANN@alpha", ["running", "done"]),
-    ("user=admin@alpha.example", ["imported"]),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("type=backup", ["running", "done", "partial", "failed", "skipped", "canceled"]),
+        ("type=import", ["imported"]),
+        ("type=synchronize", ["sync_queued", "sync_failed"]),
+        ("status=running", ["running"]),
+        ("status=queued", ["sync_queued"]),
+        ("status=completed", ["done", "partial", "imported"]),
+        ("status=failed", ["failed", "sync_failed"]),
+        ("status=skipped", ["skipped"]),
+        ("status=canceled", ["canceled"]),
+        ("type=synchronize&status=failed", ["sync_failed"]),
+        ("type=import&status=skipped", []),
+        ("user=ANN@alpha", ["running", "done"]),
+        ("user=admin@alpha.example", ["imported"]),
+    ],
+)
 def test_filters(admin_a_client, world, tasks, query, expected):
     response = admin_a_client.get(f"{_url(world)}?{query}")
 
@@ -99,16 +142,23 @@ def test_date_range_filter_uses_the_organization_time_zone(admin_a_client, world
     def day(obj):
         return obj.created_at.astimezone(zone).date().isoformat()
 
-    response = admin_a_client.get(_url(world), {"since": day(tasks["skipped"]),
-                                                "until": day(tasks["partial"])})
+    response = admin_a_client.get(
+        _url(world), {"since": day(tasks["skipped"]), "until": day(tasks["partial"])}
+    )
 
     assert _shown(response) == [tasks["partial"], tasks["failed"], tasks["skipped"]]
 
 
-@pytest.mark.parametrize("query", [
-    "status=bogus", "type=mail", "since=yesterday", "since=2026-02-03&until=2026-02-01",
-    "user=" + "x" * 300,
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=bogus",
+        "type=mail",
+        "since=yesterday",
+        "since=2026-02-03&until=2026-02-01",
+        "user=" + "x" * 300,
+    ],
+)
 def test_bad_filters_give_a_form_error(admin_a_client, world, tasks, query):
     response = admin_a_client.get(f"{_url(world)}?{query}")
 
@@ -118,13 +168,17 @@ def test_bad_filters_give_a_form_error(admin_a_client, world, tasks, query):
     assert response.context["tasks"] == []
 
 
-def test_it_pages_a_long_list_in_constant_queries(admin_a_client, world,
-                                                  django_assert_max_num_queries):
+def test_it_pages_a_long_list_in_constant_queries(
+    admin_a_client, world, django_assert_max_num_queries
+):
     users = make_users(world.org_a, 60)
     for user in users:
         make_finished_run(user)
-    DirectoryJob.objects.create(service=users[0].service, kind=DirectoryJob.Kind.IMPORT,
-                                status=DirectoryJob.Status.SUCCEEDED)
+    DirectoryJob.objects.create(
+        service=users[0].service,
+        kind=DirectoryJob.Kind.IMPORT,
+        status=DirectoryJob.Status.SUCCEEDED,
+    )
 
     with django_assert_max_num_queries(10):
         first = admin_a_client.get(_url(world))

@@ -36,7 +36,11 @@ def test_the_task_records_what_it_checked_and_found(world, store_dir):
     assert verify_organization(world.org_a.pk, 1.0) == "Sound"
     sound = Verification.objects.get()
     assert (sound.status, sound.versions_checked, sound.chunks_checked, sound.problems) == (
-        Verification.Status.SOUND, 2, 2, 0)
+        Verification.Status.SOUND,
+        2,
+        2,
+        0,
+    )
     assert sound.trigger == Verification.Trigger.SCHEDULE and sound.finished_at is not None
 
     corrupt(world.org_a, kept.chunk_ids[0])
@@ -45,8 +49,9 @@ def test_the_task_records_what_it_checked_and_found(world, store_dir):
     assert (found.problems, found.damaged_chunks, found.versions_affected) == (1, 1, 1)
 
 
-def test_the_nightly_task_verifies_each_organization_with_backups(world, store_dir, settings,
-                                                                  monkeypatch):
+def test_the_nightly_task_verifies_each_organization_with_backups(
+    world, store_dir, settings, monkeypatch
+):
     Drive(world.org_a).save("a", b"content")
     sent = []
     monkeypatch.setattr(verify_organization, "delay", lambda *args: sent.append(args))
@@ -58,11 +63,13 @@ def test_the_nightly_task_verifies_each_organization_with_backups(world, store_d
 
 
 def test_the_dashboard_shows_the_last_verification_of_the_organization_only(
-        admin_a_client, world, store_dir):
+    admin_a_client, world, store_dir
+):
     Drive(world.org_a).save("a", b"content")
     verify_organization(world.org_a.pk, 1.0)
-    Verification.objects.create(organization=world.org_b, status=Verification.Status.PROBLEMS,
-                                problems=99)
+    Verification.objects.create(
+        organization=world.org_b, status=Verification.Status.PROBLEMS, problems=99
+    )
 
     page = admin_a_client.get(f"/o/{world.org_a.code}/").content.decode()
 
@@ -71,13 +78,15 @@ def test_the_dashboard_shows_the_last_verification_of_the_organization_only(
 
 
 def test_the_tasks_page_lists_verifications(admin_a_client, world):
-    mine = Verification.objects.create(organization=world.org_a,
-                                       status=Verification.Status.PROBLEMS, problems=3)
+    mine = Verification.objects.create(
+        organization=world.org_a, status=Verification.Status.PROBLEMS, problems=3
+    )
     Verification.objects.create(organization=world.org_b)
 
     listed = admin_a_client.get(f"/o/{world.org_a.code}/tasks/")
-    failed = admin_a_client.get(f"/o/{world.org_a.code}/tasks/",
-                                {"type": "verification", "status": "failed"})
+    failed = admin_a_client.get(
+        f"/o/{world.org_a.code}/tasks/", {"type": "verification", "status": "failed"}
+    )
     backups_only = admin_a_client.get(f"/o/{world.org_a.code}/tasks/", {"type": "backup"})
 
     assert [task.obj for task in listed.context["tasks"]] == [mine]
@@ -89,8 +98,9 @@ def test_the_tasks_page_lists_verifications(admin_a_client, world):
 def test_the_weekly_email_reports_the_verifications(world, store_dir):
     service = make_service(world.org_a)
     make_schedule(world.org_a, service)
-    Verification.objects.create(organization=world.org_a, status=Verification.Status.PROBLEMS,
-                                problems=2, chunks_checked=40)
+    Verification.objects.create(
+        organization=world.org_a, status=Verification.Status.PROBLEMS, problems=2, chunks_checked=40
+    )
 
     notifications.do_send_summary_reports()
 

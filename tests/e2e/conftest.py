@@ -9,8 +9,14 @@ import pytest
 from django.conf import settings
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # Playwright's sync API runs an event loop in the test's thread; Django's ORM calls from the test
 # itself are still synchronous and safe.
@@ -63,8 +69,9 @@ def new_page(browser, request, live_server):
         folder.mkdir(parents=True, exist_ok=True)
         for number, context in enumerate(contexts):
             for page in context.pages:
-                page.screenshot(path=str(folder / f"{request.node.name}-{number}.png"),
-                                full_page=True)
+                page.screenshot(
+                    path=str(folder / f"{request.node.name}-{number}.png"), full_page=True
+                )
     for context in contexts:
         context.close()
 

@@ -57,8 +57,10 @@ def test_add_schedule_run_now_and_see_it_on_the_dashboard(new_page, world, runni
     assert run.directory_user == chosen and run.status == "succeeded", run.error
 
     page.reload()
-    expect(page.get_by_role("row").filter(has_text="Nightly OneDrive")
-           .get_by_text("Succeeded")).to_be_visible()
+    expect(
+        page.get_by_role("row").filter(has_text="Nightly OneDrive").get_by_text("Succeeded")
+    ).to_be_visible()
     page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Dashboard").click()
-    expect(page.get_by_text(chosen.display_name).or_(page.get_by_text("1 succeeded"))
-           .first).to_be_visible()
+    expect(
+        page.get_by_text(chosen.display_name).or_(page.get_by_text("1 succeeded")).first
+    ).to_be_visible()

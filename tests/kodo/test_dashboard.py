@@ -21,18 +21,27 @@ MB = 1_000_000
 
 def _age(run, **delta):
     when = timezone.now() - dt.timedelta(**delta)
-    BackupRun.objects.filter(pk=run.pk).update(created_at=when, started_at=when,
-                                               finished_at=when)
+    BackupRun.objects.filter(pk=run.pk).update(created_at=when, started_at=when, finished_at=when)
     return run
 
 
 def _version(run, item_id, size, *, is_folder=False, end_run=None):
     drive, _ = DriveState.objects.get_or_create(
-        directory_user=run.directory_user, drive_id=f"drive-{run.directory_user.pk}",
-        defaults={"organization_id": run.organization_id})
+        directory_user=run.directory_user,
+        drive_id=f"drive-{run.directory_user.pk}",
+        defaults={"organization_id": run.organization_id},
+    )
     return FileVersion.objects.create(
-        organization_id=run.organization_id, drive=drive, item_id=item_id, path=f"/{item_id}",
-        name=item_id, is_folder=is_folder, size=size, first_run=run, end_run=end_run)
+        organization_id=run.organization_id,
+        drive=drive,
+        item_id=item_id,
+        path=f"/{item_id}",
+        name=item_id,
+        is_folder=is_folder,
+        size=size,
+        first_run=run,
+        end_run=end_run,
+    )
 
 
 @pytest.fixture
@@ -49,11 +58,17 @@ def data(world):
     _age(make_finished_run(users[0], bytes_stored=5 * MB), days=3)  # older than 24 hours
     _age(make_finished_run(users[0], bytes_stored=7 * MB), days=GROWTH_DAYS + 5)  # before the chart
     running = BackupRun.objects.create(
-        organization=world.org_a, service=users[2].service, directory_user=users[2],
-        active_user=users[2], status=BackupRun.Status.RUNNING, started_at=timezone.now(),
-        bytes_stored=MB)
-    job = DirectoryJob.objects.create(service=users[0].service, kind=DirectoryJob.Kind.SYNC,
-                                      status=DirectoryJob.Status.RUNNING)
+        organization=world.org_a,
+        service=users[2].service,
+        directory_user=users[2],
+        active_user=users[2],
+        status=BackupRun.Status.RUNNING,
+        started_at=timezone.now(),
+        bytes_stored=MB,
+    )
+    job = DirectoryJob.objects.create(
+        service=users[0].service, kind=DirectoryJob.Kind.SYNC, status=DirectoryJob.Status.RUNNING
+    )
     _version(ok, "a", 100)
     _version(partial, "b", 50)
     _version(ok, "folder", 0, is_folder=True)
@@ -71,7 +86,12 @@ def test_it_shows_the_numbers_of_the_organization(admin_a_client, world, data):
     stats = response.context["stats"]
     assert (stats.users_protected, stats.users_total) == (2, 3)
     assert {status: count for status, _, _, count in stats.results} == {
-        "succeeded": 2, "partial": 1, "failed": 1, "skipped": 0, "canceled": 0}
+        "succeeded": 2,
+        "partial": 1,
+        "failed": 1,
+        "skipped": 0,
+        "canceled": 0,
+    }
     assert stats.runs_last_day == 4
     assert stats.active_runs == 1
     assert stats.bytes_stored == (3 + 2 + 1 + 1 + 5 + 7 + 1) * MB
@@ -89,8 +109,11 @@ def test_growth_is_cumulative_per_day_over_thirty_days(admin_a_client, world, da
     values = [value for _, value in stats.growth]
     assert values == sorted(values)
     assert values[0] == 7 * MB  # what was stored before the period
-    three_days_ago = (timezone.now() - dt.timedelta(days=3)).astimezone(
-        zoneinfo.ZoneInfo(world.org_a.time_zone)).date()
+    three_days_ago = (
+        (timezone.now() - dt.timedelta(days=3))
+        .astimezone(zoneinfo.ZoneInfo(world.org_a.time_zone))
+        .date()
+    )
     i = days.index(three_days_ago)
     assert values[i] - values[i - 1] == 5 * MB
     assert values[-1] - values[-2] == (3 + 2 + 1 + 1 + 1) * MB  # today's runs
@@ -132,8 +155,9 @@ def test_it_keeps_the_services_not_enabled_notice(admin_a_client, world):
     assert b"Services are not enabled" in admin_a_client.get(f"/o/{world.org_a.code}/").content
 
 
-def test_queries_do_not_grow_with_the_data(admin_a_client, world, data,
-                                           django_assert_max_num_queries):
+def test_queries_do_not_grow_with_the_data(
+    admin_a_client, world, data, django_assert_max_num_queries
+):
     url = f"/o/{world.org_a.code}/"
     with CaptureQueriesContext(connection) as small:
         admin_a_client.get(url)
@@ -142,10 +166,12 @@ def test_queries_do_not_grow_with_the_data(admin_a_client, world, data,
     for i, user in enumerate(users):
         run = _age(make_finished_run(user, bytes_stored=MB), days=i % 10)
         _version(run, f"item-{i}", 10)
-        BackupRun.objects.create(organization=world.org_a, service=user.service,
-                                 directory_user=user, active_user=user)
-    DirectoryJob.objects.create(service=make_users(world.org_a, 1)[0].service,
-                                kind=DirectoryJob.Kind.IMPORT)
+        BackupRun.objects.create(
+            organization=world.org_a, service=user.service, directory_user=user, active_user=user
+        )
+    DirectoryJob.objects.create(
+        service=make_users(world.org_a, 1)[0].service, kind=DirectoryJob.Kind.IMPORT
+    )
 
     with django_assert_max_num_queries(len(small.captured_queries)):
         response = admin_a_client.get(url)
@@ -157,8 +183,9 @@ def test_queries_do_not_grow_with_the_data(admin_a_client, world, data,
 
 def test_growth_chart_points_span_the_box():
     day = dt.date(2026, 1, 1)
-    chart = growth_chart([(day + dt.timedelta(days=i), i * 10) for i in range(5)],
-                         width=100, height=60)
+    chart = growth_chart(
+        [(day + dt.timedelta(days=i), i * 10) for i in range(5)], width=100, height=60
+    )
 
     xs = [float(p.split(",")[0]) for p in chart.line.split()]
     ys = [float(p.split(",")[1]) for p in chart.line.split()]

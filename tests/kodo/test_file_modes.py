@@ -18,9 +18,13 @@ def test_a_new_var_dir_and_database_are_owner_only(tmp_path):
         "wal = connection.settings_dict['NAME'] + '-wal'\n"
         "print(oct(os.stat(wal).st_mode & 0o777))\n"  # gone once the last connection closes
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={**env, "KODO_VAR_DIR": str(var),
-                                 "DJANGO_SETTINGS_MODULE": "kodo.settings"}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**env, "KODO_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "kodo.settings"},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
     def mode(path):

@@ -47,8 +47,10 @@ def test_a_task_is_sent_to_its_queue():
 
 def test_the_procfile_starts_a_worker_for_every_queue():
     procfile = (BASE_DIR / "Procfile").read_text()
-    consumed = [tuple(match.group(1).split(","))
-                for match in re.finditer(r"celery -A kodo worker .*?-Q (\S+)", procfile)]
+    consumed = [
+        tuple(match.group(1).split(","))
+        for match in re.finditer(r"celery -A kodo worker .*?-Q (\S+)", procfile)
+    ]
     assert sorted(consumed) == sorted(WORKERS.values())
     assert sorted(q for queues in consumed for q in queues) == sorted(QUEUES)
     assert "worker_prefetch_multiplier" in app.conf and app.conf.worker_prefetch_multiplier == 1
@@ -72,8 +74,10 @@ def test_an_organization_gets_its_share_of_slots_and_no_more(settings, tmp_path)
 def test_a_slot_is_exclusive_between_threads(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     taken = []
-    threads = [threading.Thread(target=lambda: taken.append(take_slot("interactive", 7, 1)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: taken.append(take_slot("interactive", 7, 1)))
+        for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -90,9 +94,22 @@ def redis_url(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     import redis
 
     client = redis.Redis(port=port)
@@ -122,6 +139,7 @@ def test_slots_live_in_redis_when_it_is_the_broker(settings, redis_url):
 
 # With real workers (tests/conftest.py `celery_worker`: one process per group of queues).
 
+
 def _import(client, organization, user, service):
     client.force_login(user)
     client.post(f"/o/{organization.code}/services/office365/users/{service.code}/import/")
@@ -140,7 +158,8 @@ def _fired(sim, endpoint):
 
 @pytest.mark.django_db(transaction=True)
 def test_an_import_completes_while_another_organizations_backups_hang(
-        world, sim, m365sim, running_sim, celery_worker, client):
+    world, sim, m365sim, running_sim, celery_worker, client
+):
     from backups.actions import start_run
     from tests.factories import mirror_users, sim_service
 
@@ -159,7 +178,8 @@ def test_an_import_completes_while_another_organizations_backups_hang(
 
 @pytest.mark.django_db(transaction=True)
 def test_one_organizations_hanging_imports_leave_a_worker_to_another(
-        world, sim, m365sim, running_sim, celery_worker, client):
+    world, sim, m365sim, running_sim, celery_worker, client
+):
     from tests.factories import sim_service
 
     sim.set_fault("users", "stall", after_bytes=0, stall_seconds=40)

@@ -26,8 +26,9 @@ def test_hsts_is_sent_over_https(client, world):
 def test_repeated_failed_log_ins_lock_the_account(client, world):
     for _ in range(3):
         client.post("/accounts/login/", {"username": "admin@alpha.example", "password": "no"})
-    response = client.post("/accounts/login/",
-                           {"username": "admin@alpha.example", "password": PASSWORD})
+    response = client.post(
+        "/accounts/login/", {"username": "admin@alpha.example", "password": PASSWORD}
+    )
     assert response.status_code == 429
     assert b"Too many failed log ins" in response.content
 
@@ -36,8 +37,9 @@ def test_csrf_is_enforced(world):
     from django.test import Client
 
     strict = Client(enforce_csrf_checks=True)
-    response = strict.post("/accounts/login/",
-                           {"username": "admin@alpha.example", "password": PASSWORD})
+    response = strict.post(
+        "/accounts/login/", {"username": "admin@alpha.example", "password": PASSWORD}
+    )
     assert response.status_code == 403
 
 

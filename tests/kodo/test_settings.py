@@ -13,16 +13,21 @@ def _start_django(**env_overrides):
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         env={k: v for k, v in env.items() if v is not None},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("SECRET_KEY", ""),
-    ("SECRET_KEY", "short"),
-    ("KODO_ENCRYPTION_KEYS", ""),
-    ("KODO_ENCRYPTION_KEYS", "not-a-fernet-key"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SECRET_KEY", ""),
+        ("SECRET_KEY", "short"),
+        ("KODO_ENCRYPTION_KEYS", ""),
+        ("KODO_ENCRYPTION_KEYS", "not-a-fernet-key"),
+    ],
+)
 def test_start_up_stops_naming_the_bad_variable(variable, value):
     result = _start_django(DEBUG="0", **{variable: value}, DJANGO_SETTINGS_MODULE="kodo.settings")
     assert result.returncode != 0

@@ -27,8 +27,13 @@ class GraphClient:
         return f"{self.info['authority_host']}/{self.tenant['tenant_id']}/oauth2/v2.0/token"
 
     def request_token(self, **overrides):
-        form = {"client_id": self.app["client_id"], "client_secret": self.app["client_secret"],
-                "grant_type": "client_credentials", "scope": GRAPH_SCOPE, **overrides}
+        form = {
+            "client_id": self.app["client_id"],
+            "client_secret": self.app["client_secret"],
+            "grant_type": "client_credentials",
+            "scope": GRAPH_SCOPE,
+            **overrides,
+        }
         return self.session.post(self.token_url, data=form)
 
     def token(self, fresh=False):
@@ -71,14 +76,16 @@ class GraphClient:
         """PUT bytes first..first+len(data)-1 of `total` to an upload URL, without a token
         (the upload URL is pre-authenticated)."""
         content_range = f"bytes {first}-{first + len(data) - 1}/{total}"
-        return self.session.put(upload_url, data=data,
-                                headers={"Content-Range": content_range, **headers})
+        return self.session.put(
+            upload_url, data=data, headers={"Content-Range": content_range, **headers}
+        )
 
     def upload(self, upload_url, data, fragment=FRAGMENT):
         """Every fragment of data in order; the last response."""
         for first in range(0, len(data), fragment):
-            response = self.put_fragment(upload_url, data[first:first + fragment], first,
-                                         len(data))
+            response = self.put_fragment(
+                upload_url, data[first : first + fragment], first, len(data)
+            )
             if first + fragment < len(data):
                 assert response.status_code == 202, response.text
         return response

@@ -29,9 +29,24 @@ def test_demo_runs_writes_kodo_settings_and_stops_on_sigterm(tmp_path):
     info_file, settings_file = tmp_path / "info.json", tmp_path / "KodoADSettings.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     process = subprocess.Popen(
-        [sys.executable, "-m", "m365sim", "--demo", "--state-dir", str(tmp_path / "state"),
-         "--info-file", str(info_file), "--kodo-settings", str(settings_file)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "m365sim",
+            "--demo",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--info-file",
+            str(info_file),
+            "--kodo-settings",
+            str(settings_file),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         info = wait_for(info_file, process)
         settings = json.loads(settings_file.read_text())
@@ -100,11 +115,25 @@ def test_the_ca_and_app_certificates_survive_a_restart(tmp_path):
 
 
 def test_a_tenant_file(tmp_path):
-    spec = {"settings": {"token_lifetime": 600},
-            "tenants": [{"seed": 4, "users": 3, "files_per_user": 2, "domain": "fabrikam.example",
-                         "users_without_drive": 0,
-                         "extra_users": [{"upn": "pat@fabrikam.example", "display_name": "Pat",
-                                          "files": [{"path": "/a/b.txt", "size": 12}]}]}]}
+    spec = {
+        "settings": {"token_lifetime": 600},
+        "tenants": [
+            {
+                "seed": 4,
+                "users": 3,
+                "files_per_user": 2,
+                "domain": "fabrikam.example",
+                "users_without_drive": 0,
+                "extra_users": [
+                    {
+                        "upn": "pat@fabrikam.example",
+                        "display_name": "Pat",
+                        "files": [{"path": "/a/b.txt", "size": 12}],
+                    }
+                ],
+            }
+        ],
+    }
     (tmp_path / "tenant.json").write_text(json.dumps(spec))
     sim = Simulator.from_tenant_file(tmp_path / "tenant.json")
     assert sim.token_lifetime == 600

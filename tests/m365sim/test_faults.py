@@ -105,8 +105,12 @@ def test_503_and_504_on_the_content_redirect(sim, client, first_user):
     )
     assert (first.status_code, first.headers.get("Retry-After")) == (503, "1")
     assert second.status_code == 504
-    assert client.get(f"/users/{first_user}/drive/items/{item['id']}/content",
-                      allow_redirects=False).status_code == 302
+    assert (
+        client.get(
+            f"/users/{first_user}/drive/items/{item['id']}/content", allow_redirects=False
+        ).status_code
+        == 302
+    )
 
 
 def test_resync_required_on_a_delta_token(sim, client, first_user):

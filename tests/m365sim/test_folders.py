@@ -50,14 +50,24 @@ def test_fail_gives_409_and_rename_renames(client, parent):
 
 def test_a_new_folder_keeps_the_given_file_system_info(client, parent):
     url, _ = parent
-    times = {"createdDateTime": "2018-01-02T03:04:05Z",
-             "lastModifiedDateTime": "2018-06-07T08:09:10Z"}
+    times = {
+        "createdDateTime": "2018-01-02T03:04:05Z",
+        "lastModifiedDateTime": "2018-06-07T08:09:10Z",
+    }
     response = new_folder(client, url, "Old", fileSystemInfo=times)
     assert response.status_code == 201 and response.json()["fileSystemInfo"] == times
 
 
-@pytest.mark.parametrize("body", [[], {"name": "x"}, {"name": "a:b", "folder": {}},
-                                  {"name": "", "folder": {}}, {"name": "x", "folder": "yes"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"name": "x"},
+        {"name": "a:b", "folder": {}},
+        {"name": "", "folder": {}},
+        {"name": "x", "folder": "yes"},
+    ],
+)
 def test_a_bad_folder_request_is_400(client, parent, body):
     url, _ = parent
     assert client.send("POST", url, json=body).status_code == 400

@@ -227,8 +227,12 @@ def test_a_copied_file_serves_the_same_bytes_under_a_new_item(sim, client, first
     generated = sim.add_file(first_user, "/big/generated.bin", size=3_000_000)
     uploaded = sim.add_file(first_user, "/small/given.txt", content=b"given bytes")
 
-    copies = [client.admin("copy_file", user=other, path=f"/copies/{n}", from_user=first_user,
-                           item=source["id"]) for n, source in enumerate([generated, uploaded])]
+    copies = [
+        client.admin(
+            "copy_file", user=other, path=f"/copies/{n}", from_user=first_user, item=source["id"]
+        )
+        for n, source in enumerate([generated, uploaded])
+    ]
 
     for source, copy in zip([generated, uploaded], copies, strict=True):
         assert copy["id"] != source["id"] and copy["drive_id"] != source["drive_id"]

@@ -38,8 +38,9 @@ def b64url(data):
 
 def assertion(info, app, alg="RS256", aud=None, exp_in=600, jti=None, signer=None):
     signer = signer or app
-    key, cert, _ = pkcs12.load_key_and_certificates(open(signer["pfx_path"], "rb").read(),
-                                                    signer["pfx_password"].encode())
+    key, cert, _ = pkcs12.load_key_and_certificates(
+        open(signer["pfx_path"], "rb").read(), signer["pfx_password"].encode()
+    )
     der = cert.public_bytes(serialization.Encoding.DER)
     header = {"alg": alg, "typ": "JWT"}
     if alg == "RS256":
@@ -97,8 +98,9 @@ def test_msal_signs_with_a_pem_key_and_sha1_thumbprint(running):
     key, _, _ = pkcs12.load_key_and_certificates(
         open(app["pfx_path"], "rb").read(), app["pfx_password"].encode()
     )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     credential = {"private_key": pem, "thumbprint": app["thumbprint"]}
     result = msal_app(running.info, credential).acquire_token_for_client([GRAPH_SCOPE])
     assert "access_token" in result, result
@@ -124,7 +126,8 @@ def test_an_unknown_tenant_makes_msal_raise(running):
     with pytest.raises(ValueError):
         msal_app(running.info, app["client_secret"], tenant_id=str(uuid.uuid4()))
     response = GraphClient(running.info).session.get(
-        f"{running.info['authority_host']}/{uuid.uuid4()}/v2.0/.well-known/openid-configuration")
+        f"{running.info['authority_host']}/{uuid.uuid4()}/v2.0/.well-known/openid-configuration"
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_tenant"
     assert "AADSTS90002" in response.json()["error_description"]
@@ -152,7 +155,9 @@ def test_a_signed_assertion_is_accepted_once(running, client, alg):
 
 
 def test_an_assertion_for_another_audience_or_expired_is_refused(running, client):
-    wrong_aud = post_assertion(client, assertion(running.info, client.app, aud="https://login.example/token"))
+    wrong_aud = post_assertion(
+        client, assertion(running.info, client.app, aud="https://login.example/token")
+    )
     assert wrong_aud.status_code == 401 and "AADSTS700212" in wrong_aud.json()["error_description"]
     expired = post_assertion(client, assertion(running.info, client.app, exp_in=-3600))
     assert expired.status_code == 401 and "AADSTS700024" in expired.json()["error_description"]

@@ -26,6 +26,7 @@ def test_the_admin_api_provisions_a_onedrive(sim, client):
     result = client.admin("provision_drive", user=user["userPrincipalName"])
     assert result["drive_id"]
     assert client.get(f"/users/{user['id']}/drive").status_code == 200
-    again = client.session.post(f"{client.info['admin_base']}/provision_drive",
-                                json={"user": user["id"]})
+    again = client.session.post(
+        f"{client.info['admin_base']}/provision_drive", json={"user": user["id"]}
+    )
     assert again.status_code == 400 and "already has a OneDrive" in again.json()["error"]

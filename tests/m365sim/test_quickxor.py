@@ -6,10 +6,12 @@ import pytest
 from m365sim.content import POOL_SIZE, get_pool
 from m365sim.quickxor import QuickXorHash, quickxorhash, quickxorhash_reference
 
-VECTORS = [("", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-           ("Sg==", "SgAAAAAAAAAAAAAAAQAAAAAAAAA="),
-           ("luBZlaT6", "lgBHFipBCn0AAAAABgAAAAAAAAA="),
-           ("T6LYJIfDh81JrAK309H2JMJTXis=", "zBTHrspn3mEcohlJdIUAbjGNaNg=")]
+VECTORS = [
+    ("", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+    ("Sg==", "SgAAAAAAAAAAAAAAAQAAAAAAAAA="),
+    ("luBZlaT6", "lgBHFipBCn0AAAAABgAAAAAAAAA="),
+    ("T6LYJIfDh81JrAK309H2JMJTXis=", "zBTHrspn3mEcohlJdIUAbjGNaNg="),
+]
 
 
 @pytest.mark.parametrize("data, expected", VECTORS)
@@ -30,7 +32,7 @@ def test_incremental_hashing_matches_one_shot():
     data = random.Random(5).randbytes(100_003)
     hasher = QuickXorHash()
     for start in range(0, len(data), 777):
-        hasher.update(data[start:start + 777])
+        hasher.update(data[start : start + 777])
     assert hasher.b64digest() == quickxorhash(data)
 
 

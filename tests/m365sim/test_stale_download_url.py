@@ -13,8 +13,9 @@ def fresh_download(client, user, item_id):
 
 
 @pytest.mark.parametrize("new_size", [100_000, 500_000])
-def test_an_old_download_url_serves_the_old_bytes_at_their_length(sim, client, first_user,
-                                                                  new_size):
+def test_an_old_download_url_serves_the_old_bytes_at_their_length(
+    sim, client, first_user, new_size
+):
     item = sim.add_file(first_user, f"/stale {new_size}.bin", size=300_000)
     url, old_hash = fresh_download(client, first_user, item["id"])
     old_bytes = client.session.get(url).content
@@ -33,8 +34,9 @@ def test_an_old_download_url_of_uploaded_content_serves_those_bytes(sim, client,
     first, second = os.urandom(70_000), os.urandom(20_000)
     item = sim.add_file(first_user, "/stale uploaded.bin", content=first)
     url, _ = fresh_download(client, first_user, item["id"])
-    response = client.send("PUT", f"/users/{first_user}/drive/items/{item['id']}/content",
-                           data=second)
+    response = client.send(
+        "PUT", f"/users/{first_user}/drive/items/{item['id']}/content", data=second
+    )
     assert response.status_code == 200
     assert client.session.get(url).content == first
     assert client.session.get(response.json()["@microsoft.graph.downloadUrl"]).content == second

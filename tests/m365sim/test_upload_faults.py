@@ -39,8 +39,9 @@ def test_a_throttled_fragment_carries_retry_after_and_changes_nothing(sim, clien
         time.sleep(float(response.headers["Retry-After"]))
     assert response.status_code == 202
     last = client.put_fragment(url, data[FRAGMENT:], FRAGMENT, len(data))
-    assert last.status_code == 201 and last.json()["file"]["hashes"]["quickXorHash"] == \
-        quickxorhash(data)
+    assert last.status_code == 201 and last.json()["file"]["hashes"][
+        "quickXorHash"
+    ] == quickxorhash(data)
 
 
 def test_a_reset_mid_fragment_leaves_the_received_ranges_as_they_were(sim, client, first_user):
@@ -49,10 +50,10 @@ def test_a_reset_mid_fragment_leaves_the_received_ranges_as_they_were(sim, clien
     assert client.put_fragment(url, data[:FRAGMENT], 0, len(data)).status_code == 202
     sim.set_fault("fragment", "reset", max_count=1, after_bytes=100_000)
     with pytest.raises(BROKEN):
-        client.put_fragment(url, data[FRAGMENT:2 * FRAGMENT], FRAGMENT, len(data))
+        client.put_fragment(url, data[FRAGMENT : 2 * FRAGMENT], FRAGMENT, len(data))
     assert next_range(client, url) == [f"{FRAGMENT}-"]
     for first in range(FRAGMENT, len(data), FRAGMENT):
-        response = client.put_fragment(url, data[first:first + FRAGMENT], first, len(data))
+        response = client.put_fragment(url, data[first : first + FRAGMENT], first, len(data))
     assert response.status_code == 201, response.text
     assert response.json()["file"]["hashes"]["quickXorHash"] == quickxorhash(data)
     assert sim.file_bytes(first_user, "/faults/reset.bin") == data
@@ -66,9 +67,11 @@ def test_a_lost_answer_after_the_fragment_was_taken(sim, client, first_user):
         client.put_fragment(url, data[:FRAGMENT], 0, len(data))
     assert client.put_fragment(url, data[:FRAGMENT], 0, len(data)).status_code == 416
     assert next_range(client, url) == [f"{FRAGMENT}-"]
-    assert client.put_fragment(url, data[FRAGMENT:2 * FRAGMENT], FRAGMENT, len(data)).status_code \
+    assert (
+        client.put_fragment(url, data[FRAGMENT : 2 * FRAGMENT], FRAGMENT, len(data)).status_code
         == 202
-    last = client.put_fragment(url, data[2 * FRAGMENT:], 2 * FRAGMENT, len(data))
+    )
+    last = client.put_fragment(url, data[2 * FRAGMENT :], 2 * FRAGMENT, len(data))
     assert last.status_code == 201 and sim.file_bytes(first_user, "/faults/lost answer.bin") == data
 
 

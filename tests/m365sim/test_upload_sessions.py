@@ -62,8 +62,9 @@ def test_a_fragment_of_60_mib_or_more_is_refused(client, folder):
 def test_an_authorization_header_on_the_upload_url_gets_401(client, folder):
     data = os.urandom(1000)
     session = new_session(client, folder)
-    response = client.put_fragment(session["uploadUrl"], data, 0, len(data),
-                                   Authorization=f"Bearer {client.token()}")
+    response = client.put_fragment(
+        session["uploadUrl"], data, 0, len(data), Authorization=f"Bearer {client.token()}"
+    )
     assert response.status_code == 401
     assert status(client, session) == ["0-"]
     assert client.put_fragment(session["uploadUrl"], data, 0, len(data)).status_code == 201
@@ -76,13 +77,23 @@ def test_overlapping_and_out_of_order_fragments_get_416(client, folder):
     assert client.put_fragment(url, data[:FRAGMENT], 0, len(data)).status_code == 202
     again = client.put_fragment(url, data[:FRAGMENT], 0, len(data))
     assert again.status_code == 416 and error_code(again) == "invalidRange"
-    gap = client.put_fragment(url, data[2 * FRAGMENT:], 2 * FRAGMENT, len(data))
+    gap = client.put_fragment(url, data[2 * FRAGMENT :], 2 * FRAGMENT, len(data))
     assert gap.status_code == 416
     assert status(client, session) == [f"{FRAGMENT}-"]
 
 
-@pytest.mark.parametrize("content_range", [None, "bytes 0-999/*", "bytes 0-999", "0-999/1000",
-                                           "bytes 0-998/1000", "bytes 5-1004/1000", "bytes x-y/z"])
+@pytest.mark.parametrize(
+    "content_range",
+    [
+        None,
+        "bytes 0-999/*",
+        "bytes 0-999",
+        "0-999/1000",
+        "bytes 0-998/1000",
+        "bytes 5-1004/1000",
+        "bytes x-y/z",
+    ],
+)
 def test_a_missing_or_invalid_content_range_is_refused(client, folder, content_range):
     session = new_session(client, folder)
     headers = {} if content_range is None else {"Content-Range": content_range}
@@ -135,11 +146,13 @@ def test_get_reports_next_expected_ranges_and_delete_cancels(client, folder):
     assert client.put_fragment(url, data[FRAGMENT:], FRAGMENT, len(data)).status_code == 404
 
 
-def test_a_same_named_file_created_meanwhile_gives_409_on_the_last_fragment(sim, client, folder,
-                                                                          first_user):
+def test_a_same_named_file_created_meanwhile_gives_409_on_the_last_fragment(
+    sim, client, folder, first_user
+):
     data = os.urandom(FRAGMENT + 10)
-    session = new_session(client, folder, "clash.txt",
-                          **{"@microsoft.graph.conflictBehavior": "fail"})
+    session = new_session(
+        client, folder, "clash.txt", **{"@microsoft.graph.conflictBehavior": "fail"}
+    )
     first = client.put_fragment(session["uploadUrl"], data[:FRAGMENT], 0, len(data))
     assert first.status_code == 202
     parent_path = sim.get_item(first_user, folder[1])["path"]
@@ -158,32 +171,43 @@ def test_conflict_behavior_is_applied_on_completion(sim, client, folder, first_u
 
     no_behavior = client.create_session(session_path(folder, "report.txt"))
     assert no_behavior.status_code == 409  # the documented default is fail
-    over_folder = client.create_session(session_path(folder, "Photos"),
-                                        **{"@microsoft.graph.conflictBehavior": "replace"})
+    over_folder = client.create_session(
+        session_path(folder, "Photos"), **{"@microsoft.graph.conflictBehavior": "replace"}
+    )
     assert over_folder.status_code == 409
     assert sim.get_item(first_user, f"{parent_path}/Photos")["folder"]
 
-    replace = new_session(client, folder, "report.txt",
-                          **{"@microsoft.graph.conflictBehavior": "replace"})
+    replace = new_session(
+        client, folder, "report.txt", **{"@microsoft.graph.conflictBehavior": "replace"}
+    )
     replaced = client.upload(replace["uploadUrl"], b"newer")
     assert replaced.status_code == 200 and replaced.json()["id"] == old["id"]
     assert sim.file_bytes(first_user, f"{parent_path}/report.txt") == b"newer"
 
-    rename = new_session(client, folder, "report.txt",
-                         **{"@microsoft.graph.conflictBehavior": "rename"})
+    rename = new_session(
+        client, folder, "report.txt", **{"@microsoft.graph.conflictBehavior": "rename"}
+    )
     renamed = client.upload(rename["uploadUrl"], b"kept both")
     assert renamed.status_code == 201 and renamed.json()["name"] == "report 1.txt"
 
 
-def test_file_system_info_is_applied_and_the_new_item_reports_its_hash(sim, client, folder,
-                                                                       first_user):
+def test_file_system_info_is_applied_and_the_new_item_reports_its_hash(
+    sim, client, folder, first_user
+):
     drive_id, parent_id = folder
     _, _, delta_link = client.collect(f"/drives/{drive_id}/root/delta")
     data = os.urandom(FRAGMENT * 2 + 5)
-    times = {"createdDateTime": "2019-03-04T05:06:07Z",
-             "lastModifiedDateTime": "2021-08-09T10:11:12Z"}
-    session = new_session(client, folder, "kept times.bin", fileSystemInfo=times,
-                          **{"@microsoft.graph.conflictBehavior": "fail"})
+    times = {
+        "createdDateTime": "2019-03-04T05:06:07Z",
+        "lastModifiedDateTime": "2021-08-09T10:11:12Z",
+    }
+    session = new_session(
+        client,
+        folder,
+        "kept times.bin",
+        fileSystemInfo=times,
+        **{"@microsoft.graph.conflictBehavior": "fail"},
+    )
     done = client.upload(session["uploadUrl"], data)
     assert done.status_code == 201, done.text
     item = done.json()
@@ -193,8 +217,9 @@ def test_file_system_info_is_applied_and_the_new_item_reports_its_hash(sim, clie
     assert item["createdDateTime"] > "2024"  # the server's own time stays the upload's
 
     listed = client.get(f"/drives/{drive_id}/items/{parent_id}/children").json()["value"]
-    assert [(i["id"], i["file"]["hashes"]["quickXorHash"], i["fileSystemInfo"]) for i in listed] \
-        == [(item["id"], quickxorhash(data), times)]
+    assert [
+        (i["id"], i["file"]["hashes"]["quickXorHash"], i["fileSystemInfo"]) for i in listed
+    ] == [(item["id"], quickxorhash(data), times)]
     changes, _, _ = client.collect(delta_link)
     seen = {i["id"]: i for i in changes}
     assert seen[item["id"]]["file"]["hashes"]["quickXorHash"] == quickxorhash(data)
@@ -203,15 +228,17 @@ def test_file_system_info_is_applied_and_the_new_item_reports_its_hash(sim, clie
 
 
 def test_an_invalid_file_system_info_is_refused(client, folder):
-    response = client.create_session(session_path(folder, "a.bin"),
-                                      fileSystemInfo={"lastModifiedDateTime": "yesterday"})
+    response = client.create_session(
+        session_path(folder, "a.bin"), fileSystemInfo={"lastModifiedDateTime": "yesterday"}
+    )
     assert response.status_code == 400
 
 
 def test_an_existing_file_gets_new_content_by_id(sim, client, first_user):
     old = sim.add_file(first_user, "/by id.bin", content=b"old bytes")
     session = client.create_session(
-        f"/users/{first_user}/drive/items/{old['id']}/createUploadSession")
+        f"/users/{first_user}/drive/items/{old['id']}/createUploadSession"
+    )
     assert session.status_code == 200, session.text
     data = os.urandom(FRAGMENT + 1)
     done = client.upload(session.json()["uploadUrl"], data)
@@ -231,8 +258,11 @@ def test_a_read_only_app_cannot_write(sim, running, first_user, folder):
     drive_id, parent_id = folder
     attempts = [
         reader.create_session(session_path(folder, "x.bin")),
-        reader.send("POST", f"/drives/{drive_id}/items/{parent_id}/children",
-                    json={"name": "new", "folder": {}}),
+        reader.send(
+            "POST",
+            f"/drives/{drive_id}/items/{parent_id}/children",
+            json={"name": "new", "folder": {}},
+        ),
         reader.send("PUT", f"/drives/{drive_id}/items/{parent_id}:/x.txt:/content", data=b"x"),
         reader.send("DELETE", f"/drives/{drive_id}/items/{parent_id}"),
     ]

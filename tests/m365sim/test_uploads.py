@@ -53,9 +53,12 @@ def test_upload_session_in_chunks(sim, client, first_user):
     )
     assert wrong.status_code == 416
     for start in range(0, len(data), chunk):
-        part = data[start:start + chunk]
-        response = client.session.put(url, data=part, headers={
-            "Content-Range": f"bytes {start}-{start + len(part) - 1}/{len(data)}"})
+        part = data[start : start + chunk]
+        response = client.session.put(
+            url,
+            data=part,
+            headers={"Content-Range": f"bytes {start}-{start + len(part) - 1}/{len(data)}"},
+        )
         if start + chunk < len(data):
             assert response.status_code == 202
             assert response.json()["nextExpectedRanges"] == [f"{start + len(part)}-"]
@@ -70,16 +73,23 @@ def test_folder_creation_with_conflicts(client, first_user):
     assert created.status_code == 201 and created.json()["folder"]["childCount"] == 0
     clash = client.send("POST", url, json={"name": "Restore 1", "folder": {}})
     assert clash.status_code == 409
-    renamed = client.send("POST", url, json={"name": "Restore 1", "folder": {},
-                                             "@microsoft.graph.conflictBehavior": "rename"})
+    renamed = client.send(
+        "POST",
+        url,
+        json={"name": "Restore 1", "folder": {}, "@microsoft.graph.conflictBehavior": "rename"},
+    )
     assert renamed.status_code == 201 and renamed.json()["name"] == "Restore 1 1"
-    child = client.send("POST", f"/users/{first_user}/drive/items/{created.json()['id']}/children",
-                        json={"name": "inner", "folder": {}})
+    child = client.send(
+        "POST",
+        f"/users/{first_user}/drive/items/{created.json()['id']}/children",
+        json={"name": "inner", "folder": {}},
+    )
     assert child.json()["parentReference"]["id"] == created.json()["id"]
 
 
 def test_uploads_need_a_write_permission(running, first_user):
     from conftest import GraphClient
+
     read_only = GraphClient(running.info, app_index=1)
     response = read_only.send("PUT", f"/users/{first_user}/drive/root:/x.txt:/content", data=b"x")
     assert response.status_code == 403

@@ -23,11 +23,18 @@ def sim_app(running, name="Kodo Backup", tenant_index=0):
 def sim_credentials(running, name="Kodo Backup", certificate=False, **overrides):
     tenant_id, app = sim_app(running, name)
     if certificate:
-        values = {"tenant_id": tenant_id, "client_id": app["client_id"],
-                  "pfx": Path(app["pfx_path"]).read_bytes(), "pfx_password": app["pfx_password"]}
+        values = {
+            "tenant_id": tenant_id,
+            "client_id": app["client_id"],
+            "pfx": Path(app["pfx_path"]).read_bytes(),
+            "pfx_password": app["pfx_password"],
+        }
     else:
-        values = {"tenant_id": tenant_id, "client_id": app["client_id"],
-                  "client_secret": app["client_secret"]}
+        values = {
+            "tenant_id": tenant_id,
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+        }
     return Credentials(**{**values, **overrides})
 
 
@@ -37,8 +44,9 @@ def sim_endpoints(running, trust_ca=True, **options):
     ca_pem = Path(running.info["ca_file"]).read_text() if trust_ca else None
     options.setdefault("download_hosts", urlsplit(running.info["download_base"]).netloc)
     options.setdefault("private_network", True)
-    return custom_endpoints(running.info["authority_host"], running.info["graph_base"], ca_pem,
-                            **options)
+    return custom_endpoints(
+        running.info["authority_host"], running.info["graph_base"], ca_pem, **options
+    )
 
 
 class Sleeps(list):
@@ -67,8 +75,9 @@ def graph_client(m365sim, sleeps):
         options.setdefault("sleep", sleeps)
         options.setdefault("backoff_base", 0.01)
         options.setdefault("cache_key", f"test-{uuid.uuid4()}")
-        client = GraphClient(credentials or sim_credentials(m365sim),
-                             endpoints or sim_endpoints(m365sim), **options)
+        client = GraphClient(
+            credentials or sim_credentials(m365sim), endpoints or sim_endpoints(m365sim), **options
+        )
         clients.append(client)
         return client
 

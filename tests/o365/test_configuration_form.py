@@ -28,8 +28,13 @@ def _upload(name, content, kind="application/json"):
 
 
 def _fields(**values):
-    base = {"name": "Contoso", "tenant_id": str(uuid.uuid4()), "client_id": str(uuid.uuid4()),
-            "client_secret": SECRET, "cloud": "global"}
+    base = {
+        "name": "Contoso",
+        "tenant_id": str(uuid.uuid4()),
+        "client_id": str(uuid.uuid4()),
+        "client_secret": SECRET,
+        "cloud": "global",
+    }
     base.update(values)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -40,15 +45,20 @@ def test_it_saves_a_configuration_typed_in(admin_a_client, world):
     service = Service.objects.get(organization=world.org_a)
     assert service.name == "Contoso" and service.has_client_secret
     assert crypto.decrypt_text(service.client_secret_encrypted) == SECRET
-    assert AuditEvent.objects.filter(action="configuration_created",
-                                     organization=world.org_a).exists()
+    assert AuditEvent.objects.filter(
+        action="configuration_created", organization=world.org_a
+    ).exists()
 
 
 def test_it_fills_everything_from_kodo_settings_json(admin_a_client, world):
-    response = admin_a_client.post(_url(world), {
-        "name": "", "cloud": "global",
-        "settings_file": _upload("KodoADSettings.json", kodo_settings_json()),
-    })
+    response = admin_a_client.post(
+        _url(world),
+        {
+            "name": "",
+            "cloud": "global",
+            "settings_file": _upload("KodoADSettings.json", kodo_settings_json()),
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     service = Service.objects.get(organization=world.org_a)
     assert service.name == "Kodo Backup"
@@ -58,11 +68,16 @@ def test_it_fills_everything_from_kodo_settings_json(admin_a_client, world):
 
 
 def test_the_m365sim_keys_of_the_json_are_read_but_define_no_endpoints(admin_a_client, world):
-    settings_json = kodo_settings_json(Cloud="Custom", AuthorityHost="https://127.0.0.1:9443",
-                                       GraphBaseUrl="https://127.0.0.1:9443/v1.0",
-                                       CaCertificatePem=None)
-    response = admin_a_client.post(_url(world), {"cloud": "global", "settings_file":
-                                                 _upload("KodoADSettings.json", settings_json)})
+    settings_json = kodo_settings_json(
+        Cloud="Custom",
+        AuthorityHost="https://127.0.0.1:9443",
+        GraphBaseUrl="https://127.0.0.1:9443/v1.0",
+        CaCertificatePem=None,
+    )
+    response = admin_a_client.post(
+        _url(world),
+        {"cloud": "global", "settings_file": _upload("KodoADSettings.json", settings_json)},
+    )
     assert response.status_code == 302
     service = Service.objects.get(organization=world.org_a)
     assert service.cloud.key == "global"
@@ -71,26 +86,46 @@ def test_the_m365sim_keys_of_the_json_are_read_but_define_no_endpoints(admin_a_c
 
 def test_it_accepts_a_pfx_file_upload_and_pasted_base64(admin_a_client, world):
     pfx = make_pfx()
-    admin_a_client.post(_url(world), _fields(
-        name="By file", client_secret="", certificate_password=PFX_PASSWORD,
-        certificate_file=_upload("kodo.pfx", pfx, "application/x-pkcs12")))
-    admin_a_client.post(_url(world), _fields(
-        name="By paste", client_secret="", certificate_password=PFX_PASSWORD,
-        certificate_base64=base64.encodebytes(pfx).decode()))
+    admin_a_client.post(
+        _url(world),
+        _fields(
+            name="By file",
+            client_secret="",
+            certificate_password=PFX_PASSWORD,
+            certificate_file=_upload("kodo.pfx", pfx, "application/x-pkcs12"),
+        ),
+    )
+    admin_a_client.post(
+        _url(world),
+        _fields(
+            name="By paste",
+            client_secret="",
+            certificate_password=PFX_PASSWORD,
+            certificate_base64=base64.encodebytes(pfx).decode(),
+        ),
+    )
     assert {s.name for s in Service.objects.all() if s.has_certificate} == {"By file", "By paste"}
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"tenant_id": "not-a-guid"}, "Tenant ID must be a GUID"),
-    ({"client_id": ""}, "Client ID must be a GUID"),
-    ({"name": ""}, "Give the configuration a name"),
-    ({"client_secret": ""}, "Enter the Client Secret, or give the Private Certificate"),
-    ({"certificate_base64": "%%%not base64%%%"}, "not valid base64"),
-    ({"certificate_base64": base64.b64encode(os.urandom(3000)).decode(),
-      "certificate_password": "x"}, "does not open this PFX file"),
-    ({"cloud": "custom"}, "Select a valid choice"),
-    ({"cloud": "moon"}, "Select a valid choice"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"tenant_id": "not-a-guid"}, "Tenant ID must be a GUID"),
+        ({"client_id": ""}, "Client ID must be a GUID"),
+        ({"name": ""}, "Give the configuration a name"),
+        ({"client_secret": ""}, "Enter the Client Secret, or give the Private Certificate"),
+        ({"certificate_base64": "%%%not base64%%%"}, "not valid base64"),
+        (
+            {
+                "certificate_base64": base64.b64encode(os.urandom(3000)).decode(),
+                "certificate_password": "x",
+            },
+            "does not open this PFX file",
+        ),
+        ({"cloud": "custom"}, "Select a valid choice"),
+        ({"cloud": "moon"}, "Select a valid choice"),
+    ],
+)
 def test_bad_input_gets_a_clear_message_and_saves_nothing(admin_a_client, world, fields, message):
     response = admin_a_client.post(_url(world), _fields(**fields))
     assert response.status_code == 200
@@ -99,34 +134,48 @@ def test_bad_input_gets_a_clear_message_and_saves_nothing(admin_a_client, world,
 
 
 def test_a_wrong_certificate_password_is_named(admin_a_client, world):
-    response = admin_a_client.post(_url(world), _fields(
-        certificate_password="wrong", certificate_file=_upload("k.pfx", make_pfx())))
+    response = admin_a_client.post(
+        _url(world),
+        _fields(certificate_password="wrong", certificate_file=_upload("k.pfx", make_pfx())),
+    )
     assert "The Certificate Password does not open this PFX file" in response.content.decode()
 
 
 def test_a_pfx_without_a_private_key_or_with_ec_key_is_refused(admin_a_client, world):
-    response = admin_a_client.post(_url(world), _fields(
-        certificate_password=PFX_PASSWORD,
-        certificate_file=_upload("k.pfx", make_pfx(with_key=False))))
+    response = admin_a_client.post(
+        _url(world),
+        _fields(
+            certificate_password=PFX_PASSWORD,
+            certificate_file=_upload("k.pfx", make_pfx(with_key=False)),
+        ),
+    )
     assert "must hold both the private key and its certificate" in response.content.decode()
-    response = admin_a_client.post(_url(world), _fields(
-        certificate_password=PFX_PASSWORD,
-        certificate_file=_upload("k.pfx", make_pfx(key_type="ec"))))
+    response = admin_a_client.post(
+        _url(world),
+        _fields(
+            certificate_password=PFX_PASSWORD,
+            certificate_file=_upload("k.pfx", make_pfx(key_type="ec")),
+        ),
+    )
     assert "must be RSA" in response.content.decode()
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (os.urandom(2000), "not a text file"),
-    (b"{not json", "is not valid JSON (line 1"),
-    (b"[1, 2]", "must hold one JSON object"),
-    (b'{"TenantId": "x"}', "lacks ClientId"),
-    (b'{"TenantId": 5, "ClientId": "y", "ClientSecret": "z"}', "TenantId must be text"),
-    (b'{"TenantId": "a", "ClientId": "b"}', "neither a ClientSecret nor"),
-    (b" " * (300 * 1024), "larger than 256 KB"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (os.urandom(2000), "not a text file"),
+        (b"{not json", "is not valid JSON (line 1"),
+        (b"[1, 2]", "must hold one JSON object"),
+        (b'{"TenantId": "x"}', "lacks ClientId"),
+        (b'{"TenantId": 5, "ClientId": "y", "ClientSecret": "z"}', "TenantId must be text"),
+        (b'{"TenantId": "a", "ClientId": "b"}', "neither a ClientSecret nor"),
+        (b" " * (300 * 1024), "larger than 256 KB"),
+    ],
+)
 def test_garbage_json_gets_a_message(admin_a_client, world, content, message):
-    response = admin_a_client.post(_url(world), {
-        "cloud": "global", "settings_file": _upload("KodoADSettings.json", content)})
+    response = admin_a_client.post(
+        _url(world), {"cloud": "global", "settings_file": _upload("KodoADSettings.json", content)}
+    )
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not Service.objects.exists()
@@ -134,15 +183,19 @@ def test_garbage_json_gets_a_message(admin_a_client, world, content, message):
 
 def test_utf16_json_from_windows_powershell_is_read(admin_a_client, world):
     content = b"\xff\xfe" + kodo_settings_json().decode().encode("utf-16-le")
-    response = admin_a_client.post(_url(world), {
-        "cloud": "global", "settings_file": _upload("KodoADSettings.json", content)})
+    response = admin_a_client.post(
+        _url(world), {"cloud": "global", "settings_file": _upload("KodoADSettings.json", content)}
+    )
     assert response.status_code == 302
 
 
 def test_an_expiring_certificate_is_flagged(admin_a_client, world):
-    admin_a_client.post(_url(world), _fields(
-        certificate_password=PFX_PASSWORD,
-        certificate_file=_upload("k.pfx", make_pfx(days=10))))
+    admin_a_client.post(
+        _url(world),
+        _fields(
+            certificate_password=PFX_PASSWORD, certificate_file=_upload("k.pfx", make_pfx(days=10))
+        ),
+    )
     service = Service.objects.get()
     assert service.certificate_status() == "expiring"
     page = admin_a_client.get(_url(world, "")).content.decode()
@@ -168,9 +221,15 @@ def test_editing_keeps_blank_secrets_and_never_shows_them(admin_a_client, world)
     service = make_service(world.org_a)
     page = admin_a_client.get(_url(world, f"{service.code}/")).content.decode()
     assert SECRET not in page and "Leave blank to keep the stored value." in page
-    response = admin_a_client.post(_url(world, f"{service.code}/"), _fields(
-        name="Renamed", tenant_id=str(service.tenant_id), client_id=str(service.client_id),
-        client_secret=""))
+    response = admin_a_client.post(
+        _url(world, f"{service.code}/"),
+        _fields(
+            name="Renamed",
+            tenant_id=str(service.tenant_id),
+            client_id=str(service.client_id),
+            client_secret="",
+        ),
+    )
     assert response.status_code == 302
     service.refresh_from_db()
     assert service.name == "Renamed"
@@ -179,13 +238,19 @@ def test_editing_keeps_blank_secrets_and_never_shows_them(admin_a_client, world)
 
 def test_editing_replaces_a_secret(admin_a_client, world):
     service = make_service(world.org_a)
-    admin_a_client.post(_url(world, f"{service.code}/"), _fields(
-        tenant_id=str(service.tenant_id), client_id=str(service.client_id),
-        client_secret="a-new-secret"))
+    admin_a_client.post(
+        _url(world, f"{service.code}/"),
+        _fields(
+            tenant_id=str(service.tenant_id),
+            client_id=str(service.client_id),
+            client_secret="a-new-secret",
+        ),
+    )
     service.refresh_from_db()
     assert crypto.decrypt_text(service.client_secret_encrypted) == "a-new-secret"
-    assert AuditEvent.objects.filter(action="configuration_updated",
-                                     message__contains="new client secret").exists()
+    assert AuditEvent.objects.filter(
+        action="configuration_updated", message__contains="new client secret"
+    ).exists()
 
 
 def test_it_deletes_a_configuration(admin_a_client, world):
@@ -197,8 +262,10 @@ def test_it_deletes_a_configuration(admin_a_client, world):
 
 
 def test_a_huge_upload_is_refused_before_the_view(admin_a_client, world):
-    response = admin_a_client.post(_url(world), {
-        "cloud": "global", "settings_file": _upload("big.json", b"0" * (6 * 1024 * 1024))})
+    response = admin_a_client.post(
+        _url(world),
+        {"cloud": "global", "settings_file": _upload("big.json", b"0" * (6 * 1024 * 1024))},
+    )
     assert response.status_code == 413
     assert b"too large" in response.content
 
@@ -210,17 +277,19 @@ def _custom_cloud(name="Sovereign", *organizations, default=False, **fields):
     from o365.models import Cloud, CloudAccess
 
     key = slugify(name)
-    cloud = Cloud.objects.create(key=key, name=name,
-                                 authority_host=f"https://login.{key}.example",
-                                 graph_base_url=f"https://graph.{key}.example/v1.0",
-                                 **fields)
+    cloud = Cloud.objects.create(
+        key=key,
+        name=name,
+        authority_host=f"https://login.{key}.example",
+        graph_base_url=f"https://graph.{key}.example/v1.0",
+        **fields,
+    )
     for organization in organizations:
         CloudAccess.objects.create(cloud=cloud, organization=organization, is_default=default)
     return cloud
 
 
-def test_an_org_admin_cannot_choose_a_cloud_not_enabled_for_the_organization(admin_a_client,
-                                                                             world):
+def test_an_org_admin_cannot_choose_a_cloud_not_enabled_for_the_organization(admin_a_client, world):
     _custom_cloud("Beta only", world.org_b)
     page = admin_a_client.get(_url(world)).content.decode()
     assert "Beta only" not in page and "US Government" in page
@@ -239,10 +308,15 @@ def test_a_custom_cloud_enabled_for_the_organization_can_be_chosen(admin_a_clien
 
 
 def test_forged_endpoint_fields_are_ignored(admin_a_client, world):
-    response = admin_a_client.post(_url(world), _fields(
-        cloud="global", authority_host="https://169.254.169.254",
-        graph_base_url="https://169.254.169.254/v1.0",
-        ca_certificate="-----BEGIN CERTIFICATE-----"))
+    response = admin_a_client.post(
+        _url(world),
+        _fields(
+            cloud="global",
+            authority_host="https://169.254.169.254",
+            graph_base_url="https://169.254.169.254/v1.0",
+            ca_certificate="-----BEGIN CERTIFICATE-----",
+        ),
+    )
 
     assert response.status_code == 302
     endpoints = Service.objects.get().cloud.endpoints()
@@ -263,16 +337,28 @@ def test_the_form_preselects_the_organizations_default_cloud(admin_a_client, wor
 
 def test_the_json_names_a_custom_cloud_by_its_name(admin_a_client, world):
     _custom_cloud("Alpha cloud", world.org_a)
-    response = admin_a_client.post(_url(world), {"cloud": "global", "settings_file": _upload(
-        "KodoADSettings.json", kodo_settings_json(Cloud="alpha cloud"))})
+    response = admin_a_client.post(
+        _url(world),
+        {
+            "cloud": "global",
+            "settings_file": _upload(
+                "KodoADSettings.json", kodo_settings_json(Cloud="alpha cloud")
+            ),
+        },
+    )
     assert response.status_code == 302
     assert Service.objects.get().cloud.name == "Alpha cloud"
 
 
 def test_the_json_cannot_name_a_cloud_not_enabled_for_the_organization(admin_a_client, world):
     _custom_cloud("Beta only", world.org_b)
-    response = admin_a_client.post(_url(world), {"cloud": "global", "settings_file": _upload(
-        "KodoADSettings.json", kodo_settings_json(Cloud="Beta only"))})
+    response = admin_a_client.post(
+        _url(world),
+        {
+            "cloud": "global",
+            "settings_file": _upload("KodoADSettings.json", kodo_settings_json(Cloud="Beta only")),
+        },
+    )
     assert "not enabled for your organization" in response.content.decode()
     assert not Service.objects.exists()
 
@@ -292,8 +378,12 @@ def _with_certificate(service):
 def test_changing_the_cloud_tenant_or_app_requires_the_secret_again(admin_a_client, world, change):
     _custom_cloud("Alpha cloud", world.org_a)
     service = _with_certificate(make_service(world.org_a))
-    values = {"tenant_id": str(service.tenant_id), "client_id": str(service.client_id),
-              "cloud": "global", "client_secret": ""}
+    values = {
+        "tenant_id": str(service.tenant_id),
+        "client_id": str(service.client_id),
+        "cloud": "global",
+        "client_secret": "",
+    }
     values[change] = "alpha-cloud" if change == "cloud" else str(uuid.uuid4())
 
     response = admin_a_client.post(_url(world, f"{service.code}/"), _fields(**values))
@@ -308,8 +398,12 @@ def test_changing_the_tenant_id_keeps_no_stored_secret_or_certificate(admin_a_cl
     service = _with_certificate(make_service(world.org_a))
     new_tenant = uuid.uuid4()
 
-    response = admin_a_client.post(_url(world, f"{service.code}/"), _fields(
-        tenant_id=str(new_tenant), client_id=str(service.client_id), client_secret="new-secret"))
+    response = admin_a_client.post(
+        _url(world, f"{service.code}/"),
+        _fields(
+            tenant_id=str(new_tenant), client_id=str(service.client_id), client_secret="new-secret"
+        ),
+    )
 
     assert response.status_code == 302
     service.refresh_from_db()
@@ -319,11 +413,18 @@ def test_changing_the_tenant_id_keeps_no_stored_secret_or_certificate(admin_a_cl
 
 
 def test_a_new_certificate_password_alone_does_not_carry_the_stored_pfx_to_another_tenant(
-        admin_a_client, world):
+    admin_a_client, world
+):
     service = _with_certificate(make_service(world.org_a))
-    response = admin_a_client.post(_url(world, f"{service.code}/"), _fields(
-        tenant_id=str(uuid.uuid4()), client_id=str(service.client_id), client_secret="",
-        certificate_password=PFX_PASSWORD))
+    response = admin_a_client.post(
+        _url(world, f"{service.code}/"),
+        _fields(
+            tenant_id=str(uuid.uuid4()),
+            client_id=str(service.client_id),
+            client_secret="",
+            certificate_password=PFX_PASSWORD,
+        ),
+    )
     assert response.status_code == 200
     service.refresh_from_db()
     assert service.has_certificate  # nothing saved

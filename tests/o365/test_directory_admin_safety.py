@@ -42,8 +42,14 @@ def add_sim_user(tenant, upn, **fields):
 def state(account):
     """What directory data must never change on an administrator."""
     account.refresh_from_db()
-    return (account.username, account.email, account.is_active, account.first_name,
-            account.last_name, sorted(account.memberships.values_list("organization", "role")))
+    return (
+        account.username,
+        account.email,
+        account.is_active,
+        account.first_name,
+        account.last_name,
+        sorted(account.memberships.values_list("organization", "role")),
+    )
 
 
 def reasons(job, email):
@@ -52,8 +58,9 @@ def reasons(job, email):
 
 def linked_pairs(service):
     """(graph id, account) of each linked, enabled and licensed Microsoft 365 user."""
-    rows = DirectoryUser.objects.filter(service=service, account__isnull=False,
-                                        account_enabled=True).select_related("account")
+    rows = DirectoryUser.objects.filter(
+        service=service, account__isnull=False, account_enabled=True
+    ).select_related("account")
     return [(row.graph_id, row.account) for row in rows.order_by("pk")]
 
 
@@ -79,8 +86,9 @@ def test_a_mail_set_to_the_org_admins_email_never_disables_or_renames_the_admin(
 def test_import_reports_an_administrators_email_as_a_conflict(tenant, world, who):
     administrator = getattr(world, who)
     if who != "admin_a":  # also a plain user of A: still an administrator
-        Membership.objects.create(user=administrator, organization=world.org_a,
-                                  role=Membership.Role.USER)
+        Membership.objects.create(
+            user=administrator, organization=world.org_a, role=Membership.Role.USER
+        )
     before = state(administrator)
     add_sim_user(tenant, "eve", mail=administrator.email.upper())
     service = sim_service(world.org_a, tenant)
@@ -157,8 +165,9 @@ def test_a_linked_account_made_an_administrator_is_unlinked_and_never_changed(te
     graph_id, account = linked_pairs(service)[0]
     Membership.objects.filter(user=account).update(role=Membership.Role.ADMIN)
     before = state(account)
-    tenant.sim.update_user(graph_id, display_name="Changed Name", account_enabled=False,
-                           mail="elsewhere@evil.example")
+    tenant.sim.update_user(
+        graph_id, display_name="Changed Name", account_enabled=False, mail="elsewhere@evil.example"
+    )
 
     job = run(service, kind="sync")
     assert state(account) == before
@@ -193,8 +202,7 @@ def test_an_address_that_is_not_a_valid_email_is_skipped_with_a_reason(tenant, w
 
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES)
-def test_a_linked_users_mail_changed_to_an_invalid_address_keeps_the_login(tenant, world,
-                                                                           address):
+def test_a_linked_users_mail_changed_to_an_invalid_address_keeps_the_login(tenant, world, address):
     service = sim_service(world.org_a, tenant)
     run(service)
     graph_id, account = linked_pairs(service)[0]
@@ -236,8 +244,11 @@ def test_the_job_summary_shows_the_conflict_reason(tenant, world, admin_a_client
     service = sim_service(world.org_a, tenant)
     job = run(service)
 
-    page = admin_a_client.get(f"/o/{world.org_a.code}/services/office365/users/"
-                              f"{service.code}/jobs/{job.code}/")
+    page = admin_a_client.get(
+        f"/o/{world.org_a.code}/services/office365/users/{service.code}/jobs/{job.code}/"
+    )
     assert page.status_code == 200
-    assert "admin@alpha.example (Eve Mallory): email belongs to an administrator" in \
-        page.content.decode()
+    assert (
+        "admin@alpha.example (Eve Mallory): email belongs to an administrator"
+        in page.content.decode()
+    )

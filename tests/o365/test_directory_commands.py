@@ -16,11 +16,14 @@ def test_import_and_sync_users_commands_show_progress(world, m365sim, capsys):
     assert len(counts) == 1 and "\r" not in out and counts[0].startswith("Kodo Backup: Succeeded")
     assert DirectoryUser.objects.filter(service=service, account__isnull=False).exists()
 
-    call_command("sync_users", "--organization", str(world.org_a.code),
-                 "--configuration", "kodo backup")
+    call_command(
+        "sync_users", "--organization", str(world.org_a.code), "--configuration", "kodo backup"
+    )
     assert "Kodo Backup: succeeded" in capsys.readouterr().out
     assert list(DirectoryJob.objects.values_list("kind", "trigger")) == [
-        ("sync", "command"), ("import", "command")]
+        ("sync", "command"),
+        ("import", "command"),
+    ]
 
 
 def test_commands_name_what_is_missing(world):

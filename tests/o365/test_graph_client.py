@@ -66,7 +66,8 @@ def test_a_wrong_pfx_password_is_reported_without_the_password(m365sim, graph_cl
 
 
 def test_a_wrong_secret_is_reported_with_aadsts7000215_and_without_the_secret(
-        m365sim, graph_client):
+    m365sim, graph_client
+):
     client = graph_client(sim_credentials(m365sim, client_secret=WRONG_SECRET))
 
     with pytest.raises(AuthenticationFailed) as caught:
@@ -166,8 +167,7 @@ def test_paging_through_users_gives_every_user_once(sim, graph_client):
 
 
 @pytest.mark.parametrize("retry_after, expected", [(1, 1.0), (0.05, 0.05)])
-def test_429_waits_for_retry_after_then_succeeds(sim, graph_client, sleeps, retry_after,
-                                                 expected):
+def test_429_waits_for_retry_after_then_succeeds(sim, graph_client, sleeps, retry_after, expected):
     sim.set_fault("users", "429", max_count=2, retry_after=retry_after)
 
     page = graph_client().get("/users", params={"$top": 5})
@@ -201,7 +201,7 @@ def test_429_without_retry_after_backs_off_exponentially(sim, graph_client, slee
 
     assert len(sleeps) == 3
     for attempt, wait in enumerate(sleeps):
-        ceiling = 0.01 * 2 ** attempt
+        ceiling = 0.01 * 2**attempt
         assert ceiling / 2 <= wait <= ceiling
 
 
@@ -313,8 +313,9 @@ def test_an_unknown_user_is_not_found(graph_client):
 def test_an_expired_delta_link_requires_a_resync(sim, graph_client):
     client = graph_client()
     user = next(u for u in sim.list_users() if u["drive_id"])
-    pages = list(client.iter_pages(f"/drives/{user['drive_id']}/root/delta",
-                                   params={"token": "latest"}))
+    pages = list(
+        client.iter_pages(f"/drives/{user['drive_id']}/root/delta", params={"token": "latest"})
+    )
     delta_link = pages[-1]["@odata.deltaLink"]
 
     sim.expire_delta_tokens(user["id"])
@@ -328,11 +329,15 @@ def test_an_expired_delta_link_requires_a_resync(sim, graph_client):
 def test_a_file_downloads_through_the_redirect_without_sending_the_token(sim, graph_client):
     client = graph_client()
     user = next(u for u in sim.list_users() if u["drive_id"])
-    item = next(i for i in sim.list_items(user["id"])
-                if not i["folder"] and not i["malware"] and not i["package"] and 0 < i["size"])
+    item = next(
+        i
+        for i in sim.list_items(user["id"])
+        if not i["folder"] and not i["malware"] and not i["package"] and 0 < i["size"]
+    )
 
-    response = client.request("GET", f"/drives/{user['drive_id']}/items/{item['id']}/content",
-                              stream=True)
+    response = client.request(
+        "GET", f"/drives/{user['drive_id']}/items/{item['id']}/content", stream=True
+    )
 
     assert response.content == sim.file_bytes(user["id"], item["id"])
     assert "Authorization" not in response.request.headers  # the download host got no token
@@ -341,10 +346,15 @@ def test_a_file_downloads_through_the_redirect_without_sending_the_token(sim, gr
 def test_a_throttled_download_makes_the_clients_other_downloads_wait(sim, graph_client, sleeps):
     client = graph_client()
     user = next(u for u in sim.list_users() if u["drive_id"])
-    items = [i for i in sim.list_items(user["id"])
-             if not i["folder"] and not i["malware"] and not i["package"] and 0 < i["size"]][:2]
-    urls = [client.get(f"/drives/{user['drive_id']}/items/{i['id']}")
-            ["@microsoft.graph.downloadUrl"] for i in items]
+    items = [
+        i
+        for i in sim.list_items(user["id"])
+        if not i["folder"] and not i["malware"] and not i["package"] and 0 < i["size"]
+    ][:2]
+    urls = [
+        client.get(f"/drives/{user['drive_id']}/items/{i['id']}")["@microsoft.graph.downloadUrl"]
+        for i in items
+    ]
     sim.set_fault("download", "429", max_count=1, retry_after=0.5)
 
     def download(url):
@@ -444,8 +454,12 @@ def test_national_clouds_use_their_own_hosts_and_scopes():
 def test_a_custom_cloud_is_checked_and_normalized(m365sim):
     ca_pem = Path(m365sim.info["ca_file"]).read_text()
 
-    endpoints = endpoints_for(CUSTOM, authority_host="https://127.0.0.1:9443/",
-                              graph_base="https://127.0.0.1:9443/v1.0/", ca_pem=ca_pem)
+    endpoints = endpoints_for(
+        CUSTOM,
+        authority_host="https://127.0.0.1:9443/",
+        graph_base="https://127.0.0.1:9443/v1.0/",
+        ca_pem=ca_pem,
+    )
 
     assert endpoints.authority("t") == "https://127.0.0.1:9443/t"
     assert endpoints.graph_base == "https://127.0.0.1:9443/v1.0"
@@ -460,30 +474,35 @@ def test_a_custom_cloud_is_checked_and_normalized(m365sim):
         endpoints_for("mars")
 
 
-@pytest.mark.parametrize("roles, missing", [
-    ([], ["User.Read.All", "Files.Read.All"]),
-    (["User.Read.All"], ["Files.Read.All"]),
-    (["User.Read.All", "Files.Read.All"], []),
-    (["User.ReadWrite.All", "Files.ReadWrite.All"], []),
-    (["Directory.Read.All", "Sites.Read.All"], []),
-    (["Directory.ReadWrite.All", "Sites.ReadWrite.All"], []),
-    (["Files.Read.All"], ["User.Read.All"]),
-    (["Mail.Read", "User.Read"], ["User.Read.All", "Files.Read.All"]),
-    (["user.read.all", "files.read.all"], []),
-])
+@pytest.mark.parametrize(
+    "roles, missing",
+    [
+        ([], ["User.Read.All", "Files.Read.All"]),
+        (["User.Read.All"], ["Files.Read.All"]),
+        (["User.Read.All", "Files.Read.All"], []),
+        (["User.ReadWrite.All", "Files.ReadWrite.All"], []),
+        (["Directory.Read.All", "Sites.Read.All"], []),
+        (["Directory.ReadWrite.All", "Sites.ReadWrite.All"], []),
+        (["Files.Read.All"], ["User.Read.All"]),
+        (["Mail.Read", "User.Read"], ["User.Read.All", "Files.Read.All"]),
+        (["user.read.all", "files.read.all"], []),
+    ],
+)
 def test_missing_permissions(roles, missing):
     assert missing_permissions(roles) == missing
 
 
-@pytest.mark.parametrize("roles, missing", [
-    (["User.Read.All", "Files.Read.All"], ["Files.ReadWrite.All"]),
-    (["User.Read.All", "Files.ReadWrite.All"], []),
-    (["Directory.Read.All", "Sites.ReadWrite.All"], []),
-    (["User.Read.All", "Sites.Read.All"], ["Files.ReadWrite.All"]),
-])
+@pytest.mark.parametrize(
+    "roles, missing",
+    [
+        (["User.Read.All", "Files.Read.All"], ["Files.ReadWrite.All"]),
+        (["User.Read.All", "Files.ReadWrite.All"], []),
+        (["Directory.Read.All", "Sites.ReadWrite.All"], []),
+        (["User.Read.All", "Sites.Read.All"], ["Files.ReadWrite.All"]),
+    ],
+)
 def test_missing_permissions_for_restore(roles, missing):
     assert missing_permissions(roles, restore=True) == missing
-
 
 
 # ----- JSON batching --------------------------------------------------------------------
@@ -528,15 +547,17 @@ def test_batch_answers_by_id_with_absolute_graph_urls(m365sim, sim, graph_client
     user = sim.list_users()[0]
     client = graph_client()
 
-    answers = client.batch([
-        {"id": "me", "url": f"{m365sim.info['graph_base']}/users/{user['id']}?$select=id"},
-        {"id": "nobody", "method": "GET", "url": "users/nobody@nowhere.example"}])
+    answers = client.batch(
+        [
+            {"id": "me", "url": f"{m365sim.info['graph_base']}/users/{user['id']}?$select=id"},
+            {"id": "nobody", "method": "GET", "url": "users/nobody@nowhere.example"},
+        ]
+    )
 
     assert answers["me"].json()["id"] == user["id"]
     assert answers["nobody"].status == 404 and isinstance(answers["nobody"].error, NotFound)
     with pytest.raises(NotFound):
-        client.batch([{"id": "nobody", "url": "/users/nobody@nowhere.example"}],
-                     raise_errors=True)
+        client.batch([{"id": "nobody", "url": "/users/nobody@nowhere.example"}], raise_errors=True)
     with pytest.raises(ValueError, match="Graph requests only"):
         client.batch([{"id": "1", "url": "https://example.invalid/v1.0/users"}])
     with pytest.raises(ValueError, match="the id '1'"):
@@ -556,8 +577,9 @@ def test_throttled_requests_of_a_batch_wait_for_retry_after(sim, graph_client, s
     assert sleeps == [0.05]  # one wait for the whole batch's throttled requests
     after = sim.stats()
     assert requests_made(sim, before["requests"]) == {"batch": 2, "drive": 10}
-    assert (after["faults"]["drive"]["429"] - before["faults"].get("drive", {}).get("429", 0)
-            == 5)  # the fault, then the batch's other requests within its Retry-After
+    assert (
+        after["faults"]["drive"]["429"] - before["faults"].get("drive", {}).get("429", 0) == 5
+    )  # the fault, then the batch's other requests within its Retry-After
 
 
 @pytest.mark.parametrize("kind", ["503", "500"])
@@ -579,8 +601,13 @@ def test_batch_retries_are_bounded_then_typed(sim, graph_client, sleeps):
 
     assert len(sleeps) == 2
     errors = [answers[p].error for p in paths]
-    assert all(isinstance(e, Throttled) and e.retry_after == 0.01 and e.status == 429
-               and e.code == "activityLimitReached" for e in errors)
+    assert all(
+        isinstance(e, Throttled)
+        and e.retry_after == 0.01
+        and e.status == 429
+        and e.code == "activityLimitReached"
+        for e in errors
+    )
     with pytest.raises(Throttled):
         client.get_many(paths, raise_errors=True)
 
@@ -622,8 +649,9 @@ def test_a_missing_permission_in_a_batch_is_permission_denied(m365sim, sim, grap
     client = graph_client(sim_credentials(m365sim, name="Kodo Backup (no files)"))
     user = sim.list_users()[0]["id"]
 
-    answers = client.batch([{"id": "u", "url": f"/users/{user}"},
-                            {"id": "d", "url": f"/users/{user}/drive"}])
+    answers = client.batch(
+        [{"id": "u", "url": f"/users/{user}"}, {"id": "d", "url": f"/users/{user}/drive"}]
+    )
 
     assert answers["u"].ok
     assert isinstance(answers["d"].error, PermissionDenied) and answers["d"].status == 403
@@ -637,8 +665,12 @@ def test_other_batches_wait_while_the_client_is_throttled(sim, graph_client, sle
     sim.set_fault("drive", "429", max_count=1, retry_after=0.4)
     first = threading.Thread(target=client.get_many, args=(paths[:3],))
     first.start()
-    wait_for(lambda: 0.4 in sleeps, timeout=10, interval=0.01,
-             what="the first batch throttled and waiting out its Retry-After")
+    wait_for(
+        lambda: 0.4 in sleeps,
+        timeout=10,
+        interval=0.01,
+        what="the first batch throttled and waiting out its Retry-After",
+    )
 
     answers = client.get_many(paths[3:6])  # waits too instead of being throttled again
 

@@ -35,7 +35,8 @@ def short_timeouts(settings):
 
 
 def test_a_token_request_to_a_silent_host_gives_up_after_the_timeouts(
-        world, m365sim, silent_host, short_timeouts):  # noqa: F811
+    world, m365sim, silent_host, short_timeouts
+):  # noqa: F811
     service = point_at(sim_service(world.org_a, m365sim), silent_host)
     client = service.graph_client(max_retries=0)
 
@@ -46,7 +47,8 @@ def test_a_token_request_to_a_silent_host_gives_up_after_the_timeouts(
 
 
 def test_a_graph_read_that_stalls_gives_up_after_the_read_timeout(
-        world, m365sim, sim, short_timeouts):
+    world, m365sim, sim, short_timeouts
+):
     service = sim_service(world.org_a, m365sim)
     client = service.graph_client(max_retries=0)
     user = sim.list_users()[0]

@@ -16,8 +16,9 @@ def tenant(tmp_path):
     """A fresh simulated tenant per test: these tests change its users."""
     from m365sim import Simulator
 
-    sim = Simulator.generate(seed=7, users=40, files_per_user=0, users_without_drive=2,
-                             users_delta_page_size=15)
+    sim = Simulator.generate(
+        seed=7, users=40, files_per_user=0, users_without_drive=2, users_delta_page_size=15
+    )
     with sim.serve(state_dir=tmp_path) as running:
         running.sim = sim
         yield running
@@ -35,15 +36,20 @@ def sim_users(tenant):
 
 
 def expected_imports(tenant):
-    return {(u.get("mail") or u["userPrincipalName"]).lower() for u in sim_users(tenant)
-            if u["accountEnabled"] and u["licensed"] and not u["deleted"]}
+    return {
+        (u.get("mail") or u["userPrincipalName"]).lower()
+        for u in sim_users(tenant)
+        if u["accountEnabled"] and u["licensed"] and not u["deleted"]
+    }
 
 
 def accounts_of(org):
     """The organization's user accounts made or linked from Microsoft 365."""
-    return set(Membership.objects.filter(organization=org, role="user")
-               .exclude(user__username="user@alpha.example")
-               .values_list("user__username", flat=True))
+    return set(
+        Membership.objects.filter(organization=org, role="user")
+        .exclude(user__username="user@alpha.example")
+        .values_list("user__username", flat=True)
+    )
 
 
 def test_it_imports_enabled_licensed_users_as_accounts(tenant, world):
@@ -65,8 +71,9 @@ def test_users_without_onedrive_are_shown_as_such(tenant, world):
     missing = DirectoryUser.objects.filter(service=service, onedrive="no").count()
     assert missing == 2
     assert not DirectoryUser.objects.filter(service=service, onedrive="yes", drive_id="").exists()
-    assert not DirectoryUser.objects.filter(service=service, account__isnull=False,
-                                            onedrive="unknown").exists()
+    assert not DirectoryUser.objects.filter(
+        service=service, account__isnull=False, onedrive="unknown"
+    ).exists()
 
 
 def test_it_includes_disabled_and_unlicensed_users_on_request(tenant, world):
@@ -80,16 +87,20 @@ def test_it_includes_disabled_and_unlicensed_users_on_request(tenant, world):
 def test_it_imports_only_the_chosen_users(tenant, world):
     service = sim_service(world.org_a, tenant)
     run(service, kind="sync")
-    chosen = list(DirectoryUser.objects.filter(service=service, licensed=True,
-                                               account_enabled=True)[:3])
+    chosen = list(
+        DirectoryUser.objects.filter(service=service, licensed=True, account_enabled=True)[:3]
+    )
     job = run(service, graph_ids=[u.graph_id for u in chosen])
     assert job.created == 3
     assert accounts_of(world.org_a) == {u.email for u in chosen}
 
 
 def test_guests_are_skipped_unless_included(tenant, world):
-    tenant.sim.add_user(upn="pat_partner.example#EXT#@" + tenant.info["tenants"][0]["domain"],
-                        display_name="Pat Partner", mail="pat@partner.example")
+    tenant.sim.add_user(
+        upn="pat_partner.example#EXT#@" + tenant.info["tenants"][0]["domain"],
+        display_name="Pat Partner",
+        mail="pat@partner.example",
+    )
     service = sim_service(world.org_a, tenant)
     run(service)
     guest = DirectoryUser.objects.get(service=service, mail="pat@partner.example")
@@ -122,8 +133,9 @@ def test_an_email_of_another_organization_is_a_conflict(tenant, world):
 def test_synchronize_updates_renamed_and_marks_deleted_users(tenant, world):
     service = sim_service(world.org_a, tenant)
     run(service)
-    linked = list(DirectoryUser.objects.filter(service=service, account__isnull=False)
-                  .order_by("pk")[:3])
+    linked = list(
+        DirectoryUser.objects.filter(service=service, account__isnull=False).order_by("pk")[:3]
+    )
     sim = tenant.sim
     sim.rename_user(linked[0].graph_id, display_name="Renamed Person")
     sim.delete_user(linked[1].graph_id)
@@ -162,9 +174,13 @@ def test_an_expired_delta_token_falls_back_to_a_full_read(tenant, world):
     gone.refresh_from_db()
     assert gone.removed_at is not None  # reconciled: known, no longer listed
     assert DirectoryUser.objects.filter(service=service, removed_at__isnull=False).count() == 1
-    assert DirectoryUser.objects.filter(service=service, account__is_active=False).count() == \
-        DirectoryUser.objects.filter(service=service, account_enabled=False,
-                                     account__isnull=False).count() + 1
+    assert (
+        DirectoryUser.objects.filter(service=service, account__is_active=False).count()
+        == DirectoryUser.objects.filter(
+            service=service, account_enabled=False, account__isnull=False
+        ).count()
+        + 1
+    )
 
 
 def test_throttling_and_a_revoked_token_do_not_stop_an_import(tenant, world):

@@ -69,16 +69,18 @@ def _client(endpoints, credentials=None):
 def sim_credentials_for_tests():
     from o365.graph import Credentials
 
-    return Credentials(tenant_id=str(uuid.uuid4()), client_id=str(uuid.uuid4()),
-                       client_secret="not-sent-anywhere")
+    return Credentials(
+        tenant_id=str(uuid.uuid4()), client_id=str(uuid.uuid4()), client_secret="not-sent-anywhere"
+    )
 
 
 def test_a_plain_http_download_url_is_refused_and_never_fetched(m365sim, listener):
     client = _client(sim_endpoints(m365sim), sim_credentials(m365sim))
 
     with pytest.raises(DestinationRefused, match="only https"):
-        client.request("GET", f"http://127.0.0.1:{listener.port}/file", stream=True,
-                       authenticated=False)
+        client.request(
+            "GET", f"http://127.0.0.1:{listener.port}/file", stream=True, authenticated=False
+        )
 
     assert listener.connections() == 0
 
@@ -87,20 +89,25 @@ def test_a_download_url_on_a_host_the_cloud_does_not_allow_is_refused(m365sim, l
     client = _client(sim_endpoints(m365sim), sim_credentials(m365sim))
 
     with pytest.raises(DestinationRefused, match="not a sign-in, Graph or download host"):
-        client.request("GET", f"https://127.0.0.1:{listener.port}/file", stream=True,
-                       authenticated=False)
+        client.request(
+            "GET", f"https://127.0.0.1:{listener.port}/file", stream=True, authenticated=False
+        )
 
     assert listener.connections() == 0
 
 
 def test_a_loopback_address_is_refused_for_a_cloud_not_marked_private(listener):
-    endpoints = custom_endpoints("https://login.alpha.example", "https://graph.alpha.example/v1.0",
-                                 download_hosts=f"127.0.0.1:{listener.port}")
+    endpoints = custom_endpoints(
+        "https://login.alpha.example",
+        "https://graph.alpha.example/v1.0",
+        download_hosts=f"127.0.0.1:{listener.port}",
+    )
     client = _client(endpoints)
 
     with pytest.raises(DestinationRefused, match="loopback, link-local or private"):
-        client.request("GET", f"https://127.0.0.1:{listener.port}/file", stream=True,
-                       authenticated=False)
+        client.request(
+            "GET", f"https://127.0.0.1:{listener.port}/file", stream=True, authenticated=False
+        )
 
     assert listener.connections() == 0
 
@@ -120,8 +127,12 @@ def test_dns_rebinding_an_allowed_name_to_a_private_address_is_refused(listener,
     client = _client(endpoints)
 
     with pytest.raises(DestinationRefused, match="loopback, link-local or private"):
-        client.request("GET", "https://contoso-my.sharepoint.com/personal/a/file", stream=True,
-                       authenticated=False)
+        client.request(
+            "GET",
+            "https://contoso-my.sharepoint.com/personal/a/file",
+            stream=True,
+            authenticated=False,
+        )
 
     assert asked  # the name was resolved, and its address refused
     assert listener.connections() == 0
@@ -138,8 +149,9 @@ def test_the_token_request_goes_through_the_same_guard(listener, monkeypatch):
         return real_getaddrinfo(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", private)
-    endpoints = custom_endpoints(f"https://login.alpha.example:{listener.port}",
-                                 "https://graph.alpha.example/v1.0")
+    endpoints = custom_endpoints(
+        f"https://login.alpha.example:{listener.port}", "https://graph.alpha.example/v1.0"
+    )
     client = _client(endpoints)
 
     with pytest.raises(DestinationRefused, match="loopback, link-local or private"):
@@ -154,11 +166,27 @@ def test_a_private_cloud_may_use_loopback(m365sim, listener):
     assert client.roles()  # m365sim on 127.0.0.1: signed in
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-    "224.0.0.1", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::", "ff02::1", "::ffff:127.0.0.1",
-    "::ffff:169.254.169.254", "fe80::1%eth0",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "224.0.0.1",
+        "100.64.0.1",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "::",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "fe80::1%eth0",
+    ],
+)
 def test_non_public_addresses_are_refused(address):
     assert refused_address(address)
 

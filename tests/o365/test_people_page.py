@@ -7,11 +7,17 @@ def _people(world, count):
 
     service = make_service(world.org_a)
     for i in range(count):
-        account = make_account(f"p{i}@alpha.example", world.org_a, role=Membership.Role.USER,
-                               first_name=f"Person{i}")
-        DirectoryUser.objects.create(service=service, graph_id=f"g{i}", account=account,
-                                     user_principal_name=account.username,
-                                     licensed=i % 2 == 0, onedrive="yes" if i % 3 else "no")
+        account = make_account(
+            f"p{i}@alpha.example", world.org_a, role=Membership.Role.USER, first_name=f"Person{i}"
+        )
+        DirectoryUser.objects.create(
+            service=service,
+            graph_id=f"g{i}",
+            account=account,
+            user_principal_name=account.username,
+            licensed=i % 2 == 0,
+            onedrive="yes" if i % 3 else "no",
+        )
 
 
 def test_it_searches_and_filters(admin_a_client, world):
@@ -36,8 +42,9 @@ def test_queries_do_not_grow_with_users(admin_a_client, world, django_assert_max
     service = Service.objects.get()
     for i in range(_people_more):
         account = make_account(f"q{i}@alpha.example", world.org_a, role=Membership.Role.USER)
-        DirectoryUser.objects.create(service=service, graph_id=f"q{i}", account=account,
-                                     user_principal_name=account.username)
+        DirectoryUser.objects.create(
+            service=service, graph_id=f"q{i}", account=account, user_principal_name=account.username
+        )
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = admin_a_client.get(url, {"page": 2})
     assert "Page 2 of 2" in response.content.decode()

@@ -19,21 +19,50 @@ FIXTURE = Path(__file__).parent / "fixtures" / "KodoADSettings.script.json"
 SCRIPT = Path(__file__).parents[2] / "scripts" / "Register-KodoApp.ps1"
 PARSER = Parser(Language(tree_sitter_powershell.language()))
 # Cmdlets that change the tenant or the machine; none may run before the tenant is confirmed.
-CHANGES = ("New-MgApplication", "Update-MgApplication", "Add-MgApplicationPassword",
-           "New-MgServicePrincipal", "New-MgServicePrincipalAppRoleAssignment",
-           "New-SelfSignedCertificate", "Export-PfxCertificate")
-CONSOLE = ("Write-Host", "Write-Output", "Write-Warning", "Write-Verbose", "Write-Information",
-           "Write-Debug", "Write-Error", "Out-Host", "Out-Default", "echo")
+CHANGES = (
+    "New-MgApplication",
+    "Update-MgApplication",
+    "Add-MgApplicationPassword",
+    "New-MgServicePrincipal",
+    "New-MgServicePrincipalAppRoleAssignment",
+    "New-SelfSignedCertificate",
+    "Export-PfxCertificate",
+)
+CONSOLE = (
+    "Write-Host",
+    "Write-Output",
+    "Write-Warning",
+    "Write-Verbose",
+    "Write-Information",
+    "Write-Debug",
+    "Write-Error",
+    "Out-Host",
+    "Out-Default",
+    "echo",
+)
 SECRETS = ("$secret", "$pfxPassword", "$securePassword", "$pfxBase64", "$settings")
 # -Cloud (Get-MgEnvironment's names) -> the Cloud the script writes to KodoADSettings.json.
-SCRIPT_CLOUDS = {"Global": "Global", "USGov": "USGovernment", "USGovDoD": "USGovernmentDoD",
-                 "China": "China"}
-SAFE_MEMBERS = {"$secret": {"EndDateTime", "KeyId"},
-                "$settings": {"TenantId", "ClientId", "Cloud", "CertificateThumbprint",
-                              "CertificateNotAfter", "AppName"}}
+SCRIPT_CLOUDS = {
+    "Global": "Global",
+    "USGov": "USGovernment",
+    "USGovDoD": "USGovernmentDoD",
+    "China": "China",
+}
+SAFE_MEMBERS = {
+    "$secret": {"EndDateTime", "KeyId"},
+    "$settings": {
+        "TenantId",
+        "ClientId",
+        "Cloud",
+        "CertificateThumbprint",
+        "CertificateNotAfter",
+        "AppName",
+    },
+}
 
 
 # --- A small view of the PowerShell syntax tree ---------------------------------------------------
+
 
 def walk(node: Node):
     yield node
@@ -51,13 +80,17 @@ class Command:
         self.name = text(node.child_by_field_name("command_name") or node.children[0])
         self.params: dict[str, str | None] = {}
         elements = next((c for c in node.children if c.type == "command_elements"), None)
-        parts = [c for c in (elements.children if elements else [])
-                 if c.type != "command_argument_sep"]
+        parts = [
+            c for c in (elements.children if elements else []) if c.type != "command_argument_sep"
+        ]
         for index, part in enumerate(parts):
             if part.type == "command_parameter":
                 following = parts[index + 1] if index + 1 < len(parts) else None
-                value = (text(following) if following is not None
-                         and following.type != "command_parameter" else None)
+                value = (
+                    text(following)
+                    if following is not None and following.type != "command_parameter"
+                    else None
+                )
                 self.params[text(part).lstrip("-").lower()] = value
 
     @property
@@ -80,14 +113,21 @@ def tree(source: str | None = None) -> Node:
 
 
 def commands(root: Node, name: str | None = None) -> list[Command]:
-    found = [Command(n) for n in walk(root) if n.type == "command"
-             and n.children and n.children[0].type == "command_name"]
+    found = [
+        Command(n)
+        for n in walk(root)
+        if n.type == "command" and n.children and n.children[0].type == "command_name"
+    ]
     return [c for c in found if name is None or c.name.lower() == name.lower()]
 
 
 def function(root: Node, name: str) -> Node:
-    return next(n for n in walk(root) if n.type == "function_statement"
-                and text(n.child_by_field_name("function_name") or n.children[1]) == name)
+    return next(
+        n
+        for n in walk(root)
+        if n.type == "function_statement"
+        and text(n.child_by_field_name("function_name") or n.children[1]) == name
+    )
 
 
 def enclosing_function(node: Node) -> str | None:
@@ -106,8 +146,11 @@ def retried(command: Command) -> bool:
 
 
 def assigned_value(root: Node, variable: str) -> list[str]:
-    return [text(n.children[2]) for n in walk(root) if n.type == "assignment_expression"
-            and text(n.children[0]).strip() == variable]
+    return [
+        text(n.children[2])
+        for n in walk(root)
+        if n.type == "assignment_expression" and text(n.children[0]).strip() == variable
+    ]
 
 
 def outer_try(root: Node) -> Node:
@@ -125,6 +168,7 @@ def param_block(root: Node) -> str:
 
 # --- The script -----------------------------------------------------------------------------------
 
+
 def test_the_script_is_valid_powershell():
     root = tree()
     broken = [n for n in walk(root) if n.type == "ERROR" or n.is_missing]
@@ -135,8 +179,12 @@ def test_the_script_is_valid_powershell():
 def test_the_client_secret_is_created_last_and_removed_unless_it_is_written():
     root = tree()
     [add] = commands(root, "Add-MgApplicationPassword")
-    for name in ("New-SelfSignedCertificate", "Export-PfxCertificate",
-                 "New-MgServicePrincipalAppRoleAssignment", "New-MgServicePrincipal"):
+    for name in (
+        "New-SelfSignedCertificate",
+        "Export-PfxCertificate",
+        "New-MgServicePrincipalAppRoleAssignment",
+        "New-MgServicePrincipal",
+    ):
         assert all(c.start < add.start for c in commands(root, name)), f"{name} after the secret"
     upload = [c for c in commands(root, "Update-MgApplication") if "keycredentials" in c.params]
     assert upload and all(c.start < add.start for c in upload)
@@ -148,9 +196,14 @@ def test_the_client_secret_is_created_last_and_removed_unless_it_is_written():
 
     # The statement that creates the secret is followed (after flag assignments only) by a try
     # whose body writes the file and whose catch/finally removes the secret by its KeyId.
-    statement = next(a for a in ancestors(add.node) if a.parent is not None
-                     and a.parent.type == "statement_list" and enclosing_function(a) is None
-                     and not retried_block(a))
+    statement = next(
+        a
+        for a in ancestors(add.node)
+        if a.parent is not None
+        and a.parent.type == "statement_list"
+        and enclosing_function(a) is None
+        and not retried_block(a)
+    )
     sibling = statement.next_named_sibling
     while sibling is not None and sibling.type != "try_statement":
         assert re.fullmatch(r"\$\w+ = \$(false|true|null)", text(sibling)), text(sibling)
@@ -176,7 +229,7 @@ def test_the_certificate_is_exported_by_store_path_and_then_removed_from_the_sto
 
     [delete] = commands(function(root, "Remove-StoreCertificate"), "Remove-Item")
     assert "deletekey" in delete.params
-    assert 'Cert:\\CurrentUser\\My\\$Thumbprint' in text(function(root, "Remove-StoreCertificate"))
+    assert "Cert:\\CurrentUser\\My\\$Thumbprint" in text(function(root, "Remove-StoreCertificate"))
     calls = [c for c in commands(root, "Remove-StoreCertificate")]
     assert any(c.start > export.start and not c.inside("finally_clause") for c in calls)
     assert any(c.inside("finally_clause") for c in calls), "not removed when the script fails"
@@ -198,13 +251,18 @@ def test_replication_errors_are_retried_with_backoff_for_a_few_minutes():
     assert "$RetryBudgetSeconds" in retry and "$TransientErrors" in retry
     assert "Start-Sleep -Seconds $delay" in retry and "$delay * 2" in retry
 
-    for name in ("Get-MgServicePrincipal", "New-MgServicePrincipal",
-                 "Get-MgServicePrincipalAppRoleAssignment",
-                 "New-MgServicePrincipalAppRoleAssignment", "Add-MgApplicationPassword"):
+    for name in (
+        "Get-MgServicePrincipal",
+        "New-MgServicePrincipal",
+        "Get-MgServicePrincipalAppRoleAssignment",
+        "New-MgServicePrincipalAppRoleAssignment",
+        "Add-MgApplicationPassword",
+    ):
         found = commands(root, name)
         assert found and all(retried(c) for c in found), f"{name} is not retried"
-    assert all(retried(c) for c in commands(root, "Update-MgApplication")
-               if "keycredentials" in c.params)
+    assert all(
+        retried(c) for c in commands(root, "Update-MgApplication") if "keycredentials" in c.params
+    )
 
 
 def test_the_sign_in_is_process_scoped_confirmed_and_disconnected():
@@ -235,28 +293,36 @@ def test_no_secret_is_written_to_the_console():
             if node.type != "variable" or text(node) not in SECRETS:
                 continue
             parent = node.parent
-            member = (text(parent.children[2]) if parent.type == "member_access"
-                      and parent.children[0] == node else None)
+            member = (
+                text(parent.children[2])
+                if parent.type == "member_access" and parent.children[0] == node
+                else None
+            )
             if member not in SAFE_MEMBERS.get(text(node), set()):
                 problems.append(text(command.node)[:100])
         if re.search(r"SecretText|\.ClientSecret|\.CertificatePassword", text(command.node)):
             problems.append(text(command.node)[:100])
     # A bare expression statement prints its value.
     for statement in walk(root):
-        if statement.type != "pipeline" or statement.parent.type != "statement_list" \
-                or any(a.type == "sub_expression" for a in ancestors(statement)):
+        if (
+            statement.type != "pipeline"
+            or statement.parent.type != "statement_list"
+            or any(a.type == "sub_expression" for a in ancestors(statement))
+        ):
             continue
         inner = list(walk(statement))
-        if not any(n.type in ("command", "assignment_expression") for n in inner) \
-                and any(text(n) in SECRETS for n in inner if n.type == "variable"):
+        if not any(n.type in ("command", "assignment_expression") for n in inner) and any(
+            text(n) in SECRETS for n in inner if n.type == "variable"
+        ):
             problems.append(text(statement)[:100])
     assert not problems, problems
 
 
 def test_each_cloud_is_passed_to_connect_and_written_as_cloud():
     root = tree()
-    offered = re.search(r"\[ValidateSet\(([^)]*)\)\] \[string\] \$Cloud = 'Global'",
-                        param_block(root)).group(1)
+    offered = re.search(
+        r"\[ValidateSet\(([^)]*)\)\] \[string\] \$Cloud = 'Global'", param_block(root)
+    ).group(1)
     # Get-MgEnvironment's names, which Connect-MgGraph -Environment takes.
     assert re.findall(r"'(\w+)'", offered) == ["Global", "USGov", "USGovDoD", "China"]
     [names] = assigned_value(root, "$KodoCloudNames")
@@ -274,13 +340,18 @@ def test_the_graph_modules_are_a_pinned_range_and_the_same_version():
     assert version(minimum) > (2, 26, 1), "2.26.0 and 2.26.1 broke Connect-MgGraph"
     assert (2, 0, 0) < version(maximum) < (3, 0, 0)
     for install in commands(root, "Install-Module"):
-        pinned = (install.params.get("minimumversion") == "$GraphModuleMinimum"
-                  and install.params.get("maximumversion") == "$GraphModuleMaximum")
+        pinned = (
+            install.params.get("minimumversion") == "$GraphModuleMinimum"
+            and install.params.get("maximumversion") == "$GraphModuleMaximum"
+        )
         assert pinned or install.params.get("requiredversion") == "$version", text(install.node)
-    imports = {c.params["name"]: c.params.get("requiredversion")
-               for c in commands(root, "Import-Module")}
-    assert imports == {"Microsoft.Graph.Authentication": "$version",
-                       "Microsoft.Graph.Applications": "$version"}
+    imports = {
+        c.params["name"]: c.params.get("requiredversion") for c in commands(root, "Import-Module")
+    }
+    assert imports == {
+        "Microsoft.Graph.Authentication": "$version",
+        "Microsoft.Graph.Applications": "$version",
+    }
     script = SCRIPT.read_text()
     assert re.search(r"if \(\$authVersion -ne \$appsVersion\) \{\s*throw", script)
 
@@ -304,7 +375,7 @@ def x500_values(subject: str) -> list[tuple[str, str]]:
     i = 0
     while i < len(subject):
         char = subject[i]
-        if quoted and char == '"' and subject[i + 1:i + 2] == '"':
+        if quoted and char == '"' and subject[i + 1 : i + 2] == '"':
             value += '"'
             i += 1
         elif char == '"' and (quoted or (in_value and not value.strip())):
@@ -331,8 +402,11 @@ def test_backup_only_asks_for_read_permissions_only():
     default, backup_only = assigned_value(root, "$KodoRoles")
     assert "'Files.ReadWrite.All'" in default
     assert re.findall(r"'([\w.]+)'", backup_only) == ["User.Read.All", "Files.Read.All"]
-    second = next(n for n in walk(root) if n.type == "assignment_expression"
-                  and text(n.children[2]) == backup_only)
+    second = next(
+        n
+        for n in walk(root)
+        if n.type == "assignment_expression" and text(n.children[2]) == backup_only
+    )
     condition = next(a for a in ancestors(second) if a.type == "if_statement")
     assert text(condition).startswith("if ($BackupOnly)")
     # Every permission the app asks for and every role granted comes from $KodoRoles.
@@ -341,9 +415,11 @@ def test_backup_only_asks_for_read_permissions_only():
 
 # --- Its output, read by the portal ---------------------------------------------------------------
 
+
 def settings_block() -> str:
-    return re.search(r"\$settings = \[ordered\]\s*@\{(.*?)\n\s*\}", SCRIPT.read_text(),
-                     re.DOTALL).group(1)
+    return re.search(
+        r"\$settings = \[ordered\]\s*@\{(.*?)\n\s*\}", SCRIPT.read_text(), re.DOTALL
+    ).group(1)
 
 
 def test_the_script_writes_every_key_the_portal_reads():
@@ -357,8 +433,12 @@ def upload(client, world, values: dict | None = None, raw: bytes | None = None):
     body = raw if raw is not None else json.dumps(values).encode()
     return client.post(
         f"/o/{world.org_a.code}/services/office365/configuration/new/",
-        {"name": "From the script", "cloud": "global",
-         "settings_file": SimpleUploadedFile("KodoADSettings.json", body, "application/json")})
+        {
+            "name": "From the script",
+            "cloud": "global",
+            "settings_file": SimpleUploadedFile("KodoADSettings.json", body, "application/json"),
+        },
+    )
 
 
 def test_the_portal_accepts_the_scripts_file(admin_a_client, world):
@@ -379,12 +459,16 @@ def test_the_portal_accepts_the_file_written_before_the_secret_exists(admin_a_cl
     assert service.has_certificate and not service.has_client_secret
 
 
-@pytest.mark.parametrize(("cloud", "kodo_cloud"), [
-    ("Global", Service.Cloud.GLOBAL), ("USGov", Service.Cloud.US_GOVERNMENT),
-    ("China", Service.Cloud.CHINA)])
+@pytest.mark.parametrize(
+    ("cloud", "kodo_cloud"),
+    [
+        ("Global", Service.Cloud.GLOBAL),
+        ("USGov", Service.Cloud.US_GOVERNMENT),
+        ("China", Service.Cloud.CHINA),
+    ],
+)
 def test_the_portal_reads_the_cloud_the_script_writes(admin_a_client, world, cloud, kodo_cloud):
-    values = {**json.loads(FIXTURE.read_text(encoding="utf-8-sig")),
-              "Cloud": SCRIPT_CLOUDS[cloud]}
+    values = {**json.loads(FIXTURE.read_text(encoding="utf-8-sig")), "Cloud": SCRIPT_CLOUDS[cloud]}
     response = upload(admin_a_client, world, values)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Service.objects.get().cloud.key == kodo_cloud
@@ -392,8 +476,10 @@ def test_the_portal_reads_the_cloud_the_script_writes(admin_a_client, world, clo
 
 def test_a_dod_file_is_refused_rather_than_read_as_another_cloud(admin_a_client, world):
     # Kodo has no US Government DoD cloud built in (its Graph host is dod-graph.microsoft.us).
-    values = {**json.loads(FIXTURE.read_text(encoding="utf-8-sig")),
-              "Cloud": SCRIPT_CLOUDS["USGovDoD"]}
+    values = {
+        **json.loads(FIXTURE.read_text(encoding="utf-8-sig")),
+        "Cloud": SCRIPT_CLOUDS["USGovDoD"],
+    }
     response = upload(admin_a_client, world, values)
     assert response.status_code == 200
     assert "USGovernmentDoD" in response.content.decode()

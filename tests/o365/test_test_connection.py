@@ -21,8 +21,9 @@ def test_test_connection_succeeds_against_m365sim(admin_a_client, world, m365sim
     service.refresh_from_db()
     assert service.last_test_ok is True and service.last_test_at is not None
     assert "Files.Read.All" in service.last_test_roles
-    assert AuditEvent.objects.filter(action="configuration_tested",
-                                     message__endswith="success.").exists()
+    assert AuditEvent.objects.filter(
+        action="configuration_tested", message__endswith="success."
+    ).exists()
 
 
 def test_test_connection_names_a_missing_permission(admin_a_client, world, m365sim):
@@ -54,10 +55,12 @@ def test_secrets_never_reach_the_database_pages_or_logs(admin_a_client, world, m
     service.save()
     secrets = [app["client_secret"], app["pfx_password"]]
 
-    pages = [_test(admin_a_client, world, service).content.decode(),
-             admin_a_client.get(
-                 f"/o/{world.org_a.code}/services/office365/configuration/{service.code}/"
-             ).content.decode()]
+    pages = [
+        _test(admin_a_client, world, service).content.decode(),
+        admin_a_client.get(
+            f"/o/{world.org_a.code}/services/office365/configuration/{service.code}/"
+        ).content.decode(),
+    ]
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM o365_service")
         rows = repr(cursor.fetchall())
@@ -115,10 +118,14 @@ def point_at(service, host):
     from o365.models import Cloud, CloudAccess
 
     port = urlsplit(host).port
-    cloud = Cloud.objects.create(key=f"silent-{port}", name=f"Silent {port}",
-                                 authority_host=host, graph_base_url=f"{host}/v1.0",
-                                 ca_certificate_pem=service.cloud.ca_certificate_pem,
-                                 private_network_allowed=True)
+    cloud = Cloud.objects.create(
+        key=f"silent-{port}",
+        name=f"Silent {port}",
+        authority_host=host,
+        graph_base_url=f"{host}/v1.0",
+        ca_certificate_pem=service.cloud.ca_certificate_pem,
+        private_network_allowed=True,
+    )
     CloudAccess.objects.create(cloud=cloud, organization=service.organization)
     service.cloud = cloud
     service.save()
@@ -126,7 +133,8 @@ def point_at(service, host):
 
 
 def test_a_host_that_never_answers_gets_a_clear_message_within_the_budget(
-        admin_a_client, world, m365sim, silent_host, settings):
+    admin_a_client, world, m365sim, silent_host, settings
+):
     settings.KODO_TEST_CONNECTION_SECONDS = 2
     service = point_at(sim_service(world.org_a, m365sim), silent_host)
 

@@ -13,27 +13,36 @@ def _base(world):
 
 def _mirror(service, count):
     DirectoryUser.objects.bulk_create(
-        DirectoryUser(service=service, graph_id=f"id-{i}", user_principal_name=f"u{i}@a.example",
-                      mail=f"u{i}@a.example", display_name=f"User {i}", licensed=i % 2 == 0)
-        for i in range(count))
+        DirectoryUser(
+            service=service,
+            graph_id=f"id-{i}",
+            user_principal_name=f"u{i}@a.example",
+            mail=f"u{i}@a.example",
+            display_name=f"User {i}",
+            licensed=i % 2 == 0,
+        )
+        for i in range(count)
+    )
 
 
 def test_import_users_records_a_job_and_enqueues_it_on_commit(
-        admin_a_client, world, django_capture_on_commit_callbacks):
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     service = make_service(world.org_a)
     with django_capture_on_commit_callbacks() as callbacks:
-        response = admin_a_client.post(f"{_base(world)}{service.code}/import/",
-                                       {"include_unlicensed": "on"})
+        response = admin_a_client.post(
+            f"{_base(world)}{service.code}/import/", {"include_unlicensed": "on"}
+        )
     assert response.status_code == 302
     job = DirectoryJob.objects.get()
-    assert (job.kind, job.status, job.options) == ("import", "queued",
-                                                   {"include_unlicensed": True})
+    assert (job.kind, job.status, job.options) == ("import", "queued", {"include_unlicensed": True})
     assert job.requested_by == world.admin_a and len(callbacks) == 1
     assert AuditEvent.objects.filter(action="users_import", organization=world.org_a).exists()
 
 
-def test_a_second_click_shows_the_running_job(admin_a_client, world,
-                                              django_capture_on_commit_callbacks):
+def test_a_second_click_shows_the_running_job(
+    admin_a_client, world, django_capture_on_commit_callbacks
+):
     service = make_service(world.org_a)
     with django_capture_on_commit_callbacks():
         admin_a_client.post(f"{_base(world)}{service.code}/sync/")
@@ -45,17 +54,20 @@ def test_a_second_click_shows_the_running_job(admin_a_client, world,
 
 def test_choosing_unknown_users_is_refused(admin_a_client, world):
     service = make_service(world.org_a)
-    page = admin_a_client.post(f"{_base(world)}{service.code}/import/",
-                               {"graph_ids": ["not-in-directory"]}, follow=True)
+    page = admin_a_client.post(
+        f"{_base(world)}{service.code}/import/", {"graph_ids": ["not-in-directory"]}, follow=True
+    )
     assert "are not in this configuration" in page.content.decode()
     assert not DirectoryJob.objects.exists()
 
 
 def test_the_job_page_serves_a_fragment_for_polling(admin_a_client, world):
     service = make_service(world.org_a)
-    job = DirectoryJob.objects.create(service=service, kind="import", status="running",
-                                      users_seen=1234)
+    job = DirectoryJob.objects.create(
+        service=service, kind="import", status="running", users_seen=1234
+    )
     url = f"{_base(world)}{service.code}/jobs/{job.code}/"
+
     def fragment():
         return admin_a_client.get(url, headers={"X-Requested-With": "fetch"}).content.decode()
 
@@ -66,8 +78,9 @@ def test_the_job_page_serves_a_fragment_for_polling(admin_a_client, world):
     assert "<html" in admin_a_client.get(url).content.decode()
 
 
-def test_the_tab_lists_and_filters_the_directory(admin_a_client, world,
-                                                 django_assert_max_num_queries):
+def test_the_tab_lists_and_filters_the_directory(
+    admin_a_client, world, django_assert_max_num_queries
+):
     service = make_service(world.org_a)
     _mirror(service, 120)
     with django_assert_max_num_queries(12):
@@ -81,8 +94,10 @@ def test_the_tab_query_count_does_not_grow(admin_a_client, world, django_assert_
     _mirror(service, 10)
     with django_assert_max_num_queries(12) as few:
         admin_a_client.get(_base(world))
-    _mirror_more = [DirectoryUser(service=service, graph_id=f"more-{i}",
-                                  user_principal_name=f"m{i}@a.example") for i in range(300)]
+    _mirror_more = [
+        DirectoryUser(service=service, graph_id=f"more-{i}", user_principal_name=f"m{i}@a.example")
+        for i in range(300)
+    ]
     DirectoryUser.objects.bulk_create(_mirror_more)
     with django_assert_max_num_queries(len(few.captured_queries)):
         admin_a_client.get(_base(world))
@@ -91,12 +106,21 @@ def test_the_tab_query_count_does_not_grow(admin_a_client, world, django_assert_
 def test_automatic_synchronization_keeps_a_beat_entry(admin_a_client, world):
     service = make_service(world.org_a)
     url = f"{_base(world)}{service.code}/auto-sync/"
-    admin_a_client.post(url, {"auto_sync_enabled": "on", "auto_sync_time": "02:30",
-                              "auto_sync_time_zone": "Europe/Warsaw"})
+    admin_a_client.post(
+        url,
+        {
+            "auto_sync_enabled": "on",
+            "auto_sync_time": "02:30",
+            "auto_sync_time_zone": "Europe/Warsaw",
+        },
+    )
     task = PeriodicTask.objects.get(task="o365.tasks.auto_synchronize")
     assert task.args == f"[{service.pk}]"
     assert (task.crontab.hour, task.crontab.minute, str(task.crontab.timezone)) == (
-        "2", "30", "Europe/Warsaw")
+        "2",
+        "30",
+        "Europe/Warsaw",
+    )
     service.refresh_from_db()
     assert service.auto_sync_time == dt.time(2, 30)
 
@@ -106,8 +130,10 @@ def test_automatic_synchronization_keeps_a_beat_entry(admin_a_client, world):
 
 def test_automatic_synchronization_needs_a_time(admin_a_client, world):
     service = make_service(world.org_a)
-    response = admin_a_client.post(f"{_base(world)}{service.code}/auto-sync/",
-                                   {"auto_sync_enabled": "on", "auto_sync_time_zone": "UTC"})
+    response = admin_a_client.post(
+        f"{_base(world)}{service.code}/auto-sync/",
+        {"auto_sync_enabled": "on", "auto_sync_time_zone": "UTC"},
+    )
     assert "Choose the time of the daily synchronization." in response.content.decode()
 
 
@@ -122,10 +148,13 @@ def test_the_beat_task_starts_a_synchronization(world, django_capture_on_commit_
 
 def test_deleting_a_configuration_removes_its_beat_entry(admin_a_client, world):
     service = make_service(world.org_a)
-    admin_a_client.post(f"{_base(world)}{service.code}/auto-sync/", {
-        "auto_sync_enabled": "on", "auto_sync_time": "01:00", "auto_sync_time_zone": "UTC"})
     admin_a_client.post(
-        f"/o/{world.org_a.code}/services/office365/configuration/{service.code}/delete/")
+        f"{_base(world)}{service.code}/auto-sync/",
+        {"auto_sync_enabled": "on", "auto_sync_time": "01:00", "auto_sync_time_zone": "UTC"},
+    )
+    admin_a_client.post(
+        f"/o/{world.org_a.code}/services/office365/configuration/{service.code}/delete/"
+    )
     assert not PeriodicTask.objects.filter(task="o365.tasks.auto_synchronize").exists()
 
 

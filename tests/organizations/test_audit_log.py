@@ -7,18 +7,30 @@ from tests.factories import PASSWORD
 
 
 def _event(org, action, message, days_ago=0, ip="192.0.2.1"):
-    event = AuditEvent.objects.create(organization=org, action=action, message=message,
-                                      actor_email="someone@example.com", ip_address=ip)
+    event = AuditEvent.objects.create(
+        organization=org,
+        action=action,
+        message=message,
+        actor_email="someone@example.com",
+        ip_address=ip,
+    )
     AuditEvent.objects.filter(pk=event.pk).update(
-        created_at=timezone.now() - dt.timedelta(days=days_ago))
+        created_at=timezone.now() - dt.timedelta(days=days_ago)
+    )
     return event
 
 
 def test_log_in_and_failed_log_in_are_recorded_with_ip(client, world):
-    client.post("/accounts/login/", {"username": "admin@alpha.example", "password": "wrong"},
-                REMOTE_ADDR="203.0.113.9")
-    client.post("/accounts/login/", {"username": "ADMIN@alpha.example", "password": PASSWORD},
-                REMOTE_ADDR="203.0.113.9")
+    client.post(
+        "/accounts/login/",
+        {"username": "admin@alpha.example", "password": "wrong"},
+        REMOTE_ADDR="203.0.113.9",
+    )
+    client.post(
+        "/accounts/login/",
+        {"username": "ADMIN@alpha.example", "password": PASSWORD},
+        REMOTE_ADDR="203.0.113.9",
+    )
     failed = AuditEvent.objects.get(action="login_failed")
     assert failed.organization == world.org_a and failed.ip_address == "203.0.113.9"
     login = AuditEvent.objects.get(action="login")
@@ -78,6 +90,7 @@ def test_audit_pages_are_paginated(admin_a_client, world, django_assert_max_num_
 def test_times_are_shown_in_the_organizations_time_zone(admin_a_client, world):
     event = _event(world.org_a, "x", "Zoned entry")
     AuditEvent.objects.filter(pk=event.pk).update(
-        created_at=dt.datetime(2026, 7, 1, 10, 0, tzinfo=dt.UTC))
+        created_at=dt.datetime(2026, 7, 1, 10, 0, tzinfo=dt.UTC)
+    )
     page = admin_a_client.get(f"/o/{world.org_a.code}/audit/").content.decode()
     assert "2026-07-01 12:00:00" in page  # Europe/Warsaw in summer: UTC+2

@@ -13,8 +13,14 @@ from organizations.models import Organization
 
 def _create_demo(running):
     graph, download = urlsplit(running.info["graph_base"]), urlsplit(running.info["download_base"])
-    call_command("create_demo", sim_state_dir=running.info["state_dir"], sim_host=graph.hostname,
-                 sim_port=graph.port, sim_download_port=download.port, stdout=io.StringIO())
+    call_command(
+        "create_demo",
+        sim_state_dir=running.info["state_dir"],
+        sim_host=graph.hostname,
+        sim_port=graph.port,
+        sim_download_port=download.port,
+        stdout=io.StringIO(),
+    )
 
 
 def test_a_hand_typed_demo_configuration_works_with_no_extra_fields(db, client, m365sim):
@@ -25,9 +31,15 @@ def test_a_hand_typed_demo_configuration_works_with_no_extra_fields(db, client, 
     app = next(a for a in tenant["apps"] if a["name"] == "Kodo Backup")
     base = f"/o/{org.code}/services/office365/configuration/"
 
-    response = client.post(base + "new/", {
-        "name": "Demo tenant", "tenant_id": tenant["tenant_id"], "client_id": app["client_id"],
-        "client_secret": app["client_secret"]})
+    response = client.post(
+        base + "new/",
+        {
+            "name": "Demo tenant",
+            "tenant_id": tenant["tenant_id"],
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+        },
+    )
 
     assert response.status_code == 302
     service = Service.objects.get(organization=org)

@@ -18,8 +18,12 @@ def behind_one_proxy(settings):
 
 def _log_in(email, password, forwarded_for):
     """A log in through the proxy: it connects from PROXY and appends the client's address."""
-    return Client().post("/accounts/login/", {"username": email, "password": password},
-                         REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded_for)
+    return Client().post(
+        "/accounts/login/",
+        {"username": email, "password": password},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
 
 
 @pytest.mark.parametrize("email", ["admin@alpha.example", "root@kodo.example"])

@@ -19,8 +19,12 @@ def limits(settings):
 
 
 def _ask(email, address):
-    return Client().post("/accounts/password_reset/", {"email": email},
-                         REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=address)
+    return Client().post(
+        "/accounts/password_reset/",
+        {"email": email},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=address,
+    )
 
 
 def _answer(response):
@@ -29,7 +33,9 @@ def _answer(response):
 
 def test_it_sends_the_link(world, mailoutbox):
     assert _answer(_ask("Admin@Alpha.example", "198.51.100.1")) == (
-        302, "/accounts/password_reset/done/")
+        302,
+        "/accounts/password_reset/done/",
+    )
     assert [m.to for m in mailoutbox] == [["admin@alpha.example"]]
     assert "/accounts/reset/" in mailoutbox[0].body
 
@@ -54,6 +60,7 @@ def test_the_limits_last_an_hour(world, mailoutbox):
     for n in range(3):
         _ask("admin@alpha.example", f"198.51.100.{n}")
     AuditEvent.objects.filter(action="password_reset_requested").update(
-        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=61))
+        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=61)
+    )
     _ask("admin@alpha.example", "198.51.100.9")
     assert len(mailoutbox) == 4

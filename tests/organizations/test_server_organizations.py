@@ -18,13 +18,19 @@ def test_org_admin_cannot_see_server_pages(admin_a_client):
     assert admin_a_client.get("/server/audit/").status_code == 404
 
 
-def test_it_creates_an_organization_with_its_first_admin(server_admin_client, world,
-                                                        django_capture_on_commit_callbacks):
+def test_it_creates_an_organization_with_its_first_admin(
+    server_admin_client, world, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        response = server_admin_client.post("/server/organizations/new/", {
-            "name": "Gamma College", "time_zone": "America/New_York",
-            "admin_name": "Grace Hopper", "admin_email": "Grace@Gamma.example",
-        })
+        response = server_admin_client.post(
+            "/server/organizations/new/",
+            {
+                "name": "Gamma College",
+                "time_zone": "America/New_York",
+                "admin_name": "Grace Hopper",
+                "admin_email": "Grace@Gamma.example",
+            },
+        )
     org = Organization.objects.get(name="Gamma College")
     assert response.status_code == 302
     assert response["Location"] == f"/server/organizations/{org.code}/"
@@ -45,32 +51,48 @@ def test_it_creates_an_organization_with_its_first_admin(server_admin_client, wo
     assert link.encode() not in server_admin_client.get(response["Location"]).content
 
 
-def test_the_invitation_link_sets_a_password(server_admin_client, client, world,
-                                             django_capture_on_commit_callbacks):
+def test_the_invitation_link_sets_a_password(
+    server_admin_client, client, world, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        server_admin_client.post("/server/organizations/new/", {
-            "name": "Delta", "time_zone": "UTC", "admin_name": "Dee",
-            "admin_email": "dee@delta.example",
-        })
+        server_admin_client.post(
+            "/server/organizations/new/",
+            {
+                "name": "Delta",
+                "time_zone": "UTC",
+                "admin_name": "Dee",
+                "admin_email": "dee@delta.example",
+            },
+        )
     link = re.search(r"https?://[^/\s]+(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
     client.logout()
     form_page = client.get(link, follow=True)
     assert b"Set your password" in form_page.content
     set_url = form_page.redirect_chain[-1][0]
-    response = client.post(set_url, {"new_password1": "a-long-new-passphrase-42",
-                                     "new_password2": "a-long-new-passphrase-42"})
+    response = client.post(
+        set_url,
+        {"new_password1": "a-long-new-passphrase-42", "new_password2": "a-long-new-passphrase-42"},
+    )
     assert response.status_code == 302
-    assert get_user_model().objects.get(username="dee@delta.example").check_password(
-        "a-long-new-passphrase-42")
+    assert (
+        get_user_model()
+        .objects.get(username="dee@delta.example")
+        .check_password("a-long-new-passphrase-42")
+    )
     # The link works once.
     assert b"This link has expired" in client.get(link, follow=True).content
 
 
 def test_it_refuses_bad_organization_input(server_admin_client, world):
-    response = server_admin_client.post("/server/organizations/new/", {
-        "name": "alpha university", "time_zone": "Mars/Olympus",
-        "admin_name": "", "admin_email": "admin@beta.example",
-    })
+    response = server_admin_client.post(
+        "/server/organizations/new/",
+        {
+            "name": "alpha university",
+            "time_zone": "Mars/Olympus",
+            "admin_name": "",
+            "admin_email": "admin@beta.example",
+        },
+    )
     assert response.status_code == 200
     text = response.content.decode()
     assert "An organization with this name already exists." in text
@@ -84,8 +106,9 @@ def test_it_enables_and_disables_services(server_admin_client, world):
     server_admin_client.post(f"/server/organizations/{org.code}/services/", {})
     org.refresh_from_db()
     assert not org.services_enabled
-    server_admin_client.post(f"/server/organizations/{org.code}/services/",
-                             {"services_enabled": "on"})
+    server_admin_client.post(
+        f"/server/organizations/{org.code}/services/", {"services_enabled": "on"}
+    )
     org.refresh_from_db()
     assert org.services_enabled
     actions = list(AuditEvent.objects.filter(organization=org).values_list("action", flat=True))

@@ -16,7 +16,8 @@ def test_a_firing_starts_one_run_per_user_on_commit(world, django_capture_on_com
     service = make_service(world.org_a)
     users = mirror(service, 3)
     mirror(service, 1, prefix="gone")[0].__class__.objects.filter(graph_id="gone-0").update(
-        removed_at=timezone.now())
+        removed_at=timezone.now()
+    )
     schedule = make_schedule(world.org_a, service)
     with django_capture_on_commit_callbacks() as callbacks:
         fire_schedule(schedule.pk)
@@ -32,13 +33,14 @@ def test_a_user_still_running_is_skipped_and_recorded_never_doubled(world):
     schedule = make_schedule(world.org_a, service)
     do_fire_schedule(schedule)
     BackupRun.objects.filter(directory_user=users[0]).update(status="running")
-    BackupRun.objects.filter(directory_user=users[1]).update(status="succeeded",
-                                                            active_user=None)
+    BackupRun.objects.filter(directory_user=users[1]).update(status="succeeded", active_user=None)
     second = do_fire_schedule(schedule)
     statuses = {r.directory_user_id: r.status for r in second.runs.all()}
     assert statuses == {users[0].pk: "skipped", users[1].pk: "queued"}
-    assert BackupRun.objects.filter(directory_user=users[0], status__in=["queued", "running"]
-                                    ).count() == 1
+    assert (
+        BackupRun.objects.filter(directory_user=users[0], status__in=["queued", "running"]).count()
+        == 1
+    )
     skipped = BackupRun.objects.get(status="skipped")
     assert "still running" in skipped.error
 
@@ -57,8 +59,9 @@ def test_run_now_from_the_list(admin_a_client, world, django_capture_on_commit_c
     mirror(service, 2)
     schedule = make_schedule(world.org_a, service)
     with django_capture_on_commit_callbacks() as callbacks:
-        page = admin_a_client.post(f"/o/{world.org_a.code}/schedules/{schedule.code}/run/",
-                                   follow=True).content.decode()
+        page = admin_a_client.post(
+            f"/o/{world.org_a.code}/schedules/{schedule.code}/run/", follow=True
+        ).content.decode()
     assert "2 user backups" in page and len(callbacks) == 2
     assert ScheduleFiring.objects.get().trigger == "run_now"
     assert AuditEvent.objects.filter(action="schedule_run_now").exists()
@@ -66,8 +69,9 @@ def test_run_now_from_the_list(admin_a_client, world, django_capture_on_commit_c
 
 
 def _finish(firing, status):
-    BackupRun.objects.filter(firings=firing).update(status=status, active_user=None,
-                                                    finished_at=timezone.now())
+    BackupRun.objects.filter(firings=firing).update(
+        status=status, active_user=None, finished_at=timezone.now()
+    )
 
 
 def test_admins_are_emailed_once_when_a_firing_fails(world):
@@ -102,11 +106,15 @@ def test_the_summary_report(world):
     schedule = make_schedule(world.org_a, service)
     firing = do_fire_schedule(schedule)
     _finish(firing, "failed")
-    BackupRun.objects.filter(pk=firing.runs.first().pk).update(status="succeeded",
-                                                              bytes_stored=5 * 1024 * 1024)
-    old = BackupRun.objects.create(organization=world.org_a, service=service,
-                                   directory_user=firing.runs.first().directory_user,
-                                   status="failed")
+    BackupRun.objects.filter(pk=firing.runs.first().pk).update(
+        status="succeeded", bytes_stored=5 * 1024 * 1024
+    )
+    old = BackupRun.objects.create(
+        organization=world.org_a,
+        service=service,
+        directory_user=firing.runs.first().directory_user,
+        status="failed",
+    )
     BackupRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=30))
     assert notifications.do_send_summary_reports() == 1
     body = mail.outbox[0].body

@@ -16,14 +16,17 @@ def at(year, month, day, hour, minute=0, tz=UTC):
     return dt.datetime(year, month, day, hour, minute, tzinfo=tz)
 
 
-@pytest.mark.parametrize(("now", "expected"), [
-    # Spring forward in Europe: 2027-03-28 02:00 -> 03:00. 09:00 local is 08:00 UTC before,
-    (at(2027, 3, 27, 12), at(2027, 3, 28, 7)),   # and 07:00 UTC after the change.
-    (at(2027, 3, 26, 12), at(2027, 3, 27, 8)),
-    # Fall back: 2027-10-31 03:00 -> 02:00.
-    (at(2027, 10, 30, 12), at(2027, 10, 31, 8)),
-    (at(2027, 10, 29, 12), at(2027, 10, 30, 7)),
-])
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # Spring forward in Europe: 2027-03-28 02:00 -> 03:00. 09:00 local is 08:00 UTC before,
+        (at(2027, 3, 27, 12), at(2027, 3, 28, 7)),  # and 07:00 UTC after the change.
+        (at(2027, 3, 26, 12), at(2027, 3, 27, 8)),
+        # Fall back: 2027-10-31 03:00 -> 02:00.
+        (at(2027, 10, 30, 12), at(2027, 10, 31, 8)),
+        (at(2027, 10, 29, 12), at(2027, 10, 30, 7)),
+    ],
+)
 def test_daily_runs_keep_their_local_time(world, now, expected):
     schedule = make_schedule(world.org_a, time=dt.time(9, 0), time_zone="Europe/Warsaw")
     assert schedule.next_run_after(now) == expected
@@ -39,13 +42,19 @@ def test_celery_beat_agrees_across_the_change(world, now):
     last_run = now.astimezone(WARSAW) - dt.timedelta(minutes=1)
     due, seconds = beat.is_due(last_run)
     assert not due
-    assert abs((now + dt.timedelta(seconds=seconds)) - schedule.next_run_after(now)) < \
-        dt.timedelta(seconds=2)
+    assert abs((now + dt.timedelta(seconds=seconds)) - schedule.next_run_after(now)) < dt.timedelta(
+        seconds=2
+    )
 
 
 def test_weekly_runs_only_on_chosen_days(world):
-    schedule = make_schedule(world.org_a, frequency="weekly", weekdays=[2, 5],  # Wed, Sat
-                             time=dt.time(1, 30), time_zone="UTC")
+    schedule = make_schedule(
+        world.org_a,
+        frequency="weekly",
+        weekdays=[2, 5],  # Wed, Sat
+        time=dt.time(1, 30),
+        time_zone="UTC",
+    )
     first = schedule.next_run_after(at(2026, 11, 30, 12))  # a Monday
     assert (first.weekday(), first.hour, first.minute) == (2, 1, 30)
     second = schedule.next_run_after(first)
@@ -53,9 +62,14 @@ def test_weekly_runs_only_on_chosen_days(world):
 
 
 def test_every_n_hours_counts_real_hours_across_the_change(world):
-    schedule = make_schedule(world.org_a, frequency="hourly", every_hours=6,
-                             time=dt.time(0, 0), time_zone="Europe/Warsaw",
-                             start_date=dt.date(2027, 3, 27))
+    schedule = make_schedule(
+        world.org_a,
+        frequency="hourly",
+        every_hours=6,
+        time=dt.time(0, 0),
+        time_zone="Europe/Warsaw",
+        start_date=dt.date(2027, 3, 27),
+    )
     before = schedule.next_run_after(at(2027, 3, 27, 22))
     after = schedule.next_run_after(before)
     assert after - before == dt.timedelta(hours=6)

@@ -21,8 +21,9 @@ def _failed_firing(organization, name):
     schedule = make_schedule(organization, service, name="Placeholder")
     Schedule.objects.filter(pk=schedule.pk).update(name=name)  # as a row saved before the check
     firing = do_fire_schedule(Schedule.objects.get(pk=schedule.pk))
-    BackupRun.objects.filter(firings=firing).update(status="failed", active_user=None,
-                                                    finished_at=timezone.now())
+    BackupRun.objects.filter(firings=firing).update(
+        status="failed", active_user=None, finished_at=timezone.now()
+    )
     return firing
 
 
@@ -35,10 +36,13 @@ def test_a_schedule_named_with_a_newline_does_not_stop_other_organizations_email
     assert sorted(m.to[0] for m in mail.outbox) == ["admin@alpha.example", "admin@beta.example"]
     subjects = {m.to[0]: m.subject for m in mail.outbox}
     assert subjects["admin@alpha.example"] == (
-        "Kodo: backup schedule Night Bcc: victim@example.com ly failed")
+        "Kodo: backup schedule Night Bcc: victim@example.com ly failed"
+    )
     assert all(not m.bcc and "\n" not in m.message()["Subject"] for m in mail.outbox)
-    assert ScheduleFiring.objects.filter(pk__in=[other.pk, bad.pk],
-                                         notified_at__isnull=False).count() == 2
+    assert (
+        ScheduleFiring.objects.filter(pk__in=[other.pk, bad.pk], notified_at__isnull=False).count()
+        == 2
+    )
 
 
 @pytest.fixture
@@ -57,7 +61,8 @@ def failing_mail_to_alpha(monkeypatch):
 
 
 def test_a_failing_email_is_logged_and_retried_and_the_others_are_sent(
-        world, failing_mail_to_alpha, caplog):
+    world, failing_mail_to_alpha, caplog
+):
     other = _failed_firing(world.org_b, "Nightly")
     failing = _failed_firing(world.org_a, "Nightly")
 
@@ -74,7 +79,8 @@ def test_a_failing_email_is_logged_and_retried_and_the_others_are_sent(
 def test_a_firing_whose_email_fails_for_a_day_is_given_up(world, failing_mail_to_alpha):
     failing = _failed_firing(world.org_a, "Nightly")
     ScheduleFiring.objects.filter(pk=failing.pk).update(
-        fired_at=timezone.now() - notifications.GIVE_UP_AFTER - dt.timedelta(minutes=1))
+        fired_at=timezone.now() - notifications.GIVE_UP_AFTER - dt.timedelta(minutes=1)
+    )
 
     assert notifications.do_notify_finished_firings() == 0
 
@@ -100,12 +106,13 @@ def test_an_organization_named_with_a_newline_still_gets_its_summary_and_others_
     assert notifications.do_send_summary_reports() == 2
 
     subjects = sorted(m.subject for m in mail.outbox)
-    assert subjects == ["Kodo: backup summary for Alpha University",
-                        "Kodo: backup summary for Beta MSP"]
+    assert subjects == [
+        "Kodo: backup summary for Alpha University",
+        "Kodo: backup summary for Beta MSP",
+    ]
 
 
-def test_a_failing_summary_is_logged_and_the_others_are_sent(world, failing_mail_to_alpha,
-                                                            caplog):
+def test_a_failing_summary_is_logged_and_the_others_are_sent(world, failing_mail_to_alpha, caplog):
     _failed_firing(world.org_a, "Nightly")
     _failed_firing(world.org_b, "Nightly")
 

@@ -19,10 +19,20 @@ def _url(world, suffix="new/"):
 
 
 def _values(service, **overrides):
-    values = {"name": "Nightly", "service": service.pk, "scope": "all", "frequency": "daily",
-              "time": "23:15", "every_hours": "6", "start_date": "2026-12-01",
-              "time_zone": "Europe/Warsaw", "keep_versions": "10", "keep_deleted_for": "6",
-              "keep_deleted_unit": "months", "notify": "failure"}
+    values = {
+        "name": "Nightly",
+        "service": service.pk,
+        "scope": "all",
+        "frequency": "daily",
+        "time": "23:15",
+        "every_hours": "6",
+        "start_date": "2026-12-01",
+        "time_zone": "Europe/Warsaw",
+        "keep_versions": "10",
+        "keep_deleted_for": "6",
+        "keep_deleted_unit": "months",
+        "notify": "failure",
+    }
     values.update(overrides)
     return values
 
@@ -36,52 +46,78 @@ def test_the_wizard_walks_through_its_steps(admin_a_client, world, service):
         assert f"Step {step + 1}: {title}" in page.content.decode()
     back = admin_a_client.post(_url(world), {**values, "step": 3, "action": "back"})
     assert "Step 2: What to back up" in back.content.decode()
-    assert "SAVE" in admin_a_client.post(_url(world), {**values, "step": 3, "action": "next"}
-                                         ).content.decode()
+    assert (
+        "SAVE"
+        in admin_a_client.post(
+            _url(world), {**values, "step": 3, "action": "next"}
+        ).content.decode()
+    )
 
     response = admin_a_client.post(_url(world), {**values, "step": 4, "action": "save"})
     assert response.status_code == 302
     schedule = Schedule.objects.get()
     assert (schedule.time, schedule.time_zone, schedule.keep_deleted_unit) == (
-        dt.time(23, 15), "Europe/Warsaw", "months")
+        dt.time(23, 15),
+        "Europe/Warsaw",
+        "months",
+    )
     task = schedule.periodic_task
     assert task.task == "schedules.tasks.fire_schedule" and task.args == f"[{schedule.pk}]"
-    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week,
-            str(task.crontab.timezone)) == ("15", "23", "*", "Europe/Warsaw")
+    assert (
+        task.crontab.minute,
+        task.crontab.hour,
+        task.crontab.day_of_week,
+        str(task.crontab.timezone),
+    ) == ("15", "23", "*", "Europe/Warsaw")
     assert AuditEvent.objects.filter(action="schedule_created").exists()
 
 
 def test_a_step_with_errors_stays_and_says_why(admin_a_client, world, service):
-    page = admin_a_client.post(_url(world), {**_values(service, name=""), "step": 1,
-                                             "action": "next"}).content.decode()
+    page = admin_a_client.post(
+        _url(world), {**_values(service, name=""), "step": 1, "action": "next"}
+    ).content.decode()
     assert "Step 1:" in page and "This field is required." in page
     # Errors of later steps are not shown early.
-    page = admin_a_client.post(_url(world), {**_values(service, frequency="weekly"), "step": 2,
-                                             "action": "next"}).content.decode()
+    page = admin_a_client.post(
+        _url(world), {**_values(service, frequency="weekly"), "step": 2, "action": "next"}
+    ).content.decode()
     assert "Step 3: When" in page and "Choose at least one day" not in page
 
 
-@pytest.mark.parametrize(("overrides", "message", "step"), [
-    ({"frequency": "weekly"}, "Choose at least one day of the week.", 3),
-    ({"scope": "chosen"}, "Choose at least one user", 2),
-    ({"every_hours": "0", "frequency": "hourly"}, "greater than or equal to 1", 3),
-    ({"time_zone": "Moon/Base"}, "Select a valid choice", 3),
-    ({"keep_versions": "0"}, "greater than or equal to 1", 4),
-    ({"time": "25:00"}, "Enter a valid time.", 3),
-])
-def test_save_returns_to_the_first_step_with_an_error(admin_a_client, world, service, overrides,
-                                                       message, step):
-    page = admin_a_client.post(_url(world), {**_values(service, **overrides), "step": 4,
-                                             "action": "save"}).content.decode()
+@pytest.mark.parametrize(
+    ("overrides", "message", "step"),
+    [
+        ({"frequency": "weekly"}, "Choose at least one day of the week.", 3),
+        ({"scope": "chosen"}, "Choose at least one user", 2),
+        ({"every_hours": "0", "frequency": "hourly"}, "greater than or equal to 1", 3),
+        ({"time_zone": "Moon/Base"}, "Select a valid choice", 3),
+        ({"keep_versions": "0"}, "greater than or equal to 1", 4),
+        ({"time": "25:00"}, "Enter a valid time.", 3),
+    ],
+)
+def test_save_returns_to_the_first_step_with_an_error(
+    admin_a_client, world, service, overrides, message, step
+):
+    page = admin_a_client.post(
+        _url(world), {**_values(service, **overrides), "step": 4, "action": "save"}
+    ).content.decode()
     assert f"Step {step}:" in page and message in page
     assert not Schedule.objects.exists()
 
 
 def test_weekly_and_hourly_schedules_get_their_beat_entries(admin_a_client, world, service):
-    admin_a_client.post(_url(world), {**_values(service, frequency="weekly", weekdays=["0", "6"]),
-                                      "step": 4, "action": "save"})
-    admin_a_client.post(_url(world), {**_values(service, name="Often", frequency="hourly",
-                                                every_hours="4"), "step": 4, "action": "save"})
+    admin_a_client.post(
+        _url(world),
+        {**_values(service, frequency="weekly", weekdays=["0", "6"]), "step": 4, "action": "save"},
+    )
+    admin_a_client.post(
+        _url(world),
+        {
+            **_values(service, name="Often", frequency="hourly", every_hours="4"),
+            "step": 4,
+            "action": "save",
+        },
+    )
     weekly = Schedule.objects.get(name="Nightly")
     assert weekly.weekdays == [0, 6] and weekly.periodic_task.crontab.day_of_week == "1,0"
     hourly = Schedule.objects.get(name="Often").periodic_task
@@ -90,9 +126,14 @@ def test_weekly_and_hourly_schedules_get_their_beat_entries(admin_a_client, worl
 
 def test_chosen_users_and_new_users(admin_a_client, world, service):
     users = mirror(service, 3)
-    admin_a_client.post(_url(world), {**_values(service, scope="chosen",
-                                                users=[users[0].pk, users[2].pk]),
-                                      "step": 4, "action": "save"})
+    admin_a_client.post(
+        _url(world),
+        {
+            **_values(service, scope="chosen", users=[users[0].pk, users[2].pk]),
+            "step": 4,
+            "action": "save",
+        },
+    )
     schedule = Schedule.objects.get()
     assert set(schedule.users_for_firing()) == {users[0], users[2]}
     schedule.include_new_users = True
@@ -104,9 +145,10 @@ def test_chosen_users_and_new_users(admin_a_client, world, service):
 
 def test_users_of_another_organization_cannot_be_chosen(admin_a_client, world, service):
     outsider = mirror(make_service(world.org_b, name="B"), 1, prefix="b")[0]
-    page = admin_a_client.post(_url(world), {**_values(service, scope="chosen",
-                                                       users=[outsider.pk]),
-                                             "step": 4, "action": "save"}).content.decode()
+    page = admin_a_client.post(
+        _url(world),
+        {**_values(service, scope="chosen", users=[outsider.pk]), "step": 4, "action": "save"},
+    ).content.decode()
     assert "Select a valid choice" in page and not Schedule.objects.exists()
 
 
@@ -115,13 +157,20 @@ def test_editing_keeps_the_beat_entry_in_step(admin_a_client, world, service):
     task_id = schedule.periodic_task_id
     page = admin_a_client.get(_url(world, f"{schedule.code}/")).content.decode()
     assert 'value="Nightly"' in page
-    admin_a_client.post(_url(world, f"{schedule.code}/"), {
-        **_values(service, time="05:45", time_zone="America/New_York"), "step": 4,
-        "action": "save"})
+    admin_a_client.post(
+        _url(world, f"{schedule.code}/"),
+        {
+            **_values(service, time="05:45", time_zone="America/New_York"),
+            "step": 4,
+            "action": "save",
+        },
+    )
     schedule.refresh_from_db()
     assert schedule.periodic_task_id == task_id
     assert (schedule.periodic_task.crontab.hour, str(schedule.periodic_task.crontab.timezone)) == (
-        "5", "America/New_York")
+        "5",
+        "America/New_York",
+    )
 
 
 def test_disable_enable_and_delete(admin_a_client, world, service):
@@ -133,12 +182,15 @@ def test_disable_enable_and_delete(admin_a_client, world, service):
     schedule.refresh_from_db()
     assert schedule.enabled and schedule.periodic_task.enabled
     admin_a_client.post(_url(world, f"{schedule.code}/delete/"))
-    assert not Schedule.objects.exists() and not PeriodicTask.objects.filter(
-        task="schedules.tasks.fire_schedule").exists()
+    assert (
+        not Schedule.objects.exists()
+        and not PeriodicTask.objects.filter(task="schedules.tasks.fire_schedule").exists()
+    )
 
 
-def test_the_list_shows_next_and_last_run(admin_a_client, world, service,
-                                          django_assert_max_num_queries):
+def test_the_list_shows_next_and_last_run(
+    admin_a_client, world, service, django_assert_max_num_queries
+):
     do_fire_schedule(make_schedule(world.org_a, service, name="S0", scope="chosen"))
     with django_assert_max_num_queries(10) as few:
         admin_a_client.get(_url(world, ""))

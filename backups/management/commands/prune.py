@@ -1,7 +1,6 @@
 """Apply the retention policy: remove old file versions, expired deleted items, and chunks
 nothing refers to any more (after a grace period)."""
 
-
 from django.core.management.base import BaseCommand
 
 from backups.prune import compact_store, do_prune_organization, organizations_to_prune
@@ -13,18 +12,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--organization", help="Organization name or code (default: all).")
-        parser.add_argument("--dry-run", action="store_true",
-                            help="Show what would be removed; change nothing.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Show what would be removed; change nothing."
+        )
 
     def handle(self, *args, organization=None, dry_run=False, **options):
-        orgs = ([organization_from_argument(organization)] if organization
-                else organizations_to_prune())
+        orgs = (
+            [organization_from_argument(organization)] if organization else organizations_to_prune()
+        )
         for org in orgs:
             report = do_prune_organization(org, dry_run=dry_run)
             self.stdout.write(report.summary())
             if report.chunks_missing:
-                self.stderr.write(f"[{org}] {report.chunks_missing} chunks that file versions "
-                                  "refer to are missing from the store. Run "
-                                  "`manage.py verify_store` to see which files are affected.")
+                self.stderr.write(
+                    f"[{org}] {report.chunks_missing} chunks that file versions "
+                    "refer to are missing from the store. Run "
+                    "`manage.py verify_store` to see which files are affected."
+                )
         if not dry_run:
             self.stdout.write(compact_store())

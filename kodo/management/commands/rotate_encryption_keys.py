@@ -6,8 +6,10 @@ from kodo import crypto
 
 
 class Command(BaseCommand):
-    help = ("Re-encrypt every stored secret with the newest key in KODO_ENCRYPTION_KEYS. "
-            "Add the new key in front, run this, then remove the old key.")
+    help = (
+        "Re-encrypt every stored secret with the newest key in KODO_ENCRYPTION_KEYS. "
+        "Add the new key in front, run this, then remove the old key."
+    )
 
     def handle(self, *args, **options):
         total = 0

@@ -17,8 +17,11 @@ class DirectoryCommand(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--organization", required=True, help="Name or code.")
         parser.add_argument("--configuration", help="Name; default: every configuration.")
-        parser.add_argument("--enqueue", action="store_true",
-                            help="Hand the job to the Celery workers instead of running it here.")
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="Hand the job to the Celery workers instead of running it here.",
+        )
 
     def options_for_job(self, options) -> dict:
         return {}
@@ -33,8 +36,12 @@ class DirectoryCommand(BaseCommand):
         failed = False
         for service in services:
             job, created = actions.do_start_directory_job(
-                service=service, kind=self.kind, trigger="command",
-                options=self.options_for_job(options), enqueue=options["enqueue"])
+                service=service,
+                kind=self.kind,
+                trigger="command",
+                options=self.options_for_job(options),
+                enqueue=options["enqueue"],
+            )
             if not created:
                 self.stderr.write(f"{service.name}: a job is already {job.status}; skipped.")
                 failed = True
@@ -60,8 +67,11 @@ class DirectoryCommand(BaseCommand):
                 self._draw(DirectoryJob.objects.get(pk=job.pk), live)
         job.refresh_from_db()
         self._draw(job, live, final=True)
-        outcome = (self.style.SUCCESS("succeeded") if job.status == "succeeded"
-                   else self.style.ERROR(f"{job.status}: {job.error}"))
+        outcome = (
+            self.style.SUCCESS("succeeded")
+            if job.status == "succeeded"
+            else self.style.ERROR(f"{job.status}: {job.error}")
+        )
         self.stdout.write(f"{job.service.name}: {outcome}")
         for conflict in job.conflict_details:
             self.stdout.write(f"  conflict: {conflict['email']}: {conflict['reason']}")
@@ -75,9 +85,11 @@ class DirectoryCommand(BaseCommand):
             connection.close()  # this thread's own connection
 
     def _draw(self, job, live, final=False):
-        line = (f"{job.service.name}: {job.get_status_display():9} pages {job.pages_read:5} "
-                f"users {job.users_seen:7} created {job.created:7} updated {job.updated:6} "
-                f"linked {job.linked:5} removed {job.removed:5} conflicts {job.conflicts:4}")
+        line = (
+            f"{job.service.name}: {job.get_status_display():9} pages {job.pages_read:5} "
+            f"users {job.users_seen:7} created {job.created:7} updated {job.updated:6} "
+            f"linked {job.linked:5} removed {job.removed:5} conflicts {job.conflicts:4}"
+        )
         if live:
             self.stdout.write("\r" + line, ending="\n" if final else "")
             sys.stdout.flush()

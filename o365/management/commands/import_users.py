@@ -13,5 +13,8 @@ class Command(DirectoryCommand):
         parser.add_argument("--include-guests", action="store_true")
 
     def options_for_job(self, options):
-        return {key: True for key in ("include_disabled", "include_unlicensed", "include_guests")
-                if options[key]}
+        return {
+            key: True
+            for key in ("include_disabled", "include_unlicensed", "include_guests")
+            if options[key]
+        }

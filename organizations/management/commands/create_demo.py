@@ -17,8 +17,9 @@ class Command(BaseCommand):
     help = "Create the demo server administrator and a demo organization with an admin, if absent."
 
     def add_arguments(self, parser):
-        parser.add_argument("--password", default="kodo-demo-password",
-                            help="Password for new demo accounts.")
+        parser.add_argument(
+            "--password", default="kodo-demo-password", help="Password for new demo accounts."
+        )
         # where the Procfile starts m365sim
         parser.add_argument("--sim-state-dir", default="var/m365sim")
         parser.add_argument("--sim-host", default="127.0.0.1")
@@ -26,24 +27,36 @@ class Command(BaseCommand):
         parser.add_argument("--sim-download-port", type=int, default=9444)
 
     @transaction.atomic
-    def handle(self, *args, password, sim_state_dir, sim_host, sim_port, sim_download_port,
-               **options):
+    def handle(
+        self, *args, password, sim_state_dir, sim_host, sim_port, sim_download_port, **options
+    ):
         users = get_user_model().objects
         if not users.filter(username=SERVER_ADMIN).exists():
-            users.create_superuser(username=SERVER_ADMIN, email=SERVER_ADMIN, password=password,
-                                   first_name="Server", last_name="Administrator")
+            users.create_superuser(
+                username=SERVER_ADMIN,
+                email=SERVER_ADMIN,
+                password=password,
+                first_name="Server",
+                last_name="Administrator",
+            )
         org, _ = Organization.objects.get_or_create(
             name=DEMO_ORGANIZATION, defaults={"services_enabled": True, "time_zone": "UTC"}
         )
         admin = users.filter(username=ORG_ADMIN).first()
         if admin is None:
-            admin = users.create_user(username=ORG_ADMIN, email=ORG_ADMIN, password=password,
-                                      first_name="Demo", last_name="Admin")
+            admin = users.create_user(
+                username=ORG_ADMIN,
+                email=ORG_ADMIN,
+                password=password,
+                first_name="Demo",
+                last_name="Admin",
+            )
         Membership.objects.get_or_create(
             user=admin, organization=org, defaults={"role": Membership.Role.ADMIN}
         )
-        self.register_simulator(org, Path(settings.BASE_DIR) / sim_state_dir, sim_host, sim_port,
-                                sim_download_port)
+        self.register_simulator(
+            org, Path(settings.BASE_DIR) / sim_state_dir, sim_host, sim_port, sim_download_port
+        )
         self.stdout.write(
             f"  Server administrator: {SERVER_ADMIN} / {password}\n"
             f"  Organization admin:   {ORG_ADMIN} / {password}  ({org.name})"
@@ -59,15 +72,20 @@ class Command(BaseCommand):
         state_dir.mkdir(parents=True, exist_ok=True)
         _, _, ca_path = certs.ensure_ca(state_dir)
         netloc = f"[{host}]" if ":" in host else host
-        cloud, _ = Cloud.objects.update_or_create(key=SIM_CLOUD, defaults={
-            "name": SIM_CLOUD,
-            "authority_host": f"https://{netloc}:{port}",
-            "graph_base_url": f"https://{netloc}:{port}/v1.0",
-            "download_hosts": f"{netloc}:{download_port}",
-            "ca_certificate_pem": Path(ca_path).read_text(),
-            "private_network_allowed": True,
-        })
-        CloudAccess.objects.filter(organization=org, is_default=True).exclude(
-            cloud=cloud).update(is_default=False)
-        CloudAccess.objects.update_or_create(cloud=cloud, organization=org,
-                                             defaults={"is_default": True})
+        cloud, _ = Cloud.objects.update_or_create(
+            key=SIM_CLOUD,
+            defaults={
+                "name": SIM_CLOUD,
+                "authority_host": f"https://{netloc}:{port}",
+                "graph_base_url": f"https://{netloc}:{port}/v1.0",
+                "download_hosts": f"{netloc}:{download_port}",
+                "ca_certificate_pem": Path(ca_path).read_text(),
+                "private_network_allowed": True,
+            },
+        )
+        CloudAccess.objects.filter(organization=org, is_default=True).exclude(cloud=cloud).update(
+            is_default=False
+        )
+        CloudAccess.objects.update_or_create(
+            cloud=cloud, organization=org, defaults={"is_default": True}
+        )

@@ -50,8 +50,9 @@ def packed_backend(tmp_path):
 
 @pytest.fixture(params=["filesystem", "packed", "s3"])
 def backend(request):
-    return request.getfixturevalue(f"{'fs' if request.param == 'filesystem' else request.param}"
-                                   "_backend")
+    return request.getfixturevalue(
+        f"{'fs' if request.param == 'filesystem' else request.param}_backend"
+    )
 
 
 @pytest.fixture

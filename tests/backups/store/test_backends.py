@@ -94,8 +94,9 @@ def test_iter_keys_skips_leftover_temp_files(fs_backend):
 
 def test_a_put_writes_over_what_a_crashed_writer_left_under_its_temp_name(fs_backend):
     fs_backend.put("d/first", b"x")
-    leftover = os.path.join(fs_backend.root, "d",
-                            f".tmp-{os.getpid()}-{threading.get_native_id()}-obj")
+    leftover = os.path.join(
+        fs_backend.root, "d", f".tmp-{os.getpid()}-{threading.get_native_id()}-obj"
+    )
     with open(leftover, "wb") as f:
         f.write(b"a longer partial write")
     fs_backend.put("d/obj", b"whole")
@@ -148,8 +149,14 @@ def test_new_folders_are_fsynced_in_their_parents(fs_backend, monkeypatch):
     monkeypatch.setattr(backends, "_fsync_dir", lambda d: (synced.append(d), real(d)))
     fs_backend.put("orgs/a/chunks/ab/cd/abcd", b"x")
     root = fs_backend.root
-    assert synced == [root, f"{root}/orgs", f"{root}/orgs/a", f"{root}/orgs/a/chunks",
-                      f"{root}/orgs/a/chunks/ab", f"{root}/orgs/a/chunks/ab/cd"]
+    assert synced == [
+        root,
+        f"{root}/orgs",
+        f"{root}/orgs/a",
+        f"{root}/orgs/a/chunks",
+        f"{root}/orgs/a/chunks/ab",
+        f"{root}/orgs/a/chunks/ab/cd",
+    ]
     synced.clear()
     fs_backend.put("orgs/a/chunks/ab/cd/abce", b"y")
     assert synced == [f"{root}/orgs/a/chunks/ab/cd"]  # only the rename, folders exist
@@ -168,9 +175,15 @@ def test_a_deferred_put_fsyncs_no_directory_until_sync(fs_backend, monkeypatch):
     fs_backend.sync()
     root = fs_backend.root
     # each changed directory once (new folders in their parents, objects in theirs), parents first
-    assert synced == [root, f"{root}/orgs", f"{root}/orgs/a", f"{root}/orgs/a/chunks",
-                      f"{root}/orgs/a/chunks/ab", f"{root}/orgs/a/chunks/ab/cd",
-                      f"{root}/orgs/a/chunks/ab/ce"]
+    assert synced == [
+        root,
+        f"{root}/orgs",
+        f"{root}/orgs/a",
+        f"{root}/orgs/a/chunks",
+        f"{root}/orgs/a/chunks/ab",
+        f"{root}/orgs/a/chunks/ab/cd",
+        f"{root}/orgs/a/chunks/ab/ce",
+    ]
     synced.clear()
     fs_backend.sync()
     assert synced == []  # nothing pending

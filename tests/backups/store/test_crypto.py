@@ -111,8 +111,9 @@ def _seal_format_1(keys, cid, data):
 
 @pytest.mark.parametrize("kind", ["random", "compressible", "empty"])
 def test_format_1_blobs_still_open(keys, rng, kind):
-    data = {"random": rng.randbytes(100_000), "compressible": b"words " * 20_000,
-            "empty": b""}[kind]
+    data = {"random": rng.randbytes(100_000), "compressible": b"words " * 20_000, "empty": b""}[
+        kind
+    ]
     cid = chunk_id(keys, data)
     assert open_(keys, cid, _seal_format_1(keys, cid, data)) == data
 

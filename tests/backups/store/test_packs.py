@@ -23,7 +23,8 @@ def test_small_objects_share_a_pack_and_large_ones_stay_files(packed_backend):
     assert packed_backend.get("orgs/a/chunks/07") == bytes([7]) * 100
     assert packed_backend.size("orgs/a/chunks/07") == 100
     assert list(packed_backend.iter_keys("orgs/a/chunks/1")) == [
-        f"orgs/a/chunks/{n}" for n in range(10, 20)]
+        f"orgs/a/chunks/{n}" for n in range(10, 20)
+    ]
     assert len(list(packed_backend.iter_keys())) == 21  # nothing of .packs is a key
 
 
@@ -83,8 +84,7 @@ def test_compact_deletes_dead_packs_and_rewrites_mostly_dead_ones(tmp_path, monk
 def test_compact_leaves_packs_written_recently(packed_backend):
     packed_backend.put("k/a", b"a")
     packed_backend.delete("k/a")
-    assert packed_backend.compact() == {"packs_deleted": 0, "packs_rewritten": 0,
-                                        "bytes_freed": 0}
+    assert packed_backend.compact() == {"packs_deleted": 0, "packs_rewritten": 0, "bytes_freed": 0}
     assert len(pack_files(packed_backend)) == 1
 
 
@@ -112,13 +112,11 @@ def test_a_flipped_byte_in_a_pack_is_detected(packed_backend, keys, rng):
 
 def test_a_folder_store_packs_unless_told_not_to(tmp_path):
     assert isinstance(open_backend(str(tmp_path / "a")), PackingFilesystemBackend)
-    assert not isinstance(open_backend(str(tmp_path / "b"), pack_below=0),
-                          PackingFilesystemBackend)
+    assert not isinstance(open_backend(str(tmp_path / "b"), pack_below=0), PackingFilesystemBackend)
     assert os.path.isdir(tmp_path / "a" / PACK_DIR)
 
 
-def test_after_a_failed_fsync_what_the_pack_held_unsynced_is_forgotten(packed_backend,
-                                                                        monkeypatch):
+def test_after_a_failed_fsync_what_the_pack_held_unsynced_is_forgotten(packed_backend, monkeypatch):
     packed_backend.put("k/durable", b"d" * 10)
     packed_backend.put("k/a", b"a" * 10, sync=False)
     real_fsync = os.fsync
@@ -220,8 +218,7 @@ def test_many_threads_put_and_look_up_at_once(tmp_path):
     assert len(list(PackingFilesystemBackend(tmp_path).iter_keys())) == 800
 
 
-def test_a_failed_append_leaves_the_pack_and_writes_on_in_a_new_one(packed_backend,
-                                                                   monkeypatch):
+def test_a_failed_append_leaves_the_pack_and_writes_on_in_a_new_one(packed_backend, monkeypatch):
     packed_backend.put("k/before", b"b" * 10)
 
     def disk_full(fd, data):
