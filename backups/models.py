@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from kodo import crypto, jobs
 from kodo.jobs import Job, JobQuerySet, JobRecord
-from o365.models import DirectoryUser, Service
+from o365.models import Configuration, DirectoryUser
 from organizations.models import Organization
 
 
@@ -58,7 +58,7 @@ class BackupRun(Job):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="backup_runs"
     )
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="backup_runs")
+    service = models.ForeignKey(Configuration, on_delete=models.CASCADE, related_name="backup_runs")
     directory_user = models.ForeignKey(
         DirectoryUser, on_delete=models.CASCADE, related_name="backup_runs"
     )
@@ -132,12 +132,12 @@ class BackupRun(Job):
 
     @property
     def link(self) -> str:
-        return reverse("backup-run", args=[self.organization.code, self.code])
+        return reverse("backups:backup-run", args=[self.organization.code, self.code])
 
     @property
     def cancel_url(self) -> str:
         return (
-            reverse("backup-run-cancel", args=[self.organization.code, self.code])
+            reverse("backups:backup-run-cancel", args=[self.organization.code, self.code])
             if self.is_active
             else ""
         )

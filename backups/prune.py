@@ -26,6 +26,7 @@ ran are looked up again right before holding. No recorded version lacks a chunk,
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
@@ -46,7 +47,6 @@ from backups.models import (
 from backups.storage import backend, store_for
 from backups.store import ChunkStore, ObjectNotFound
 from organizations.models import Organization
-from schedules.models import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,22 @@ def grace_period() -> dt.timedelta:
     return dt.timedelta(hours=getattr(settings, "KODO_PRUNE_GRACE_HOURS", 24))
 
 
+# Where retention policies come from: functions of an organization giving {directory user id:
+# policy}. Backups sits below schedules, so the schedules app registers its source at start
+# (schedules.apps); a user no source covers follows default_policy().
+POLICY_SOURCES: list[Callable[[Organization], dict[int, Policy]]] = []
+
+
+def register_policy_source(source: Callable[[Organization], dict[int, Policy]]) -> None:
+    if source not in POLICY_SOURCES:
+        POLICY_SOURCES.append(source)
+
+
 def policies_for(organization) -> dict[int, Policy]:
-    """{directory user id: policy} for the users the organization's enabled schedules cover
-    (one query per schedule)."""
-    policies: dict = {}
-    schedules = Schedule.objects.for_organization(organization).filter(enabled=True)
-    for schedule in schedules.select_related("service"):
-        policy = Policy(schedule.keep_versions, schedule.keep_deleted_timedelta())
-        for user_id in schedule.users_for_firing().values_list("pk", flat=True).iterator():
+    """{directory user id: policy}: the most generous policy any source gives each user."""
+    policies: dict[int, Policy] = {}
+    for source in POLICY_SOURCES:
+        for user_id, policy in source(organization).items():
             known = policies.get(user_id)
             policies[user_id] = policy if known is None else known.most_generous(policy)
     return policies

@@ -54,9 +54,9 @@ def run_backup(run_id: int, organization_id: int):
 def fan_out_backups(service_id: int, organization_id: int, trigger: str = "manual"):
     """Start one run (and send one run_backup task) per user of a configuration. Safe to deliver
     twice: users whose run is already active are not given a second one."""
-    from o365.models import Service
+    from o365.models import Configuration
 
-    service = Service.objects.filter(pk=service_id, organization_id=organization_id).first()
+    service = Configuration.objects.filter(pk=service_id, organization_id=organization_id).first()
     if service is None:
         return "missing"
     started, active = do_fan_out_backups(service, BackupRun.Trigger(trigger))

@@ -10,7 +10,7 @@ from backups import actions, activity
 from backups.access import get_directory_user, get_run
 from backups.models import BackupRun
 from o365.access import get_service
-from o365.models import DirectoryUser, Service
+from o365.models import Configuration, DirectoryUser
 from organizations.access import org_admin_required
 from organizations.forms import DateRangeForm
 
@@ -44,7 +44,7 @@ def backups(request, org):
         "backups/list.html",
         {
             "org": org,
-            "configurations": Service.objects.for_organization(org),
+            "configurations": Configuration.objects.for_organization(org),
             "page": page,
             "runs": runs,
             "any_active": any(run.is_active for run in runs),
@@ -105,7 +105,7 @@ def user_history(request, org, service_code, user_graph_id):
 
 @org_admin_required
 @require_POST
-def backup_configuration(request, org, service_code):
+def start_configuration_backup(request, org, service_code):
     service = get_service(org, service_code)
     users, running = actions.do_request_configuration_backup(service=service, request=request)
     if users:
@@ -119,12 +119,12 @@ def backup_configuration(request, org, service_code):
             f"{service.name} has no users to back up yet. Import users "
             "first (Services → Users → IMPORT USERS).",
         )
-    return redirect("backups", org_code=org.code)
+    return redirect("backups:backups", org_code=org.code)
 
 
 @org_admin_required
 @require_POST
-def backup_user(request, org, service_code, user_graph_id):
+def start_user_backup(request, org, service_code, user_graph_id):
     directory_user = get_directory_user(org, service_code, user_graph_id)
     started, active = actions.do_start_backups(
         service=directory_user.service, users=[directory_user], request=request
@@ -135,12 +135,12 @@ def backup_user(request, org, service_code, user_graph_id):
         messages.warning(request, f"A backup of {directory_user} is already running.")
     if request.POST.get("next") == "history":
         return redirect(
-            "backup-user-history",
+            "backups:backup-user-history",
             org_code=org.code,
             service_code=directory_user.service.code,
             user_graph_id=directory_user.graph_id,
         )
-    return redirect("backups", org_code=org.code)
+    return redirect("backups:backups", org_code=org.code)
 
 
 # ----- Tasks ---------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def cancel_run(request, org, run_code):
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return redirect(next_url)
-    return redirect("tasks", org_code=org.code)
+    return redirect("backups:tasks", org_code=org.code)
 
 
 @org_admin_required

@@ -149,7 +149,7 @@ def recreate_postgres(url, create=True):
 def make_tenant(sim: Sim):
     import uuid
 
-    from o365.models import Service
+    from o365.models import Configuration
     from organizations.models import Organization
 
     org = Organization.objects.create(name=f"Bench {uuid.uuid4().hex[:6]}", services_enabled=True)
@@ -157,7 +157,7 @@ def make_tenant(sim: Sim):
     app = tenant["apps"][0]
     from tests.factories import sim_cloud
 
-    service = Service(
+    service = Configuration(
         organization=org,
         name="Bench",
         tenant_id=uuid.UUID(tenant["tenant_id"]),

@@ -1,14 +1,18 @@
+"""The project's URL table: Django's authentication pages, the admin, and one include per app.
+
+Each app's patterns live in its urls.py under a namespace named after the app
+(`{% url 'o365:configurations' org.code %}`); the URL paths do not carry the app's name.
+"""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from backups import views as backups_views
-from kodo import views
 from organizations import views as organizations_views
 from organizations.forms import EmailAuthenticationForm
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("kodo.site_urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(
@@ -23,7 +27,6 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("o/<uuid:org_code>/", backups_views.dashboard, name="dashboard"),
     path("", include("organizations.urls")),
     path("", include("o365.urls")),
     path("", include("schedules.urls")),

@@ -10,10 +10,10 @@ from organizations.models import Organization
 def home(request):
     """Send each person where their work is."""
     if request.user.is_superuser:
-        return redirect("server-organizations")
+        return redirect("organizations:server-organizations")
     org = Organization.objects.visible_to(request.user).first()
     if org is not None:
-        return redirect("dashboard", org_code=org.code)
+        return redirect("backups:dashboard", org_code=org.code)
     return render(request, "no_organization.html")
 
 

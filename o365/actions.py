@@ -6,13 +6,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kodo.jobs import LostClaim
-from o365.models import Service
+from o365.models import Configuration
 from organizations import audit
 
 log = logging.getLogger(__name__)
 
 
-def _apply(service: Service, data: dict):
+def _apply(service: Configuration, data: dict):
     service.name = data["name"]
     service.tenant_id = data["tenant_id"]
     service.client_id = data["client_id"]
@@ -30,8 +30,8 @@ def _apply(service: Service, data: dict):
 
 
 @transaction.atomic
-def do_create_service(*, request, organization, data) -> Service:
-    service = Service(organization=organization)
+def do_create_service(*, request, organization, data) -> Configuration:
+    service = Configuration(organization=organization)
     _apply(service, data)
     service.save()
     audit.record(
@@ -44,7 +44,7 @@ def do_create_service(*, request, organization, data) -> Service:
 
 
 @transaction.atomic
-def do_update_service(*, request, service, data) -> Service:
+def do_update_service(*, request, service, data) -> Configuration:
     changed_secret = bool(data.get("client_secret"))
     changed_certificate = data.get("certificate") is not None
     _apply(service, data)

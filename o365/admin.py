@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.db import models
 
-from o365.models import DirectoryJob, DirectoryUser, Service
+from o365.models import Configuration, DirectoryJob, DirectoryUser
 
 
-@admin.register(Service)
+@admin.register(Configuration)
 class ServiceAdmin(admin.ModelAdmin):
     """Secrets are encrypted and not editable here: change them in the portal."""
 

@@ -9,7 +9,7 @@ class O365Config(AppConfig):
         from kodo.crypto import register_encrypted_fields
 
         register_encrypted_fields(
-            "o365.Service",
+            "o365.Configuration",
             "client_secret_encrypted",
             "certificate_password_encrypted",
             "certificate_pfx_encrypted",

@@ -8,7 +8,7 @@ from django.views.decorators.debug import sensitive_variables
 from kodo import crypto
 from o365.clouds import parse_host_patterns
 from o365.kodo_settings import MAX_SETTINGS_BYTES, decode_pfx_base64, parse_kodo_settings
-from o365.models import Cloud, Service, default_cloud_for
+from o365.models import Cloud, Configuration, default_cloud_for
 from o365.validators import (
     MAX_PFX_BYTES,
     load_certificate,
@@ -79,7 +79,7 @@ class ConfigurationForm(forms.Form):
         help_text="The Microsoft cloud of the tenant. Ask the server administrator for another.",
     )
 
-    def __init__(self, *args, organization, instance: Service | None = None, **kwargs):
+    def __init__(self, *args, organization, instance: Configuration | None = None, **kwargs):
         self.organization = organization
         self.instance = instance
         enabled = Cloud.objects.enabled_for(organization).order_by("created_at", "id")
@@ -203,7 +203,7 @@ class ConfigurationForm(forms.Form):
         if not data["name"]:
             self.add_error("name", "Give the configuration a name (any).")
         elif (
-            Service.objects.for_organization(self.organization)
+            Configuration.objects.for_organization(self.organization)
             .filter(name__iexact=data["name"])
             .exclude(pk=getattr(self.instance, "pk", None))
             .exists()

@@ -158,12 +158,12 @@ def default_cloud_for(organization) -> Cloud:
     return enabled.filter(key=clouds.GLOBAL).first() or enabled.order_by("created_at").first()
 
 
-class ServiceQuerySet(models.QuerySet):
+class ConfigurationQuerySet(models.QuerySet):
     def for_organization(self, organization):
         return self.filter(organization=organization)
 
 
-class Service(models.Model):
+class Configuration(models.Model):
     """An Office 365 configuration: one Microsoft 365 tenant's app registration.
 
     Secrets are stored only encrypted (kodo.crypto) and leave this model only as graph
@@ -209,7 +209,7 @@ class Service(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ServiceQuerySet.as_manager()
+    objects = ConfigurationQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -293,7 +293,9 @@ class DirectoryUser(models.Model):
         PROVISIONED = "yes", "Has OneDrive"
         MISSING = "no", "No OneDrive"
 
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="directory_users")
+    service = models.ForeignKey(
+        Configuration, on_delete=models.CASCADE, related_name="directory_users"
+    )
     graph_id = models.CharField(max_length=64)
     user_principal_name = models.CharField(max_length=320)
     mail = models.CharField(max_length=320, blank=True)
@@ -368,7 +370,9 @@ class DirectoryJob(Job):
     # or linked, and users found removed, are done and not counted twice).
     RECOUNTED = ("pages_read", "users_seen", "skipped", "conflicts", "errors")
 
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="directory_jobs")
+    service = models.ForeignKey(
+        Configuration, on_delete=models.CASCADE, related_name="directory_jobs"
+    )
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=8, choices=Kind.choices)
     requested_by = models.ForeignKey(
@@ -432,7 +436,7 @@ class DirectoryJob(Job):
         organization = self.service.organization
         if not organization.services_enabled:
             return ""
-        return reverse("directory-job", args=[organization.code, self.service.code, self.code])
+        return reverse("o365:directory-job", args=[organization.code, self.service.code, self.code])
 
     @property
     def progress_text(self) -> str:

@@ -27,7 +27,7 @@ def server_cloud_new(request):
     if request.method == "POST" and form.is_valid():
         cloud = cloud_actions.do_save_cloud(request=request, cloud=None, data=form.cleaned_data)
         messages.success(request, f"Added the cloud {cloud.name}.")
-        return redirect("server-clouds")
+        return redirect("o365:server-clouds")
     return render(request, "o365/server_cloud_form.html", {"form": form, "cloud": None})
 
 
@@ -38,7 +38,7 @@ def server_cloud(request, cloud_code):
     if request.method == "POST" and form.is_valid():
         cloud_actions.do_save_cloud(request=request, cloud=cloud, data=form.cleaned_data)
         messages.success(request, f"Saved the cloud {cloud.name}.")
-        return redirect("server-clouds")
+        return redirect("o365:server-clouds")
     return render(request, "o365/server_cloud_form.html", {"form": form, "cloud": cloud})
 
 
@@ -53,4 +53,4 @@ def server_cloud_delete(request, cloud_code):
             request,
             f"The cloud {cloud.name} is built in or used by configurations: it cannot be deleted.",
         )
-    return redirect("server-clouds")
+    return redirect("o365:server-clouds")

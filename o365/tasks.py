@@ -28,9 +28,9 @@ def run_directory_job(job_id: int):
 @shared_task
 def auto_synchronize(service_id: int):
     """Fired daily by Celery beat for a configuration with automatic synchronization on."""
-    from o365.models import DirectoryJob, Service
+    from o365.models import Configuration, DirectoryJob
 
-    service = Service.objects.filter(pk=service_id, auto_sync_enabled=True).first()
+    service = Configuration.objects.filter(pk=service_id, auto_sync_enabled=True).first()
     if service is not None:
         actions.do_start_directory_job(
             service=service, kind=DirectoryJob.Kind.SYNC, trigger="schedule"

@@ -5,6 +5,8 @@ from o365 import server_views, views
 CONFIGURATION = "o/<uuid:org_code>/services/office365/configuration/"
 USERS = "o/<uuid:org_code>/services/office365/users/"
 
+app_name = "o365"
+
 urlpatterns = [
     path("server/clouds/", server_views.server_clouds, name="server-clouds"),
     path("server/clouds/new/", server_views.server_cloud_new, name="server-cloud-new"),
@@ -14,7 +16,7 @@ urlpatterns = [
         server_views.server_cloud_delete,
         name="server-cloud-delete",
     ),
-    path("o/<uuid:org_code>/users/", views.people, name="users"),
+    path("o/<uuid:org_code>/users/", views.organization_users, name="organization-users"),
     path("o/<uuid:org_code>/services/", views.services, name="services"),
     path("o/<uuid:org_code>/services/office365/", views.office365, name="office365"),
     path(CONFIGURATION, views.configurations, name="configurations"),
@@ -32,7 +34,7 @@ urlpatterns = [
         views.configuration_test,
         name="configuration-test",
     ),
-    path(USERS, views.directory_users, name="directory-users"),
+    path(USERS, views.configuration_users, name="configuration-users"),
     path(USERS + "<uuid:service_code>/import/", views.directory_import, name="directory-import"),
     path(USERS + "<uuid:service_code>/sync/", views.directory_sync, name="directory-sync"),
     path(

@@ -16,7 +16,7 @@ from organizations.validators import validate_text
 
 MAX_PFX_BYTES = 64 * 1024
 EXPIRY_WARNING_DAYS = 30
-MAX_URL_LENGTH = 200  # what the URLFields of Service hold
+MAX_URL_LENGTH = 200  # what the URLFields of Configuration hold
 BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=\s]*")
 
 

@@ -12,7 +12,7 @@ from o365 import actions
 from o365.access import get_service
 from o365.connection import do_test_connection
 from o365.forms import AutoSyncForm, ConfigurationForm, DirectoryFilterForm, ImportUsersForm
-from o365.models import DirectoryJob, Service
+from o365.models import Configuration, DirectoryJob
 from o365.people import PeopleFilterForm, people_of
 from o365.permissions import PERMISSIONS
 from organizations.access import org_admin_required, services_required
@@ -20,13 +20,13 @@ from organizations.access import org_admin_required, services_required
 
 @services_required
 def services(request, org):
-    configurations = Service.objects.for_organization(org)
+    configurations = Configuration.objects.for_organization(org)
     return render(request, "o365/services.html", {"org": org, "configurations": configurations})
 
 
 @services_required
 def office365(request, org):
-    return redirect("configurations", org_code=org.code)
+    return redirect("o365:configurations", org_code=org.code)
 
 
 @services_required
@@ -37,7 +37,7 @@ def configurations(request, org):
         {
             "org": org,
             "tab": "configuration",
-            "configurations": Service.objects.for_organization(org).select_related("cloud"),
+            "configurations": Configuration.objects.for_organization(org).select_related("cloud"),
             "permissions": PERMISSIONS,
         },
     )
@@ -57,7 +57,7 @@ def configuration_new(request, org):
             request=request, organization=org, data=form.cleaned_data
         )
         messages.success(request, f"Saved {service.name}. Now TEST CONNECTION.")
-        return redirect("configurations", org_code=org.code)
+        return redirect("o365:configurations", org_code=org.code)
     return render(
         request,
         "o365/configuration_form.html",
@@ -81,7 +81,7 @@ def configuration_edit(request, org, service_code):
     if request.method == "POST" and form.is_valid():
         actions.do_update_service(request=request, service=service, data=form.cleaned_data)
         messages.success(request, f"Saved {service.name}.")
-        return redirect("configurations", org_code=org.code)
+        return redirect("o365:configurations", org_code=org.code)
     return render(
         request,
         "o365/configuration_form.html",
@@ -100,7 +100,7 @@ def configuration_delete(request, org, service_code):
     service = get_service(org, service_code)
     actions.do_delete_service(request=request, service=service)
     messages.success(request, f"Deleted {service.name}.")
-    return redirect("configurations", org_code=org.code)
+    return redirect("o365:configurations", org_code=org.code)
 
 
 @services_required
@@ -110,7 +110,7 @@ def configuration_test(request, org, service_code):
     service = get_service(org, service_code)
     result = do_test_connection(request=request, service=service)
     (messages.success if result.ok else messages.error)(request, result.summary)
-    return redirect("configurations", org_code=org.code)
+    return redirect("o365:configurations", org_code=org.code)
 
 
 def _users_tab_context(request, org, service):
@@ -123,7 +123,7 @@ def _users_tab_context(request, org, service):
         "org": org,
         "tab": "users",
         "service": service,
-        "configurations": Service.objects.for_organization(org),
+        "configurations": Configuration.objects.for_organization(org),
         "filter_form": rows,
         "page": page,
         "query": query.urlencode(),
@@ -142,10 +142,10 @@ def _users_tab_context(request, org, service):
 
 
 @services_required
-def directory_users(request, org):
+def configuration_users(request, org):
     code = request.GET.get("configuration")
     if code is None:
-        service = Service.objects.for_organization(org).first()
+        service = Configuration.objects.for_organization(org).first()
     elif _is_uuid(code):
         service = get_service(org, code)
     else:
@@ -162,7 +162,7 @@ def _is_uuid(value) -> bool:
 
 
 def _users_url(org, service):
-    return f"{reverse('directory-users', args=[org.code])}?configuration={service.code}"
+    return f"{reverse('o365:configuration-users', args=[org.code])}?configuration={service.code}"
 
 
 @services_required
@@ -237,7 +237,7 @@ def directory_auto_sync(request, org, service_code):
 
 
 @org_admin_required
-def people(request, org):
+def organization_users(request, org):
     form = PeopleFilterForm(request.GET or None)
     page = Paginator(form.filter(people_of(org)), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()

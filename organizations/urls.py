@@ -2,6 +2,8 @@ from django.urls import path
 
 from organizations import views
 
+app_name = "organizations"
+
 urlpatterns = [
     path("server/organizations/", views.server_organizations, name="server-organizations"),
     path(

@@ -34,7 +34,7 @@ def server_organization_new(request):
         # Shown once: the detail page pops it from the session.
         request.session[INVITATION_SESSION_KEY] = {"org": str(org.code), "url": url}
         messages.success(request, f"Created {org.name}. The invitation was emailed.")
-        return redirect("server-organization", org_code=org.code)
+        return redirect("organizations:server-organization", org_code=org.code)
     return render(request, "organizations/server_new.html", {"form": form})
 
 
@@ -65,7 +65,7 @@ def server_organization_services(request, org_code):
         enabled = form.cleaned_data["services_enabled"]
         actions.do_set_services_enabled(request=request, organization=org, enabled=enabled)
         messages.success(request, f"Services {'enabled' if enabled else 'disabled'}.")
-    return redirect("server-organization", org_code=org.code)
+    return redirect("organizations:server-organization", org_code=org.code)
 
 
 @server_admin_required
@@ -78,7 +78,7 @@ def server_organization_reinvite(request, org_code, user_id):
     url = actions.do_reinvite_admin(request=request, organization=org, membership=membership)
     request.session[INVITATION_SESSION_KEY] = {"org": str(org.code), "url": url}
     messages.success(request, f"A new invitation was emailed to {membership.user.email}.")
-    return redirect("server-organization", org_code=org.code)
+    return redirect("organizations:server-organization", org_code=org.code)
 
 
 def _audit_page(request, events, time_zone, template, context):

@@ -1,6 +1,6 @@
 from django import forms
 
-from o365.models import DirectoryUser, Service
+from o365.models import Configuration, DirectoryUser
 from organizations.forms import IdChoiceField, IdsChoiceField, SingleLineField
 from organizations.models import time_zone_choices
 from schedules.models import Schedule
@@ -22,7 +22,7 @@ STEPS = [
 class ScheduleForm(forms.Form):
     name = SingleLineField(max_length=200)
     service = IdChoiceField(
-        label="Configuration", queryset=Service.objects.none(), empty_label=None
+        label="Configuration", queryset=Configuration.objects.none(), empty_label=None
     )
     scope = forms.ChoiceField(
         label="Back up",
@@ -84,7 +84,7 @@ class ScheduleForm(forms.Form):
         self.organization = organization
         self.instance = instance
         super().__init__(*args, **kwargs)
-        services = Service.objects.for_organization(organization)
+        services = Configuration.objects.for_organization(organization)
         self.fields["service"].queryset = services
         self.fields["users"].queryset = (
             DirectoryUser.objects.filter(service__in=services, removed_at__isnull=True)

@@ -5,7 +5,7 @@ import zoneinfo
 from django.db import models
 
 from kodo import jobs
-from o365.models import DirectoryUser, Service
+from o365.models import Configuration, DirectoryUser
 from organizations.models import Organization
 
 
@@ -43,7 +43,10 @@ class Schedule(models.Model):
         Organization, on_delete=models.CASCADE, related_name="schedules"
     )
     service = models.ForeignKey(
-        Service, on_delete=models.CASCADE, related_name="schedules", verbose_name="configuration"
+        Configuration,
+        on_delete=models.CASCADE,
+        related_name="schedules",
+        verbose_name="configuration",
     )
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200)

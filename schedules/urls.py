@@ -4,6 +4,8 @@ from schedules import views
 
 SCHEDULE = "o/<uuid:org_code>/schedules/<uuid:schedule_code>/"
 
+app_name = "schedules"
+
 urlpatterns = [
     path("o/<uuid:org_code>/schedules/", views.schedules, name="schedules"),
     path("o/<uuid:org_code>/schedules/new/", views.schedule_new, name="schedule-new"),

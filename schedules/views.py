@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from o365.models import Service
+from o365.models import Configuration
 from organizations.access import org_admin_required, services_required
 from schedules import actions
 from schedules.forms import STEPS, ScheduleForm
@@ -49,7 +49,7 @@ def schedules(request, org):
             "org": org,
             "tab": "schedules",
             "schedules": rows,
-            "has_configuration": Service.objects.for_organization(org).exists(),
+            "has_configuration": Configuration.objects.for_organization(org).exists(),
         },
     )
 
@@ -62,7 +62,7 @@ def _wizard(request, org, schedule=None):
             else {
                 "time_zone": org.time_zone,
                 "start_date": dt.date.today(),
-                "service": Service.objects.for_organization(org)
+                "service": Configuration.objects.for_organization(org)
                 .values_list("pk", flat=True)
                 .first(),
             }
@@ -86,7 +86,7 @@ def _wizard(request, org, schedule=None):
             request=request, organization=org, data=form.cleaned_data, schedule=schedule
         )
         messages.success(request, f"Saved schedule {saved.name}: {saved.describe_when()}.")
-        return redirect("schedules", org_code=org.code)
+        return redirect("schedules:schedules", org_code=org.code)
     first_error = form.first_step_with_errors()
     if action == "next" and (first_error is None or first_error > step):
         return _render_wizard(request, org, form, schedule, step=step + 1, show_errors=False)
@@ -116,11 +116,11 @@ def _render_wizard(request, org, form, schedule, *, step, show_errors):
 
 @services_required
 def schedule_new(request, org):
-    if not Service.objects.for_organization(org).exists():
+    if not Configuration.objects.for_organization(org).exists():
         messages.warning(
             request, "Add an Office 365 configuration first: schedules back up its users."
         )
-        return redirect("configurations", org_code=org.code)
+        return redirect("o365:configurations", org_code=org.code)
     return _wizard(request, org)
 
 
@@ -137,7 +137,7 @@ def schedule_toggle(request, org, schedule_code):
         request=request, schedule=schedule, enabled=not schedule.enabled
     )
     messages.success(request, f"{'Enabled' if schedule.enabled else 'Disabled'} {schedule.name}.")
-    return redirect("schedules", org_code=org.code)
+    return redirect("schedules:schedules", org_code=org.code)
 
 
 @services_required
@@ -146,7 +146,7 @@ def schedule_delete(request, org, schedule_code):
     schedule = get_schedule(org, schedule_code)
     actions.do_delete_schedule(request=request, schedule=schedule)
     messages.success(request, f"Deleted {schedule.name}. Its backups are kept.")
-    return redirect("schedules", org_code=org.code)
+    return redirect("schedules:schedules", org_code=org.code)
 
 
 @services_required
@@ -158,4 +158,4 @@ def schedule_run_now(request, org, schedule_code):
     messages.success(
         request, f"Started {schedule.name}: {count} user backup{'s' if count != 1 else ''}."
     )
-    return redirect("schedules", org_code=org.code)
+    return redirect("schedules:schedules", org_code=org.code)

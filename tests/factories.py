@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from backups.models import BackupRun
-from o365.models import Cloud, CloudAccess, DirectoryUser, Service
+from o365.models import Cloud, CloudAccess, Configuration, DirectoryUser
 from o365.validators import load_certificate
 from organizations.models import Membership
 from schedules.beat import sync_beat_entry
@@ -91,9 +91,9 @@ def kodo_settings_json(**overrides) -> bytes:
     return json.dumps({k: v for k, v in values.items() if v is not None}).encode()
 
 
-def make_service(organization, name="Contoso", secret=SECRET, **fields) -> Service:
+def make_service(organization, name="Contoso", secret=SECRET, **fields) -> Configuration:
     """A configuration of `organization` with a client secret and random IDs (no simulator)."""
-    service = Service(
+    service = Configuration(
         organization=organization,
         name=name,
         tenant_id=uuid.uuid4(),
@@ -134,12 +134,12 @@ def sim_cloud(running, organization=None, *, default=False) -> Cloud:
 
 def sim_service(
     organization, running, app_name="Kodo Backup", certificate=False, name=None
-) -> Service:
+) -> Configuration:
     """A configuration of `organization` pointing at a running m365sim tenant's app (named
     `name`, by default the app's name)."""
     tenant = running.info["tenants"][0]
     app = next(a for a in tenant["apps"] if a["name"] == app_name)
-    service = Service(
+    service = Configuration(
         organization=organization,
         name=name or app_name,
         tenant_id=uuid.UUID(tenant["tenant_id"]),

@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from o365.models import Service
+from o365.models import Configuration
 from organizations.models import Organization
 from schedules.models import Schedule
 from tests.factories import SECRET, kodo_settings_json, make_service, mirror
@@ -48,7 +48,7 @@ def _form_error(response) -> str:
 )
 def test_an_unreadable_settings_file_is_a_form_error(admin_a_client, world, content, message):
     assert message in _form_error(_post_settings_file(admin_a_client, world, content))
-    assert not Service.objects.exists()
+    assert not Configuration.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_values_from_the_settings_file_get_the_checks_of_typed_values(
 ):
     response = _post_settings_file(admin_a_client, world, kodo_settings_json(**values))
     assert message in _form_error(response)
-    assert not Service.objects.exists()
+    assert not Configuration.objects.exists()
 
 
 def _typed(**values):
@@ -123,7 +123,7 @@ def test_a_configuration_name_that_is_not_one_line_is_a_form_error(admin_a_clien
     response = admin_a_client.post(_configuration_url(world), _typed(name=name))
     assert response.status_code == 200
     assert "one line" in " ".join(response.context["form"].errors["name"])
-    assert not Service.objects.exists()
+    assert not Configuration.objects.exists()
 
 
 def _cloud(**values):
@@ -282,7 +282,7 @@ def test_the_settings_file_still_fills_the_form(admin_a_client, world):
         ),
     )
     assert response.status_code == 302, json.dumps(response.context["form"].errors)
-    assert Service.objects.get().name == "Kodo Backup"
+    assert Configuration.objects.get().name == "Kodo Backup"
 
 
 @pytest.mark.parametrize("graph_id", ["\ud800", "a\x00b", "x" * 65, "é"])

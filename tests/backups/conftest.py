@@ -7,7 +7,7 @@ import pytest
 
 from backups.actions import do_run_inline, start_run
 from backups.models import BackupRun
-from o365.models import Service
+from o365.models import Configuration
 from tests.factories import mirror_users, sim_service
 
 
@@ -21,7 +21,7 @@ def store_dir(settings, tmp_path):
 class Tenant:
     running: object
     sim: object
-    service: Service
+    service: Configuration
     users: list  # DirectoryUser, in the simulator's order; the last one has no OneDrive
     organization: object
 

@@ -12,7 +12,9 @@ def test_backup_now_for_a_user_enqueues_and_audit_logs(
     admin_a_client, world, django_capture_on_commit_callbacks
 ):
     user = make_users(world.org_a, 1)[0]
-    url = reverse("backup-user", args=[world.org_a.code, user.service.code, user.graph_id])
+    url = reverse(
+        "backups:start-user-backup", args=[world.org_a.code, user.service.code, user.graph_id]
+    )
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_a_client.post(url)
@@ -29,7 +31,9 @@ def test_backup_now_twice_does_not_start_a_second_run(
     admin_a_client, world, django_capture_on_commit_callbacks
 ):
     user = make_users(world.org_a, 1)[0]
-    url = reverse("backup-user", args=[world.org_a.code, user.service.code, user.graph_id])
+    url = reverse(
+        "backups:start-user-backup", args=[world.org_a.code, user.service.code, user.graph_id]
+    )
     with django_capture_on_commit_callbacks() as callbacks:
         admin_a_client.post(url)
         admin_a_client.post(url)
@@ -44,7 +48,9 @@ def test_backup_now_for_a_configuration_starts_one_run_per_user(
     users = make_users(world.org_a, 3)
     users[2].onedrive = "no"
     users[2].save()
-    url = reverse("backup-configuration", args=[world.org_a.code, users[0].service.code])
+    url = reverse(
+        "backups:start-configuration-backup", args=[world.org_a.code, users[0].service.code]
+    )
 
     with (
         mock.patch("backups.tasks.run_backup.delay"),
@@ -63,6 +69,6 @@ def test_backup_now_for_a_configuration_starts_one_run_per_user(
 
 def test_backup_now_needs_post(admin_a_client, world):
     user = make_users(world.org_a, 1)[0]
-    url = reverse("backup-configuration", args=[world.org_a.code, user.service.code])
+    url = reverse("backups:start-configuration-backup", args=[world.org_a.code, user.service.code])
     assert admin_a_client.get(url).status_code == 405
     assert not BackupRun.objects.exists()

@@ -9,12 +9,15 @@ def test_it_lists_runs_users_and_configurations(admin_a_client, world):
     make_finished_run(
         user, files_downloaded=7, bytes_stored=2048, files_failed=1, status=BackupRun.Status.PARTIAL
     )
-    response = admin_a_client.get(reverse("backups", args=[world.org_a.code]))
+    response = admin_a_client.get(reverse("backups:backups", args=[world.org_a.code]))
 
     assert response.status_code == 200
     html = response.content.decode()
     assert "Partially succeeded" in html and "User 0" in html and user.service.name in html
-    assert reverse("backup-configuration", args=[world.org_a.code, user.service.code]) in html
+    assert (
+        reverse("backups:start-configuration-backup", args=[world.org_a.code, user.service.code])
+        in html
+    )
     assert "data-done" in html  # nothing active: the page does not poll
 
 
@@ -30,13 +33,14 @@ def test_an_active_run_is_polled(admin_a_client, world):
         bytes_to_download=1000,
         bytes_downloaded=500,
     )
-    response = admin_a_client.get(reverse("backups", args=[world.org_a.code]))
+    response = admin_a_client.get(reverse("backups:backups", args=[world.org_a.code]))
 
     html = response.content.decode()
-    assert f'data-poll="{reverse("backup-runs", args=[world.org_a.code])}"' in html
+    assert f'data-poll="{reverse("backups:backup-runs", args=[world.org_a.code])}"' in html
     assert "data-done" not in html and 'value="50"' in html
     fragment = admin_a_client.get(
-        reverse("backup-runs", args=[world.org_a.code]), headers={"X-Requested-With": "fetch"}
+        reverse("backups:backup-runs", args=[world.org_a.code]),
+        headers={"X-Requested-With": "fetch"},
     )
     assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
 
@@ -44,7 +48,7 @@ def test_an_active_run_is_polled(admin_a_client, world):
 def test_it_shows_only_this_organizations_runs(admin_a_client, world):
     theirs = make_users(world.org_b, 1)[0]
     make_finished_run(theirs)
-    html = admin_a_client.get(reverse("backups", args=[world.org_a.code])).content.decode()
+    html = admin_a_client.get(reverse("backups:backups", args=[world.org_a.code])).content.decode()
     assert theirs.display_name not in html and "No backups yet" in html
 
 
@@ -54,10 +58,11 @@ def test_its_query_count_does_not_grow_with_data(
     for user in make_users(world.org_a, 30):
         make_finished_run(user)
         make_finished_run(user)
-    url = reverse("backups", args=[world.org_a.code])
+    url = reverse("backups:backups", args=[world.org_a.code])
     with django_assert_max_num_queries(12):
         assert admin_a_client.get(url).status_code == 200
     with django_assert_max_num_queries(8):
         assert (
-            admin_a_client.get(reverse("backup-runs", args=[world.org_a.code])).status_code == 200
+            admin_a_client.get(reverse("backups:backup-runs", args=[world.org_a.code])).status_code
+            == 200
         )

@@ -15,7 +15,7 @@ from tests.factories import make_finished_run, make_users
 
 
 def _cancel_url(run):
-    return reverse("backup-run-cancel", args=[run.organization.code, run.code])
+    return reverse("backups:backup-run-cancel", args=[run.organization.code, run.code])
 
 
 def test_a_queued_run_is_canceled_and_a_new_backup_can_start(
@@ -43,7 +43,10 @@ def test_a_queued_run_is_canceled_and_a_new_backup_can_start(
 
     with django_capture_on_commit_callbacks():
         admin_a_client.post(
-            reverse("backup-user", args=[world.org_a.code, user.service.code, user.graph_id])
+            reverse(
+                "backups:start-user-backup",
+                args=[world.org_a.code, user.service.code, user.graph_id],
+            )
         )
     new = BackupRun.objects.exclude(pk=run.pk).get()
     assert new.status == BackupRun.Status.QUEUED and new.active_user == user

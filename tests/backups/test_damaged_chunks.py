@@ -116,9 +116,11 @@ def test_the_next_backup_heals_current_versions_and_reports_older_ones_lost(
     for version in (newer, intact):  # the versions the download replaced heal with it
         version.refresh_from_db()
         assert restores(version) and version.damage == FileVersion.Damage.SOUND
-    page = admin_a_client.get(reverse("backup-run", args=[tenant.organization.code, run.code]))
+    page = admin_a_client.get(
+        reverse("backups:backup-run", args=[tenant.organization.code, run.code])
+    )
     assert "Lost versions" in page.content.decode() and edited in page.content.decode()
-    dashboard = admin_a_client.get(reverse("dashboard", args=[tenant.organization.code]))
+    dashboard = admin_a_client.get(reverse("backups:dashboard", args=[tenant.organization.code]))
     assert edited in dashboard.content.decode()
 
     again = tenant.backup()  # reported once

@@ -13,7 +13,7 @@ from tests.factories import make_users
 
 
 def _url(org, service):
-    return reverse("backup-configuration", args=[org.code, service.code])
+    return reverse("backups:start-configuration-backup", args=[org.code, service.code])
 
 
 def test_the_request_creates_no_run_and_enqueues_one_fan_out(
@@ -149,13 +149,15 @@ def test_a_fan_out_for_another_organization_does_nothing(world):
 def test_active_runs_have_a_cancel_button(admin_a_client, world):
     user = make_users(world.org_a, 1)[0]
     run, _ = start_run(user, enqueue=False)
-    cancel = reverse("backup-run-cancel", args=[world.org_a.code, run.code])
+    cancel = reverse("backups:backup-run-cancel", args=[world.org_a.code, run.code])
 
     pages = [
-        reverse("backups", args=[world.org_a.code]),
-        reverse("backup-runs", args=[world.org_a.code]),
-        reverse("backup-run", args=[world.org_a.code, run.code]),
-        reverse("backup-user-history", args=[world.org_a.code, user.service.code, user.graph_id]),
+        reverse("backups:backups", args=[world.org_a.code]),
+        reverse("backups:backup-runs", args=[world.org_a.code]),
+        reverse("backups:backup-run", args=[world.org_a.code, run.code]),
+        reverse(
+            "backups:backup-user-history", args=[world.org_a.code, user.service.code, user.graph_id]
+        ),
     ]
     for page in pages:
         assert cancel in admin_a_client.get(page).content.decode(), page

@@ -9,7 +9,9 @@ def test_it_lists_the_users_runs(admin_a_client, world, django_assert_max_num_qu
     for _ in range(5):
         make_finished_run(user, files_downloaded=3)
     make_finished_run(other, files_downloaded=99)
-    url = reverse("backup-user-history", args=[world.org_a.code, user.service.code, user.graph_id])
+    url = reverse(
+        "backups:backup-user-history", args=[world.org_a.code, user.service.code, user.graph_id]
+    )
     with django_assert_max_num_queries(10):
         response = admin_a_client.get(url)
 
@@ -26,6 +28,6 @@ def test_the_run_page_shows_skips_and_failures(admin_a_client, world):
         run=run, kind="failed", reason="verify", path="/broken.bin", message="did not match"
     )
     html = admin_a_client.get(
-        reverse("backup-run", args=[world.org_a.code, run.code])
+        reverse("backups:backup-run", args=[world.org_a.code, run.code])
     ).content.decode()
     assert "/bad.exe" in html and "Flagged as malware" in html and "/broken.bin" in html

@@ -15,7 +15,7 @@ def test_kodo_models_are_in_the_admin():
     labels = {m._meta.label for m in admin.site._registry}
     assert {
         "organizations.Organization",
-        "o365.Service",
+        "o365.Configuration",
         "o365.DirectoryUser",
         "schedules.Schedule",
         "backups.BackupRun",
@@ -27,5 +27,7 @@ def test_the_admin_never_shows_a_secret(server_admin_client, world):
     from tests.factories import SECRET, make_service
 
     service = make_service(world.org_a)
-    page = server_admin_client.get(f"/admin/o365/service/{service.pk}/change/").content.decode()
+    page = server_admin_client.get(
+        f"/admin/o365/configuration/{service.pk}/change/"
+    ).content.decode()
     assert service.name in page and SECRET not in page and "encrypted" not in page

@@ -2,7 +2,7 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 
 from kodo import crypto
-from o365.models import Service
+from o365.models import Configuration
 from tests.factories import SECRET, make_service
 
 
@@ -15,9 +15,9 @@ def test_it_re_encrypts_every_secret_with_the_newest_key(world, settings):
     call_command("rotate_encryption_keys")
 
     settings.KODO_ENCRYPTION_KEYS = [new]  # the old key is gone
-    service = Service.objects.get()
+    service = Configuration.objects.get()
     assert crypto.decrypt_text(service.client_secret_encrypted) == SECRET
-    assert "o365.Service" in crypto.ENCRYPTED_FIELDS
+    assert "o365.Configuration" in crypto.ENCRYPTED_FIELDS
 
 
 def test_it_re_wraps_the_organizations_store_keys(world, settings):

@@ -257,6 +257,7 @@ def test_writes_redirects_and_dependencies(sim, client, first_user):
     assert answers["again"]["status"] == 409
     assert answers["after"]["status"] == 424
     assert sim.file_bytes(first_user, "/Batched/a.txt") == b"hello"
+    file_id = answers["file"]["body"]["id"]
     content = by_id(
         batch(
             client,
@@ -264,7 +265,7 @@ def test_writes_redirects_and_dependencies(sim, client, first_user):
                 {
                     "id": "c",
                     "method": "GET",
-                    "url": f"/users/{first_user}/drive/items/{answers['file']['body']['id']}/content",
+                    "url": f"/users/{first_user}/drive/items/{file_id}/content",
                 }
             ],
         )

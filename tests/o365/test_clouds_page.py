@@ -3,7 +3,7 @@
 import pytest
 
 from o365.connection import check_connection
-from o365.models import Cloud, CloudAccess, Service
+from o365.models import Cloud, CloudAccess, Configuration
 from organizations.models import AuditEvent
 from tests.factories import make_service
 
@@ -96,7 +96,7 @@ def test_a_cloud_in_use_is_not_deleted(server_admin_client, world):
     make_service(world.org_a, cloud=cloud)
     server_admin_client.post(f"/server/clouds/{cloud.code}/delete/")
     assert Cloud.objects.filter(pk=cloud.pk).exists()
-    Service.objects.all().delete()
+    Configuration.objects.all().delete()
     server_admin_client.post(f"/server/clouds/{cloud.code}/delete/")
     assert not Cloud.objects.filter(pk=cloud.pk).exists()
 

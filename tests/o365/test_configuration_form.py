@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.text import slugify
 
 from kodo import crypto
-from o365.models import Service
+from o365.models import Configuration
 from organizations.models import AuditEvent
 from tests.factories import (
     PFX_PASSWORD,
@@ -42,7 +42,7 @@ def _fields(**values):
 def test_it_saves_a_configuration_typed_in(admin_a_client, world):
     response = admin_a_client.post(_url(world), _fields())
     assert response.status_code == 302
-    service = Service.objects.get(organization=world.org_a)
+    service = Configuration.objects.get(organization=world.org_a)
     assert service.name == "Contoso" and service.has_client_secret
     assert crypto.decrypt_text(service.client_secret_encrypted) == SECRET
     assert AuditEvent.objects.filter(
@@ -60,7 +60,7 @@ def test_it_fills_everything_from_kodo_settings_json(admin_a_client, world):
         },
     )
     assert response.status_code == 302, response.content.decode()[:3000]
-    service = Service.objects.get(organization=world.org_a)
+    service = Configuration.objects.get(organization=world.org_a)
     assert service.name == "Kodo Backup"
     assert service.has_certificate and service.has_client_secret
     assert service.certificate_status() == "valid"
@@ -79,7 +79,7 @@ def test_the_m365sim_keys_of_the_json_are_read_but_define_no_endpoints(admin_a_c
         {"cloud": "global", "settings_file": _upload("KodoADSettings.json", settings_json)},
     )
     assert response.status_code == 302
-    service = Service.objects.get(organization=world.org_a)
+    service = Configuration.objects.get(organization=world.org_a)
     assert service.cloud.key == "global"
     assert service.cloud.endpoints().authority_host == "https://login.microsoftonline.com"
 
@@ -104,7 +104,10 @@ def test_it_accepts_a_pfx_file_upload_and_pasted_base64(admin_a_client, world):
             certificate_base64=base64.encodebytes(pfx).decode(),
         ),
     )
-    assert {s.name for s in Service.objects.all() if s.has_certificate} == {"By file", "By paste"}
+    assert {s.name for s in Configuration.objects.all() if s.has_certificate} == {
+        "By file",
+        "By paste",
+    }
 
 
 @pytest.mark.parametrize(
@@ -130,7 +133,7 @@ def test_bad_input_gets_a_clear_message_and_saves_nothing(admin_a_client, world,
     response = admin_a_client.post(_url(world), _fields(**fields))
     assert response.status_code == 200
     assert message in response.content.decode()
-    assert not Service.objects.exists()
+    assert not Configuration.objects.exists()
 
 
 def test_a_wrong_certificate_password_is_named(admin_a_client, world):
@@ -178,7 +181,7 @@ def test_garbage_json_gets_a_message(admin_a_client, world, content, message):
     )
     assert response.status_code == 200
     assert message in response.content.decode()
-    assert not Service.objects.exists()
+    assert not Configuration.objects.exists()
 
 
 def test_utf16_json_from_windows_powershell_is_read(admin_a_client, world):
@@ -196,7 +199,7 @@ def test_an_expiring_certificate_is_flagged(admin_a_client, world):
             certificate_password=PFX_PASSWORD, certificate_file=_upload("k.pfx", make_pfx(days=10))
         ),
     )
-    service = Service.objects.get()
+    service = Configuration.objects.get()
     assert service.certificate_status() == "expiring"
     page = admin_a_client.get(_url(world, "")).content.decode()
     assert "Expires within 30 days" in page
@@ -257,7 +260,7 @@ def test_it_deletes_a_configuration(admin_a_client, world):
     service = make_service(world.org_a)
     assert admin_a_client.get(_url(world, f"{service.code}/delete/")).status_code == 405
     response = admin_a_client.post(_url(world, f"{service.code}/delete/"))
-    assert response.status_code == 302 and not Service.objects.exists()
+    assert response.status_code == 302 and not Configuration.objects.exists()
     assert AuditEvent.objects.filter(action="configuration_deleted").exists()
 
 
@@ -298,13 +301,13 @@ def test_an_org_admin_cannot_choose_a_cloud_not_enabled_for_the_organization(adm
 
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
-    assert not Service.objects.exists()
+    assert not Configuration.objects.exists()
 
 
 def test_a_custom_cloud_enabled_for_the_organization_can_be_chosen(admin_a_client, world):
     cloud = _custom_cloud("Alpha cloud", world.org_a)
     assert admin_a_client.post(_url(world), _fields(cloud=cloud.key)).status_code == 302
-    assert Service.objects.get().cloud == cloud
+    assert Configuration.objects.get().cloud == cloud
 
 
 def test_forged_endpoint_fields_are_ignored(admin_a_client, world):
@@ -319,7 +322,7 @@ def test_forged_endpoint_fields_are_ignored(admin_a_client, world):
     )
 
     assert response.status_code == 302
-    endpoints = Service.objects.get().cloud.endpoints()
+    endpoints = Configuration.objects.get().cloud.endpoints()
     assert endpoints.authority_host == "https://login.microsoftonline.com"
     assert endpoints.graph_base == "https://graph.microsoft.com/v1.0" and endpoints.ca_pem is None
 
@@ -332,7 +335,7 @@ def test_the_form_preselects_the_organizations_default_cloud(admin_a_client, wor
     fields = _fields()
     del fields["cloud"]
     assert admin_a_client.post(_url(world), fields).status_code == 302
-    assert Service.objects.get().cloud.key == "alpha-cloud"
+    assert Configuration.objects.get().cloud.key == "alpha-cloud"
 
 
 def test_the_json_names_a_custom_cloud_by_its_name(admin_a_client, world):
@@ -347,7 +350,7 @@ def test_the_json_names_a_custom_cloud_by_its_name(admin_a_client, world):
         },
     )
     assert response.status_code == 302
-    assert Service.objects.get().cloud.name == "Alpha cloud"
+    assert Configuration.objects.get().cloud.name == "Alpha cloud"
 
 
 def test_the_json_cannot_name_a_cloud_not_enabled_for_the_organization(admin_a_client, world):
@@ -360,7 +363,7 @@ def test_the_json_cannot_name_a_cloud_not_enabled_for_the_organization(admin_a_c
         },
     )
     assert "not enabled for your organization" in response.content.decode()
-    assert not Service.objects.exists()
+    assert not Configuration.objects.exists()
 
 
 # ----- a stored secret never follows a changed cloud, tenant or app ------------------------

@@ -35,8 +35,11 @@ def short_timeouts(settings):
 
 
 def test_a_token_request_to_a_silent_host_gives_up_after_the_timeouts(
-    world, m365sim, silent_host, short_timeouts
-):  # noqa: F811
+    world,
+    m365sim,
+    silent_host,  # noqa: F811 (the fixture, imported above)
+    short_timeouts,
+):
     service = point_at(sim_service(world.org_a, m365sim), silent_host)
     client = service.graph_client(max_retries=0)
 

@@ -37,9 +37,9 @@ def test_queries_do_not_grow_with_users(admin_a_client, world, django_assert_max
     with django_assert_max_num_queries(20) as few:
         admin_a_client.get(url)
     _people_more = 60
-    from o365.models import DirectoryUser, Service
+    from o365.models import Configuration, DirectoryUser
 
-    service = Service.objects.get()
+    service = Configuration.objects.get()
     for i in range(_people_more):
         account = make_account(f"q{i}@alpha.example", world.org_a, role=Membership.Role.USER)
         DirectoryUser.objects.create(

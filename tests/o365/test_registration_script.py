@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from tree_sitter import Language, Node, Parser
 
 from o365.kodo_settings import TEXT_KEYS
-from o365.models import Service
+from o365.models import Configuration
 
 FIXTURE = Path(__file__).parent / "fixtures" / "KodoADSettings.script.json"
 SCRIPT = Path(__file__).parents[2] / "scripts" / "Register-KodoApp.ps1"
@@ -444,7 +444,7 @@ def upload(client, world, values: dict | None = None, raw: bytes | None = None):
 def test_the_portal_accepts_the_scripts_file(admin_a_client, world):
     response = upload(admin_a_client, world, raw=FIXTURE.read_bytes())
     assert response.status_code == 302, response.content.decode()[:2000]
-    service = Service.objects.get()
+    service = Configuration.objects.get()
     values = json.loads(FIXTURE.read_text(encoding="utf-8-sig"))
     assert str(service.tenant_id) == values["TenantId"]
     assert service.certificate_thumbprint == values["CertificateThumbprint"]
@@ -455,23 +455,23 @@ def test_the_portal_accepts_the_file_written_before_the_secret_exists(admin_a_cl
     values = {**json.loads(FIXTURE.read_text(encoding="utf-8-sig")), "ClientSecret": ""}
     response = upload(admin_a_client, world, values)
     assert response.status_code == 302, response.content.decode()[:2000]
-    service = Service.objects.get()
+    service = Configuration.objects.get()
     assert service.has_certificate and not service.has_client_secret
 
 
 @pytest.mark.parametrize(
     ("cloud", "kodo_cloud"),
     [
-        ("Global", Service.Cloud.GLOBAL),
-        ("USGov", Service.Cloud.US_GOVERNMENT),
-        ("China", Service.Cloud.CHINA),
+        ("Global", Configuration.Cloud.GLOBAL),
+        ("USGov", Configuration.Cloud.US_GOVERNMENT),
+        ("China", Configuration.Cloud.CHINA),
     ],
 )
 def test_the_portal_reads_the_cloud_the_script_writes(admin_a_client, world, cloud, kodo_cloud):
     values = {**json.loads(FIXTURE.read_text(encoding="utf-8-sig")), "Cloud": SCRIPT_CLOUDS[cloud]}
     response = upload(admin_a_client, world, values)
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert Service.objects.get().cloud.key == kodo_cloud
+    assert Configuration.objects.get().cloud.key == kodo_cloud
 
 
 def test_a_dod_file_is_refused_rather_than_read_as_another_cloud(admin_a_client, world):
@@ -483,4 +483,4 @@ def test_a_dod_file_is_refused_rather_than_read_as_another_cloud(admin_a_client,
     response = upload(admin_a_client, world, values)
     assert response.status_code == 200
     assert "USGovernmentDoD" in response.content.decode()
-    assert not Service.objects.exists()
+    assert not Configuration.objects.exists()

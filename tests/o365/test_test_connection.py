@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from o365.models import Service
+from o365.models import Configuration
 from organizations.models import AuditEvent
 from tests.factories import sim_service
 
@@ -62,7 +62,7 @@ def test_secrets_never_reach_the_database_pages_or_logs(admin_a_client, world, m
         ).content.decode(),
     ]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM o365_service")
+        cursor.execute("SELECT * FROM o365_configuration")
         rows = repr(cursor.fetchall())
         cursor.execute("SELECT * FROM organizations_auditevent")
         rows += repr(cursor.fetchall())
@@ -72,7 +72,7 @@ def test_secrets_never_reach_the_database_pages_or_logs(admin_a_client, world, m
         for page in pages:
             assert secret not in page
         assert secret not in caplog.text
-    assert Service.objects.get().last_test_ok is True
+    assert Configuration.objects.get().last_test_ok is True
 
 
 @pytest.fixture

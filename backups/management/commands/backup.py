@@ -10,7 +10,7 @@ from backups.actions import backup_candidates, claim_run, execute_run, start_run
 from backups.engine import LostClaim
 from backups.models import BackupRun
 from backups.recovery import send_runs
-from o365.models import DirectoryUser, Service
+from o365.models import Configuration, DirectoryUser
 from organizations.commands import organization_from_argument
 
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         **options,
     ):
         org = organization_from_argument(organization)
-        services = Service.objects.for_organization(org)
+        services = Configuration.objects.for_organization(org)
         if configuration:
             services = services.filter(name=configuration)
             if not services:

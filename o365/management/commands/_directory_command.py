@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from o365 import actions
-from o365.models import DirectoryJob, Service
+from o365.models import Configuration, DirectoryJob
 from organizations.commands import organization_from_argument
 
 
@@ -28,7 +28,7 @@ class DirectoryCommand(BaseCommand):
 
     def handle(self, *args, **options):
         organization = organization_from_argument(options["organization"])
-        services = Service.objects.for_organization(organization)
+        services = Configuration.objects.for_organization(organization)
         if options["configuration"]:
             services = services.filter(name__iexact=options["configuration"])
         if not services:

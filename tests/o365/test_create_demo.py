@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from o365.models import Cloud, Service, default_cloud_for
+from o365.models import Cloud, Configuration, default_cloud_for
 from organizations.models import Organization
 
 
@@ -42,7 +42,7 @@ def test_a_hand_typed_demo_configuration_works_with_no_extra_fields(db, client, 
     )
 
     assert response.status_code == 302
-    service = Service.objects.get(organization=org)
+    service = Configuration.objects.get(organization=org)
     assert service.cloud.name == "m365sim"
     client.post(base + f"{service.code}/test/")
     service.refresh_from_db()
