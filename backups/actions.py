@@ -1,12 +1,22 @@
-"""Backup workflows: start runs (Backup now, schedules, the command), claim and execute them."""
+"""Backup workflows: start runs (Backup now, schedules, the command), claim and execute them;
+prune, verify and recover an organization's backups (the algorithms stay in prune.py,
+verification.py and kodo.jobs)."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from backups.models import BackupRun
-from backups.recovery import send_runs
+from backups.engine import LostClaim, OneDriveBackup, RunCanceled, close_run
+from backups.models import BackupRun, FileVersion, OrganizationStoreKey, Verification
+from backups.prune import BATCH as PRUNE_BATCH
+from backups.prune import PruneReport, sweep_chunks, versions_to_prune
+from backups.recovery import RecoveryReport, recover_jobs, send_runs
+from backups.storage import store_for
+from backups.verification import find_damage, record_damage
+from o365.graph import GraphError
 from o365.models import DirectoryUser
 from organizations import audit
 
@@ -95,7 +105,7 @@ def do_request_configuration_backup(*, service, trigger=BackupRun.Trigger.MANUAL
         what = f"Asked for a backup of configuration {service.name} ({candidates} users"
         what += f", {running} already running)" if running else ")"
         audit.record("backup_started", what + ".", request=request, organization=organization)
-        from backups.tasks import fan_out_backups
+        from backups.tasks import fan_out_backups  # local: backups.tasks imports this module
 
         transaction.on_commit(
             lambda: fan_out_backups.delay(service.pk, organization.pk, str(trigger))
@@ -181,9 +191,6 @@ def execute_run(run, *, threads=None, progress=None, client_options=None):
     """Run a claimed BackupRun to its end; a failure is recorded on the run, never raised
     (except LostClaim: then another worker owns the run and this one must stop writing).
     A run canceled while it runs stops at its next claim check and is returned canceled."""
-    from backups.engine import LostClaim, OneDriveBackup, RunCanceled, close_run
-    from backups.storage import store_for
-
     service = run.directory_user.service
     # The configuration's shared session: the next run reuses this one's open connections (to
     # Graph and to the download host) instead of a TLS handshake per connection per run.
@@ -208,8 +215,6 @@ def execute_run(run, *, threads=None, progress=None, client_options=None):
 
 
 def _describe(error) -> str:
-    from o365.graph import GraphError
-
     if isinstance(error, GraphError):
         return str(error)
     return f"The backup stopped on an unexpected error ({type(error).__name__}: {error})."
@@ -241,3 +246,77 @@ def do_cancel_run(run, *, request=None, actor_email="") -> bool:
                 organization=run.organization,
             )
     return canceled
+
+
+# ----- maintenance: retention, verification, recovery ---------------------------------------
+
+
+def do_prune_organization(organization, now=None, dry_run=False) -> PruneReport:
+    """Apply the retention policy to the organization's versions, then sweep its chunks."""
+    now = now or timezone.now()
+    report = PruneReport(organization, dry_run=dry_run)
+    doomed = versions_to_prune(organization, now)
+    report.versions_removed = len(doomed)
+    if not dry_run:
+        for start in range(0, len(doomed), PRUNE_BATCH):
+            FileVersion.objects.filter(
+                pk__in=doomed[start : start + PRUNE_BATCH], end_run__isnull=False
+            ).delete()
+    if OrganizationStoreKey.objects.filter(organization=organization).exists():
+        sweep_chunks(
+            organization,
+            store_for(organization),
+            now,
+            report,
+            ignore_versions=frozenset(doomed) if dry_run else frozenset(),
+        )
+    log.info("%s", report.summary())
+    return report
+
+
+def do_verify_organization(
+    organization,
+    sample: float = 1.0,
+    *,
+    trigger=Verification.Trigger.COMMAND,
+    say: Callable[[str], None] | None = None,
+) -> Verification:
+    """Verify the organization's backups, record the damage and the result (a Verification
+    row). `say` receives one line per problem."""
+    verification = Verification.objects.create(
+        organization=organization, trigger=trigger, sample=sample, started_at=timezone.now()
+    )
+    try:
+        findings = find_damage(organization, store_for(organization), sample, say=say)
+        record_damage(organization, findings)
+    except Exception as error:
+        verification.status = Verification.Status.FAILED
+        verification.error = f"The verification stopped: {error}"[:5000]
+        verification.finished_at = timezone.now()
+        verification.save(update_fields=["status", "error", "finished_at"])
+        raise
+    verification.versions_checked = findings.versions_checked
+    verification.chunks_checked = findings.chunks_checked
+    verification.problems = findings.problems
+    verification.damaged_chunks = len(findings.damaged)
+    verification.versions_affected = len(findings.affected)
+    verification.status = (
+        Verification.Status.PROBLEMS if findings.problems else Verification.Status.SOUND
+    )
+    verification.finished_at = timezone.now()
+    verification.save(
+        update_fields=[
+            "versions_checked",
+            "chunks_checked",
+            "problems",
+            "damaged_chunks",
+            "versions_affected",
+            "status",
+            "finished_at",
+        ]
+    )
+    return verification
+
+
+def do_recover_jobs(now=None) -> RecoveryReport:
+    return recover_jobs(now)

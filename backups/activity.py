@@ -193,7 +193,8 @@ def dashboard(org, *, now=None) -> Dashboard:
         .values("day", "status", "recent")
         .annotate(runs=Count("pk"), stored=Sum("bytes_stored"))
     )
-    stored_per_day, active, stored_before = {}, 0, 0
+    stored_per_day: dict[dt.date, int] = {}
+    active, stored_before = 0, 0
     results = {status: 0 for status, _ in RESULTS}
     for group in groups:
         stored = group["stored"] or 0
@@ -302,7 +303,7 @@ class Task:
 
     type: str
     created_at: dt.datetime
-    obj: object
+    obj: jobs.JobRecord
 
     @property
     def is_active(self) -> bool:

@@ -5,6 +5,7 @@ class BackupsConfig(AppConfig):
     name = "backups"
 
     def ready(self):
+        # local: AppConfig.ready runs once the app registry is loaded
         from kodo.crypto import register_encrypted_fields
 
         # The organizations' chunk-store keys: rotate_encryption_keys re-wraps them too.

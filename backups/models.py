@@ -6,6 +6,7 @@ state of a drive as of any run is a single query (FileVersionQuerySet.files_as_o
 """
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 from django.db.models import F, Q
@@ -13,6 +14,7 @@ from django.template.defaultfilters import filesizeformat, floatformat
 from django.urls import reverse
 from django.utils import timezone
 
+from backups.store import OrgKeys
 from kodo import crypto, jobs
 from kodo.jobs import Job, JobQuerySet, JobRecord
 from o365.models import Configuration, DirectoryUser
@@ -33,8 +35,6 @@ class OrganizationStoreKey(models.Model):
         return f"Store key of {self.organization}"
 
     def org_keys(self):
-        from backups.store import OrgKeys
-
         return OrgKeys.from_bytes(crypto.decrypt(self.wrapped_keys))
 
 
@@ -89,7 +89,7 @@ class BackupRun(Job):
     # OneDrive content did not hold it again): [{"path": ..., "version": pk}, ...].
     lost_versions = models.JSONField(default=list, blank=True)
 
-    objects = BackupRunQuerySet.as_manager()
+    objects: ClassVar = BackupRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -109,7 +109,7 @@ class BackupRun(Job):
 
     @classmethod
     def job_task(cls):
-        from backups.tasks import run_backup
+        from backups.tasks import run_backup  # local: backups.tasks imports this module
 
         return run_backup
 
@@ -406,7 +406,7 @@ class Verification(JobRecord):
         PROBLEMS = "problems", "Problems found"
         FAILED = "failed", "Failed"
 
-    JOB_STATUSES = {
+    JOB_STATUSES: dict[str, str] = {
         Status.RUNNING: jobs.Status.RUNNING,
         Status.SOUND: jobs.Status.SUCCEEDED,
         Status.PROBLEMS: jobs.Status.FAILED,

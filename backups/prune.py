@@ -44,7 +44,7 @@ from backups.models import (
     OrganizationStoreKey,
     UnreferencedChunk,
 )
-from backups.storage import backend, store_for
+from backups.storage import backend
 from backups.store import ChunkStore, ObjectNotFound
 from organizations.models import Organization
 
@@ -139,29 +139,6 @@ def organizations_to_prune():
         Q(pk__in=OrganizationStoreKey.objects.values("organization"))
         | Q(pk__in=DriveState.objects.values("organization"))
     ).order_by("name")
-
-
-def do_prune_organization(organization, now=None, dry_run=False) -> PruneReport:
-    """Apply the retention policy to the organization's versions, then sweep its chunks."""
-    now = now or timezone.now()
-    report = PruneReport(organization, dry_run=dry_run)
-    doomed = versions_to_prune(organization, now)
-    report.versions_removed = len(doomed)
-    if not dry_run:
-        for start in range(0, len(doomed), BATCH):
-            FileVersion.objects.filter(
-                pk__in=doomed[start : start + BATCH], end_run__isnull=False
-            ).delete()
-    if OrganizationStoreKey.objects.filter(organization=organization).exists():
-        sweep_chunks(
-            organization,
-            store_for(organization),
-            now,
-            report,
-            ignore_versions=frozenset(doomed) if dry_run else frozenset(),
-        )
-    log.info("%s", report.summary())
-    return report
 
 
 # ----- versions ------------------------------------------------------------------------------

@@ -6,9 +6,22 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from backups.actions import claim_run, do_fan_out_backups, execute_run
-from backups.models import BackupRun
+from backups.actions import (
+    claim_run,
+    do_fan_out_backups,
+    do_prune_organization,
+    do_recover_jobs,
+    do_verify_organization,
+    execute_run,
+)
+from backups.engine import LostClaim, close_run
+from backups.models import BackupRun, Verification
+from backups.prune import compact_store as compact
+from backups.prune import organizations_to_prune
+from backups.verification import nightly_sample, organizations_to_verify
 from kodo.fairness import OrganizationShareTask
+from o365.models import Configuration
+from organizations.models import Organization
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +39,19 @@ def run_backup(run_id: int, organization_id: int):
     Safe to deliver twice: a run another worker is working on, or a finished one, is left
     alone."""
     claim = claim_run(run_id, organization_id)
-    if claim.outcome != "claimed":
+    run = claim.run
+    if claim.outcome != "claimed" or run is None:
         # "busy": a live worker holds it; should that worker die, backups.recovery sends the run
         # again once its heartbeat is stale.
         return claim.outcome
-    from backups.engine import LostClaim, close_run
 
     try:
-        run = execute_run(claim.run)
+        run = execute_run(run)
     except LostClaim:
         return "lost"
     except SoftTimeLimitExceeded:
         close_run(
-            claim.run,
+            run,
             BackupRun.Status.FAILED,
             "The backup took longer than the time limit; the next run continues it.",
         )
@@ -54,8 +67,6 @@ def run_backup(run_id: int, organization_id: int):
 def fan_out_backups(service_id: int, organization_id: int, trigger: str = "manual"):
     """Start one run (and send one run_backup task) per user of a configuration. Safe to deliver
     twice: users whose run is already active are not given a second one."""
-    from o365.models import Configuration
-
     service = Configuration.objects.filter(pk=service_id, organization_id=organization_id).first()
     if service is None:
         return "missing"
@@ -70,8 +81,6 @@ def prune_organizations():
     """Apply retention to every organization with backups: one task each, so that one large or
     failing organization does not hold up the others. The store's packs are compacted first:
     what the previous night's prunes deleted from them is freed now."""
-    from backups.prune import organizations_to_prune
-
     compact_store.delay()
     for organization_id in organizations_to_prune().values_list("pk", flat=True):
         prune_organization.delay(organization_id)
@@ -81,8 +90,6 @@ def prune_organizations():
     time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT
 )
 def compact_store():
-    from backups.prune import compact_store as compact
-
     return compact()
 
 
@@ -93,9 +100,6 @@ def compact_store():
     share_by="organization_id",
 )
 def prune_organization(organization_id: int):
-    from backups.prune import do_prune_organization
-    from organizations.models import Organization
-
     organization = Organization.objects.filter(pk=organization_id).first()
     if organization is None:
         return "gone"
@@ -106,8 +110,6 @@ def prune_organization(organization_id: int):
 def recover_jobs():
     """Every KODO_RECOVERY_SECONDS (beat): resume jobs of every kind whose worker was lost, send
     queued jobs whose message was never sent or may be gone (kodo.jobs.recover_jobs)."""
-    from backups.recovery import do_recover_jobs
-
     return str(do_recover_jobs())
 
 
@@ -117,8 +119,6 @@ def recover_jobs():
 def verify_stores():
     """Nightly (beat): verify every organization's backups, a KODO_VERIFY_SAMPLE of the chunks
     (all of them on Sundays), one task per organization."""
-    from backups.verification import nightly_sample, organizations_to_verify
-
     sample = nightly_sample()
     for organization_id in organizations_to_verify().values_list("pk", flat=True):
         verify_organization.delay(organization_id, sample)
@@ -131,10 +131,6 @@ def verify_stores():
     share_by="organization_id",
 )
 def verify_organization(organization_id: int, sample: float):
-    from backups.models import Verification
-    from backups.verification import do_verify_organization
-    from organizations.models import Organization
-
     organization = Organization.objects.filter(pk=organization_id).first()
     if organization is None:
         return "gone"

@@ -21,7 +21,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from backups.models import DamagedChunk, FileVersion, OrganizationStoreKey, Verification
-from backups.storage import store_for
 from backups.store import ChunkStore, CorruptChunk, ObjectNotFound, QuickXorHash
 from organizations.models import Organization
 
@@ -55,50 +54,6 @@ def organizations_to_verify():
     return Organization.objects.filter(
         pk__in=OrganizationStoreKey.objects.values("organization")
     ).order_by("name")
-
-
-def do_verify_organization(
-    organization,
-    sample: float = 1.0,
-    *,
-    trigger=Verification.Trigger.COMMAND,
-    say: Callable[[str], None] | None = None,
-) -> Verification:
-    """Verify the organization's backups, record the damage and the result (a Verification
-    row). `say` receives one line per problem."""
-    verification = Verification.objects.create(
-        organization=organization, trigger=trigger, sample=sample, started_at=timezone.now()
-    )
-    try:
-        findings = find_damage(organization, store_for(organization), sample, say=say)
-        record_damage(organization, findings)
-    except Exception as error:
-        verification.status = Verification.Status.FAILED
-        verification.error = f"The verification stopped: {error}"[:5000]
-        verification.finished_at = timezone.now()
-        verification.save(update_fields=["status", "error", "finished_at"])
-        raise
-    verification.versions_checked = findings.versions_checked
-    verification.chunks_checked = findings.chunks_checked
-    verification.problems = findings.problems
-    verification.damaged_chunks = len(findings.damaged)
-    verification.versions_affected = len(findings.affected)
-    verification.status = (
-        Verification.Status.PROBLEMS if findings.problems else Verification.Status.SOUND
-    )
-    verification.finished_at = timezone.now()
-    verification.save(
-        update_fields=[
-            "versions_checked",
-            "chunks_checked",
-            "problems",
-            "damaged_chunks",
-            "versions_affected",
-            "status",
-            "finished_at",
-        ]
-    )
-    return verification
 
 
 def find_damage(

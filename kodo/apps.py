@@ -6,6 +6,7 @@ class KodoConfig(AppConfig):
     verbose_name = "Kodo"
 
     def ready(self):
+        # local: AppConfig.ready runs once the app registry is loaded
         from django.contrib.auth.signals import user_logged_in
 
         from kodo.middleware import record_activity_on_login

@@ -19,8 +19,11 @@ import random
 import threading
 import uuid
 
+import redis
 from celery import Task
 from django.conf import settings
+
+from kodo.celery import queue_of
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,6 @@ class OrganizationShareTask(Task):
         request = self.request
         if request.called_directly or request.is_eager or self.share_by is None:
             return super().__call__(*args, **kwargs)
-        from kodo.celery import queue_of
-
         queue = queue_of(self.name)
         share = settings.KODO_ORGANIZATION_SHARES.get(queue, 0)
         organization_id = self._organization_id(args, kwargs)
@@ -141,8 +142,6 @@ _redis_clients: dict = {}
 
 
 def _take_redis_slot(url, queue, organization_id, share):
-    import redis
-
     client = _redis_clients.get(url)
     if client is None:
         client = _redis_clients[url] = redis.Redis.from_url(url)

@@ -22,11 +22,13 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ FINISHED_STATUSES = (
     Status.CANCELED,
 )
 # The one status -> badge table (CSS class of the badge; active jobs have the plain badge).
-BADGES = {
+BADGES: dict[str, str] = {
     Status.SUCCEEDED: "ok",
     Status.PARTIAL: "warn",
     Status.SKIPPED: "warn",
@@ -130,6 +132,8 @@ class JobQuerySet(models.QuerySet):
         )
 
 
+JobManager = models.Manager.from_queryset(JobQuerySet)
+
 # A job saved this recently may still be on its way to the broker (its transaction's on_commit).
 UNSENT_GRACE = dt.timedelta(seconds=30)
 
@@ -153,6 +157,10 @@ class JobRecord(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+
+    # Each concrete kind has its manager; django-stubs gives none to abstract models.
+    if TYPE_CHECKING:
+        objects: ClassVar[models.Manager[Self]]
 
     class Meta:
         abstract = True
@@ -187,13 +195,35 @@ class JobRecord(models.Model):
 
     # -- presentation (the Tasks page) ---------------------------------------------------------
     position = 100  # where the kind's types come in the Tasks page's type filter
-    kind_label = "Job"
-    subject = ""
-    subject_detail = ""
-    link = ""
-    cancel_url = ""
-    note = ""
-    problem_badge = ""  # e.g. "3 failed", shown as a bad badge
+
+    @property
+    def kind_label(self) -> str:
+        return "Job"
+
+    @property
+    def subject(self) -> str:
+        return ""
+
+    @property
+    def subject_detail(self) -> str:
+        return ""
+
+    @property
+    def link(self) -> str:
+        return ""
+
+    @property
+    def cancel_url(self) -> str:
+        return ""
+
+    @property
+    def note(self) -> str:
+        return ""
+
+    @property
+    def problem_badge(self) -> str:
+        """E.g. "3 failed", shown as a bad badge."""
+        return ""
 
     @property
     def requester(self) -> str:
@@ -204,8 +234,13 @@ class JobRecord(models.Model):
         """0-100 while active, or None when the amount of work is not known in advance."""
         return None
 
-    progress_text = ""
-    summary = ""
+    @property
+    def progress_text(self) -> str:
+        return ""
+
+    @property
+    def summary(self) -> str:
+        return ""
 
     @classmethod
     def task_types(cls) -> list:
@@ -240,10 +275,13 @@ class Job(JobRecord):
     phase = models.CharField(max_length=200, blank=True)
 
     # The fields that take the Celery task's arguments, in order (the first is the pk).
-    TASK_ARGS = ("pk",)
+    TASK_ARGS: tuple[str, ...] = ("pk",)
     # What recovery says of a job it gave up on, after "The worker running this …".
     noun = "job"
     gave_up_hint = ""
+
+    if TYPE_CHECKING:
+        objects: ClassVar[JobManager[Self]]
 
     class Meta:
         abstract = True
@@ -403,10 +441,8 @@ class Job(JobRecord):
         """Hand each job's task (rows of TASK_ARGS values) to the broker and record it as sent;
         a job the broker cannot take stays unsent for recovery to send later. Returns how many
         were sent."""
-        from kombu.exceptions import OperationalError
-
         task = cls.job_task()
-        sent = []
+        sent: list = []
         for args in rows:
             try:
                 task.apply_async(tuple(args), retry=False)

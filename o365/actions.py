@@ -1,12 +1,17 @@
-"""Workflows on Office 365 configurations."""
+"""Workflows on Office 365 configurations, their directory jobs, and the server's clouds."""
 
 import logging
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from kodo.jobs import LostClaim
-from o365.models import Configuration
+from o365.autosync import sync_beat_entry
+from o365.connection import ConnectionResult, check_connection
+from o365.directory import PROGRESS_FIELDS, DirectorySync
+from o365.graph import GraphError
+from o365.models import Cloud, CloudAccess, Configuration, DirectoryJob
 from organizations import audit
 
 log = logging.getLogger(__name__)
@@ -66,8 +71,6 @@ def do_update_service(*, request, service, data) -> Configuration:
 
 @transaction.atomic
 def do_delete_service(*, request, service):
-    from o365.autosync import sync_beat_entry
-
     name, organization = service.name, service.organization
     service.auto_sync_enabled = False
     sync_beat_entry(service)
@@ -88,8 +91,6 @@ def do_start_directory_job(
 
     One job per configuration runs at a time: if one is queued or running, it is returned
     instead (created=False), sent again if its worker went silent."""
-    from o365.models import DirectoryJob
-
     running = DirectoryJob.objects.active().filter(service=service).first()
     if running is not None:
         if enqueue and running.is_stale:
@@ -122,10 +123,6 @@ def do_start_directory_job(
 def do_run_directory_job(job_id: int):
     """Claim and run one directory job (the Celery task's body; also used by the commands).
     None when the job is not this caller's to run (another worker holds it, or it ended)."""
-    from o365.directory import DirectorySync
-    from o365.graph import GraphError
-    from o365.models import DirectoryJob
-
     job = claim_directory_job(job_id)
     if job is None:
         return None
@@ -165,8 +162,6 @@ def do_run_directory_job(job_id: int):
 
 def claim_directory_job(job_id: int):
     """Take a queued job, or a running one whose worker went silent (kodo.jobs.Job.claim)."""
-    from o365.models import DirectoryJob
-
     job = DirectoryJob.objects.select_related("service__organization").filter(pk=job_id).first()
     if job is None or not job.claim():
         return None
@@ -174,15 +169,11 @@ def claim_directory_job(job_id: int):
 
 
 def _finish(job, status, message="") -> bool:
-    from o365.directory import PROGRESS_FIELDS
-
     return job.finish(status, message, **{name: getattr(job, name) for name in PROGRESS_FIELDS})
 
 
 def do_set_auto_sync(*, request, service, enabled: bool, time, time_zone: str):
     """Save the daily automatic synchronization and keep its Celery beat entry in step."""
-    from o365.autosync import sync_beat_entry
-
     service.auto_sync_enabled = enabled
     service.auto_sync_time = time
     service.auto_sync_time_zone = time_zone
@@ -196,3 +187,76 @@ def do_set_auto_sync(*, request, service, enabled: bool, time, time_zone: str):
         request=request,
         organization=service.organization,
     )
+
+
+def do_test_connection(*, request, service) -> ConnectionResult:
+    result = check_connection(service)
+    service.record_test(
+        ok=result.ok, message=result.summary, missing=result.missing, roles=result.roles
+    )
+    audit.record(
+        "configuration_tested",
+        f"Tested Office 365 configuration {service.name}: "
+        + ("success." if result.ok else "failed."),
+        request=request,
+        organization=service.organization,
+    )
+    return result
+
+
+# ----- clouds: the server administrator's list of Microsoft clouds -----------------------
+
+
+def _unique_key(name: str) -> str:
+    base = (slugify(name) or "cloud")[:50]
+    key, n = base, 1
+    while Cloud.objects.filter(key=key).exists():
+        n += 1
+        key = f"{base}-{n}"
+    return key
+
+
+@transaction.atomic
+def do_save_cloud(*, request, cloud: Cloud | None, data: dict) -> Cloud:
+    """Create or change a cloud and the organizations it is enabled for (and the default of)."""
+    created = cloud is None
+    if cloud is None:
+        cloud = Cloud(key=_unique_key(data["name"]))
+    if not cloud.builtin:
+        cloud.name = data["name"]
+        cloud.authority_host = data["authority_host"]
+        cloud.graph_base_url = data["graph_base_url"]
+        cloud.download_hosts = data["download_hosts"]
+        cloud.ca_certificate_pem = data["ca_certificate"]
+        cloud.private_network_allowed = data["private_network_allowed"]
+    cloud.all_organizations = data["all_organizations"]
+    cloud.save()
+    enabled = {org.pk for org in data["organizations"]}
+    defaults = {org.pk for org in data["default_for"]}
+    cloud.accesses.exclude(organization_id__in=enabled | defaults).delete()
+    # an organization has one default cloud: this one takes over
+    CloudAccess.objects.filter(organization_id__in=defaults, is_default=True).exclude(
+        cloud=cloud
+    ).update(is_default=False)
+    for org_id in enabled | defaults:
+        CloudAccess.objects.update_or_create(
+            cloud=cloud, organization_id=org_id, defaults={"is_default": org_id in defaults}
+        )
+    audit.record(
+        "cloud_created" if created else "cloud_updated",
+        f"{'Added' if created else 'Edited'} the cloud {cloud.name}"
+        f"{' (private network allowed)' if cloud.private_network_allowed else ''}.",
+        request=request,
+    )
+    return cloud
+
+
+@transaction.atomic
+def do_delete_cloud(*, request, cloud: Cloud) -> bool:
+    """Delete a custom cloud no configuration uses; False if it cannot be deleted."""
+    if cloud.builtin or cloud.services.exists():
+        return False
+    name = cloud.name
+    cloud.delete()
+    audit.record("cloud_deleted", f"Deleted the cloud {name}.", request=request)
+    return True

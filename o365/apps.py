@@ -6,6 +6,7 @@ class O365Config(AppConfig):
     verbose_name = "Office 365"
 
     def ready(self):
+        # local: AppConfig.ready runs once the app registry is loaded
         from kodo.crypto import register_encrypted_fields
 
         register_encrypted_fields(

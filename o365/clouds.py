@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from cryptography import x509
+
 GLOBAL_SCOPE = "https://graph.microsoft.com/.default"
 
 GLOBAL = "global"
@@ -239,8 +241,6 @@ def _graph_base(value: str) -> str:
 def _ca_pem(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
-    from cryptography import x509
-
     try:
         certificates = x509.load_pem_x509_certificates(value.encode())
     except ValueError:

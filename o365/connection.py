@@ -13,7 +13,6 @@ from kodo import crypto
 from o365.graph import AuthenticationFailed, Credentials, GraphClient, GraphError
 from o365.permissions import missing_permissions
 from o365.throttle import SharedThrottle
-from organizations import audit
 
 log = logging.getLogger(__name__)
 
@@ -149,18 +148,3 @@ def _probe(client, budget) -> ConnectionResult:
         "Connection OK: signed in, read users, and every required permission is granted.",
         roles=roles,
     )
-
-
-def do_test_connection(*, request, service) -> ConnectionResult:
-    result = check_connection(service)
-    service.record_test(
-        ok=result.ok, message=result.summary, missing=result.missing, roles=result.roles
-    )
-    audit.record(
-        "configuration_tested",
-        f"Tested Office 365 configuration {service.name}: "
-        + ("success." if result.ok else "failed."),
-        request=request,
-        organization=service.organization,
-    )
-    return result

@@ -17,7 +17,7 @@ from o365.validators import (
     parse_https_url,
 )
 from organizations.forms import IdsChoiceField, SingleLineField
-from organizations.models import time_zone_choices
+from organizations.models import Organization, time_zone_choices
 
 SECRET_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
 CUSTOM_JSON_CLOUD = "custom"  # m365sim writes it: "the cloud chosen in the form"
@@ -417,8 +417,6 @@ class CloudForm(forms.Form):
     )
 
     def __init__(self, *args, instance: Cloud | None = None, **kwargs):
-        from organizations.models import Organization
-
         self.instance = instance
         if instance is not None:
             accesses = list(instance.accesses.all())

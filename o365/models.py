@@ -1,4 +1,6 @@
 import uuid
+from dataclasses import replace
+from typing import ClassVar
 
 from django.db import models
 from django.urls import reverse
@@ -7,11 +9,12 @@ from django.utils import timezone
 from kodo import crypto, jobs
 from kodo.jobs import Job, JobQuerySet
 from o365 import clouds
+from o365.connection import graph_client_for
 from o365.validators import certificate_status
 from organizations.models import Organization
 
 
-class CloudQuerySet(models.QuerySet):
+class CloudQuerySet(models.QuerySet["Cloud"]):
     def enabled_for(self, organization):
         """The clouds an organization's admins may choose: those for every organization, and
         those the server administrator enabled for this one."""
@@ -21,7 +24,10 @@ class CloudQuerySet(models.QuerySet):
         ).distinct()
 
 
-class CloudManager(models.Manager.from_queryset(CloudQuerySet)):
+CloudManagerBase = models.Manager.from_queryset(CloudQuerySet)
+
+
+class CloudManager(CloudManagerBase["Cloud"]):
     def builtin(self, key: str) -> "Cloud":
         """The row of a built-in cloud, created when missing (the endpoints are in code)."""
         cloud, _ = self.get_or_create(
@@ -108,8 +114,6 @@ class Cloud(models.Model):
         connection refused, with this reason) once the cloud is no longer enabled for it."""
         endpoints = self.endpoints()
         if not self.is_enabled_for(organization):
-            from dataclasses import replace
-
             return replace(
                 endpoints,
                 refusal=(
@@ -261,8 +265,6 @@ class Configuration(models.Model):
 
     def graph_client(self, **options):
         """A Graph client for this tenant; tokens are cached per configuration and credentials."""
-        from o365.connection import graph_client_for
-
         return graph_client_for(self, **options)
 
     def record_test(self, *, ok: bool, message: str, missing=(), roles=()):
@@ -394,7 +396,7 @@ class DirectoryJob(Job):
     conflict_details = models.JSONField(default=list, blank=True)
     full_read = models.BooleanField(default=False)
 
-    objects = DirectoryJobQuerySet.as_manager()
+    objects: ClassVar = DirectoryJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -414,7 +416,7 @@ class DirectoryJob(Job):
 
     @classmethod
     def job_task(cls):
-        from o365.tasks import run_directory_job
+        from o365.tasks import run_directory_job  # local: o365.tasks imports this module
 
         return run_directory_job
 

@@ -5,7 +5,7 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from o365 import cloud_actions
+from o365 import actions
 from o365.forms import CloudForm
 from o365.models import Cloud
 from organizations.access import server_admin_required
@@ -25,7 +25,7 @@ def server_clouds(request):
 def server_cloud_new(request):
     form = CloudForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        cloud = cloud_actions.do_save_cloud(request=request, cloud=None, data=form.cleaned_data)
+        cloud = actions.do_save_cloud(request=request, cloud=None, data=form.cleaned_data)
         messages.success(request, f"Added the cloud {cloud.name}.")
         return redirect("o365:server-clouds")
     return render(request, "o365/server_cloud_form.html", {"form": form, "cloud": None})
@@ -36,7 +36,7 @@ def server_cloud(request, cloud_code):
     cloud = get_object_or_404(Cloud, code=cloud_code)
     form = CloudForm(request.POST or None, instance=cloud)
     if request.method == "POST" and form.is_valid():
-        cloud_actions.do_save_cloud(request=request, cloud=cloud, data=form.cleaned_data)
+        actions.do_save_cloud(request=request, cloud=cloud, data=form.cleaned_data)
         messages.success(request, f"Saved the cloud {cloud.name}.")
         return redirect("o365:server-clouds")
     return render(request, "o365/server_cloud_form.html", {"form": form, "cloud": cloud})
@@ -46,7 +46,7 @@ def server_cloud(request, cloud_code):
 @require_POST
 def server_cloud_delete(request, cloud_code):
     cloud = get_object_or_404(Cloud, code=cloud_code)
-    if cloud_actions.do_delete_cloud(request=request, cloud=cloud):
+    if actions.do_delete_cloud(request=request, cloud=cloud):
         messages.success(request, f"Deleted the cloud {cloud.name}.")
     else:
         messages.error(

@@ -2,11 +2,10 @@ from celery import shared_task
 
 from kodo.fairness import OrganizationShareTask
 from o365 import actions
+from o365.models import Configuration, DirectoryJob
 
 
 def _organization_of_job(job_id: int):
-    from o365.models import DirectoryJob
-
     return (
         DirectoryJob.objects.filter(pk=job_id)
         .values_list("service__organization_id", flat=True)
@@ -28,8 +27,6 @@ def run_directory_job(job_id: int):
 @shared_task
 def auto_synchronize(service_id: int):
     """Fired daily by Celery beat for a configuration with automatic synchronization on."""
-    from o365.models import Configuration, DirectoryJob
-
     service = Configuration.objects.filter(pk=service_id, auto_sync_enabled=True).first()
     if service is not None:
         actions.do_start_directory_job(

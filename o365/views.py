@@ -10,7 +10,6 @@ from django.views.decorators.http import require_POST
 
 from o365 import actions
 from o365.access import get_service
-from o365.connection import do_test_connection
 from o365.forms import AutoSyncForm, ConfigurationForm, DirectoryFilterForm, ImportUsersForm
 from o365.models import Configuration, DirectoryJob
 from o365.people import PeopleFilterForm, people_of
@@ -108,7 +107,7 @@ def configuration_delete(request, org, service_code):
 @sensitive_variables()
 def configuration_test(request, org, service_code):
     service = get_service(org, service_code)
-    result = do_test_connection(request=request, service=service)
+    result = actions.do_test_connection(request=request, service=service)
     (messages.success if result.ok else messages.error)(request, result.summary)
     return redirect("o365:configurations", org_code=org.code)
 

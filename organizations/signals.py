@@ -1,3 +1,4 @@
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
@@ -30,8 +31,6 @@ def on_logged_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed)
 def on_login_failed(sender, credentials, request=None, **kwargs):
-    from django.contrib.auth import get_user_model
-
     email = (credentials.get("username") or "").strip().lower()[:254]
     user = get_user_model().objects.filter(username=email).first() if email else None
     audit.record(

@@ -1,5 +1,6 @@
 """Schedules: save them (and their beat entries), fire them, tell the admins what happened."""
 
+import datetime as dt
 import logging
 
 from django.db import transaction
@@ -8,8 +9,10 @@ from django.utils import timezone
 from backups.actions import start_run
 from backups.models import BackupRun
 from organizations import audit
+from organizations.models import Organization
 from schedules.beat import remove_beat_entry, sync_beat_entry
 from schedules.models import Schedule, ScheduleFiring
+from schedules.notifications import notify_firing, send_summary_report
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +111,39 @@ def do_fire_schedule(schedule, *, trigger="beat", request=None) -> ScheduleFirin
             organization=schedule.organization,
         )
     return firing
+
+
+def do_notify_finished_firings() -> int:
+    """Email about every firing whose runs have all finished, once, as its schedule asks.
+
+    Each firing is sent and recorded on its own: one that fails is logged and tried again on the
+    next round (for a day), and never stops the others."""
+    sent = 0
+    pending = (
+        ScheduleFiring.objects.filter(notified_at__isnull=True)
+        .select_related("schedule__organization")
+        .prefetch_related("runs__directory_user")
+    )
+    for firing in pending:
+        try:
+            sent += notify_firing(firing)
+        except Exception:  # this firing's data or mail; the next firing is another's  # noqa: BLE001
+            log.exception(
+                "notifications: firing %s of schedule %s failed", firing.pk, firing.schedule_id
+            )
+    return sent
+
+
+def do_send_summary_reports(days: int = 7) -> int:
+    """A summary of the last `days` days to the admins of each organization that has backups;
+    one organization's failure is logged and does not stop the others'."""
+    since = timezone.now() - dt.timedelta(days=days)
+    sent = 0
+    for organization in Organization.objects.filter(schedules__isnull=False).distinct():
+        try:
+            sent += send_summary_report(organization, since, days)
+        except Exception:  # noqa: BLE001
+            log.exception(
+                "notifications: summary report of organization %s failed", organization.pk
+            )
+    return sent

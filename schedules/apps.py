@@ -5,7 +5,7 @@ class SchedulesConfig(AppConfig):
     name = "schedules"
 
     def ready(self):
-        # Models are loaded only now; backups sits below schedules and must not import it.
+        # local: models are loaded only now; backups sits below schedules and must not import it.
         from backups.prune import register_policy_source
         from schedules.retention import schedule_policies
 

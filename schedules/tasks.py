@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from schedules import actions, notifications
+from schedules import actions
 from schedules.models import Schedule
 
 
@@ -14,9 +14,9 @@ def fire_schedule(schedule_id: int):
 
 @shared_task
 def notify_finished_firings():
-    notifications.do_notify_finished_firings()
+    actions.do_notify_finished_firings()
 
 
 @shared_task
 def send_summary_reports():
-    notifications.do_send_summary_reports()
+    actions.do_send_summary_reports()

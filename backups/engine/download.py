@@ -4,13 +4,14 @@ Range, content verified against its size and quickXorHash."""
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 import requests
 import urllib3
 
 from backups import conf
+from backups.engine.host import EngineMixin
 from backups.engine.plan import RECORD_BATCH, Item, Skip
 from backups.models import RunIssue
 from backups.store import StreamResult
@@ -49,7 +50,7 @@ class Outcome:
     attempts: int = 0
 
 
-class Downloading:
+class Downloading(EngineMixin):
     """OneDriveBackup's downloads (uses self.client, self.store, self.threads, self.attempts,
     self._stopping, self._beat and self._record_outcomes)."""
 
@@ -63,13 +64,13 @@ class Downloading:
         waiting for this thread. Each transaction first makes its batch's chunks durable (one
         ChunkStore.sync for the batch), and the window of queued downloads is refilled before
         that, so the threads have work while this one syncs and writes."""
-        failed = []
+        failed: list[str] = []
         if not downloads:
             return failed
         queue = iter(downloads)
         window = QUEUED_PER_THREAD * self.threads
         with ThreadPoolExecutor(self.threads, thread_name_prefix="download") as pool:
-            pending = set()
+            pending: set[Future[Outcome]] = set()
 
             def refill():
                 while len(pending) < window:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from backups.engine.host import EngineMixin
 from backups.models import DriveState, FileVersion, RunIssue
 from o365.graph import NotFound, ResyncRequired
 
@@ -101,7 +102,7 @@ class Plan:
     skips: list = field(default_factory=list)  # (Item, path, Skip)
 
 
-class Planning:
+class Planning(EngineMixin):
     """OneDriveBackup's reading of the delta and its plan (uses self.client, self._beat)."""
 
     def _enumerate(self, state: DriveState):
@@ -218,7 +219,7 @@ def versions_to_compare(state: DriveState, listing: dict, root_id: str, full: bo
         and folder.is_folder
         and (item.deleted or item.name != folder.name or item.parent_id != folder.parent_id)
     )
-    outermost = []  # a deleted tree lists every folder in it: one query for the top one
+    outermost: list[str] = []  # a deleted tree lists every folder in it: one query for the top one
     for prefix in moved:  # sorted: what starts with a prefix follows it
         if not outermost or not prefix.startswith(outermost[-1]):
             outermost.append(prefix)
@@ -238,10 +239,12 @@ def versions_to_compare(state: DriveState, listing: dict, root_id: str, full: bo
 
 
 def _versions_where(current, lookup: str, values: set) -> dict:
-    found, values = {}, sorted(v for v in values if v)
-    for start in range(0, len(values), RECORD_BATCH):
+    found: dict = {}
+    ordered = sorted(v for v in values if v)
+    for start in range(0, len(ordered), RECORD_BATCH):
         found.update(
-            (v.item_id, v) for v in current.filter(**{lookup: values[start : start + RECORD_BATCH]})
+            (v.item_id, v)
+            for v in current.filter(**{lookup: ordered[start : start + RECORD_BATCH]})
         )
     return found
 

@@ -4,13 +4,16 @@ transactions that each prove the claim first, and the end of the run."""
 from django.db import transaction
 
 from backups.engine.download import Outcome
+from backups.engine.host import EngineMixin
 from backups.engine.plan import RECORD_BATCH, Item
 from backups.models import BackupRun, FileVersion, RunIssue
+from backups.prune import secure_chunks
 from backups.storage import clear_damage
+from backups.store import StreamResult
 from o365.models import DirectoryUser
 
 
-class Recording:
+class Recording(EngineMixin):
     """OneDriveBackup's writes to the database (uses self.run, self.user, self.store,
     self.progress, self._beat and self._close)."""
 
@@ -103,13 +106,14 @@ class Recording:
         """Record finished downloads in one transaction. Every outcome's chunks are stored
         already; a crash before this commits only means downloading these few files again."""
         run = self.run
-        stored = [o for o in outcomes if o.result is not None]
+        stored = [(o, o.result) for o in outcomes if o.result is not None]
         deleted_ids = [
             o.item.id
             for o in outcomes
             if o.skip is not None and o.skip.reason == RunIssue.Reason.DELETED
         ]
-        issues, counts = [], {}
+        issues: list[RunIssue] = []
+        counts: dict[str, int] = {}
         for outcome in outcomes:
             if outcome.result is not None:
                 continue
@@ -150,20 +154,20 @@ class Recording:
         if stored:
             stored = self._secure_chunks(stored, issues, counts)
         versions = [
-            self._version(state, o.item, o.path, [[ref.id, ref.size] for ref in o.result.chunks])
-            for o in stored
+            self._version(state, o.item, o.path, [[ref.id, ref.size] for ref in result.chunks])
+            for o, result in stored
         ]
         if stored:
             counts.update(
                 files_downloaded=len(stored),
-                bytes_downloaded=sum(o.result.size for o in stored),
-                bytes_stored=sum(o.result.new_bytes_stored for o in stored),
+                bytes_downloaded=sum(result.size for _, result in stored),
+                bytes_stored=sum(result.new_bytes_stored for _, result in stored),
             )
         with transaction.atomic():
             self._beat(force=True)
             if stored:
                 FileVersion.objects.filter(
-                    drive=state, item_id__in=[o.item.id for o in stored], end_run__isnull=True
+                    drive=state, item_id__in=[o.item.id for o, _ in stored], end_run__isnull=True
                 ).update(end_run=run)
                 for version in FileVersion.objects.bulk_create(versions):
                     current[version.item_id] = version
@@ -181,19 +185,19 @@ class Recording:
             clear_damage(run.organization, healed)
         self.progress(run)
 
-    def _secure_chunks(self, stored: list[Outcome], issues, counts) -> list[Outcome]:
+    def _secure_chunks(
+        self, stored: list[tuple[Outcome, StreamResult]], issues, counts
+    ) -> list[tuple[Outcome, StreamResult]]:
         """Make the chunks these versions reuse safe from prune before recording them: a chunk
         prune marked unreferenced is un-marked, one it already set aside is put back. An outcome
         whose chunk is gone for good is failed instead (the next run downloads it again)."""
-        from backups.prune import secure_chunks
-
-        chunk_ids = {ref.id for o in stored for ref in o.result.chunks}
+        chunk_ids = {ref.id for _, result in stored for ref in result.chunks}
         lost = secure_chunks(self.run.organization, self.store, chunk_ids)
         if not lost:
             return stored
         kept = []
-        for outcome in stored:
-            if any(ref.id in lost for ref in outcome.result.chunks):
+        for outcome, result in stored:
+            if any(ref.id in lost for ref in result.chunks):
                 issues.append(
                     RunIssue(
                         run=self.run,
@@ -207,7 +211,7 @@ class Recording:
                 )
                 counts["files_failed"] = counts.get("files_failed", 0) + 1
             else:
-                kept.append(outcome)
+                kept.append((outcome, result))
         return kept
 
     def _finish(self, state, delta_link, root_id, failed_ids):

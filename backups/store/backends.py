@@ -202,7 +202,7 @@ class S3Backend:
         **boto_kwargs,
     ):
         if client is None:
-            import boto3  # only deployments that use S3 need boto3
+            import boto3  # local: only S3 deployments pay its import (about 0.7 s)
 
             client = boto3.client("s3", endpoint_url=endpoint_url, **boto_kwargs)
         self.client = client  # boto3 clients are thread-safe
@@ -230,7 +230,7 @@ class S3Backend:
             ) from None
 
     def _head(self, key: str):
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # local: loaded with boto3, for S3 only
 
         try:
             return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
@@ -261,7 +261,7 @@ class S3Backend:
 def _filesystem_backend(path: str, pack_below: int):
     if pack_below <= 0:
         return FilesystemBackend(path)
-    from .packs import PackingFilesystemBackend
+    from .packs import PackingFilesystemBackend  # local: .packs imports this module
 
     return PackingFilesystemBackend(path, pack_below=pack_below)
 

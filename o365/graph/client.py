@@ -368,7 +368,8 @@ class GraphClient:
     def iter_pages(self, path_or_url: str, params: dict | None = None) -> Iterator[dict]:
         """Each page of a collection, following @odata.nextLink (an opaque URL) to the end. The
         last page carries @odata.deltaLink for delta queries."""
-        url, page_params = path_or_url, params
+        url: str | None = path_or_url
+        page_params = params
         while url:
             page = self.get(url, page_params)
             yield page

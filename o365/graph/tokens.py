@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import msal
 import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.serialization import pkcs12
 from msal.exceptions import MsalServiceError
 
 from ..clouds import Endpoints
@@ -138,9 +141,6 @@ class _CertificateAssertion:
     replayed (MSAL's own would be reused for minutes)."""
 
     def __init__(self, client_id, pfx, password):
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.serialization import pkcs12
-
         try:
             key, cert, _ = pkcs12.load_key_and_certificates(
                 pfx, password.encode() if password else None
@@ -167,9 +167,6 @@ class _CertificateAssertion:
         self.not_valid_after = cert.not_valid_after_utc
 
     def __call__(self, context):
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
         now = int(time.time())
         header = {"alg": "PS256", "typ": "JWT", "x5t#S256": self._x5t_s256}
         claims = {

@@ -10,12 +10,16 @@ import ssl
 import tempfile
 import threading
 import time
+from email.utils import parsedate_to_datetime
+from importlib.metadata import version
 from urllib.parse import urlsplit
 
+import certifi
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import _set_socket_options, allowed_gai_family
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
@@ -30,8 +34,6 @@ POOL_SIZE = 32  # connections per host: parallel downloads share one client
 
 def _version():
     try:
-        from importlib.metadata import version
-
         return version("kodo")
     except Exception:
         return "0"
@@ -170,8 +172,6 @@ class _GuardedHTTPSConnection(HTTPSConnection):
     endpoints: Endpoints  # set on the per-session subclass
 
     def _new_conn(self):
-        from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-
         try:
             sock = connect_checked(
                 self.endpoints,
@@ -250,8 +250,6 @@ def build_session(endpoints: Endpoints, *, pool_size: int = POOL_SIZE) -> reques
     if endpoints.ca_pem:
         session.verify = ca_bundle_path(endpoints.ca_pem)
     else:
-        import certifi
-
         session.verify = certifi.where()
     session.headers["User-Agent"] = USER_AGENT
     adapter = GuardedAdapter(endpoints, pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -275,8 +273,6 @@ def parse_retry_after(value):
     try:
         seconds = float(value)
     except ValueError:
-        from email.utils import parsedate_to_datetime
-
         try:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):

@@ -5,8 +5,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from backups.actions import do_prune_organization
 from backups.models import BackupRun, DriveState, FileVersion, UnreferencedChunk
-from backups.prune import compact_store, do_prune_organization
+from backups.prune import compact_store
 from backups.storage import backend, iter_version_content, store_for
 from backups.store import QuickXorHash
 from backups.tasks import prune_organization

@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from backups import prune
+from backups.actions import do_prune_organization
 from backups.engine import OneDriveBackup
 from backups.models import BackupRun, FileVersion, UnreferencedChunk
-from backups.prune import do_prune_organization
 from backups.storage import iter_version_content
 from backups.store import quickxorhash
 from tests.factories import mirror_one

@@ -12,9 +12,8 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from backups.actions import start_run
+from backups.actions import do_recover_jobs, start_run
 from backups.models import BackupRun, FileVersion
-from backups.recovery import do_recover_jobs
 from backups.tasks import run_backup
 from kodo.celery import QUEUES
 from tests.conftest import _database_url_for_workers

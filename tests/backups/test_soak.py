@@ -10,13 +10,11 @@ import sys
 
 import pytest
 
-from backups.actions import start_run
+from backups.actions import do_prune_organization, do_verify_organization, start_run
 from backups.models import BackupRun, FileVersion
-from backups.prune import do_prune_organization
 from backups.storage import iter_version_content, store_for
 from backups.store import quickxorhash
 from backups.tasks import run_backup
-from backups.verification import do_verify_organization
 from kodo.celery import QUEUES
 from tests.conftest import _database_url_for_workers
 from tests.polling import wait_for

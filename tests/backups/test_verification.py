@@ -9,7 +9,7 @@ from django.core import mail
 from backups.models import Verification
 from backups.tasks import verify_organization, verify_stores
 from backups.verification import nightly_sample
-from schedules import notifications
+from schedules import actions
 from tests.backups.test_damaged_chunks import corrupt
 from tests.backups.test_prune import Drive
 from tests.factories import make_schedule, make_service
@@ -55,7 +55,7 @@ def test_the_nightly_task_verifies_each_organization_with_backups(
     Drive(world.org_a).save("a", b"content")
     sent = []
     monkeypatch.setattr(verify_organization, "delay", lambda *args: sent.append(args))
-    monkeypatch.setattr("backups.verification.nightly_sample", lambda: 0.05)
+    monkeypatch.setattr("backups.tasks.nightly_sample", lambda: 0.05)
 
     verify_stores()
 
@@ -102,7 +102,7 @@ def test_the_weekly_email_reports_the_verifications(world, store_dir):
         organization=world.org_a, status=Verification.Status.PROBLEMS, problems=2, chunks_checked=40
     )
 
-    notifications.do_send_summary_reports()
+    actions.do_send_summary_reports()
 
     body = next(m.body for m in mail.outbox if "Alpha" in m.subject)
     assert "Backup verification: 1 runs, 2 problems found" in body

@@ -60,7 +60,7 @@ def _job(
 
 
 def test_a_directory_job_whose_worker_went_silent_is_sent_again(world, sent):
-    from backups.recovery import do_recover_jobs
+    from backups.actions import do_recover_jobs
 
     lost = _job(
         make_service(world.org_a, name="Lost"),
@@ -87,7 +87,7 @@ def test_a_directory_job_whose_worker_went_silent_is_sent_again(world, sent):
 
 
 def test_a_directory_job_never_sent_is_sent(world, sent, settings):
-    from backups.recovery import do_recover_jobs
+    from backups.actions import do_recover_jobs
 
     never_sent = _job(make_service(world.org_a, name="A"), ago=120)
     waiting = _job(make_service(world.org_a, name="B"), ago=120, sent_ago=60)
@@ -102,7 +102,7 @@ def test_a_directory_job_never_sent_is_sent(world, sent, settings):
 
 
 def test_a_directory_job_that_keeps_losing_its_worker_fails_with_the_reason(world, sent, settings):
-    from backups.recovery import do_recover_jobs
+    from backups.actions import do_recover_jobs
 
     settings.KODO_JOB_MAX_ATTEMPTS = 3
     service = make_service(world.org_a)

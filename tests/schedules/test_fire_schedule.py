@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from backups.models import BackupRun
 from organizations.models import AuditEvent
-from schedules import notifications
+from schedules import actions
 from schedules.actions import do_fire_schedule
 from schedules.models import ScheduleFiring
 from schedules.tasks import fire_schedule
@@ -79,13 +79,13 @@ def test_admins_are_emailed_once_when_a_firing_fails(world):
     mirror(service, 2)
     schedule = make_schedule(world.org_a, service)  # notify on failure (the default)
     firing = do_fire_schedule(schedule)
-    assert notifications.do_notify_finished_firings() == 0  # still running
+    assert actions.do_notify_finished_firings() == 0  # still running
     _finish(firing, "failed")
-    assert notifications.do_notify_finished_firings() == 1
+    assert actions.do_notify_finished_firings() == 1
     [email] = mail.outbox
     assert email.to == ["admin@alpha.example"] and "failed" in email.subject
     assert "U 0" in email.body
-    assert notifications.do_notify_finished_firings() == 0  # once
+    assert actions.do_notify_finished_firings() == 0  # once
 
 
 def test_success_is_emailed_only_when_asked(world):
@@ -96,7 +96,7 @@ def test_success_is_emailed_only_when_asked(world):
     _finish(do_fire_schedule(quiet), "succeeded")
     BackupRun.objects.update(active_user=None)
     _finish(do_fire_schedule(loud), "succeeded")
-    notifications.do_notify_finished_firings()
+    actions.do_notify_finished_firings()
     assert [m.subject for m in mail.outbox] == ["Kodo: backup schedule Loud succeeded"]
 
 
@@ -116,6 +116,6 @@ def test_the_summary_report(world):
         status="failed",
     )
     BackupRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=30))
-    assert notifications.do_send_summary_reports() == 1
+    assert actions.do_send_summary_reports() == 1
     body = mail.outbox[0].body
     assert "Runs: 2" in body and "failed: 1" in body and "5.0\xa0MB" in body

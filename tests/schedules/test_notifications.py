@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from backups.models import BackupRun
 from organizations.models import Organization
-from schedules import notifications
+from schedules import actions, notifications
 from schedules.actions import do_fire_schedule
 from schedules.models import Schedule, ScheduleFiring
 from tests.factories import make_account, make_schedule, make_service, mirror
@@ -31,7 +31,7 @@ def test_a_schedule_named_with_a_newline_does_not_stop_other_organizations_email
     other = _failed_firing(world.org_b, "Nightly")
     bad = _failed_firing(world.org_a, "Night\r\nBcc: victim@example.com\nly")  # fired last: first
 
-    assert notifications.do_notify_finished_firings() == 2
+    assert actions.do_notify_finished_firings() == 2
 
     assert sorted(m.to[0] for m in mail.outbox) == ["admin@alpha.example", "admin@beta.example"]
     subjects = {m.to[0]: m.subject for m in mail.outbox}
@@ -67,7 +67,7 @@ def test_a_failing_email_is_logged_and_retried_and_the_others_are_sent(
     failing = _failed_firing(world.org_a, "Nightly")
 
     with caplog.at_level(logging.ERROR):
-        assert notifications.do_notify_finished_firings() == 1
+        assert actions.do_notify_finished_firings() == 1
 
     assert [m.to for m in mail.outbox] == [["admin@beta.example"]]
     assert "could not send" in caplog.text and "ConnectionRefusedError" in caplog.text
@@ -82,7 +82,7 @@ def test_a_firing_whose_email_fails_for_a_day_is_given_up(world, failing_mail_to
         fired_at=timezone.now() - notifications.GIVE_UP_AFTER - dt.timedelta(minutes=1)
     )
 
-    assert notifications.do_notify_finished_firings() == 0
+    assert actions.do_notify_finished_firings() == 0
 
     failing.refresh_from_db()
     assert failing.notified_at is not None and not mail.outbox
@@ -92,7 +92,7 @@ def test_an_admin_email_unfit_for_a_header_is_left_out(world):
     make_account("second\n@alpha.example", world.org_a)
     _failed_firing(world.org_a, "Nightly")
 
-    assert notifications.do_notify_finished_firings() == 1
+    assert actions.do_notify_finished_firings() == 1
 
     [email] = mail.outbox
     assert email.to == ["admin@alpha.example"]
@@ -103,7 +103,7 @@ def test_an_organization_named_with_a_newline_still_gets_its_summary_and_others_
     _failed_firing(world.org_a, "Nightly")
     _failed_firing(world.org_b, "Nightly")
 
-    assert notifications.do_send_summary_reports() == 2
+    assert actions.do_send_summary_reports() == 2
 
     subjects = sorted(m.subject for m in mail.outbox)
     assert subjects == [
@@ -117,7 +117,7 @@ def test_a_failing_summary_is_logged_and_the_others_are_sent(world, failing_mail
     _failed_firing(world.org_b, "Nightly")
 
     with caplog.at_level(logging.ERROR):
-        assert notifications.do_send_summary_reports() == 1
+        assert actions.do_send_summary_reports() == 1
 
     assert [m.to for m in mail.outbox] == [["admin@beta.example"]]
     assert "could not send" in caplog.text

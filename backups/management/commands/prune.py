@@ -3,7 +3,8 @@ nothing refers to any more (after a grace period)."""
 
 from django.core.management.base import BaseCommand
 
-from backups.prune import compact_store, do_prune_organization, organizations_to_prune
+from backups.actions import do_prune_organization
+from backups.prune import compact_store, organizations_to_prune
 from organizations.commands import organization_from_argument
 
 

@@ -4,8 +4,9 @@ backups heal what OneDrive still holds. Exits non-zero when anything is wrong.""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from backups.actions import do_verify_organization
 from backups.models import Verification
-from backups.verification import do_verify_organization, organizations_to_verify
+from backups.verification import organizations_to_verify
 from organizations.commands import organization_from_argument
 
 

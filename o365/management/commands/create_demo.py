@@ -5,6 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from m365sim import certs
+from o365.models import Cloud, CloudAccess
 from organizations.models import Membership, Organization
 
 SERVER_ADMIN = "admin@kodo.example"
@@ -66,9 +68,6 @@ class Command(BaseCommand):
         """m365sim as a custom cloud (on loopback: private network allowed; its CA, created
         here if m365sim has not run yet), enabled for the demo organization and its default, so
         a configuration typed in with Tenant ID, Client ID and Client Secret only works."""
-        from m365sim import certs
-        from o365.models import Cloud, CloudAccess
-
         state_dir.mkdir(parents=True, exist_ok=True)
         _, _, ca_path = certs.ensure_ca(state_dir)
         netloc = f"[{host}]" if ":" in host else host
