@@ -7,17 +7,17 @@ from backups.models import BackupRun
 from o365.models import DirectoryUser
 
 
-def get_directory_user(org, service_code, graph_id) -> DirectoryUser:
+def get_directory_user(org, configuration_code, graph_id) -> DirectoryUser:
     return get_object_or_404(
-        DirectoryUser.objects.select_related("service"),
-        service__organization=org,
-        service__code=service_code,
+        DirectoryUser.objects.select_related("configuration"),
+        configuration__organization=org,
+        configuration__code=configuration_code,
         graph_id=str(graph_id),
     )
 
 
 def get_run(org, code) -> BackupRun:
     return get_object_or_404(
-        BackupRun.objects.for_organization(org).select_related("directory_user", "service"),
+        BackupRun.objects.for_organization(org).select_related("directory_user", "configuration"),
         code=code,
     )

@@ -23,24 +23,24 @@ from organizations import audit
 log = logging.getLogger(__name__)
 
 
-def backup_candidates(service):
+def backup_candidates(configuration):
     """The users a configuration-wide backup covers: present in Microsoft 365, not known to lack
     a OneDrive."""
-    return DirectoryUser.objects.filter(service=service, removed_at__isnull=True).exclude(
-        onedrive=DirectoryUser.OneDrive.MISSING
-    )
+    return DirectoryUser.objects.filter(
+        configuration=configuration, removed_at__isnull=True
+    ).exclude(onedrive=DirectoryUser.OneDrive.MISSING)
 
 
 def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True):
     """A queued run for the user, or the user's active run if there is one (never two).
 
     The task is sent when the surrounding transaction commits."""
-    service = directory_user.service
+    configuration = directory_user.configuration
     try:
         with transaction.atomic():
             run = BackupRun.objects.create(
-                organization_id=service.organization_id,
-                service=service,
+                organization_id=configuration.organization_id,
+                configuration=configuration,
                 directory_user=directory_user,
                 active_user=directory_user,
                 trigger=trigger,
@@ -57,18 +57,18 @@ def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True)
 
 
 def do_start_backups(
-    *, service, users=None, trigger=BackupRun.Trigger.MANUAL, request=None, enqueue=True
+    *, configuration, users=None, trigger=BackupRun.Trigger.MANUAL, request=None, enqueue=True
 ):
     """Start a run for each of `users` (default: every candidate of the configuration).
 
     Returns (runs started, runs already active)."""
-    organization = service.organization
-    users = list(backup_candidates(service) if users is None else users)
+    organization = configuration.organization
+    users = list(backup_candidates(configuration) if users is None else users)
     started, active = [], []
     with transaction.atomic():
         for user in users:
-            if user.service_id != service.pk:
-                raise ValueError(f"{user} does not belong to {service}.")
+            if user.configuration_id != configuration.pk:
+                raise ValueError(f"{user} does not belong to {configuration}.")
             run, created = start_run(user, trigger, enqueue=enqueue)
             (started if created else active).append(run)
         if request is not None:
@@ -79,7 +79,9 @@ def do_start_backups(
                     else f"Asked for a backup of {users[0]} ({users[0].email}), already running"
                 )
             else:
-                what = f"Started a backup of configuration {service.name} ({len(started)} users"
+                what = (
+                    f"Started a backup of configuration {configuration.name} ({len(started)} users"
+                )
                 what += f", {len(active)} already running)" if active else ")"
             audit.record("backup_started", what + ".", request=request, organization=organization)
     return started, active
@@ -88,32 +90,36 @@ def do_start_backups(
 FAN_OUT_BATCH = 500
 
 
-def do_request_configuration_backup(*, service, trigger=BackupRun.Trigger.MANUAL, request=None):
+def do_request_configuration_backup(
+    *, configuration, trigger=BackupRun.Trigger.MANUAL, request=None
+):
     """Ask for a backup of every candidate of the configuration, without creating the runs here
     (a configuration may have 100,000 users): audit the request and, on commit, send one fan-out
     task that creates the runs in batches and sends one task per run.
 
     Returns (users to back up, users with a run already active): two counts."""
-    candidates = backup_candidates(service).count()
+    candidates = backup_candidates(configuration).count()
     running = (
-        BackupRun.objects.active().filter(directory_user__in=backup_candidates(service)).count()
+        BackupRun.objects.active()
+        .filter(directory_user__in=backup_candidates(configuration))
+        .count()
     )
     if not candidates:
         return 0, 0
-    organization = service.organization
+    organization = configuration.organization
     with transaction.atomic():
-        what = f"Asked for a backup of configuration {service.name} ({candidates} users"
+        what = f"Asked for a backup of configuration {configuration.name} ({candidates} users"
         what += f", {running} already running)" if running else ")"
         audit.record("backup_started", what + ".", request=request, organization=organization)
         from backups.tasks import fan_out_backups  # local: backups.tasks imports this module
 
         transaction.on_commit(
-            lambda: fan_out_backups.delay(service.pk, organization.pk, str(trigger))
+            lambda: fan_out_backups.delay(configuration.pk, organization.pk, str(trigger))
         )
     return candidates, running
 
 
-def do_fan_out_backups(service, trigger=BackupRun.Trigger.MANUAL, *, batch=FAN_OUT_BATCH):
+def do_fan_out_backups(configuration, trigger=BackupRun.Trigger.MANUAL, *, batch=FAN_OUT_BATCH):
     """Start a run for each candidate of the configuration, `batch` users per transaction, and
     send each new run's task when its batch commits. A user with an active run keeps it (sent
     again only if stale, as start_run does). Safe to run twice: the second finds every run active.
@@ -121,7 +127,7 @@ def do_fan_out_backups(service, trigger=BackupRun.Trigger.MANUAL, *, batch=FAN_O
     Returns (runs started, runs already active): two counts."""
     started = active = 0
     last_pk = 0
-    candidates = backup_candidates(service).order_by("pk")
+    candidates = backup_candidates(configuration).order_by("pk")
     while True:
         users = list(candidates.filter(pk__gt=last_pk)[:batch])
         if not users:
@@ -133,8 +139,8 @@ def do_fan_out_backups(service, trigger=BackupRun.Trigger.MANUAL, *, batch=FAN_O
             }
             new = [
                 BackupRun(
-                    organization_id=service.organization_id,
-                    service=service,
+                    organization_id=configuration.organization_id,
+                    configuration=configuration,
                     directory_user=user,
                     active_user=user,
                     trigger=trigger,
@@ -177,7 +183,7 @@ def claim_run(run_id, organization_id) -> Claim:
     conditional UPDATE (kodo.jobs.Job.claim), so only one worker ever holds a run."""
     run = (
         BackupRun.objects.filter(pk=run_id, organization_id=organization_id)
-        .select_related("directory_user__service", "organization")
+        .select_related("directory_user__configuration", "organization")
         .first()
     )
     if run is None:
@@ -191,10 +197,10 @@ def execute_run(run, *, threads=None, progress=None, client_options=None):
     """Run a claimed BackupRun to its end; a failure is recorded on the run, never raised
     (except LostClaim: then another worker owns the run and this one must stop writing).
     A run canceled while it runs stops at its next claim check and is returned canceled."""
-    service = run.directory_user.service
+    configuration = run.directory_user.configuration
     # The configuration's shared session: the next run reuses this one's open connections (to
     # Graph and to the download host) instead of a TLS handshake per connection per run.
-    client = service.graph_client(**{"shared_session": True, **(client_options or {})})
+    client = configuration.graph_client(**{"shared_session": True, **(client_options or {})})
     try:
         engine = OneDriveBackup(
             run, client, store_for(run.organization), threads=threads, progress=progress

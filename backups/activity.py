@@ -148,7 +148,7 @@ def dashboard(org, *, now=None) -> Dashboard:
     day_ago = now - dt.timedelta(hours=24)
 
     users = DirectoryUser.objects.filter(
-        service__organization=OuterRef("pk"), removed_at__isnull=True, account__isnull=False
+        configuration__organization=OuterRef("pk"), removed_at__isnull=True, account__isnull=False
     )
     protected = users.filter(
         Exists(BackupRun.objects.filter(directory_user=OuterRef("pk"), status__in=DONE_STATUSES))
@@ -159,8 +159,8 @@ def dashboard(org, *, now=None) -> Dashboard:
     totals = (
         Organization.objects.filter(pk=org.pk)
         .values(
-            users_total=_scalar(users, "service__organization", Count("pk")),
-            users_protected=_scalar(protected, "service__organization", Count("pk")),
+            users_total=_scalar(users, "configuration__organization", Count("pk")),
+            users_protected=_scalar(protected, "configuration__organization", Count("pk")),
             current_files=_scalar(versions, "organization", Count("pk")),
             current_size=_scalar(versions, "organization", Sum("size")),
             damaged_versions=_scalar(
@@ -215,13 +215,13 @@ def dashboard(org, *, now=None) -> Dashboard:
     running_runs = list(
         BackupRun.objects.for_organization(org)
         .active()
-        .select_related("directory_user", "service", "organization")
+        .select_related("directory_user", "configuration", "organization")
         .order_by("created_at", "id")[:RUNNING_SHOWN]
     )
     running_jobs = list(
         DirectoryJob.objects.active()
-        .filter(service__organization=org)
-        .select_related("service__organization")
+        .filter(configuration__organization=org)
+        .select_related("configuration__organization")
         .order_by("created_at", "id")
     )
     return Dashboard(

@@ -31,7 +31,7 @@ class BackupRunAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "trigger"]
     search_fields = ["directory_user__user_principal_name", "organization__name", "code"]
-    raw_id_fields = ["organization", "service", "directory_user", "active_user"]
+    raw_id_fields = ["organization", "configuration", "directory_user", "active_user"]
     inlines = [RunIssueInline]
 
 

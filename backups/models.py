@@ -58,7 +58,9 @@ class BackupRun(Job):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="backup_runs"
     )
-    service = models.ForeignKey(Configuration, on_delete=models.CASCADE, related_name="backup_runs")
+    configuration = models.ForeignKey(
+        Configuration, on_delete=models.CASCADE, related_name="backup_runs"
+    )
     directory_user = models.ForeignKey(
         DirectoryUser, on_delete=models.CASCADE, related_name="backup_runs"
     )
@@ -128,7 +130,7 @@ class BackupRun(Job):
 
     @property
     def subject_detail(self) -> str:
-        return f"{self.directory_user.email} · {self.service.name}"
+        return f"{self.directory_user.email} · {self.configuration.name}"
 
     @property
     def link(self) -> str:
@@ -170,7 +172,9 @@ class BackupRun(Job):
 
     @classmethod
     def load_for_tasks(cls, pks):
-        return cls.objects.select_related("directory_user", "service", "organization").in_bulk(pks)
+        return cls.objects.select_related(
+            "directory_user", "configuration", "organization"
+        ).in_bulk(pks)
 
     def add(self, **counts):
         """Add to counters atomically in the database (and on this instance)."""

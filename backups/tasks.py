@@ -64,13 +64,15 @@ def run_backup(run_id: int, organization_id: int):
     time_limit=settings.CELERY_TASK_TIME_LIMIT,
     soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
 )
-def fan_out_backups(service_id: int, organization_id: int, trigger: str = "manual"):
+def fan_out_backups(configuration_id: int, organization_id: int, trigger: str = "manual"):
     """Start one run (and send one run_backup task) per user of a configuration. Safe to deliver
     twice: users whose run is already active are not given a second one."""
-    service = Configuration.objects.filter(pk=service_id, organization_id=organization_id).first()
-    if service is None:
+    configuration = Configuration.objects.filter(
+        pk=configuration_id, organization_id=organization_id
+    ).first()
+    if configuration is None:
         return "missing"
-    started, active = do_fan_out_backups(service, BackupRun.Trigger(trigger))
+    started, active = do_fan_out_backups(configuration, BackupRun.Trigger(trigger))
     return f"{started} started, {active} already active"
 
 

@@ -2,7 +2,7 @@ from django.urls import path
 
 from backups import views
 
-USER = "o/<uuid:org_code>/backups/<uuid:service_code>/users/<uuid:user_graph_id>/"
+USER = "o/<uuid:org_code>/backups/<uuid:configuration_code>/users/<uuid:user_graph_id>/"
 
 app_name = "backups"
 
@@ -12,7 +12,7 @@ urlpatterns = [
     path("o/<uuid:org_code>/backups/runs/", views.runs_fragment, name="backup-runs"),
     path("o/<uuid:org_code>/backups/runs/<uuid:run_code>/", views.run_detail, name="backup-run"),
     path(
-        "o/<uuid:org_code>/backups/<uuid:service_code>/start/",
+        "o/<uuid:org_code>/backups/<uuid:configuration_code>/start/",
         views.start_configuration_backup,
         name="start-configuration-backup",
     ),

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from backups import actions, activity
 from backups.access import get_directory_user, get_run
 from backups.models import BackupRun
-from o365.access import get_service
+from o365.access import get_configuration
 from o365.models import Configuration, DirectoryUser
 from organizations.access import org_admin_required
 from organizations.forms import DateRangeForm
@@ -18,9 +18,9 @@ RECENT_RUNS = 20
 
 
 def _recent_runs(org):
-    return BackupRun.objects.for_organization(org).select_related("directory_user", "service")[
-        :RECENT_RUNS
-    ]
+    return BackupRun.objects.for_organization(org).select_related(
+        "directory_user", "configuration"
+    )[:RECENT_RUNS]
 
 
 @org_admin_required
@@ -29,10 +29,10 @@ def backups(request, org):
         "-created_at", "-id"
     )
     users = (
-        DirectoryUser.objects.filter(service__organization=org, removed_at__isnull=True)
-        .select_related("service")
+        DirectoryUser.objects.filter(configuration__organization=org, removed_at__isnull=True)
+        .select_related("configuration")
         .annotate(last_run_id=Subquery(last_runs.values("id")[:1]))
-        .order_by("service__name", "display_name", "user_principal_name")
+        .order_by("configuration__name", "display_name", "user_principal_name")
     )
     page = Paginator(users, 50).get_page(request.GET.get("page"))
     runs_by_id = BackupRun.objects.in_bulk([u.last_run_id for u in page if u.last_run_id])
@@ -81,10 +81,10 @@ def run_detail(request, org, run_code):
 
 
 @org_admin_required
-def user_history(request, org, service_code, user_graph_id):
-    directory_user = get_directory_user(org, service_code, user_graph_id)
+def user_history(request, org, configuration_code, user_graph_id):
+    directory_user = get_directory_user(org, configuration_code, user_graph_id)
     runs = Paginator(
-        BackupRun.objects.filter(directory_user=directory_user).select_related("service"), 50
+        BackupRun.objects.filter(directory_user=directory_user).select_related("configuration"), 50
     ).get_page(request.GET.get("page"))
     template = (
         "backups/user_runs_table.html"
@@ -105,18 +105,20 @@ def user_history(request, org, service_code, user_graph_id):
 
 @org_admin_required
 @require_POST
-def start_configuration_backup(request, org, service_code):
-    service = get_service(org, service_code)
-    users, running = actions.do_request_configuration_backup(service=service, request=request)
+def start_configuration_backup(request, org, configuration_code):
+    configuration = get_configuration(org, configuration_code)
+    users, running = actions.do_request_configuration_backup(
+        configuration=configuration, request=request
+    )
     if users:
         # The runs are created by a task (in batches): the page shows them as they are queued.
-        message = f"Backing up {users - running} users of {service.name}"
+        message = f"Backing up {users - running} users of {configuration.name}"
         message += f" ({running} already running)." if running else "."
         messages.success(request, message + " Their backups are being queued.")
     else:
         messages.warning(
             request,
-            f"{service.name} has no users to back up yet. Import users "
+            f"{configuration.name} has no users to back up yet. Import users "
             "first (Services → Users → IMPORT USERS).",
         )
     return redirect("backups:backups", org_code=org.code)
@@ -124,10 +126,10 @@ def start_configuration_backup(request, org, service_code):
 
 @org_admin_required
 @require_POST
-def start_user_backup(request, org, service_code, user_graph_id):
-    directory_user = get_directory_user(org, service_code, user_graph_id)
+def start_user_backup(request, org, configuration_code, user_graph_id):
+    directory_user = get_directory_user(org, configuration_code, user_graph_id)
     started, active = actions.do_start_backups(
-        service=directory_user.service, users=[directory_user], request=request
+        configuration=directory_user.configuration, users=[directory_user], request=request
     )
     if started:
         messages.success(request, f"Backing up {directory_user}.")
@@ -137,7 +139,7 @@ def start_user_backup(request, org, service_code, user_graph_id):
         return redirect(
             "backups:backup-user-history",
             org_code=org.code,
-            service_code=directory_user.service.code,
+            configuration_code=directory_user.configuration.code,
             user_graph_id=directory_user.graph_id,
         )
     return redirect("backups:backups", org_code=org.code)

@@ -157,24 +157,24 @@ def make_tenant(sim: Sim):
     app = tenant["apps"][0]
     from tests.factories import sim_cloud
 
-    service = Configuration(
+    configuration = Configuration(
         organization=org,
         name="Bench",
         tenant_id=uuid.UUID(tenant["tenant_id"]),
         client_id=uuid.UUID(app["client_id"]),
         cloud=sim_cloud(sim, org),
     )
-    service.set_client_secret(app["client_secret"])
-    service.save()
-    users = [mirror(service, u) for u in sim.call("list_users")]
-    return org, service, users
+    configuration.set_client_secret(app["client_secret"])
+    configuration.save()
+    users = [mirror(configuration, u) for u in sim.call("list_users")]
+    return org, configuration, users
 
 
-def mirror(service, info):
+def mirror(configuration, info):
     from o365.models import DirectoryUser
 
     return DirectoryUser.objects.create(
-        service=service,
+        configuration=configuration,
         graph_id=info["id"],
         user_principal_name=info["userPrincipalName"],
         mail=info["mail"] or "",
@@ -206,7 +206,7 @@ def backup_all(users, threads, parallel):
     return runs, seconds
 
 
-def aria2c_download(sim: Sim, service, users, workdir: Path):
+def aria2c_download(sim: Sim, configuration, users, workdir: Path):
     """Fetch every file's pre-authenticated URL with aria2c; (seconds, bytes, files)."""
     if not shutil.which("aria2c"):
         subprocess.run(
@@ -217,7 +217,7 @@ def aria2c_download(sim: Sim, service, users, workdir: Path):
         )
     if not shutil.which("aria2c"):
         return None
-    client = service.graph_client()
+    client = configuration.graph_client()
     urls, size = [], 0
     for user in users:
         if not user.drive_id:
@@ -377,7 +377,7 @@ def main():
         recreate_postgres(args.database_url)
     try:
         setup_django(workdir, args.database_url)
-        org, service, users = make_tenant(sim)
+        org, configuration, users = make_tenant(sim)
         database = "PostgreSQL" if args.database_url else "SQLite"
         print(
             f"tenant: {args.users} users with a OneDrive (+1 without), "
@@ -413,7 +413,7 @@ def main():
         )
         for user in users:
             user.refresh_from_db()
-        aria = aria2c_download(sim, service, users, workdir)
+        aria = aria2c_download(sim, configuration, users, workdir)
         if aria:
             aria_seconds, aria_size, aria_files = aria
             aria_rate = aria_size / aria_seconds / MB
@@ -463,7 +463,7 @@ def main():
 
         # d. a second user holding the same files
         source = users[0]
-        twin = mirror(service, sim.call("add_user", upn="twin.copy"))
+        twin = mirror(configuration, sim.call("add_user", upn="twin.copy"))
         twin_bytes = 0
         for item in sim.call("list_items", user=source.graph_id):
             if not item["folder"]:

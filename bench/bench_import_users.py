@@ -238,11 +238,11 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def raw_graph_read(service):
+def raw_graph_read(configuration):
     """Page through /users/delta as the import does, without any database work."""
     from o365.directory import SELECT
 
-    client = service.graph_client()
+    client = configuration.graph_client()
     try:
         client.token()
         start = time.perf_counter()
@@ -255,11 +255,11 @@ def raw_graph_read(service):
         client.close()
 
 
-def run_job(service, kind, counter, phases, options=None, profile=None):
+def run_job(configuration, kind, counter, phases, options=None, profile=None):
     from o365.actions import do_run_directory_job
     from o365.models import DirectoryJob
 
-    job = DirectoryJob.objects.create(service=service, kind=kind, options=options or {})
+    job = DirectoryJob.objects.create(configuration=configuration, kind=kind, options=options or {})
     phases.reset()
     counter.reset()
     profiler = None
@@ -310,7 +310,7 @@ def main():
 
     from o365.models import DirectoryUser
     from organizations.models import Organization
-    from tests.factories import sim_service
+    from tests.factories import sim_configuration
 
     if args.drive_threads:
         import o365.directory
@@ -325,21 +325,21 @@ def main():
         connection.execute_wrapper(counter),
     ):
         organization = Organization.objects.create(name="Bench University", services_enabled=True)
-        service = sim_service(organization, running)
+        configuration = sim_configuration(organization, running)
         phases.sim_pid = running.pid
         rss_before = current_rss_mb()
 
-        raw = raw_graph_read(service)
+        raw = raw_graph_read(configuration)
         stats_before = running.admin.get("stats")
         options = {"include_unlicensed": True} if args.include_unlicensed else {}
-        imported = run_job(service, "import", counter, phases, options, profile=args.profile)
+        imported = run_job(configuration, "import", counter, phases, options, profile=args.profile)
         stats_after = running.admin.get("stats")
         peak_import = peak_rss_mb()
-        synced = run_job(service, "sync", counter, phases)
+        synced = run_job(configuration, "sync", counter, phases)
         stats_sync = running.admin.get("stats")
         peak_all = peak_rss_mb()
 
-        rows = DirectoryUser.objects.filter(service=service)
+        rows = DirectoryUser.objects.filter(configuration=configuration)
         linked = rows.filter(account__isnull=False).count()
         onedrive = dict(
             rows.filter(account__isnull=False)

@@ -17,43 +17,43 @@ from organizations import audit
 log = logging.getLogger(__name__)
 
 
-def _apply(service: Configuration, data: dict):
-    service.name = data["name"]
-    service.tenant_id = data["tenant_id"]
-    service.client_id = data["client_id"]
-    service.cloud = data["cloud"]
+def _apply(configuration: Configuration, data: dict):
+    configuration.name = data["name"]
+    configuration.tenant_id = data["tenant_id"]
+    configuration.client_id = data["client_id"]
+    configuration.cloud = data["cloud"]
     if data.get("drop_stored_credentials"):
         # another cloud, tenant or app: the stored secret and certificate never follow
-        service.set_client_secret("")
-        service.set_certificate(None, "")
+        configuration.set_client_secret("")
+        configuration.set_certificate(None, "")
     if data.get("client_secret"):
-        service.set_client_secret(data["client_secret"])
+        configuration.set_client_secret(data["client_secret"])
     if data.get("certificate") is not None:
-        service.set_certificate(data["certificate"], data.get("certificate_password", ""))
+        configuration.set_certificate(data["certificate"], data.get("certificate_password", ""))
     # New credentials make the last test result stale.
-    service.last_test_ok = None
+    configuration.last_test_ok = None
 
 
 @transaction.atomic
-def do_create_service(*, request, organization, data) -> Configuration:
-    service = Configuration(organization=organization)
-    _apply(service, data)
-    service.save()
+def do_create_configuration(*, request, organization, data) -> Configuration:
+    configuration = Configuration(organization=organization)
+    _apply(configuration, data)
+    configuration.save()
     audit.record(
         "configuration_created",
-        f"Added Office 365 configuration {service.name} (tenant {service.tenant_id}).",
+        f"Added Office 365 configuration {configuration.name} (tenant {configuration.tenant_id}).",
         request=request,
         organization=organization,
     )
-    return service
+    return configuration
 
 
 @transaction.atomic
-def do_update_service(*, request, service, data) -> Configuration:
+def do_update_configuration(*, request, configuration, data) -> Configuration:
     changed_secret = bool(data.get("client_secret"))
     changed_certificate = data.get("certificate") is not None
-    _apply(service, data)
-    service.save()
+    _apply(configuration, data)
+    configuration.save()
     what = [
         w
         for w, changed in (("client secret", changed_secret), ("certificate", changed_certificate))
@@ -61,20 +61,20 @@ def do_update_service(*, request, service, data) -> Configuration:
     ]
     audit.record(
         "configuration_updated",
-        f"Edited Office 365 configuration {service.name}"
+        f"Edited Office 365 configuration {configuration.name}"
         + (f" (new {' and '.join(what)})." if what else "."),
         request=request,
-        organization=service.organization,
+        organization=configuration.organization,
     )
-    return service
+    return configuration
 
 
 @transaction.atomic
-def do_delete_service(*, request, service):
-    name, organization = service.name, service.organization
-    service.auto_sync_enabled = False
-    sync_beat_entry(service)
-    service.delete()
+def do_delete_configuration(*, request, configuration):
+    name, organization = configuration.name, configuration.organization
+    configuration.auto_sync_enabled = False
+    sync_beat_entry(configuration)
+    configuration.delete()
     audit.record(
         "configuration_deleted",
         f"Deleted Office 365 configuration {name}.",
@@ -84,14 +84,21 @@ def do_delete_service(*, request, service):
 
 
 def do_start_directory_job(
-    *, service, kind, requested_by=None, options=None, trigger="manual", request=None, enqueue=True
+    *,
+    configuration,
+    kind,
+    requested_by=None,
+    options=None,
+    trigger="manual",
+    request=None,
+    enqueue=True,
 ):
     """Record an IMPORT USERS / SYNCHRONIZE USERS job and send it once committed (the outbox:
     kodo.jobs recovery sends it later if the broker cannot take it now).
 
     One job per configuration runs at a time: if one is queued or running, it is returned
     instead (created=False), sent again if its worker went silent."""
-    running = DirectoryJob.objects.active().filter(service=service).first()
+    running = DirectoryJob.objects.active().filter(configuration=configuration).first()
     if running is not None:
         if enqueue and running.is_stale:
             transaction.on_commit(running.send)
@@ -99,23 +106,23 @@ def do_start_directory_job(
     try:
         with transaction.atomic():
             job = DirectoryJob.objects.create(
-                service=service,
+                configuration=configuration,
                 kind=kind,
                 trigger=trigger,
                 requested_by=requested_by,
                 options=options or {},
             )
     except IntegrityError:  # another request won the race
-        return DirectoryJob.objects.active().get(service=service), False
+        return DirectoryJob.objects.active().get(configuration=configuration), False
     if enqueue:
         transaction.on_commit(job.send)
     what = "Import" if kind == DirectoryJob.Kind.IMPORT else "Synchronization"
     audit.record(
         f"users_{kind}",
-        f"{what} of users started for {service.name}.",
+        f"{what} of users started for {configuration.name}.",
         request=request,
         actor=requested_by,
-        organization=service.organization,
+        organization=configuration.organization,
     )
     return job, True
 
@@ -126,8 +133,8 @@ def do_run_directory_job(job_id: int):
     job = claim_directory_job(job_id)
     if job is None:
         return None
-    service = job.service
-    client = service.graph_client()
+    configuration = job.configuration
+    client = configuration.graph_client()
     sync = DirectorySync(job, client)
     try:
         delta_link = sync.refresh_mirror()
@@ -154,15 +161,17 @@ def do_run_directory_job(job_id: int):
         client.close()
     with transaction.atomic():
         if _finish(job, DirectoryJob.Status.SUCCEEDED):
-            service.users_delta_link = delta_link
-            service.users_synced_at = timezone.now()
-            service.save(update_fields=["users_delta_link", "users_synced_at"])
+            configuration.users_delta_link = delta_link
+            configuration.users_synced_at = timezone.now()
+            configuration.save(update_fields=["users_delta_link", "users_synced_at"])
     return job
 
 
 def claim_directory_job(job_id: int):
     """Take a queued job, or a running one whose worker went silent (kodo.jobs.Job.claim)."""
-    job = DirectoryJob.objects.select_related("service__organization").filter(pk=job_id).first()
+    job = (
+        DirectoryJob.objects.select_related("configuration__organization").filter(pk=job_id).first()
+    )
     if job is None or not job.claim():
         return None
     return job
@@ -172,34 +181,36 @@ def _finish(job, status, message="") -> bool:
     return job.finish(status, message, **{name: getattr(job, name) for name in PROGRESS_FIELDS})
 
 
-def do_set_auto_sync(*, request, service, enabled: bool, time, time_zone: str):
+def do_set_auto_sync(*, request, configuration, enabled: bool, time, time_zone: str):
     """Save the daily automatic synchronization and keep its Celery beat entry in step."""
-    service.auto_sync_enabled = enabled
-    service.auto_sync_time = time
-    service.auto_sync_time_zone = time_zone
+    configuration.auto_sync_enabled = enabled
+    configuration.auto_sync_time = time
+    configuration.auto_sync_time_zone = time_zone
     with transaction.atomic():
-        service.save(update_fields=["auto_sync_enabled", "auto_sync_time", "auto_sync_time_zone"])
-        sync_beat_entry(service)
+        configuration.save(
+            update_fields=["auto_sync_enabled", "auto_sync_time", "auto_sync_time_zone"]
+        )
+        sync_beat_entry(configuration)
     state = f"on, daily at {time:%H:%M} {time_zone}" if enabled else "off"
     audit.record(
         "auto_sync_changed",
-        f"Automatic synchronization of {service.name} turned {state}.",
+        f"Automatic synchronization of {configuration.name} turned {state}.",
         request=request,
-        organization=service.organization,
+        organization=configuration.organization,
     )
 
 
-def do_test_connection(*, request, service) -> ConnectionResult:
-    result = check_connection(service)
-    service.record_test(
+def do_test_connection(*, request, configuration) -> ConnectionResult:
+    result = check_connection(configuration)
+    configuration.record_test(
         ok=result.ok, message=result.summary, missing=result.missing, roles=result.roles
     )
     audit.record(
         "configuration_tested",
-        f"Tested Office 365 configuration {service.name}: "
+        f"Tested Office 365 configuration {configuration.name}: "
         + ("success." if result.ok else "failed."),
         request=request,
-        organization=service.organization,
+        organization=configuration.organization,
     )
     return result
 
@@ -254,7 +265,7 @@ def do_save_cloud(*, request, cloud: Cloud | None, data: dict) -> Cloud:
 @transaction.atomic
 def do_delete_cloud(*, request, cloud: Cloud) -> bool:
     """Delete a custom cloud no configuration uses; False if it cannot be deleted."""
-    if cloud.builtin or cloud.services.exists():
+    if cloud.builtin or cloud.configurations.exists():
         return False
     name = cloud.name
     cloud.delete()

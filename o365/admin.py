@@ -5,7 +5,7 @@ from o365.models import Configuration, DirectoryJob, DirectoryUser
 
 
 @admin.register(Configuration)
-class ServiceAdmin(admin.ModelAdmin):
+class ConfigurationAdmin(admin.ModelAdmin):
     """Secrets are encrypted and not editable here: change them in the portal."""
 
     list_display = ["name", "organization", "tenant_id", "cloud", "last_test_ok", "last_test_at"]
@@ -34,7 +34,7 @@ class DirectoryUserAdmin(admin.ModelAdmin):
     list_display = [
         "display_name",
         "user_principal_name",
-        "service",
+        "configuration",
         "account_enabled",
         "licensed",
         "onedrive",
@@ -42,13 +42,13 @@ class DirectoryUserAdmin(admin.ModelAdmin):
     ]
     list_filter = ["onedrive", "licensed", "account_enabled", "is_guest"]
     search_fields = ["display_name", "user_principal_name", "mail", "graph_id"]
-    raw_id_fields = ["service", "account"]
+    raw_id_fields = ["configuration", "account"]
 
 
 @admin.register(DirectoryJob)
 class DirectoryJobAdmin(admin.ModelAdmin):
     list_display = [
-        "service",
+        "configuration",
         "kind",
         "status",
         "trigger",
@@ -59,4 +59,4 @@ class DirectoryJobAdmin(admin.ModelAdmin):
         "conflicts",
     ]
     list_filter = ["kind", "status", "trigger"]
-    raw_id_fields = ["service", "requested_by"]
+    raw_id_fields = ["configuration", "requested_by"]

@@ -24,38 +24,38 @@ CONSENT_STEPS = (
 
 
 @sensitive_variables()
-def credentials_for(service) -> Credentials:
+def credentials_for(configuration) -> Credentials:
     def text(token):
         return crypto.decrypt_text(token) if token else None
 
     return Credentials(
-        tenant_id=str(service.tenant_id),
-        client_id=str(service.client_id),
-        client_secret=text(service.client_secret_encrypted),
-        pfx=crypto.decrypt(service.certificate_pfx_encrypted)
-        if service.certificate_pfx_encrypted
+        tenant_id=str(configuration.tenant_id),
+        client_id=str(configuration.client_id),
+        client_secret=text(configuration.client_secret_encrypted),
+        pfx=crypto.decrypt(configuration.certificate_pfx_encrypted)
+        if configuration.certificate_pfx_encrypted
         else None,
-        pfx_password=text(service.certificate_password_encrypted),
+        pfx_password=text(configuration.certificate_password_encrypted),
     )
 
 
-def _cache_key(service) -> str:
+def _cache_key(configuration) -> str:
     """Changes whenever the credentials or endpoints change, so no stale token is reused."""
     material = b"|".join(
         [
-            str(service.pk).encode(),
-            str(service.tenant_id).encode(),
-            str(service.client_id).encode(),
-            bytes(service.client_secret_encrypted),
-            bytes(service.certificate_pfx_encrypted),
-            bytes(service.certificate_password_encrypted),
-            str(service.cloud_id).encode(),
+            str(configuration.pk).encode(),
+            str(configuration.tenant_id).encode(),
+            str(configuration.client_id).encode(),
+            bytes(configuration.client_secret_encrypted),
+            bytes(configuration.certificate_pfx_encrypted),
+            bytes(configuration.certificate_password_encrypted),
+            str(configuration.cloud_id).encode(),
         ]
     )
-    return f"service-{service.pk}-{hashlib.sha256(material).hexdigest()[:16]}"
+    return f"configuration-{configuration.pk}-{hashlib.sha256(material).hexdigest()[:16]}"
 
 
-def graph_client_for(service, **options) -> GraphClient:
+def graph_client_for(configuration, **options) -> GraphClient:
     options.setdefault("max_retries", settings.KODO_GRAPH_MAX_RETRIES)
     options.setdefault("backoff_base", settings.KODO_GRAPH_BACKOFF_SECONDS)
     options.setdefault(
@@ -63,12 +63,13 @@ def graph_client_for(service, **options) -> GraphClient:
     )
     # the cloud's endpoints, as the server administrator defined them (connections anywhere
     # else are refused), or none at all once the cloud is no longer enabled for the organization
-    endpoints = service.cloud.endpoints_for(service.organization)
+    endpoints = configuration.cloud.endpoints_for(configuration.organization)
     options.setdefault(
-        "shared_throttle", SharedThrottle(str(service.tenant_id), str(service.client_id))
+        "shared_throttle",
+        SharedThrottle(str(configuration.tenant_id), str(configuration.client_id)),
     )
     return GraphClient(
-        credentials_for(service), endpoints, cache_key=_cache_key(service), **options
+        credentials_for(configuration), endpoints, cache_key=_cache_key(configuration), **options
     )
 
 
@@ -80,14 +81,14 @@ class ConnectionResult:
     roles: list = field(default_factory=list)
 
 
-def check_connection(service, *, budget: float | None = None) -> ConnectionResult:
+def check_connection(configuration, *, budget: float | None = None) -> ConnectionResult:
     """Sign in and read one user, within `budget` seconds (KODO_TEST_CONNECTION_SECONDS) in all:
     TEST CONNECTION runs in a web worker, which a host that accepts and never answers must not
     hold. Every request and retry wait is cut to the budget, and the requests run in a thread
     that is given up at the deadline whatever it is doing (e.g. a server trickling bytes)."""
     budget = budget or settings.KODO_TEST_CONNECTION_SECONDS
     deadline = time.monotonic() + budget
-    client = graph_client_for(service, max_retries=2, deadline=deadline)
+    client = graph_client_for(configuration, max_retries=2, deadline=deadline)
     outcome = []
 
     def probe():
@@ -102,7 +103,9 @@ def check_connection(service, *, budget: float | None = None) -> ConnectionResul
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()))
     if not outcome:
-        log.info("TEST CONNECTION of configuration %s: no answer within %g s", service.pk, budget)
+        log.info(
+            "TEST CONNECTION of configuration %s: no answer within %g s", configuration.pk, budget
+        )
         return ConnectionResult(False, _no_answer(budget))
     if isinstance(outcome[0], BaseException):
         raise outcome[0]

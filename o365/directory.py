@@ -208,8 +208,8 @@ class DirectorySync:
 
     def __init__(self, job: DirectoryJob, client):
         self.job = job
-        self.service = job.service
-        self.organization = self.service.organization
+        self.configuration = job.configuration
+        self.organization = self.configuration.organization
         self.client = client
         self.options = Options.from_job(job)
         self.touched_ids: set[str] = set()
@@ -220,14 +220,19 @@ class DirectorySync:
     # -- mirror ----------------------------------------------------------------------------
     def refresh_mirror(self) -> str:
         """Bring the mirror up to date; returns the new deltaLink (saved by the caller)."""
-        link = self.service.users_delta_link
+        link = self.configuration.users_delta_link
         if link:
             try:
                 return self._read_pages(link, params=None, full=False)
             except ResyncRequired:
-                log.info("users delta token expired for service %s: full read", self.service.pk)
+                log.info(
+                    "users delta token expired for configuration %s: full read",
+                    self.configuration.pk,
+                )
         self.job.full_read = True
-        self.mirror_was_empty = not DirectoryUser.objects.filter(service=self.service).exists()
+        self.mirror_was_empty = not DirectoryUser.objects.filter(
+            configuration=self.configuration
+        ).exists()
         delta_link = self._read_pages("/users/delta", params={"$select": SELECT}, full=True)
         self._reconcile_unlisted()
         return delta_link
@@ -252,7 +257,9 @@ class DirectorySync:
         existing = (
             {
                 row.graph_id: row
-                for row in DirectoryUser.objects.filter(service=self.service, graph_id__in=known)
+                for row in DirectoryUser.objects.filter(
+                    configuration=self.configuration, graph_id__in=known
+                )
             }
             if known
             else {}
@@ -270,7 +277,7 @@ class DirectorySync:
                 continue
             self.job.users_seen += 1
             if row is None:
-                row = DirectoryUser(service=self.service, graph_id=graph_id)
+                row = DirectoryUser(configuration=self.configuration, graph_id=graph_id)
                 new.append(row)
             else:
                 changed.append(row)
@@ -285,30 +292,32 @@ class DirectorySync:
 
     def _reconcile_unlisted(self):
         unlisted = DirectoryUser.objects.filter(
-            service=self.service, removed_at__isnull=True
+            configuration=self.configuration, removed_at__isnull=True
         ).exclude(graph_id__in=self._seen_ids_query())
         self.job.removed += unlisted.update(removed_at=self.now)
 
     def _seen_ids_query(self):
         # Rows touched in this job were updated at or after self.now.
-        return DirectoryUser.objects.filter(service=self.service, updated_at__gte=self.now).values(
-            "graph_id"
-        )
+        return DirectoryUser.objects.filter(
+            configuration=self.configuration, updated_at__gte=self.now
+        ).values("graph_id")
 
     # -- accounts ----------------------------------------------------------------------------
     def import_accounts(self):
-        rows = DirectoryUser.objects.filter(service=self.service, account__isnull=True).order_by(
-            "pk"
-        )
+        rows = DirectoryUser.objects.filter(
+            configuration=self.configuration, account__isnull=True
+        ).order_by("pk")
         self._in_batches(rows, self._import_batch)
 
     def synchronize_accounts(self):
         rows = (
-            DirectoryUser.objects.filter(service=self.service, graph_id__in=self.touched_ids)
+            DirectoryUser.objects.filter(
+                configuration=self.configuration, graph_id__in=self.touched_ids
+            )
             .select_related("account")
             .order_by("pk")
             if not self.job.full_read
-            else DirectoryUser.objects.filter(service=self.service)
+            else DirectoryUser.objects.filter(configuration=self.configuration)
             .select_related("account")
             .order_by("pk")
         )
@@ -348,7 +357,7 @@ class DirectorySync:
         ).values_list("user_id", "organization_id", "role"):
             index.roles[user_id][organization_id] = role
         for account_id, row_pk in DirectoryUser.objects.filter(
-            service__organization=self.organization, account_id__in=ids
+            configuration__organization=self.organization, account_id__in=ids
         ).values_list("account_id", "pk"):
             index.links[account_id].add(row_pk)
         return index
@@ -539,7 +548,7 @@ class DirectorySync:
         is saved while the next one is being checked."""
         rows = (
             DirectoryUser.objects.filter(
-                service=self.service,
+                configuration=self.configuration,
                 account__isnull=False,
                 removed_at__isnull=True,
                 onedrive=DirectoryUser.OneDrive.UNKNOWN,

@@ -261,14 +261,16 @@ class ImportUsersForm(forms.Form):
     include_unlicensed = forms.BooleanField(required=False, label="Include unlicensed users")
     include_guests = forms.BooleanField(required=False, label="Include guests (#EXT#)")
 
-    def __init__(self, *args, service, **kwargs):
+    def __init__(self, *args, configuration, **kwargs):
         super().__init__(*args, **kwargs)
-        self.service = service
+        self.configuration = configuration
 
     def clean_graph_ids(self):
         ids = set(self.cleaned_data["graph_ids"])
         known = set(
-            self.service.directory_users.filter(graph_id__in=ids).values_list("graph_id", flat=True)
+            self.configuration.directory_users.filter(graph_id__in=ids).values_list(
+                "graph_id", flat=True
+            )
         )
         if ids - known:
             raise ValidationError(

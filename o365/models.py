@@ -181,14 +181,17 @@ class Configuration(models.Model):
         CHINA = clouds.CHINA
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="services"
+        Organization, on_delete=models.CASCADE, related_name="configurations"
     )
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200)
     tenant_id = models.UUIDField("Tenant ID")
     client_id = models.UUIDField("Client ID")
     cloud = models.ForeignKey(
-        "o365.Cloud", on_delete=models.PROTECT, related_name="services", default=default_cloud_id
+        "o365.Cloud",
+        on_delete=models.PROTECT,
+        related_name="configurations",
+        default=default_cloud_id,
     )
 
     client_secret_encrypted = models.BinaryField(default=b"", editable=False)
@@ -219,7 +222,9 @@ class Configuration(models.Model):
         ordering = ["name"]
         verbose_name = "Office 365 configuration"
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], name="service_name_per_org"),
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="configuration_name_per_org"
+            ),
         ]
 
     def __str__(self):
@@ -295,7 +300,7 @@ class DirectoryUser(models.Model):
         PROVISIONED = "yes", "Has OneDrive"
         MISSING = "no", "No OneDrive"
 
-    service = models.ForeignKey(
+    configuration = models.ForeignKey(
         Configuration, on_delete=models.CASCADE, related_name="directory_users"
     )
     graph_id = models.CharField(max_length=64)
@@ -322,9 +327,11 @@ class DirectoryUser(models.Model):
     class Meta:
         ordering = ["display_name", "user_principal_name"]
         constraints = [
-            models.UniqueConstraint(fields=["service", "graph_id"], name="one_row_per_graph_user"),
+            models.UniqueConstraint(
+                fields=["configuration", "graph_id"], name="one_row_per_graph_user"
+            ),
         ]
-        indexes = [models.Index(fields=["service", "mail"])]
+        indexes = [models.Index(fields=["configuration", "mail"])]
 
     def __str__(self):
         return self.display_name or self.user_principal_name
@@ -372,7 +379,7 @@ class DirectoryJob(Job):
     # or linked, and users found removed, are done and not counted twice).
     RECOUNTED = ("pages_read", "users_seen", "skipped", "conflicts", "errors")
 
-    service = models.ForeignKey(
+    configuration = models.ForeignKey(
         Configuration, on_delete=models.CASCADE, related_name="directory_jobs"
     )
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -402,9 +409,9 @@ class DirectoryJob(Job):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["service"],
+                fields=["configuration"],
                 condition=models.Q(status__in=["queued", "running"]),
-                name="one_active_directory_job_per_service",
+                name="one_active_directory_job_per_configuration",
             ),
         ]
 
@@ -427,7 +434,7 @@ class DirectoryJob(Job):
 
     @property
     def subject(self) -> str:
-        return self.service.name
+        return self.configuration.name
 
     @property
     def requester(self) -> str:
@@ -435,10 +442,12 @@ class DirectoryJob(Job):
 
     @property
     def link(self) -> str:
-        organization = self.service.organization
+        organization = self.configuration.organization
         if not organization.services_enabled:
             return ""
-        return reverse("o365:directory-job", args=[organization.code, self.service.code, self.code])
+        return reverse(
+            "o365:directory-job", args=[organization.code, self.configuration.code, self.code]
+        )
 
     @property
     def progress_text(self) -> str:
@@ -464,9 +473,11 @@ class DirectoryJob(Job):
 
     @classmethod
     def tasks_of(cls, organization, *, user=""):
-        jobs_ = cls.objects.filter(service__organization=organization)
+        jobs_ = cls.objects.filter(configuration__organization=organization)
         return jobs_.filter(requested_by__email__icontains=user) if user else jobs_
 
     @classmethod
     def load_for_tasks(cls, pks):
-        return cls.objects.select_related("service__organization", "requested_by").in_bulk(pks)
+        return cls.objects.select_related("configuration__organization", "requested_by").in_bulk(
+            pks
+        )

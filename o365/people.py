@@ -58,9 +58,9 @@ class PeopleFilterForm(forms.Form):
 
 
 def people_of(organization):
-    directory = DirectoryUser.objects.filter(service__organization=organization).select_related(
-        "service"
-    )
+    directory = DirectoryUser.objects.filter(
+        configuration__organization=organization
+    ).select_related("configuration")
     return (
         Membership.objects.filter(organization=organization)
         .select_related("user")

@@ -15,7 +15,7 @@ from organizations.access import server_admin_required
 def server_clouds(request):
     Cloud.objects.ensure_builtins()
     clouds = Cloud.objects.annotate(
-        configurations=Count("services", distinct=True),
+        configuration_count=Count("configurations", distinct=True),
         organizations=Count("accesses", distinct=True),
     ).order_by("created_at", "id")
     return render(request, "o365/server_clouds.html", {"clouds": clouds})

@@ -8,7 +8,7 @@ from o365.models import Configuration, DirectoryJob
 def _organization_of_job(job_id: int):
     return (
         DirectoryJob.objects.filter(pk=job_id)
-        .values_list("service__organization_id", flat=True)
+        .values_list("configuration__organization_id", flat=True)
         .first()
     )
 
@@ -25,10 +25,12 @@ def run_directory_job(job_id: int):
 
 
 @shared_task
-def auto_synchronize(service_id: int):
+def auto_synchronize(configuration_id: int):
     """Fired daily by Celery beat for a configuration with automatic synchronization on."""
-    service = Configuration.objects.filter(pk=service_id, auto_sync_enabled=True).first()
-    if service is not None:
+    configuration = Configuration.objects.filter(
+        pk=configuration_id, auto_sync_enabled=True
+    ).first()
+    if configuration is not None:
         actions.do_start_directory_job(
-            service=service, kind=DirectoryJob.Kind.SYNC, trigger="schedule"
+            configuration=configuration, kind=DirectoryJob.Kind.SYNC, trigger="schedule"
         )

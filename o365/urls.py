@@ -22,28 +22,32 @@ urlpatterns = [
     path(CONFIGURATION, views.configurations, name="configurations"),
     path(CONFIGURATION + "new/", views.configuration_new, name="configuration-new"),
     path(
-        CONFIGURATION + "<uuid:service_code>/", views.configuration_edit, name="configuration-edit"
+        CONFIGURATION + "<uuid:configuration_code>/",
+        views.configuration_edit,
+        name="configuration-edit",
     ),
     path(
-        CONFIGURATION + "<uuid:service_code>/delete/",
+        CONFIGURATION + "<uuid:configuration_code>/delete/",
         views.configuration_delete,
         name="configuration-delete",
     ),
     path(
-        CONFIGURATION + "<uuid:service_code>/test/",
+        CONFIGURATION + "<uuid:configuration_code>/test/",
         views.configuration_test,
         name="configuration-test",
     ),
     path(USERS, views.configuration_users, name="configuration-users"),
-    path(USERS + "<uuid:service_code>/import/", views.directory_import, name="directory-import"),
-    path(USERS + "<uuid:service_code>/sync/", views.directory_sync, name="directory-sync"),
     path(
-        USERS + "<uuid:service_code>/jobs/<uuid:job_code>/",
+        USERS + "<uuid:configuration_code>/import/", views.directory_import, name="directory-import"
+    ),
+    path(USERS + "<uuid:configuration_code>/sync/", views.directory_sync, name="directory-sync"),
+    path(
+        USERS + "<uuid:configuration_code>/jobs/<uuid:job_code>/",
         views.directory_job,
         name="directory-job",
     ),
     path(
-        USERS + "<uuid:service_code>/auto-sync/",
+        USERS + "<uuid:configuration_code>/auto-sync/",
         views.directory_auto_sync,
         name="directory-auto-sync",
     ),

@@ -9,7 +9,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_POST
 
 from o365 import actions
-from o365.access import get_service
+from o365.access import get_configuration
 from o365.forms import AutoSyncForm, ConfigurationForm, DirectoryFilterForm, ImportUsersForm
 from o365.models import Configuration, DirectoryJob
 from o365.people import PeopleFilterForm, people_of
@@ -52,10 +52,10 @@ SECRET_FIELDS = ("client_secret", "certificate_password", "certificate_base64")
 def configuration_new(request, org):
     form = ConfigurationForm(request.POST or None, request.FILES or None, organization=org)
     if request.method == "POST" and form.is_valid():
-        service = actions.do_create_service(
+        configuration = actions.do_create_configuration(
             request=request, organization=org, data=form.cleaned_data
         )
-        messages.success(request, f"Saved {service.name}. Now TEST CONNECTION.")
+        messages.success(request, f"Saved {configuration.name}. Now TEST CONNECTION.")
         return redirect("o365:configurations", org_code=org.code)
     return render(
         request,
@@ -64,7 +64,7 @@ def configuration_new(request, org):
             "org": org,
             "tab": "configuration",
             "form": form,
-            "service": None,
+            "configuration": None,
         },
     )
 
@@ -72,14 +72,16 @@ def configuration_new(request, org):
 @services_required
 @sensitive_post_parameters(*SECRET_FIELDS)
 @sensitive_variables()
-def configuration_edit(request, org, service_code):
-    service = get_service(org, service_code)
+def configuration_edit(request, org, configuration_code):
+    configuration = get_configuration(org, configuration_code)
     form = ConfigurationForm(
-        request.POST or None, request.FILES or None, organization=org, instance=service
+        request.POST or None, request.FILES or None, organization=org, instance=configuration
     )
     if request.method == "POST" and form.is_valid():
-        actions.do_update_service(request=request, service=service, data=form.cleaned_data)
-        messages.success(request, f"Saved {service.name}.")
+        actions.do_update_configuration(
+            request=request, configuration=configuration, data=form.cleaned_data
+        )
+        messages.success(request, f"Saved {configuration.name}.")
         return redirect("o365:configurations", org_code=org.code)
     return render(
         request,
@@ -88,54 +90,58 @@ def configuration_edit(request, org, service_code):
             "org": org,
             "tab": "configuration",
             "form": form,
-            "service": service,
+            "configuration": configuration,
         },
     )
 
 
 @services_required
 @require_POST
-def configuration_delete(request, org, service_code):
-    service = get_service(org, service_code)
-    actions.do_delete_service(request=request, service=service)
-    messages.success(request, f"Deleted {service.name}.")
+def configuration_delete(request, org, configuration_code):
+    configuration = get_configuration(org, configuration_code)
+    actions.do_delete_configuration(request=request, configuration=configuration)
+    messages.success(request, f"Deleted {configuration.name}.")
     return redirect("o365:configurations", org_code=org.code)
 
 
 @services_required
 @require_POST
 @sensitive_variables()
-def configuration_test(request, org, service_code):
-    service = get_service(org, service_code)
-    result = actions.do_test_connection(request=request, service=service)
+def configuration_test(request, org, configuration_code):
+    configuration = get_configuration(org, configuration_code)
+    result = actions.do_test_connection(request=request, configuration=configuration)
     (messages.success if result.ok else messages.error)(request, result.summary)
     return redirect("o365:configurations", org_code=org.code)
 
 
-def _users_tab_context(request, org, service):
+def _users_tab_context(request, org, configuration):
     rows = DirectoryFilterForm(request.GET or None)
-    listed = rows.filter(service.directory_users.select_related("account")) if service else None
-    page = Paginator(listed, 50).get_page(request.GET.get("page")) if service else None
+    listed = (
+        rows.filter(configuration.directory_users.select_related("account"))
+        if configuration
+        else None
+    )
+    page = Paginator(listed, 50).get_page(request.GET.get("page")) if configuration else None
     query = request.GET.copy()
     query.pop("page", None)
     return {
         "org": org,
         "tab": "users",
-        "service": service,
+        "configuration": configuration,
         "configurations": Configuration.objects.for_organization(org),
         "filter_form": rows,
         "page": page,
         "query": query.urlencode(),
-        "job": service.directory_jobs.first() if service else None,
-        "import_form": ImportUsersForm(service=service) if service else None,
+        "job": configuration.directory_jobs.first() if configuration else None,
+        "import_form": ImportUsersForm(configuration=configuration) if configuration else None,
         "auto_sync_form": AutoSyncForm(
             initial={
-                "auto_sync_enabled": service.auto_sync_enabled,
-                "auto_sync_time": service.auto_sync_time,
-                "auto_sync_time_zone": service.auto_sync_time_zone or org.time_zone,
+                "auto_sync_enabled": configuration.auto_sync_enabled,
+                "auto_sync_time": configuration.auto_sync_time,
+                "auto_sync_time_zone": configuration.auto_sync_time_zone or org.time_zone,
             }
         )
-        if service
+        if configuration
         else None,
     }
 
@@ -144,12 +150,12 @@ def _users_tab_context(request, org, service):
 def configuration_users(request, org):
     code = request.GET.get("configuration")
     if code is None:
-        service = Configuration.objects.for_organization(org).first()
+        configuration = Configuration.objects.for_organization(org).first()
     elif _is_uuid(code):
-        service = get_service(org, code)
+        configuration = get_configuration(org, code)
     else:
         raise Http404
-    return render(request, "o365/users.html", _users_tab_context(request, org, service))
+    return render(request, "o365/users.html", _users_tab_context(request, org, configuration))
 
 
 def _is_uuid(value) -> bool:
@@ -160,39 +166,44 @@ def _is_uuid(value) -> bool:
     return True
 
 
-def _users_url(org, service):
-    return f"{reverse('o365:configuration-users', args=[org.code])}?configuration={service.code}"
+def _users_url(org, configuration):
+    return (
+        f"{reverse('o365:configuration-users', args=[org.code])}?configuration={configuration.code}"
+    )
 
 
 @services_required
 @require_POST
-def directory_import(request, org, service_code):
-    service = get_service(org, service_code)
-    form = ImportUsersForm(request.POST, service=service)
+def directory_import(request, org, configuration_code):
+    configuration = get_configuration(org, configuration_code)
+    form = ImportUsersForm(request.POST, configuration=configuration)
     if not form.is_valid():
         for errors in form.errors.values():
             messages.error(request, " ".join(errors))
-        return redirect(_users_url(org, service))
+        return redirect(_users_url(org, configuration))
     job, created = actions.do_start_directory_job(
-        service=service,
+        configuration=configuration,
         kind=DirectoryJob.Kind.IMPORT,
         requested_by=request.user,
         options=form.options(),
         request=request,
     )
     _report_start(request, job, created)
-    return redirect(_users_url(org, service))
+    return redirect(_users_url(org, configuration))
 
 
 @services_required
 @require_POST
-def directory_sync(request, org, service_code):
-    service = get_service(org, service_code)
+def directory_sync(request, org, configuration_code):
+    configuration = get_configuration(org, configuration_code)
     job, created = actions.do_start_directory_job(
-        service=service, kind=DirectoryJob.Kind.SYNC, requested_by=request.user, request=request
+        configuration=configuration,
+        kind=DirectoryJob.Kind.SYNC,
+        requested_by=request.user,
+        request=request,
     )
     _report_start(request, job, created)
-    return redirect(_users_url(org, service))
+    return redirect(_users_url(org, configuration))
 
 
 def _report_start(request, job, created):
@@ -207,30 +218,30 @@ def _report_start(request, job, created):
 
 
 @services_required
-def directory_job(request, org, service_code, job_code):
-    service = get_service(org, service_code)
-    job = get_object_or_404(service.directory_jobs, code=job_code)
+def directory_job(request, org, configuration_code, job_code):
+    configuration = get_configuration(org, configuration_code)
+    job = get_object_or_404(configuration.directory_jobs, code=job_code)
     fragment = request.headers.get("X-Requested-With") == "fetch"
     template = "o365/job_progress_body.html" if fragment else "o365/job_progress.html"
-    return render(request, template, {"org": org, "service": service, "job": job})
+    return render(request, template, {"org": org, "configuration": configuration, "job": job})
 
 
 @services_required
 @require_POST
-def directory_auto_sync(request, org, service_code):
-    service = get_service(org, service_code)
+def directory_auto_sync(request, org, configuration_code):
+    configuration = get_configuration(org, configuration_code)
     form = AutoSyncForm(request.POST)
     if form.is_valid():
         actions.do_set_auto_sync(
             request=request,
-            service=service,
+            configuration=configuration,
             enabled=form.cleaned_data["auto_sync_enabled"],
             time=form.cleaned_data["auto_sync_time"],
             time_zone=form.cleaned_data["auto_sync_time_zone"],
         )
         messages.success(request, "Automatic synchronization saved.")
-        return redirect(_users_url(org, service))
-    context = _users_tab_context(request, org, service)
+        return redirect(_users_url(org, configuration))
+    context = _users_tab_context(request, org, configuration)
     context["auto_sync_form"] = form
     return render(request, "o365/users.html", context)
 
@@ -243,7 +254,7 @@ def organization_users(request, org):
     query.pop("page", None)
     return render(
         request,
-        "o365/people.html",
+        "o365/organization_users.html",
         {
             "org": org,
             "form": form,

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_FIELDS = [
     "name",
-    "service",
+    "configuration",
     "scope",
     "include_new_users",
     "frequency",
@@ -88,12 +88,12 @@ def do_fire_schedule(schedule, *, trigger="beat", request=None) -> ScheduleFirin
     firing = ScheduleFiring.objects.create(schedule=schedule, trigger=trigger)
     now = timezone.now()
     runs = []
-    for user in schedule.users_for_firing().select_related("service"):
+    for user in schedule.users_for_firing().select_related("configuration"):
         run, started = start_run(user, BackupRun.Trigger.SCHEDULE)
         if not started:
             run = BackupRun.objects.create(
                 organization_id=schedule.organization_id,
-                service_id=user.service_id,
+                configuration_id=user.configuration_id,
                 directory_user=user,
                 trigger=BackupRun.Trigger.SCHEDULE,
                 status=BackupRun.Status.SKIPPED,

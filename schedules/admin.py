@@ -7,11 +7,19 @@ from schedules.models import Schedule, ScheduleFiring
 class ScheduleAdmin(admin.ModelAdmin):
     """Edit schedules in the portal: its wizard keeps the Celery beat entry in step."""
 
-    list_display = ["name", "organization", "service", "frequency", "time", "time_zone", "enabled"]
+    list_display = [
+        "name",
+        "organization",
+        "configuration",
+        "frequency",
+        "time",
+        "time_zone",
+        "enabled",
+    ]
     list_filter = ["frequency", "enabled"]
     search_fields = ["name", "organization__name"]
     readonly_fields = ["code", "periodic_task", "created_at", "updated_at"]
-    raw_id_fields = ["service", "users"]
+    raw_id_fields = ["configuration", "users"]
 
 
 @admin.register(ScheduleFiring)

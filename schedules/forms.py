@@ -9,7 +9,7 @@ WEEKDAY_CHOICES = list(enumerate(Schedule.WEEKDAYS))
 
 # The + ADD SCHEDULE wizard: (title, fields) per step; SAVE on the last one.
 STEPS = [
-    ("Name and configuration", ["name", "service"]),
+    ("Name and configuration", ["name", "configuration"]),
     ("What to back up", ["scope", "users", "include_new_users"]),
     ("When", ["frequency", "time", "weekdays", "every_hours", "start_date", "time_zone"]),
     (
@@ -21,7 +21,7 @@ STEPS = [
 
 class ScheduleForm(forms.Form):
     name = SingleLineField(max_length=200)
-    service = IdChoiceField(
+    configuration = IdChoiceField(
         label="Configuration", queryset=Configuration.objects.none(), empty_label=None
     )
     scope = forms.ChoiceField(
@@ -84,11 +84,11 @@ class ScheduleForm(forms.Form):
         self.organization = organization
         self.instance = instance
         super().__init__(*args, **kwargs)
-        services = Configuration.objects.for_organization(organization)
-        self.fields["service"].queryset = services
+        configurations = Configuration.objects.for_organization(organization)
+        self.fields["configuration"].queryset = configurations
         self.fields["users"].queryset = (
-            DirectoryUser.objects.filter(service__in=services, removed_at__isnull=True)
-            .select_related("service")
+            DirectoryUser.objects.filter(configuration__in=configurations, removed_at__isnull=True)
+            .select_related("configuration")
             .order_by("display_name")
         )
         self.fields["users"].label_from_instance = lambda u: (
@@ -106,8 +106,8 @@ class ScheduleForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        service, users = data.get("service"), data.get("users") or []
-        if service and any(user.service_id != service.pk for user in users):
+        configuration, users = data.get("configuration"), data.get("users") or []
+        if configuration and any(user.configuration_id != configuration.pk for user in users):
             self.add_error("users", "Choose users of the chosen configuration only.")
         if (
             data.get("scope") == Schedule.Scope.CHOSEN
@@ -134,8 +134,8 @@ class ScheduleForm(forms.Form):
             field: getattr(schedule, field)
             for _, fields in STEPS
             for field in fields
-            if field not in ("users", "service")
+            if field not in ("users", "configuration")
         }
-        initial["service"] = schedule.service_id
+        initial["configuration"] = schedule.configuration_id
         initial["users"] = list(schedule.users.values_list("pk", flat=True))
         return initial

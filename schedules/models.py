@@ -42,7 +42,7 @@ class Schedule(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="schedules"
     )
-    service = models.ForeignKey(
+    configuration = models.ForeignKey(
         Configuration,
         on_delete=models.CASCADE,
         related_name="schedules",
@@ -155,7 +155,7 @@ class Schedule(models.Model):
     def users_for_firing(self):
         """The directory users this firing backs up (present, with a OneDrive or unknown)."""
         candidates = DirectoryUser.objects.filter(
-            service=self.service, removed_at__isnull=True
+            configuration=self.configuration, removed_at__isnull=True
         ).exclude(onedrive=DirectoryUser.OneDrive.MISSING)
         if self.scope == self.Scope.ALL:
             return candidates

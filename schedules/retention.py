@@ -10,7 +10,7 @@ def schedule_policies(organization) -> dict[int, Policy]:
     most generous where schedules overlap (one query per schedule)."""
     policies: dict[int, Policy] = {}
     schedules = Schedule.objects.for_organization(organization).filter(enabled=True)
-    for schedule in schedules.select_related("service"):
+    for schedule in schedules.select_related("configuration"):
         policy = Policy(schedule.keep_versions, schedule.keep_deleted_timedelta())
         for user_id in schedule.users_for_firing().values_list("pk", flat=True).iterator():
             known = policies.get(user_id)

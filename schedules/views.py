@@ -21,7 +21,7 @@ def get_schedule(org, code) -> Schedule:
 def schedules(request, org):
     rows = list(
         Schedule.objects.for_organization(org)
-        .select_related("service")
+        .select_related("configuration")
         .annotate(
             chosen_count=Count("users"),
             last_firing_id=Subquery(
@@ -62,7 +62,7 @@ def _wizard(request, org, schedule=None):
             else {
                 "time_zone": org.time_zone,
                 "start_date": dt.date.today(),
-                "service": Configuration.objects.for_organization(org)
+                "configuration": Configuration.objects.for_organization(org)
                 .values_list("pk", flat=True)
                 .first(),
             }

@@ -91,18 +91,18 @@ def kodo_settings_json(**overrides) -> bytes:
     return json.dumps({k: v for k, v in values.items() if v is not None}).encode()
 
 
-def make_service(organization, name="Contoso", secret=SECRET, **fields) -> Configuration:
+def make_configuration(organization, name="Contoso", secret=SECRET, **fields) -> Configuration:
     """A configuration of `organization` with a client secret and random IDs (no simulator)."""
-    service = Configuration(
+    configuration = Configuration(
         organization=organization,
         name=name,
         tenant_id=uuid.uuid4(),
         client_id=uuid.uuid4(),
         **fields,
     )
-    service.set_client_secret(secret)
-    service.save()
-    return service
+    configuration.set_client_secret(secret)
+    configuration.save()
+    return configuration
 
 
 def sim_cloud(running, organization=None, *, default=False) -> Cloud:
@@ -132,14 +132,14 @@ def sim_cloud(running, organization=None, *, default=False) -> Cloud:
     return cloud
 
 
-def sim_service(
+def sim_configuration(
     organization, running, app_name="Kodo Backup", certificate=False, name=None
 ) -> Configuration:
     """A configuration of `organization` pointing at a running m365sim tenant's app (named
     `name`, by default the app's name)."""
     tenant = running.info["tenants"][0]
     app = next(a for a in tenant["apps"] if a["name"] == app_name)
-    service = Configuration(
+    configuration = Configuration(
         organization=organization,
         name=name or app_name,
         tenant_id=uuid.UUID(tenant["tenant_id"]),
@@ -148,22 +148,26 @@ def sim_service(
     )
     if certificate:
         pfx = Path(app["pfx_path"]).read_bytes()
-        service.set_certificate(load_certificate(pfx, app["pfx_password"]), app["pfx_password"])
+        configuration.set_certificate(
+            load_certificate(pfx, app["pfx_password"]), app["pfx_password"]
+        )
     else:
-        service.set_client_secret(app["client_secret"])
-    service.save()
-    return service
+        configuration.set_client_secret(app["client_secret"])
+    configuration.save()
+    return configuration
 
 
 # ----- directory users ----------------------------------------------------------------------
 
 
-def make_users(organization, count, service=None):
-    """`count` directory users of `service` (default: a new configuration of `organization`)."""
-    service = service or make_service(organization, name=f"Tenant {uuid.uuid4().hex[:6]}")
+def make_users(organization, count, configuration=None):
+    """`count` directory users of `configuration` (default: a new one of `organization`)."""
+    configuration = configuration or make_configuration(
+        organization, name=f"Tenant {uuid.uuid4().hex[:6]}"
+    )
     return [
         DirectoryUser.objects.create(
-            service=service,
+            configuration=configuration,
             graph_id=str(uuid.uuid4()),
             user_principal_name=f"u{i}@alpha.example",
             display_name=f"User {i}",
@@ -172,11 +176,11 @@ def make_users(organization, count, service=None):
     ]
 
 
-def mirror(service, count, prefix="u"):
-    """`count` directory users of `service` with a OneDrive, in one query."""
+def mirror(configuration, count, prefix="u"):
+    """`count` directory users of `configuration` with a OneDrive, in one query."""
     return DirectoryUser.objects.bulk_create(
         DirectoryUser(
-            service=service,
+            configuration=configuration,
             graph_id=f"{prefix}-{i}",
             user_principal_name=f"{prefix}{i}@alpha.example",
             mail=f"{prefix}{i}@alpha.example",
@@ -188,11 +192,11 @@ def mirror(service, count, prefix="u"):
     )
 
 
-def mirror_users(service, sim):
-    """The simulator's users as directory users of `service`, in the simulator's order."""
+def mirror_users(configuration, sim):
+    """The simulator's users as directory users of `configuration`, in the simulator's order."""
     return [
         DirectoryUser.objects.create(
-            service=service,
+            configuration=configuration,
             graph_id=u["id"],
             user_principal_name=u["userPrincipalName"],
             mail=u["mail"] or "",
@@ -207,7 +211,7 @@ def mirror_one(tenant, name):
     (the `tenant` fixture of tests/backups/conftest.py)."""
     info = tenant.sim.add_user(upn=name)
     return DirectoryUser.objects.create(
-        service=tenant.service,
+        configuration=tenant.configuration,
         graph_id=info["id"],
         user_principal_name=info["userPrincipalName"],
         mail=info["mail"] or "",
@@ -222,8 +226,8 @@ def make_finished_run(user, **fields):
     """A finished backup run of `user` (succeeded unless `status` says otherwise)."""
     fields.setdefault("status", BackupRun.Status.SUCCEEDED)
     return BackupRun.objects.create(
-        organization_id=user.service.organization_id,
-        service=user.service,
+        organization_id=user.configuration.organization_id,
+        configuration=user.configuration,
         directory_user=user,
         started_at=timezone.now(),
         finished_at=timezone.now(),
@@ -231,9 +235,9 @@ def make_finished_run(user, **fields):
     )
 
 
-def make_schedule(organization, service=None, **fields):
-    """A daily schedule at 22:00 UTC (its beat entry synced) of `service` (default: a new one)."""
-    service = service or make_service(organization)
+def make_schedule(organization, configuration=None, **fields):
+    """A daily schedule at 22:00 UTC (its beat entry synced) of `configuration` (default: new)."""
+    configuration = configuration or make_configuration(organization)
     values = {
         "name": "Nightly",
         "time": dt.time(22, 0),
@@ -241,6 +245,8 @@ def make_schedule(organization, service=None, **fields):
         "start_date": dt.date(2026, 1, 1),
     }
     values.update(fields)
-    schedule = Schedule.objects.create(organization=organization, service=service, **values)
+    schedule = Schedule.objects.create(
+        organization=organization, configuration=configuration, **values
+    )
     sync_beat_entry(schedule)
     return schedule

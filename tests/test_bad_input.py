@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from o365.models import Configuration
 from organizations.models import Organization
 from schedules.models import Schedule
-from tests.factories import SECRET, kodo_settings_json, make_service, mirror
+from tests.factories import SECRET, kodo_settings_json, make_configuration, mirror
 
 
 def _configuration_url(world):
@@ -183,8 +183,8 @@ def _wizard_save(client, world, **values):
         ({"scope": "chosen", "users": ["-" + "9" * 30]}, "users"),
         ({"scope": "chosen", "users": "9" * 5000}, "users"),
         ({"scope": "chosen", "users": "1e3"}, "users"),
-        ({"service": str(10**20)}, "service"),
-        ({"service": "9" * 5000}, "service"),
+        ({"configuration": str(10**20)}, "configuration"),
+        ({"configuration": "9" * 5000}, "configuration"),
         ({"name": "Night\nly"}, "name"),
         ({"name": "Night\u2028ly"}, "name"),
     ],
@@ -192,19 +192,19 @@ def _wizard_save(client, world, **values):
 def test_a_schedule_with_out_of_range_ids_or_a_multiline_name_is_a_form_error(
     admin_a_client, world, values, field
 ):
-    service = make_service(world.org_a)
-    mirror(service, 1)
-    response = _wizard_save(admin_a_client, world, **{"service": service.pk, **values})
+    configuration = make_configuration(world.org_a)
+    mirror(configuration, 1)
+    response = _wizard_save(admin_a_client, world, **{"configuration": configuration.pk, **values})
     assert response.status_code == 200
     assert field in response.context["form"].errors
     assert not Schedule.objects.exists()
 
 
 def test_a_schedule_with_real_ids_is_saved(admin_a_client, world):
-    service = make_service(world.org_a)
-    [user] = mirror(service, 1)
+    configuration = make_configuration(world.org_a)
+    [user] = mirror(configuration, 1)
     response = _wizard_save(
-        admin_a_client, world, service=service.pk, scope="chosen", users=[user.pk]
+        admin_a_client, world, configuration=configuration.pk, scope="chosen", users=[user.pk]
     )
     assert response.status_code == 302
     assert list(Schedule.objects.get().users.all()) == [user]
@@ -289,6 +289,6 @@ def test_the_settings_file_still_fills_the_form(admin_a_client, world):
 def test_a_graph_id_no_directory_holds_is_a_form_error_for_import_users(world, graph_id):
     from o365.forms import ImportUsersForm
 
-    service = make_service(world.org_a)
-    form = ImportUsersForm({"graph_ids": [graph_id]}, service=service)
+    configuration = make_configuration(world.org_a)
+    form = ImportUsersForm({"graph_ids": [graph_id]}, configuration=configuration)
     assert not form.is_valid() and "graph_ids" in form.errors

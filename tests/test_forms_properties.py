@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from o365.kodo_settings import TEXT_KEYS, TEXT_LIMITS, KodoSettings, parse_kodo_settings
 from organizations.validators import forbidden_character
-from tests.factories import make_schedule, make_service, mirror
+from tests.factories import make_configuration, make_schedule, mirror
 
 KODO_APPS = ("kodo.", "organizations.", "o365.", "schedules.", "backups.")
 DJANGO_AUTH_FORMS = [
@@ -177,13 +177,13 @@ def discovered_forms():
 
 @pytest.fixture
 def objects(world):
-    service = make_service(world.org_a)
-    mirror(service, 2)
-    schedule = make_schedule(world.org_a, service)
+    configuration = make_configuration(world.org_a)
+    mirror(configuration, 2)
+    schedule = make_schedule(world.org_a, configuration)
     return {
         "organization": world.org_a,
         "instance": None,
-        "service": service,
+        "configuration": configuration,
         "user": world.admin_a,
         "request": None,
         "schedule": schedule,
@@ -296,9 +296,9 @@ def test_the_forms_of_kodo_are_all_discovered():
 # (who, method, URL name, its arguments, the form whose fields are sent)
 FORM_VIEWS = [
     ("admin_a", "post", "o365:configuration-new", "org", "o365.forms.ConfigurationForm"),
-    ("admin_a", "post", "o365:configuration-edit", "service", "o365.forms.ConfigurationForm"),
-    ("admin_a", "post", "o365:directory-import", "service", "o365.forms.ImportUsersForm"),
-    ("admin_a", "post", "o365:directory-auto-sync", "service", "o365.forms.AutoSyncForm"),
+    ("admin_a", "post", "o365:configuration-edit", "configuration", "o365.forms.ConfigurationForm"),
+    ("admin_a", "post", "o365:directory-import", "configuration", "o365.forms.ImportUsersForm"),
+    ("admin_a", "post", "o365:directory-auto-sync", "configuration", "o365.forms.AutoSyncForm"),
     ("admin_a", "get", "o365:configuration-users", "org", "o365.forms.DirectoryFilterForm"),
     ("admin_a", "get", "o365:organization-users", "org", "o365.people.PeopleFilterForm"),
     ("admin_a", "post", "schedules:schedule-new", "org", "schedules.forms.ScheduleForm"),
@@ -344,7 +344,7 @@ def _url(name, arguments, world, objects):
     kwargs = {
         "": {},
         "org": org,
-        "service": {**org, "service_code": objects["service"].code},
+        "configuration": {**org, "configuration_code": objects["configuration"].code},
         "schedule": {**org, "schedule_code": objects["schedule"].code},
     }[arguments]
     return reverse(name, kwargs=kwargs)

@@ -15,10 +15,10 @@ def _once(world, name, make):
     return getattr(world, name)
 
 
-def _service(world):
-    from tests.factories import make_service
+def _configuration(world):
+    from tests.factories import make_configuration
 
-    return _once(world, "service_a", lambda: make_service(world.org_a))
+    return _once(world, "configuration_a", lambda: make_configuration(world.org_a))
 
 
 def _directory_job(world):
@@ -28,7 +28,7 @@ def _directory_job(world):
         world,
         "directory_job_a",
         lambda: DirectoryJob.objects.create(
-            service=_service(world), kind="sync", status="succeeded"
+            configuration=_configuration(world), kind="sync", status="succeeded"
         ),
     )
 
@@ -39,12 +39,12 @@ def _backup_run(world):
 
     def make():
         user = DirectoryUser.objects.create(
-            service=_service(world),
+            configuration=_configuration(world),
             graph_id=str(uuid.uuid4()),
             user_principal_name="kim@alpha.example",
         )
         return BackupRun.objects.create(
-            organization=world.org_a, service=user.service, directory_user=user
+            organization=world.org_a, configuration=user.configuration, directory_user=user
         )
 
     return _once(world, "backup_run_a", make)
@@ -57,7 +57,7 @@ def _schedule(world):
         world,
         "schedule_a",
         lambda: Schedule.objects.create(
-            organization=world.org_a, service=_service(world), name="Nightly"
+            organization=world.org_a, configuration=_configuration(world), name="Nightly"
         ),
     )
 
@@ -83,7 +83,7 @@ def _cloud(world):
 ORGANIZATION_OBJECTS = {
     "org_code": lambda world: world.org_a.code,
     "user_id": lambda world: world.admin_a.pk,
-    "service_code": lambda world: _service(world).code,
+    "configuration_code": lambda world: _configuration(world).code,
     "job_code": lambda world: _directory_job(world).code,
     "user_graph_id": lambda world: _backup_run(world).directory_user.graph_id,
     "run_code": lambda world: _backup_run(world).code,

@@ -1,6 +1,6 @@
 """Kodo's one way to Microsoft Graph: tokens, retries, paging and error mapping.
 
-client = GraphClient(credentials, endpoints, cache_key=f"service-{service.pk}")
+client = GraphClient(credentials, endpoints, cache_key=f"configuration-{configuration.pk}")
 for page in client.iter_pages("/users", params={"$top": 999}):
     ...
 

@@ -8,7 +8,7 @@ import pytest
 from backups.actions import do_run_inline, start_run
 from backups.models import BackupRun
 from o365.models import Configuration
-from tests.factories import mirror_users, sim_service
+from tests.factories import mirror_users, sim_configuration
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def store_dir(settings, tmp_path):
 class Tenant:
     running: object
     sim: object
-    service: Configuration
+    configuration: Configuration
     users: list  # DirectoryUser, in the simulator's order; the last one has no OneDrive
     organization: object
 
@@ -41,7 +41,11 @@ class Tenant:
 
 @pytest.fixture
 def tenant(world, running_sim, store_dir):
-    service = sim_service(world.org_a, running_sim, name="Contoso")
+    configuration = sim_configuration(world.org_a, running_sim, name="Contoso")
     return Tenant(
-        running_sim, running_sim.sim, service, mirror_users(service, running_sim.sim), world.org_a
+        running_sim,
+        running_sim.sim,
+        configuration,
+        mirror_users(configuration, running_sim.sim),
+        world.org_a,
     )

@@ -33,7 +33,11 @@ def sent(monkeypatch):
 
 def test_without_wait_it_queues_every_user_of_a_configuration(tenant, sent, capsys):
     call_command(
-        "backup", "--organization", tenant.organization.name, "--configuration", tenant.service.name
+        "backup",
+        "--organization",
+        tenant.organization.name,
+        "--configuration",
+        tenant.configuration.name,
     )
 
     queued = BackupRun.objects.filter(status="queued")
@@ -105,7 +109,7 @@ def test_wait_judges_only_the_runs_it_ran(tenant, capsys):
     others, _ = start_run(busy, BackupRun.Trigger.COMMAND, enqueue=False)
     claim = claim_run(others.pk, others.organization_id)
 
-    def users_of_both(service):
+    def users_of_both(configuration):
         return [busy, mine]
 
     import backups.management.commands.backup as command

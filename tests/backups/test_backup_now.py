@@ -13,7 +13,7 @@ def test_backup_now_for_a_user_enqueues_and_audit_logs(
 ):
     user = make_users(world.org_a, 1)[0]
     url = reverse(
-        "backups:start-user-backup", args=[world.org_a.code, user.service.code, user.graph_id]
+        "backups:start-user-backup", args=[world.org_a.code, user.configuration.code, user.graph_id]
     )
 
     with django_capture_on_commit_callbacks() as callbacks:
@@ -32,7 +32,7 @@ def test_backup_now_twice_does_not_start_a_second_run(
 ):
     user = make_users(world.org_a, 1)[0]
     url = reverse(
-        "backups:start-user-backup", args=[world.org_a.code, user.service.code, user.graph_id]
+        "backups:start-user-backup", args=[world.org_a.code, user.configuration.code, user.graph_id]
     )
     with django_capture_on_commit_callbacks() as callbacks:
         admin_a_client.post(url)
@@ -49,7 +49,7 @@ def test_backup_now_for_a_configuration_starts_one_run_per_user(
     users[2].onedrive = "no"
     users[2].save()
     url = reverse(
-        "backups:start-configuration-backup", args=[world.org_a.code, users[0].service.code]
+        "backups:start-configuration-backup", args=[world.org_a.code, users[0].configuration.code]
     )
 
     with (
@@ -69,6 +69,8 @@ def test_backup_now_for_a_configuration_starts_one_run_per_user(
 
 def test_backup_now_needs_post(admin_a_client, world):
     user = make_users(world.org_a, 1)[0]
-    url = reverse("backups:start-configuration-backup", args=[world.org_a.code, user.service.code])
+    url = reverse(
+        "backups:start-configuration-backup", args=[world.org_a.code, user.configuration.code]
+    )
     assert admin_a_client.get(url).status_code == 405
     assert not BackupRun.objects.exists()

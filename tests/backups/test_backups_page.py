@@ -13,9 +13,11 @@ def test_it_lists_runs_users_and_configurations(admin_a_client, world):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Partially succeeded" in html and "User 0" in html and user.service.name in html
+    assert "Partially succeeded" in html and "User 0" in html and user.configuration.name in html
     assert (
-        reverse("backups:start-configuration-backup", args=[world.org_a.code, user.service.code])
+        reverse(
+            "backups:start-configuration-backup", args=[world.org_a.code, user.configuration.code]
+        )
         in html
     )
     assert "data-done" in html  # nothing active: the page does not poll
@@ -25,7 +27,7 @@ def test_an_active_run_is_polled(admin_a_client, world):
     user = make_users(world.org_a, 1)[0]
     BackupRun.objects.create(
         organization=world.org_a,
-        service=user.service,
+        configuration=user.configuration,
         directory_user=user,
         active_user=user,
         status=BackupRun.Status.RUNNING,

@@ -45,7 +45,7 @@ def test_a_queued_run_is_canceled_and_a_new_backup_can_start(
         admin_a_client.post(
             reverse(
                 "backups:start-user-backup",
-                args=[world.org_a.code, user.service.code, user.graph_id],
+                args=[world.org_a.code, user.configuration.code, user.graph_id],
             )
         )
     new = BackupRun.objects.exclude(pk=run.pk).get()

@@ -7,13 +7,13 @@ from django.utils import timezone
 
 from backups.actions import claim_run, start_run
 from backups.models import BackupRun
-from tests.factories import mirror_users, sim_service
+from tests.factories import mirror_users, sim_configuration
 
 
 @pytest.fixture
 def user(world, running_sim):
-    service = sim_service(world.org_a, running_sim, name="Contoso")
-    return mirror_users(service, running_sim.sim)[1]
+    configuration = sim_configuration(world.org_a, running_sim, name="Contoso")
+    return mirror_users(configuration, running_sim.sim)[1]
 
 
 def test_a_user_never_has_two_active_runs(user):
@@ -27,8 +27,8 @@ def test_a_user_never_has_two_active_runs(user):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_of_one_run_let_one_win(world, running_sim):
-    service = sim_service(world.org_a, running_sim, name="Contoso")
-    user = mirror_users(service, running_sim.sim)[1]
+    configuration = sim_configuration(world.org_a, running_sim, name="Contoso")
+    user = mirror_users(configuration, running_sim.sim)[1]
     run, _ = start_run(user, enqueue=False)
     barrier = threading.Barrier(4)
     outcomes = []

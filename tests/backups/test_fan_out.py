@@ -12,26 +12,26 @@ from organizations.models import AuditEvent
 from tests.factories import make_users
 
 
-def _url(org, service):
-    return reverse("backups:start-configuration-backup", args=[org.code, service.code])
+def _url(org, configuration):
+    return reverse("backups:start-configuration-backup", args=[org.code, configuration.code])
 
 
 def test_the_request_creates_no_run_and_enqueues_one_fan_out(
     admin_a_client, world, django_capture_on_commit_callbacks
 ):
     users = make_users(world.org_a, 5)
-    service = users[0].service
+    configuration = users[0].configuration
 
     with (
         mock.patch("backups.tasks.fan_out_backups.delay") as delay,
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
-        response = admin_a_client.post(_url(world.org_a, service), follow=True)
+        response = admin_a_client.post(_url(world.org_a, configuration), follow=True)
 
     assert response.status_code == 200
     assert not BackupRun.objects.exists()
     assert len(callbacks) == 1
-    delay.assert_called_once_with(service.pk, world.org_a.pk, "manual")
+    delay.assert_called_once_with(configuration.pk, world.org_a.pk, "manual")
     html = response.content.decode()
     assert "Backing up 5 users of" in html and "being queued" in html
     event = AuditEvent.objects.get(action="backup_started")
@@ -41,11 +41,11 @@ def test_the_request_creates_no_run_and_enqueues_one_fan_out(
 def test_nothing_is_enqueued_when_the_configuration_has_no_users(
     admin_a_client, world, django_capture_on_commit_callbacks
 ):
-    service = make_users(world.org_a, 1)[0].service
-    service.directory_users.all().delete()
+    configuration = make_users(world.org_a, 1)[0].configuration
+    configuration.directory_users.all().delete()
 
     with django_capture_on_commit_callbacks() as callbacks:
-        response = admin_a_client.post(_url(world.org_a, service), follow=True)
+        response = admin_a_client.post(_url(world.org_a, configuration), follow=True)
 
     assert not callbacks and "has no users to back up" in response.content.decode()
 
@@ -61,7 +61,7 @@ def test_users_already_running_are_reported_and_not_doubled(
         mock.patch("backups.tasks.fan_out_backups.delay", lambda *args: fan_out_backups.run(*args)),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        response = admin_a_client.post(_url(world.org_a, users[0].service), follow=True)
+        response = admin_a_client.post(_url(world.org_a, users[0].configuration), follow=True)
 
     assert "Backing up 3 users" in response.content.decode()
     assert "1 already running" in response.content.decode()
@@ -75,14 +75,14 @@ def test_the_fan_out_works_in_batches_and_sends_each_run_when_its_batch_commits(
     world, django_capture_on_commit_callbacks, django_assert_max_num_queries
 ):
     users = make_users(world.org_a, 7)
-    service = users[0].service
+    configuration = users[0].configuration
 
     with mock.patch("backups.tasks.run_backup.apply_async") as run_delay:
         with (
             django_capture_on_commit_callbacks(execute=True) as callbacks,
             django_assert_max_num_queries(30),
         ):
-            started, active = do_fan_out_backups(service, batch=3)
+            started, active = do_fan_out_backups(configuration, batch=3)
 
     assert (started, active) == (7, 0)
     assert len(callbacks) == 3  # one per batch of 3, 3 and 1 users
@@ -104,10 +104,10 @@ def test_a_second_delivery_of_the_fan_out_starts_nothing_new(
         mock.patch("backups.tasks.run_backup.apply_async") as run_delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        assert fan_out_backups.run(users[0].service.pk, world.org_a.pk) == (
+        assert fan_out_backups.run(users[0].configuration.pk, world.org_a.pk) == (
             "3 started, 0 already active"
         )
-        assert fan_out_backups.run(users[0].service.pk, world.org_a.pk) == (
+        assert fan_out_backups.run(users[0].configuration.pk, world.org_a.pk) == (
             "0 started, 3 already active"
         )
     assert BackupRun.objects.count() == 3 and run_delay.call_count == 3
@@ -132,7 +132,7 @@ def test_a_run_started_meanwhile_is_kept(world, django_capture_on_commit_callbac
         mock.patch.object(BackupRun.objects, "filter", side_effect=filter_then_race),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        started, active = do_fan_out_backups(users[0].service)
+        started, active = do_fan_out_backups(users[0].configuration)
 
     assert (started, active) == (2, 1)
     assert BackupRun.objects.count() == 3
@@ -140,9 +140,9 @@ def test_a_run_started_meanwhile_is_kept(world, django_capture_on_commit_callbac
 
 
 def test_a_fan_out_for_another_organization_does_nothing(world):
-    service = make_users(world.org_a, 2)[0].service
+    configuration = make_users(world.org_a, 2)[0].configuration
     with mock.patch("backups.tasks.run_backup.apply_async") as run_delay:
-        assert fan_out_backups.run(service.pk, world.org_b.pk) == "missing"
+        assert fan_out_backups.run(configuration.pk, world.org_b.pk) == "missing"
     assert not BackupRun.objects.exists() and not run_delay.called
 
 
@@ -156,7 +156,8 @@ def test_active_runs_have_a_cancel_button(admin_a_client, world):
         reverse("backups:backup-runs", args=[world.org_a.code]),
         reverse("backups:backup-run", args=[world.org_a.code, run.code]),
         reverse(
-            "backups:backup-user-history", args=[world.org_a.code, user.service.code, user.graph_id]
+            "backups:backup-user-history",
+            args=[world.org_a.code, user.configuration.code, user.graph_id],
         ),
     ]
     for page in pages:

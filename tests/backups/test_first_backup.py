@@ -65,5 +65,5 @@ def test_a_user_without_onedrive_is_skipped(tenant):
 
 def test_deleting_the_configuration_deletes_its_backup_records(tenant):
     tenant.backup()
-    tenant.service.delete()
+    tenant.configuration.delete()
     assert not FileVersion.objects.exists() and not BackupRun.objects.exists()

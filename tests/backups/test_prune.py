@@ -79,7 +79,7 @@ class Drive:
 def keep(drive, versions=30, deleted_days=365, name="Nightly", scope=Schedule.Scope.CHOSEN):
     schedule = Schedule.objects.create(
         organization=drive.organization,
-        service=drive.user.service,
+        configuration=drive.user.configuration,
         name=name,
         scope=scope,
         keep_versions=versions,
@@ -367,7 +367,10 @@ def test_the_task_prunes_one_organization(drive):
 def test_real_backups_restore_bit_for_bit_after_pruning(tenant, capsys):
     user = tenant.users[1]
     schedule = Schedule.objects.create(
-        organization=tenant.organization, service=tenant.service, name="Nightly", keep_versions=2
+        organization=tenant.organization,
+        configuration=tenant.configuration,
+        name="Nightly",
+        keep_versions=2,
     )
     tenant.backup()
     path = sorted(tenant.sim_files())[0]

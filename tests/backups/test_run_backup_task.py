@@ -10,7 +10,7 @@ from backups.actions import start_run
 from backups.engine import QUEUED_PER_THREAD
 from backups.models import BackupRun, FileVersion
 from backups.tasks import run_backup
-from tests.factories import mirror_users, sim_service
+from tests.factories import mirror_users, sim_configuration
 
 
 class Killed(BaseException):
@@ -68,8 +68,8 @@ def test_a_task_for_another_organization_does_nothing(tenant, world):
 def test_a_real_worker_backs_up_a_user(
     world, running_sim, celery_worker, django_capture_on_commit_callbacks
 ):
-    service = sim_service(world.org_a, running_sim, name="Contoso")
-    user = mirror_users(service, running_sim.sim)[1]
+    configuration = sim_configuration(world.org_a, running_sim, name="Contoso")
+    user = mirror_users(configuration, running_sim.sim)[1]
     expected = [i for i in running_sim.sim.list_items(user.graph_id) if not i["folder"]]
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -68,7 +68,7 @@ def _wait_for_recorded_files(process, user, count, timeout=90):
 
 def _assert_versions_restore(user, sim_files):
     """Every recorded file version's chunks are in the store and give back its content."""
-    store = store_for(user.service.organization)
+    store = store_for(user.configuration.organization)
     versions = list(FileVersion.objects.filter(drive__directory_user=user, is_folder=False))
     for version in versions:
         content = b"".join(iter_version_content(version, store))

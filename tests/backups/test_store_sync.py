@@ -50,7 +50,7 @@ def test_runs_reuse_the_configurations_session(tenant, monkeypatch):
     # and the shared session was left open for the next run
     from o365.connection import graph_client_for
 
-    client = graph_client_for(tenant.service, shared_session=True)
+    client = graph_client_for(tenant.configuration, shared_session=True)
     assert client.session.adapters["https://"].poolmanager.pools
     client.close()
     assert client.session.adapters["https://"].poolmanager.pools

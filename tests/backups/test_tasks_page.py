@@ -29,7 +29,7 @@ def _shown(response):
 @pytest.fixture
 def tasks(world):
     users = make_users(world.org_a, 3)
-    service = users[0].service
+    configuration = users[0].configuration
     users[0].mail = "ann@alpha.example"
     users[0].save()
     done = _created(make_finished_run(users[0]), 1)
@@ -39,14 +39,14 @@ def tasks(world):
     canceled = _created(make_finished_run(users[2], status=BackupRun.Status.CANCELED), 5)
     running = BackupRun.objects.create(
         organization=world.org_a,
-        service=service,
+        configuration=configuration,
         directory_user=users[0],
         active_user=users[0],
         status=BackupRun.Status.RUNNING,
     )
     imported = _created(
         DirectoryJob.objects.create(
-            service=service,
+            configuration=configuration,
             kind=DirectoryJob.Kind.IMPORT,
             status=DirectoryJob.Status.SUCCEEDED,
             requested_by=world.admin_a,
@@ -55,15 +55,19 @@ def tasks(world):
     )
     sync_failed = _created(
         DirectoryJob.objects.create(
-            service=service, kind=DirectoryJob.Kind.SYNC, status=DirectoryJob.Status.FAILED
+            configuration=configuration,
+            kind=DirectoryJob.Kind.SYNC,
+            status=DirectoryJob.Status.FAILED,
         ),
         6,
     )
-    sync_queued = DirectoryJob.objects.create(service=service, kind=DirectoryJob.Kind.SYNC)
+    sync_queued = DirectoryJob.objects.create(
+        configuration=configuration, kind=DirectoryJob.Kind.SYNC
+    )
     # Organization B's tasks never show in A.
     other = make_users(world.org_b, 1)[0]
     make_finished_run(other)
-    DirectoryJob.objects.create(service=other.service, kind=DirectoryJob.Kind.IMPORT)
+    DirectoryJob.objects.create(configuration=other.configuration, kind=DirectoryJob.Kind.IMPORT)
     return {
         "done": done,
         "partial": partial,
@@ -175,7 +179,7 @@ def test_it_pages_a_long_list_in_constant_queries(
     for user in users:
         make_finished_run(user)
     DirectoryJob.objects.create(
-        service=users[0].service,
+        configuration=users[0].configuration,
         kind=DirectoryJob.Kind.IMPORT,
         status=DirectoryJob.Status.SUCCEEDED,
     )

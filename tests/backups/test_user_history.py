@@ -10,7 +10,8 @@ def test_it_lists_the_users_runs(admin_a_client, world, django_assert_max_num_qu
         make_finished_run(user, files_downloaded=3)
     make_finished_run(other, files_downloaded=99)
     url = reverse(
-        "backups:backup-user-history", args=[world.org_a.code, user.service.code, user.graph_id]
+        "backups:backup-user-history",
+        args=[world.org_a.code, user.configuration.code, user.graph_id],
     )
     with django_assert_max_num_queries(10):
         response = admin_a_client.get(url)

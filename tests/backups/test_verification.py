@@ -12,7 +12,7 @@ from backups.verification import nightly_sample
 from schedules import actions
 from tests.backups.test_damaged_chunks import corrupt
 from tests.backups.test_prune import Drive
-from tests.factories import make_schedule, make_service
+from tests.factories import make_configuration, make_schedule
 
 
 def test_nightly_it_reads_the_configured_sample_and_everything_on_sundays(settings):
@@ -96,8 +96,8 @@ def test_the_tasks_page_lists_verifications(admin_a_client, world):
 
 
 def test_the_weekly_email_reports_the_verifications(world, store_dir):
-    service = make_service(world.org_a)
-    make_schedule(world.org_a, service)
+    configuration = make_configuration(world.org_a)
+    make_schedule(world.org_a, configuration)
     Verification.objects.create(
         organization=world.org_a, status=Verification.Status.PROBLEMS, problems=2, chunks_checked=40
     )

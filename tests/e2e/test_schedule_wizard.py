@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from backups.actions import do_run_inline
 from backups.models import BackupRun
 from tests.e2e.conftest import log_in
-from tests.factories import PASSWORD, mirror_users, sim_service
+from tests.factories import PASSWORD, mirror_users, sim_configuration
 
 
 def run_queued_backups(deadline_seconds=60):
@@ -20,8 +20,8 @@ def run_queued_backups(deadline_seconds=60):
 
 
 def test_add_schedule_run_now_and_see_it_on_the_dashboard(new_page, world, running_sim):
-    service = sim_service(world.org_a, running_sim, name="Contoso")
-    users = mirror_users(service, running_sim.sim)
+    configuration = sim_configuration(world.org_a, running_sim, name="Contoso")
+    users = mirror_users(configuration, running_sim.sim)
     chosen = users[1]
 
     page = new_page()

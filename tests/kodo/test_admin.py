@@ -24,10 +24,10 @@ def test_kodo_models_are_in_the_admin():
 
 
 def test_the_admin_never_shows_a_secret(server_admin_client, world):
-    from tests.factories import SECRET, make_service
+    from tests.factories import SECRET, make_configuration
 
-    service = make_service(world.org_a)
+    configuration = make_configuration(world.org_a)
     page = server_admin_client.get(
-        f"/admin/o365/configuration/{service.pk}/change/"
+        f"/admin/o365/configuration/{configuration.pk}/change/"
     ).content.decode()
-    assert service.name in page and SECRET not in page and "encrypted" not in page
+    assert configuration.name in page and SECRET not in page and "encrypted" not in page

@@ -59,7 +59,7 @@ def data(world):
     _age(make_finished_run(users[0], bytes_stored=7 * MB), days=GROWTH_DAYS + 5)  # before the chart
     running = BackupRun.objects.create(
         organization=world.org_a,
-        service=users[2].service,
+        configuration=users[2].configuration,
         directory_user=users[2],
         active_user=users[2],
         status=BackupRun.Status.RUNNING,
@@ -67,7 +67,9 @@ def data(world):
         bytes_stored=MB,
     )
     job = DirectoryJob.objects.create(
-        service=users[0].service, kind=DirectoryJob.Kind.SYNC, status=DirectoryJob.Status.RUNNING
+        configuration=users[0].configuration,
+        kind=DirectoryJob.Kind.SYNC,
+        status=DirectoryJob.Status.RUNNING,
     )
     _version(ok, "a", 100)
     _version(partial, "b", 50)
@@ -162,15 +164,18 @@ def test_queries_do_not_grow_with_the_data(
     with CaptureQueriesContext(connection) as small:
         admin_a_client.get(url)
 
-    users = make_users(world.org_a, 15, service=data["users"][0].service)
+    users = make_users(world.org_a, 15, configuration=data["users"][0].configuration)
     for i, user in enumerate(users):
         run = _age(make_finished_run(user, bytes_stored=MB), days=i % 10)
         _version(run, f"item-{i}", 10)
         BackupRun.objects.create(
-            organization=world.org_a, service=user.service, directory_user=user, active_user=user
+            organization=world.org_a,
+            configuration=user.configuration,
+            directory_user=user,
+            active_user=user,
         )
     DirectoryJob.objects.create(
-        service=make_users(world.org_a, 1)[0].service, kind=DirectoryJob.Kind.IMPORT
+        configuration=make_users(world.org_a, 1)[0].configuration, kind=DirectoryJob.Kind.IMPORT
     )
 
     with django_assert_max_num_queries(len(small.captured_queries)):

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.factories import PFX_PASSWORD, SECRET, kodo_settings_json, make_pfx, make_service
+from tests.factories import PFX_PASSWORD, SECRET, kodo_settings_json, make_configuration, make_pfx
 
 
 @pytest.fixture
@@ -51,13 +51,13 @@ def test_a_crash_while_opening_the_certificate_hides_its_password_and_key(
 ):
     monkeypatch.setattr("o365.forms.load_certificate", _crash)
     pfx_base64 = base64.b64encode(make_pfx()).decode()
-    service = make_service(world.org_a)
+    configuration = make_configuration(world.org_a)
     response = debug_client.post(
-        _configuration_url(world, f"{service.code}/"),
+        _configuration_url(world, f"{configuration.code}/"),
         {
             "name": "Contoso",
-            "tenant_id": str(service.tenant_id),
-            "client_id": str(service.client_id),
+            "tenant_id": str(configuration.tenant_id),
+            "client_id": str(configuration.client_id),
             "cloud": "global",
             "certificate_password": PFX_PASSWORD,
             "certificate_base64": pfx_base64,
@@ -81,6 +81,6 @@ def test_a_crash_reading_kodo_settings_json_hides_its_secrets(debug_client, worl
 
 def test_a_crash_in_test_connection_hides_the_stored_secret(debug_client, world, monkeypatch):
     monkeypatch.setattr("o365.connection.Credentials", _crash)
-    service = make_service(world.org_a)
-    response = debug_client.post(_configuration_url(world, f"{service.code}/test/"))
+    configuration = make_configuration(world.org_a)
+    response = debug_client.post(_configuration_url(world, f"{configuration.code}/test/"))
     assert SECRET not in _debug_page(response)

@@ -140,15 +140,15 @@ def test_slots_live_in_redis_when_it_is_the_broker(settings, redis_url):
 # With real workers (tests/conftest.py `celery_worker`: one process per group of queues).
 
 
-def _import(client, organization, user, service):
+def _import(client, organization, user, configuration):
     client.force_login(user)
-    client.post(f"/o/{organization.code}/services/office365/users/{service.code}/import/")
+    client.post(f"/o/{organization.code}/services/office365/users/{configuration.code}/import/")
 
 
-def _succeeded(service):
+def _succeeded(configuration):
     from o365.models import DirectoryJob
 
-    job = DirectoryJob.objects.filter(service=service).first()
+    job = DirectoryJob.objects.filter(configuration=configuration).first()
     return job is not None and job.status == DirectoryJob.Status.SUCCEEDED
 
 
@@ -161,15 +161,15 @@ def test_an_import_completes_while_another_organizations_backups_hang(
     world, sim, m365sim, running_sim, celery_worker, client
 ):
     from backups.actions import start_run
-    from tests.factories import mirror_users, sim_service
+    from tests.factories import mirror_users, sim_configuration
 
-    hanging = sim_service(world.org_a, m365sim)
+    hanging = sim_configuration(world.org_a, m365sim)
     sim.set_fault("drive_delta", "stall", after_bytes=0, stall_seconds=40)
     for user in mirror_users(hanging, sim)[:5]:
         start_run(user)
     assert wait_for(lambda: _fired(sim, "drive_delta") >= 2, 30), "the backups did not start"
 
-    other = sim_service(world.org_b, running_sim)
+    other = sim_configuration(world.org_b, running_sim)
     _import(client, world.org_b, world.admin_b, other)
 
     # The stalled backups hold their worker 40 s: the import must not wait for them.
@@ -180,17 +180,17 @@ def test_an_import_completes_while_another_organizations_backups_hang(
 def test_one_organizations_hanging_imports_leave_a_worker_to_another(
     world, sim, m365sim, running_sim, celery_worker, client
 ):
-    from tests.factories import sim_service
+    from tests.factories import sim_configuration
 
     sim.set_fault("users", "stall", after_bytes=0, stall_seconds=40)
     sim.set_fault("users_delta", "stall", after_bytes=0, stall_seconds=40)
-    first = sim_service(world.org_a, m365sim, name="First")
-    second = sim_service(world.org_a, m365sim, name="Second")
+    first = sim_configuration(world.org_a, m365sim, name="First")
+    second = sim_configuration(world.org_a, m365sim, name="Second")
     _import(client, world.org_a, world.admin_a, first)
     _import(client, world.org_a, world.admin_a, second)
     assert wait_for(lambda: _fired(sim, "users") + _fired(sim, "users_delta") >= 1, 30)
 
-    other = sim_service(world.org_b, running_sim)
+    other = sim_configuration(world.org_b, running_sim)
     _import(client, world.org_b, world.admin_b, other)
 
     # The interactive worker has 2 threads; organization A's share is 1, so its second import

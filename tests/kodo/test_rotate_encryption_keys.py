@@ -3,20 +3,20 @@ from django.core.management import call_command
 
 from kodo import crypto
 from o365.models import Configuration
-from tests.factories import SECRET, make_service
+from tests.factories import SECRET, make_configuration
 
 
 def test_it_re_encrypts_every_secret_with_the_newest_key(world, settings):
     old = settings.KODO_ENCRYPTION_KEYS[0]
-    make_service(world.org_a)
+    make_configuration(world.org_a)
     new = Fernet.generate_key().decode()
     settings.KODO_ENCRYPTION_KEYS = [new, old]
 
     call_command("rotate_encryption_keys")
 
     settings.KODO_ENCRYPTION_KEYS = [new]  # the old key is gone
-    service = Configuration.objects.get()
-    assert crypto.decrypt_text(service.client_secret_encrypted) == SECRET
+    configuration = Configuration.objects.get()
+    assert crypto.decrypt_text(configuration.client_secret_encrypted) == SECRET
     assert "o365.Configuration" in crypto.ENCRYPTED_FIELDS
 
 

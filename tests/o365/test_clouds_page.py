@@ -5,7 +5,7 @@ import pytest
 from o365.connection import check_connection
 from o365.models import Cloud, CloudAccess, Configuration
 from organizations.models import AuditEvent
-from tests.factories import make_service
+from tests.factories import make_configuration
 
 NEW = "/server/clouds/new/"
 
@@ -93,7 +93,7 @@ def test_only_the_server_admin_sees_the_clouds_pages(admin_a_client, world):
 def test_a_cloud_in_use_is_not_deleted(server_admin_client, world):
     server_admin_client.post(NEW, _fields(organizations=[world.org_a.pk]))
     cloud = Cloud.objects.get(name="Sovereign")
-    make_service(world.org_a, cloud=cloud)
+    make_configuration(world.org_a, cloud=cloud)
     server_admin_client.post(f"/server/clouds/{cloud.code}/delete/")
     assert Cloud.objects.filter(pk=cloud.pk).exists()
     Configuration.objects.all().delete()
@@ -104,10 +104,10 @@ def test_a_cloud_in_use_is_not_deleted(server_admin_client, world):
 def test_a_configuration_on_a_cloud_no_longer_enabled_connects_nowhere(server_admin_client, world):
     server_admin_client.post(NEW, _fields(organizations=[world.org_a.pk]))
     cloud = Cloud.objects.get(name="Sovereign")
-    service = make_service(world.org_a, cloud=cloud)
+    configuration = make_configuration(world.org_a, cloud=cloud)
     server_admin_client.post(f"/server/clouds/{cloud.code}/", _fields(organizations=[]))
 
-    result = check_connection(service)
+    result = check_connection(configuration)
 
     assert not result.ok
     assert "no longer enabled for this organization" in result.summary

@@ -14,8 +14,8 @@ from tests.factories import (
     PFX_PASSWORD,
     SECRET,
     kodo_settings_json,
+    make_configuration,
     make_pfx,
-    make_service,
 )
 
 
@@ -42,9 +42,9 @@ def _fields(**values):
 def test_it_saves_a_configuration_typed_in(admin_a_client, world):
     response = admin_a_client.post(_url(world), _fields())
     assert response.status_code == 302
-    service = Configuration.objects.get(organization=world.org_a)
-    assert service.name == "Contoso" and service.has_client_secret
-    assert crypto.decrypt_text(service.client_secret_encrypted) == SECRET
+    configuration = Configuration.objects.get(organization=world.org_a)
+    assert configuration.name == "Contoso" and configuration.has_client_secret
+    assert crypto.decrypt_text(configuration.client_secret_encrypted) == SECRET
     assert AuditEvent.objects.filter(
         action="configuration_created", organization=world.org_a
     ).exists()
@@ -60,11 +60,11 @@ def test_it_fills_everything_from_kodo_settings_json(admin_a_client, world):
         },
     )
     assert response.status_code == 302, response.content.decode()[:3000]
-    service = Configuration.objects.get(organization=world.org_a)
-    assert service.name == "Kodo Backup"
-    assert service.has_certificate and service.has_client_secret
-    assert service.certificate_status() == "valid"
-    assert len(service.certificate_thumbprint) == 40
+    configuration = Configuration.objects.get(organization=world.org_a)
+    assert configuration.name == "Kodo Backup"
+    assert configuration.has_certificate and configuration.has_client_secret
+    assert configuration.certificate_status() == "valid"
+    assert len(configuration.certificate_thumbprint) == 40
 
 
 def test_the_m365sim_keys_of_the_json_are_read_but_define_no_endpoints(admin_a_client, world):
@@ -79,9 +79,9 @@ def test_the_m365sim_keys_of_the_json_are_read_but_define_no_endpoints(admin_a_c
         {"cloud": "global", "settings_file": _upload("KodoADSettings.json", settings_json)},
     )
     assert response.status_code == 302
-    service = Configuration.objects.get(organization=world.org_a)
-    assert service.cloud.key == "global"
-    assert service.cloud.endpoints().authority_host == "https://login.microsoftonline.com"
+    configuration = Configuration.objects.get(organization=world.org_a)
+    assert configuration.cloud.key == "global"
+    assert configuration.cloud.endpoints().authority_host == "https://login.microsoftonline.com"
 
 
 def test_it_accepts_a_pfx_file_upload_and_pasted_base64(admin_a_client, world):
@@ -199,67 +199,67 @@ def test_an_expiring_certificate_is_flagged(admin_a_client, world):
             certificate_password=PFX_PASSWORD, certificate_file=_upload("k.pfx", make_pfx(days=10))
         ),
     )
-    service = Configuration.objects.get()
-    assert service.certificate_status() == "expiring"
+    configuration = Configuration.objects.get()
+    assert configuration.certificate_status() == "expiring"
     page = admin_a_client.get(_url(world, "")).content.decode()
     assert "Expires within 30 days" in page
 
 
 def test_an_expired_certificate_is_flagged(world):
-    service = make_service(world.org_a)
-    service.certificate_pfx_encrypted = b"x"
-    service.certificate_not_after = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-    assert service.certificate_status() == "expired"
+    configuration = make_configuration(world.org_a)
+    configuration.certificate_pfx_encrypted = b"x"
+    configuration.certificate_not_after = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    assert configuration.certificate_status() == "expired"
 
 
 def test_names_are_unique_within_an_organization(admin_a_client, world):
-    make_service(world.org_a, name="Contoso")
-    make_service(world.org_b, name="Other")
+    make_configuration(world.org_a, name="Contoso")
+    make_configuration(world.org_b, name="Other")
     response = admin_a_client.post(_url(world), _fields(name="contoso"))
     assert "already exists" in response.content.decode()
     assert admin_a_client.post(_url(world), _fields(name="Other")).status_code == 302
 
 
 def test_editing_keeps_blank_secrets_and_never_shows_them(admin_a_client, world):
-    service = make_service(world.org_a)
-    page = admin_a_client.get(_url(world, f"{service.code}/")).content.decode()
+    configuration = make_configuration(world.org_a)
+    page = admin_a_client.get(_url(world, f"{configuration.code}/")).content.decode()
     assert SECRET not in page and "Leave blank to keep the stored value." in page
     response = admin_a_client.post(
-        _url(world, f"{service.code}/"),
+        _url(world, f"{configuration.code}/"),
         _fields(
             name="Renamed",
-            tenant_id=str(service.tenant_id),
-            client_id=str(service.client_id),
+            tenant_id=str(configuration.tenant_id),
+            client_id=str(configuration.client_id),
             client_secret="",
         ),
     )
     assert response.status_code == 302
-    service.refresh_from_db()
-    assert service.name == "Renamed"
-    assert crypto.decrypt_text(service.client_secret_encrypted) == SECRET
+    configuration.refresh_from_db()
+    assert configuration.name == "Renamed"
+    assert crypto.decrypt_text(configuration.client_secret_encrypted) == SECRET
 
 
 def test_editing_replaces_a_secret(admin_a_client, world):
-    service = make_service(world.org_a)
+    configuration = make_configuration(world.org_a)
     admin_a_client.post(
-        _url(world, f"{service.code}/"),
+        _url(world, f"{configuration.code}/"),
         _fields(
-            tenant_id=str(service.tenant_id),
-            client_id=str(service.client_id),
+            tenant_id=str(configuration.tenant_id),
+            client_id=str(configuration.client_id),
             client_secret="a-new-secret",
         ),
     )
-    service.refresh_from_db()
-    assert crypto.decrypt_text(service.client_secret_encrypted) == "a-new-secret"
+    configuration.refresh_from_db()
+    assert crypto.decrypt_text(configuration.client_secret_encrypted) == "a-new-secret"
     assert AuditEvent.objects.filter(
         action="configuration_updated", message__contains="new client secret"
     ).exists()
 
 
 def test_it_deletes_a_configuration(admin_a_client, world):
-    service = make_service(world.org_a)
-    assert admin_a_client.get(_url(world, f"{service.code}/delete/")).status_code == 405
-    response = admin_a_client.post(_url(world, f"{service.code}/delete/"))
+    configuration = make_configuration(world.org_a)
+    assert admin_a_client.get(_url(world, f"{configuration.code}/delete/")).status_code == 405
+    response = admin_a_client.post(_url(world, f"{configuration.code}/delete/"))
     assert response.status_code == 302 and not Configuration.objects.exists()
     assert AuditEvent.objects.filter(action="configuration_deleted").exists()
 
@@ -369,65 +369,67 @@ def test_the_json_cannot_name_a_cloud_not_enabled_for_the_organization(admin_a_c
 # ----- a stored secret never follows a changed cloud, tenant or app ------------------------
 
 
-def _with_certificate(service):
+def _with_certificate(configuration):
     from o365.validators import load_certificate
 
-    service.set_certificate(load_certificate(make_pfx(), PFX_PASSWORD), PFX_PASSWORD)
-    service.save()
-    return service
+    configuration.set_certificate(load_certificate(make_pfx(), PFX_PASSWORD), PFX_PASSWORD)
+    configuration.save()
+    return configuration
 
 
 @pytest.mark.parametrize("change", ["tenant_id", "client_id", "cloud"])
 def test_changing_the_cloud_tenant_or_app_requires_the_secret_again(admin_a_client, world, change):
     _custom_cloud("Alpha cloud", world.org_a)
-    service = _with_certificate(make_service(world.org_a))
+    configuration = _with_certificate(make_configuration(world.org_a))
     values = {
-        "tenant_id": str(service.tenant_id),
-        "client_id": str(service.client_id),
+        "tenant_id": str(configuration.tenant_id),
+        "client_id": str(configuration.client_id),
         "cloud": "global",
         "client_secret": "",
     }
     values[change] = "alpha-cloud" if change == "cloud" else str(uuid.uuid4())
 
-    response = admin_a_client.post(_url(world, f"{service.code}/"), _fields(**values))
+    response = admin_a_client.post(_url(world, f"{configuration.code}/"), _fields(**values))
 
     assert response.status_code == 200
     assert "enter the Client Secret (or give the Private Certificate" in response.content.decode()
-    service.refresh_from_db()
-    assert service.cloud.key == "global" and service.has_client_secret
+    configuration.refresh_from_db()
+    assert configuration.cloud.key == "global" and configuration.has_client_secret
 
 
 def test_changing_the_tenant_id_keeps_no_stored_secret_or_certificate(admin_a_client, world):
-    service = _with_certificate(make_service(world.org_a))
+    configuration = _with_certificate(make_configuration(world.org_a))
     new_tenant = uuid.uuid4()
 
     response = admin_a_client.post(
-        _url(world, f"{service.code}/"),
+        _url(world, f"{configuration.code}/"),
         _fields(
-            tenant_id=str(new_tenant), client_id=str(service.client_id), client_secret="new-secret"
+            tenant_id=str(new_tenant),
+            client_id=str(configuration.client_id),
+            client_secret="new-secret",
         ),
     )
 
     assert response.status_code == 302
-    service.refresh_from_db()
-    assert service.tenant_id == new_tenant
-    assert crypto.decrypt_text(service.client_secret_encrypted) == "new-secret"
-    assert not service.has_certificate and service.certificate_password_encrypted == b""
+    configuration.refresh_from_db()
+    assert configuration.tenant_id == new_tenant
+    assert crypto.decrypt_text(configuration.client_secret_encrypted) == "new-secret"
+    assert not configuration.has_certificate and configuration.certificate_password_encrypted == b""
 
 
 def test_a_new_certificate_password_alone_does_not_carry_the_stored_pfx_to_another_tenant(
     admin_a_client, world
 ):
-    service = _with_certificate(make_service(world.org_a))
+    configuration = _with_certificate(make_configuration(world.org_a))
     response = admin_a_client.post(
-        _url(world, f"{service.code}/"),
+        _url(world, f"{configuration.code}/"),
         _fields(
             tenant_id=str(uuid.uuid4()),
-            client_id=str(service.client_id),
+            client_id=str(configuration.client_id),
             client_secret="",
             certificate_password=PFX_PASSWORD,
         ),
     )
     assert response.status_code == 200
-    service.refresh_from_db()
-    assert service.has_certificate  # nothing saved
+    configuration.refresh_from_db()
+    assert configuration.has_certificate  # nothing saved

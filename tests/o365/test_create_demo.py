@@ -42,11 +42,11 @@ def test_a_hand_typed_demo_configuration_works_with_no_extra_fields(db, client, 
     )
 
     assert response.status_code == 302
-    service = Configuration.objects.get(organization=org)
-    assert service.cloud.name == "m365sim"
-    client.post(base + f"{service.code}/test/")
-    service.refresh_from_db()
-    assert service.last_test_ok, service.last_test_message
+    configuration = Configuration.objects.get(organization=org)
+    assert configuration.cloud.name == "m365sim"
+    client.post(base + f"{configuration.code}/test/")
+    configuration.refresh_from_db()
+    assert configuration.last_test_ok, configuration.last_test_message
 
 
 def test_the_simulator_cloud_is_private_enabled_and_default_for_the_demo_only(db, m365sim):

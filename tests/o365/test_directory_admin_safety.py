@@ -10,7 +10,7 @@ from o365 import actions, tasks
 from o365.directory import ADMINISTRATOR
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import Membership
-from tests.factories import make_account, sim_service
+from tests.factories import make_account, sim_configuration
 
 User = get_user_model()
 
@@ -26,8 +26,8 @@ def tenant(tmp_path):
         yield running
 
 
-def run(service, kind="import", **options):
-    job = DirectoryJob.objects.create(service=service, kind=kind, options=options)
+def run(configuration, kind="import", **options):
+    job = DirectoryJob.objects.create(configuration=configuration, kind=kind, options=options)
     actions.do_run_directory_job(job.pk)
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
@@ -56,27 +56,27 @@ def reasons(job, email):
     return [d["reason"] for d in job.conflict_details if d["email"] == email.lower()]
 
 
-def linked_pairs(service):
+def linked_pairs(configuration):
     """(graph id, account) of each linked, enabled and licensed Microsoft 365 user."""
     rows = DirectoryUser.objects.filter(
-        service=service, account__isnull=False, account_enabled=True
+        configuration=configuration, account__isnull=False, account_enabled=True
     ).select_related("account")
     return [(row.graph_id, row.account) for row in rows.order_by("pk")]
 
 
 def test_a_mail_set_to_the_org_admins_email_never_disables_or_renames_the_admin(tenant, world):
-    service = sim_service(world.org_a, tenant)
-    run(service)
+    configuration = sim_configuration(world.org_a, tenant)
+    run(configuration)
     admin_before = state(world.admin_a)
     eve = add_sim_user(tenant, "eve", mail="admin@alpha.example", account_enabled=False)
 
-    job = run(service, kind="sync")
+    job = run(configuration, kind="sync")
     assert state(world.admin_a) == admin_before  # still enabled, same login
     assert reasons(job, "admin@alpha.example") == [ADMINISTRATOR]
-    assert DirectoryUser.objects.get(service=service, graph_id=eve).account is None
+    assert DirectoryUser.objects.get(configuration=configuration, graph_id=eve).account is None
 
     tenant.sim.update_user(eve, mail="eve@evil.example", account_enabled=True)
-    run(service, kind="sync")
+    run(configuration, kind="sync")
     assert state(world.admin_a) == admin_before
     assert not User.objects.filter(username="eve@evil.example").exists()
     assert not DirectoryUser.objects.filter(account=world.admin_a).exists()
@@ -91,9 +91,9 @@ def test_import_reports_an_administrators_email_as_a_conflict(tenant, world, who
         )
     before = state(administrator)
     add_sim_user(tenant, "eve", mail=administrator.email.upper())
-    service = sim_service(world.org_a, tenant)
+    configuration = sim_configuration(world.org_a, tenant)
 
-    job = run(service)
+    job = run(configuration)
     assert reasons(job, administrator.email) == [ADMINISTRATOR]
     assert state(administrator) == before
     assert not DirectoryUser.objects.filter(account=administrator).exists()
@@ -105,73 +105,79 @@ def test_a_user_of_another_organization_is_never_linked_even_if_also_a_user_here
     Membership.objects.create(user=shared, organization=world.org_a, role=Membership.Role.USER)
     before = state(shared)
     add_sim_user(tenant, "pat", mail="pat@beta.example", account_enabled=True)
-    service = sim_service(world.org_a, tenant)
+    configuration = sim_configuration(world.org_a, tenant)
 
-    job = run(service)
+    job = run(configuration)
     assert "another organization" in reasons(job, "pat@beta.example")[0]
     assert state(shared) == before
     assert not DirectoryUser.objects.filter(account=shared).exists()
 
 
 def test_a_mail_moved_to_a_linked_accounts_email_never_moves_the_link_or_merges(tenant, world):
-    service = sim_service(world.org_a, tenant)
-    run(service)
-    (first_id, first), (second_id, second) = linked_pairs(service)[:2]
+    configuration = sim_configuration(world.org_a, tenant)
+    run(configuration)
+    (first_id, first), (second_id, second) = linked_pairs(configuration)[:2]
     first_before, second_before = state(first), state(second)
     skipped = add_sim_user(tenant, "sam", account_enabled=False)  # not imported: disabled
-    run(service)
+    run(configuration)
     tenant.sim.update_user(skipped, mail=first.email)
     tenant.sim.update_user(second_id, mail=first.email.upper())
 
-    job = run(service, kind="sync")
+    job = run(configuration, kind="sync")
     assert "already linked" in reasons(job, first.email)[0]
     assert "another Kodo account has that email" in reasons(job, first.email)[1]
-    assert DirectoryUser.objects.get(service=service, graph_id=skipped).account is None
-    assert DirectoryUser.objects.get(service=service, graph_id=first_id).account == first
-    assert DirectoryUser.objects.get(service=service, graph_id=second_id).account == second
+    assert DirectoryUser.objects.get(configuration=configuration, graph_id=skipped).account is None
+    assert (
+        DirectoryUser.objects.get(configuration=configuration, graph_id=first_id).account == first
+    )
+    assert (
+        DirectoryUser.objects.get(configuration=configuration, graph_id=second_id).account == second
+    )
     assert state(first) == first_before and state(second) == second_before
 
 
 def test_a_mail_changed_to_a_free_address_renames_only_the_linked_user(tenant, world):
-    service = sim_service(world.org_a, tenant)
-    run(service)
-    graph_id, account = linked_pairs(service)[0]
+    configuration = sim_configuration(world.org_a, tenant)
+    run(configuration)
+    graph_id, account = linked_pairs(configuration)[0]
     tenant.sim.update_user(graph_id, mail="New.Address@alpha.example")
 
-    job = run(service, kind="sync")
+    job = run(configuration, kind="sync")
     assert not job.conflict_details
-    assert DirectoryUser.objects.get(service=service, graph_id=graph_id).account == account
+    assert (
+        DirectoryUser.objects.get(configuration=configuration, graph_id=graph_id).account == account
+    )
     account.refresh_from_db()
     assert (account.username, account.email) == ("new.address@alpha.example",) * 2
 
 
 def test_a_mail_that_another_account_has_in_another_case_is_a_conflict(tenant, world):
     other = make_account("Casey@Alpha.example", world.org_a, role=Membership.Role.USER)
-    service = sim_service(world.org_a, tenant)
-    run(service)
-    graph_id, account = linked_pairs(service)[0]
+    configuration = sim_configuration(world.org_a, tenant)
+    run(configuration)
+    graph_id, account = linked_pairs(configuration)[0]
     before = state(account)
     tenant.sim.update_user(graph_id, mail="casey@alpha.example")
 
-    job = run(service, kind="sync")
+    job = run(configuration, kind="sync")
     assert "another Kodo account has that email" in reasons(job, "casey@alpha.example")[0]
     assert state(account) == before
     assert User.objects.filter(email__iexact="casey@alpha.example").get() == other
 
 
 def test_a_linked_account_made_an_administrator_is_unlinked_and_never_changed(tenant, world):
-    service = sim_service(world.org_a, tenant)
-    run(service)
-    graph_id, account = linked_pairs(service)[0]
+    configuration = sim_configuration(world.org_a, tenant)
+    run(configuration)
+    graph_id, account = linked_pairs(configuration)[0]
     Membership.objects.filter(user=account).update(role=Membership.Role.ADMIN)
     before = state(account)
     tenant.sim.update_user(
         graph_id, display_name="Changed Name", account_enabled=False, mail="elsewhere@evil.example"
     )
 
-    job = run(service, kind="sync")
+    job = run(configuration, kind="sync")
     assert state(account) == before
-    assert DirectoryUser.objects.get(service=service, graph_id=graph_id).account is None
+    assert DirectoryUser.objects.get(configuration=configuration, graph_id=graph_id).account is None
     assert "is an administrator: it was unlinked" in reasons(job, "elsewhere@evil.example")[0]
 
 
@@ -189,10 +195,12 @@ BAD_ADDRESSES = [
 @pytest.mark.parametrize("address", BAD_ADDRESSES)
 def test_an_address_that_is_not_a_valid_email_is_skipped_with_a_reason(tenant, world, address):
     add_sim_user(tenant, "odd", mail=address)
-    service = sim_service(world.org_a, tenant)
+    configuration = sim_configuration(world.org_a, tenant)
 
-    job = run(service)
-    row = DirectoryUser.objects.get(service=service, user_principal_name__startswith="odd@")
+    job = run(configuration)
+    row = DirectoryUser.objects.get(
+        configuration=configuration, user_principal_name__startswith="odd@"
+    )
     assert row.account is None
     assert len(row.mail) <= DirectoryUser._meta.get_field("mail").max_length
     assert "\x00" not in row.mail
@@ -203,13 +211,13 @@ def test_an_address_that_is_not_a_valid_email_is_skipped_with_a_reason(tenant, w
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES)
 def test_a_linked_users_mail_changed_to_an_invalid_address_keeps_the_login(tenant, world, address):
-    service = sim_service(world.org_a, tenant)
-    run(service)
-    graph_id, account = linked_pairs(service)[0]
+    configuration = sim_configuration(world.org_a, tenant)
+    run(configuration)
+    graph_id, account = linked_pairs(configuration)[0]
     login = account.username
     tenant.sim.update_user(graph_id, mail=address)
 
-    job = run(service, kind="sync")
+    job = run(configuration, kind="sync")
     account.refresh_from_db()
     assert (account.username, account.email) == (login, login)
     assert any(d.get("skipped") and login in d["reason"] for d in job.conflict_details)
@@ -217,22 +225,24 @@ def test_a_linked_users_mail_changed_to_an_invalid_address_keeps_the_login(tenan
 
 def test_a_display_name_with_a_nul_is_stored_without_it(tenant, world):
     add_sim_user(tenant, "nul", display_name="Nul\x00Name")
-    service = sim_service(world.org_a, tenant)
-    run(service)
-    row = DirectoryUser.objects.get(service=service, user_principal_name__startswith="nul@")
+    configuration = sim_configuration(world.org_a, tenant)
+    run(configuration)
+    row = DirectoryUser.objects.get(
+        configuration=configuration, user_principal_name__startswith="nul@"
+    )
     assert row.display_name == "Nul\ufffdName" and "\x00" not in row.account.first_name
 
 
 def test_automatic_synchronization_leaves_administrators_alone(tenant, world):
-    service = sim_service(world.org_a, tenant)
-    service.auto_sync_enabled = True
-    service.save(update_fields=["auto_sync_enabled"])
-    run(service)
+    configuration = sim_configuration(world.org_a, tenant)
+    configuration.auto_sync_enabled = True
+    configuration.save(update_fields=["auto_sync_enabled"])
+    run(configuration)
     before = state(world.admin_a)
     add_sim_user(tenant, "eve", mail="admin@alpha.example", account_enabled=False)
 
-    tasks.auto_synchronize(service.pk)
-    job = DirectoryJob.objects.get(service=service, trigger="schedule")
+    tasks.auto_synchronize(configuration.pk)
+    job = DirectoryJob.objects.get(configuration=configuration, trigger="schedule")
     actions.do_run_directory_job(job.pk)
     job.refresh_from_db()
     assert job.kind == "sync" and reasons(job, "admin@alpha.example") == [ADMINISTRATOR]
@@ -241,11 +251,11 @@ def test_automatic_synchronization_leaves_administrators_alone(tenant, world):
 
 def test_the_job_summary_shows_the_conflict_reason(tenant, world, admin_a_client):
     add_sim_user(tenant, "eve", mail="admin@alpha.example")
-    service = sim_service(world.org_a, tenant)
-    job = run(service)
+    configuration = sim_configuration(world.org_a, tenant)
+    job = run(configuration)
 
     page = admin_a_client.get(
-        f"/o/{world.org_a.code}/services/office365/users/{service.code}/jobs/{job.code}/"
+        f"/o/{world.org_a.code}/services/office365/users/{configuration.code}/jobs/{job.code}/"
     )
     assert page.status_code == 200
     assert (

@@ -2,19 +2,19 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from o365.models import DirectoryJob, DirectoryUser
-from tests.factories import sim_service
+from tests.factories import sim_configuration
 
 
 @pytest.mark.django_db(transaction=True)
 def test_import_and_sync_users_commands_show_progress(world, m365sim, capsys):
-    service = sim_service(world.org_a, m365sim)
+    configuration = sim_configuration(world.org_a, m365sim)
     call_command("import_users", "--organization", "alpha university", "--include-unlicensed")
     out = capsys.readouterr().out
     assert "Kodo Backup: succeeded" in out and "created" in out
     # Not a terminal: the final counts once, on their own line, no redrawing.
     counts = [line for line in out.splitlines() if " pages " in line]
     assert len(counts) == 1 and "\r" not in out and counts[0].startswith("Kodo Backup: Succeeded")
-    assert DirectoryUser.objects.filter(service=service, account__isnull=False).exists()
+    assert DirectoryUser.objects.filter(configuration=configuration, account__isnull=False).exists()
 
     call_command(
         "sync_users", "--organization", str(world.org_a.code), "--configuration", "kodo backup"

@@ -17,7 +17,7 @@ from o365.models import DirectoryJob
 from o365.tasks import run_directory_job
 from tests.backups.test_recovery import _start_worker, _stop
 from tests.conftest import _database_url_for_workers
-from tests.factories import make_service, sim_service
+from tests.factories import make_configuration, sim_configuration
 from tests.polling import wait_for
 from tests.private_broker import private_broker
 
@@ -33,7 +33,7 @@ def sent(monkeypatch):
 
 
 def _job(
-    service,
+    configuration,
     *,
     status=DirectoryJob.Status.QUEUED,
     ago=0,
@@ -43,7 +43,7 @@ def _job(
     **fields,
 ):
     now = timezone.now()
-    job = DirectoryJob.objects.create(service=service, kind=DirectoryJob.Kind.IMPORT)
+    job = DirectoryJob.objects.create(configuration=configuration, kind=DirectoryJob.Kind.IMPORT)
     DirectoryJob.objects.filter(pk=job.pk).update(
         status=status,
         attempts=attempts,
@@ -63,7 +63,7 @@ def test_a_directory_job_whose_worker_went_silent_is_sent_again(world, sent):
     from backups.actions import do_recover_jobs
 
     lost = _job(
-        make_service(world.org_a, name="Lost"),
+        make_configuration(world.org_a, name="Lost"),
         status=DirectoryJob.Status.RUNNING,
         ago=900,
         heartbeat_ago=300,
@@ -71,7 +71,7 @@ def test_a_directory_job_whose_worker_went_silent_is_sent_again(world, sent):
         attempts=1,
     )
     alive = _job(
-        make_service(world.org_a, name="Alive"),
+        make_configuration(world.org_a, name="Alive"),
         status=DirectoryJob.Status.RUNNING,
         ago=900,
         heartbeat_ago=5,
@@ -89,8 +89,8 @@ def test_a_directory_job_whose_worker_went_silent_is_sent_again(world, sent):
 def test_a_directory_job_never_sent_is_sent(world, sent, settings):
     from backups.actions import do_recover_jobs
 
-    never_sent = _job(make_service(world.org_a, name="A"), ago=120)
-    waiting = _job(make_service(world.org_a, name="B"), ago=120, sent_ago=60)
+    never_sent = _job(make_configuration(world.org_a, name="A"), ago=120)
+    waiting = _job(make_configuration(world.org_a, name="B"), ago=120, sent_ago=60)
 
     assert do_recover_jobs().sent == 1
 
@@ -105,8 +105,10 @@ def test_a_directory_job_that_keeps_losing_its_worker_fails_with_the_reason(worl
     from backups.actions import do_recover_jobs
 
     settings.KODO_JOB_MAX_ATTEMPTS = 3
-    service = make_service(world.org_a)
-    job = _job(service, status=DirectoryJob.Status.RUNNING, ago=3600, heartbeat_ago=600, attempts=3)
+    configuration = make_configuration(world.org_a)
+    job = _job(
+        configuration, status=DirectoryJob.Status.RUNNING, ago=3600, heartbeat_ago=600, attempts=3
+    )
 
     assert do_recover_jobs().failed == 1
 
@@ -115,14 +117,14 @@ def test_a_directory_job_that_keeps_losing_its_worker_fails_with_the_reason(worl
     assert "stopped 3 times" in job.error and job.finished_at is not None
     # The configuration is free for a new import.
     assert actions.do_start_directory_job(
-        service=service, kind=DirectoryJob.Kind.IMPORT, enqueue=False
+        configuration=configuration, kind=DirectoryJob.Kind.IMPORT, enqueue=False
     )[1]
 
 
 def test_a_silent_directory_job_is_taken_over_after_the_job_staleness_setting(world, settings):
     settings.KODO_JOB_STALE_SECONDS = 120
     job = _job(
-        make_service(world.org_a),
+        make_configuration(world.org_a),
         status=DirectoryJob.Status.RUNNING,
         ago=600,
         heartbeat_ago=300,
@@ -142,7 +144,7 @@ def test_a_silent_directory_job_is_taken_over_after_the_job_staleness_setting(wo
 
 
 def test_the_worker_that_lost_its_directory_job_stops_writing(world, settings):
-    job = _job(make_service(world.org_a))
+    job = _job(make_configuration(world.org_a))
     mine = actions.claim_directory_job(job.pk)
     DirectoryJob.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - dt.timedelta(hours=1)
@@ -161,8 +163,10 @@ def test_the_worker_that_lost_its_directory_job_stops_writing(world, settings):
 
 
 def test_a_silent_directory_job_says_its_worker_was_lost(world, admin_a_client):
-    service = make_service(world.org_a)
-    job = _job(service, status=DirectoryJob.Status.RUNNING, ago=900, heartbeat_ago=900, attempts=1)
+    configuration = make_configuration(world.org_a)
+    job = _job(
+        configuration, status=DirectoryJob.Status.RUNNING, ago=900, heartbeat_ago=900, attempts=1
+    )
 
     page = admin_a_client.get(f"/o/{world.org_a.code}/tasks/").content.decode()
 
@@ -173,14 +177,14 @@ def test_a_silent_directory_job_says_its_worker_was_lost(world, admin_a_client):
 def test_starting_an_import_while_a_silent_one_is_active_sends_it_again(
     world, sent, django_capture_on_commit_callbacks
 ):
-    service = make_service(world.org_a)
+    configuration = make_configuration(world.org_a)
     silent = _job(
-        service, status=DirectoryJob.Status.RUNNING, ago=900, heartbeat_ago=900, attempts=1
+        configuration, status=DirectoryJob.Status.RUNNING, ago=900, heartbeat_ago=900, attempts=1
     )
 
     with django_capture_on_commit_callbacks(execute=True):
         job, created = actions.do_start_directory_job(
-            service=service, kind=DirectoryJob.Kind.IMPORT
+            configuration=configuration, kind=DirectoryJob.Kind.IMPORT
         )
 
     assert (job, created) == (silent, False) and sent == [silent.pk]
@@ -192,7 +196,7 @@ def test_starting_an_import_while_a_silent_one_is_active_sends_it_again(
 @pytest.mark.django_db(transaction=True)
 def test_an_import_of_a_sigkilled_worker_completes_by_itself(world, m365sim, tmp_path):
     sim = m365sim.sim
-    service = sim_service(world.org_a, m365sim)
+    configuration = sim_configuration(world.org_a, m365sim)
     users_in_tenant = len(sim.list_users())
     # Small pages, each stalled a little: the import lasts long enough to be killed.
     sim.configure(users_delta_page_size=2)
@@ -210,7 +214,7 @@ def test_an_import_of_a_sigkilled_worker_completes_by_itself(world, m365sim, tmp
     worker = _start_worker(env)
     try:
         job, _ = actions.do_start_directory_job(
-            service=service,
+            configuration=configuration,
             kind=DirectoryJob.Kind.IMPORT,
             requested_by=world.admin_a,
             enqueue=False,
@@ -246,7 +250,7 @@ def test_an_import_of_a_sigkilled_worker_completes_by_itself(world, m365sim, tmp
     assert job.attempts == 2
     # Counters stay true across the takeover: every user read once, every account counted once.
     assert job.users_seen == users_in_tenant
-    accounts = get_user_model().objects.filter(directory_users__service=service).count()
+    accounts = get_user_model().objects.filter(directory_users__configuration=configuration).count()
     assert job.created + job.linked == accounts > 0
-    service.refresh_from_db()
-    assert service.users_synced_at is not None
+    configuration.refresh_from_db()
+    assert configuration.users_synced_at is not None

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from o365.graph import GraphUnavailable
-from tests.factories import sim_service
+from tests.factories import sim_configuration
 from tests.o365.test_test_connection import point_at, silent_host  # noqa: F401 (fixture)
 
 
@@ -40,8 +40,8 @@ def test_a_token_request_to_a_silent_host_gives_up_after_the_timeouts(
     silent_host,  # noqa: F811 (the fixture, imported above)
     short_timeouts,
 ):
-    service = point_at(sim_service(world.org_a, m365sim), silent_host)
-    client = service.graph_client(max_retries=0)
+    configuration = point_at(sim_configuration(world.org_a, m365sim), silent_host)
+    client = configuration.graph_client(max_retries=0)
 
     error = within(8, client.token)  # the built-in timeouts alone would take 10 s
 
@@ -52,8 +52,8 @@ def test_a_token_request_to_a_silent_host_gives_up_after_the_timeouts(
 def test_a_graph_read_that_stalls_gives_up_after_the_read_timeout(
     world, m365sim, sim, short_timeouts
 ):
-    service = sim_service(world.org_a, m365sim)
-    client = service.graph_client(max_retries=0)
+    configuration = sim_configuration(world.org_a, m365sim)
+    client = configuration.graph_client(max_retries=0)
     user = sim.list_users()[0]
     client.token()
     sim.set_fault("drive", "stall", after_bytes=5, stall_seconds=20)

@@ -1,17 +1,17 @@
 from organizations.models import Membership
-from tests.factories import make_account, make_service
+from tests.factories import make_account, make_configuration
 
 
 def _people(world, count):
     from o365.models import DirectoryUser
 
-    service = make_service(world.org_a)
+    configuration = make_configuration(world.org_a)
     for i in range(count):
         account = make_account(
             f"p{i}@alpha.example", world.org_a, role=Membership.Role.USER, first_name=f"Person{i}"
         )
         DirectoryUser.objects.create(
-            service=service,
+            configuration=configuration,
             graph_id=f"g{i}",
             account=account,
             user_principal_name=account.username,
@@ -39,11 +39,14 @@ def test_queries_do_not_grow_with_users(admin_a_client, world, django_assert_max
     _people_more = 60
     from o365.models import Configuration, DirectoryUser
 
-    service = Configuration.objects.get()
+    configuration = Configuration.objects.get()
     for i in range(_people_more):
         account = make_account(f"q{i}@alpha.example", world.org_a, role=Membership.Role.USER)
         DirectoryUser.objects.create(
-            service=service, graph_id=f"q{i}", account=account, user_principal_name=account.username
+            configuration=configuration,
+            graph_id=f"q{i}",
+            account=account,
+            user_principal_name=account.username,
         )
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = admin_a_client.get(url, {"page": 2})

@@ -444,19 +444,19 @@ def upload(client, world, values: dict | None = None, raw: bytes | None = None):
 def test_the_portal_accepts_the_scripts_file(admin_a_client, world):
     response = upload(admin_a_client, world, raw=FIXTURE.read_bytes())
     assert response.status_code == 302, response.content.decode()[:2000]
-    service = Configuration.objects.get()
+    configuration = Configuration.objects.get()
     values = json.loads(FIXTURE.read_text(encoding="utf-8-sig"))
-    assert str(service.tenant_id) == values["TenantId"]
-    assert service.certificate_thumbprint == values["CertificateThumbprint"]
-    assert service.has_client_secret and service.has_certificate
+    assert str(configuration.tenant_id) == values["TenantId"]
+    assert configuration.certificate_thumbprint == values["CertificateThumbprint"]
+    assert configuration.has_client_secret and configuration.has_certificate
 
 
 def test_the_portal_accepts_the_file_written_before_the_secret_exists(admin_a_client, world):
     values = {**json.loads(FIXTURE.read_text(encoding="utf-8-sig")), "ClientSecret": ""}
     response = upload(admin_a_client, world, values)
     assert response.status_code == 302, response.content.decode()[:2000]
-    service = Configuration.objects.get()
-    assert service.has_certificate and not service.has_client_secret
+    configuration = Configuration.objects.get()
+    assert configuration.has_certificate and not configuration.has_client_secret
 
 
 @pytest.mark.parametrize(

@@ -5,41 +5,43 @@ import pytest
 
 from o365.models import Configuration
 from organizations.models import AuditEvent
-from tests.factories import sim_service
+from tests.factories import sim_configuration
 
 
-def _test(client, world, service):
-    url = f"/o/{world.org_a.code}/services/office365/configuration/{service.code}/test/"
+def _test(client, world, configuration):
+    url = f"/o/{world.org_a.code}/services/office365/configuration/{configuration.code}/test/"
     return client.post(url, follow=True)
 
 
 @pytest.mark.parametrize("certificate", [False, True])
 def test_test_connection_succeeds_against_m365sim(admin_a_client, world, m365sim, certificate):
-    service = sim_service(world.org_a, m365sim, certificate=certificate)
-    page = _test(admin_a_client, world, service).content.decode()
+    configuration = sim_configuration(world.org_a, m365sim, certificate=certificate)
+    page = _test(admin_a_client, world, configuration).content.decode()
     assert "Connection OK" in page
-    service.refresh_from_db()
-    assert service.last_test_ok is True and service.last_test_at is not None
-    assert "Files.Read.All" in service.last_test_roles
+    configuration.refresh_from_db()
+    assert configuration.last_test_ok is True and configuration.last_test_at is not None
+    assert "Files.Read.All" in configuration.last_test_roles
     assert AuditEvent.objects.filter(
         action="configuration_tested", message__endswith="success."
     ).exists()
 
 
 def test_test_connection_names_a_missing_permission(admin_a_client, world, m365sim):
-    service = sim_service(world.org_a, m365sim, app_name="Kodo Backup (no files)")
-    page = _test(admin_a_client, world, service).content.decode()
+    configuration = sim_configuration(world.org_a, m365sim, app_name="Kodo Backup (no files)")
+    page = _test(admin_a_client, world, configuration).content.decode()
     assert "lacks these permissions: Files.Read.All" in page
     assert "Grant admin consent" in page
-    service.refresh_from_db()
-    assert service.last_test_ok is False and service.last_test_missing == ["Files.Read.All"]
+    configuration.refresh_from_db()
+    assert configuration.last_test_ok is False and configuration.last_test_missing == [
+        "Files.Read.All"
+    ]
 
 
 def test_a_wrong_secret_is_reported_without_showing_it(admin_a_client, world, m365sim):
-    service = sim_service(world.org_a, m365sim)
-    service.set_client_secret("wrong-secret-value-123")
-    service.save()
-    page = _test(admin_a_client, world, service).content.decode()
+    configuration = sim_configuration(world.org_a, m365sim)
+    configuration.set_client_secret("wrong-secret-value-123")
+    configuration.save()
+    page = _test(admin_a_client, world, configuration).content.decode()
     assert "could not sign in" in page and "AADSTS7000215" in page
     assert "wrong-secret-value-123" not in page
 
@@ -50,15 +52,15 @@ def test_secrets_never_reach_the_database_pages_or_logs(admin_a_client, world, m
     caplog.set_level(logging.DEBUG)
     tenant = m365sim.info["tenants"][0]
     app = tenant["apps"][0]
-    service = sim_service(world.org_a, m365sim, certificate=True)
-    service.set_client_secret(app["client_secret"])
-    service.save()
+    configuration = sim_configuration(world.org_a, m365sim, certificate=True)
+    configuration.set_client_secret(app["client_secret"])
+    configuration.save()
     secrets = [app["client_secret"], app["pfx_password"]]
 
     pages = [
-        _test(admin_a_client, world, service).content.decode(),
+        _test(admin_a_client, world, configuration).content.decode(),
         admin_a_client.get(
-            f"/o/{world.org_a.code}/services/office365/configuration/{service.code}/"
+            f"/o/{world.org_a.code}/services/office365/configuration/{configuration.code}/"
         ).content.decode(),
     ]
     with connection.cursor() as cursor:
@@ -111,7 +113,7 @@ class SilentHost(str):
     accepted: list
 
 
-def point_at(service, host):
+def point_at(configuration, host):
     """The configuration, moved to a custom cloud (private network allowed) on `host`."""
     from urllib.parse import urlsplit
 
@@ -123,28 +125,28 @@ def point_at(service, host):
         name=f"Silent {port}",
         authority_host=host,
         graph_base_url=f"{host}/v1.0",
-        ca_certificate_pem=service.cloud.ca_certificate_pem,
+        ca_certificate_pem=configuration.cloud.ca_certificate_pem,
         private_network_allowed=True,
     )
-    CloudAccess.objects.create(cloud=cloud, organization=service.organization)
-    service.cloud = cloud
-    service.save()
-    return service
+    CloudAccess.objects.create(cloud=cloud, organization=configuration.organization)
+    configuration.cloud = cloud
+    configuration.save()
+    return configuration
 
 
 def test_a_host_that_never_answers_gets_a_clear_message_within_the_budget(
     admin_a_client, world, m365sim, silent_host, settings
 ):
     settings.KODO_TEST_CONNECTION_SECONDS = 2
-    service = point_at(sim_service(world.org_a, m365sim), silent_host)
+    configuration = point_at(sim_configuration(world.org_a, m365sim), silent_host)
 
     started = time.monotonic()
-    response = _test(admin_a_client, world, service)
+    response = _test(admin_a_client, world, configuration)
     elapsed = time.monotonic() - started
 
     assert response.status_code == 200
     assert "no answer within 2 seconds" in response.content.decode()
     assert elapsed < 2 + 5  # a deadline, not a timing: the client alone would wait 3 x 10 s
     assert silent_host.accepted  # it was really asked
-    service.refresh_from_db()
-    assert service.last_test_ok is False
+    configuration.refresh_from_db()
+    assert configuration.last_test_ok is False

@@ -9,16 +9,16 @@ from schedules import actions
 from schedules.actions import do_fire_schedule
 from schedules.models import ScheduleFiring
 from schedules.tasks import fire_schedule
-from tests.factories import make_schedule, make_service, mirror
+from tests.factories import make_configuration, make_schedule, mirror
 
 
 def test_a_firing_starts_one_run_per_user_on_commit(world, django_capture_on_commit_callbacks):
-    service = make_service(world.org_a)
-    users = mirror(service, 3)
-    mirror(service, 1, prefix="gone")[0].__class__.objects.filter(graph_id="gone-0").update(
+    configuration = make_configuration(world.org_a)
+    users = mirror(configuration, 3)
+    mirror(configuration, 1, prefix="gone")[0].__class__.objects.filter(graph_id="gone-0").update(
         removed_at=timezone.now()
     )
-    schedule = make_schedule(world.org_a, service)
+    schedule = make_schedule(world.org_a, configuration)
     with django_capture_on_commit_callbacks() as callbacks:
         fire_schedule(schedule.pk)
     runs = BackupRun.objects.all()
@@ -28,9 +28,9 @@ def test_a_firing_starts_one_run_per_user_on_commit(world, django_capture_on_com
 
 
 def test_a_user_still_running_is_skipped_and_recorded_never_doubled(world):
-    service = make_service(world.org_a)
-    users = mirror(service, 2)
-    schedule = make_schedule(world.org_a, service)
+    configuration = make_configuration(world.org_a)
+    users = mirror(configuration, 2)
+    schedule = make_schedule(world.org_a, configuration)
     do_fire_schedule(schedule)
     BackupRun.objects.filter(directory_user=users[0]).update(status="running")
     BackupRun.objects.filter(directory_user=users[1]).update(status="succeeded", active_user=None)
@@ -46,18 +46,18 @@ def test_a_user_still_running_is_skipped_and_recorded_never_doubled(world):
 
 
 def test_a_disabled_or_deleted_schedule_does_nothing(world):
-    service = make_service(world.org_a)
-    mirror(service, 2)
-    schedule = make_schedule(world.org_a, service, enabled=False)
+    configuration = make_configuration(world.org_a)
+    mirror(configuration, 2)
+    schedule = make_schedule(world.org_a, configuration, enabled=False)
     fire_schedule(schedule.pk)
     fire_schedule(999999)
     assert not BackupRun.objects.exists()
 
 
 def test_run_now_from_the_list(admin_a_client, world, django_capture_on_commit_callbacks):
-    service = make_service(world.org_a)
-    mirror(service, 2)
-    schedule = make_schedule(world.org_a, service)
+    configuration = make_configuration(world.org_a)
+    mirror(configuration, 2)
+    schedule = make_schedule(world.org_a, configuration)
     with django_capture_on_commit_callbacks() as callbacks:
         page = admin_a_client.post(
             f"/o/{world.org_a.code}/schedules/{schedule.code}/run/", follow=True
@@ -75,9 +75,9 @@ def _finish(firing, status):
 
 
 def test_admins_are_emailed_once_when_a_firing_fails(world):
-    service = make_service(world.org_a)
-    mirror(service, 2)
-    schedule = make_schedule(world.org_a, service)  # notify on failure (the default)
+    configuration = make_configuration(world.org_a)
+    mirror(configuration, 2)
+    schedule = make_schedule(world.org_a, configuration)  # notify on failure (the default)
     firing = do_fire_schedule(schedule)
     assert actions.do_notify_finished_firings() == 0  # still running
     _finish(firing, "failed")
@@ -89,10 +89,10 @@ def test_admins_are_emailed_once_when_a_firing_fails(world):
 
 
 def test_success_is_emailed_only_when_asked(world):
-    service = make_service(world.org_a)
-    mirror(service, 1)
-    quiet = make_schedule(world.org_a, service)
-    loud = make_schedule(world.org_a, service, name="Loud", notify="always")
+    configuration = make_configuration(world.org_a)
+    mirror(configuration, 1)
+    quiet = make_schedule(world.org_a, configuration)
+    loud = make_schedule(world.org_a, configuration, name="Loud", notify="always")
     _finish(do_fire_schedule(quiet), "succeeded")
     BackupRun.objects.update(active_user=None)
     _finish(do_fire_schedule(loud), "succeeded")
@@ -101,9 +101,9 @@ def test_success_is_emailed_only_when_asked(world):
 
 
 def test_the_summary_report(world):
-    service = make_service(world.org_a)
-    mirror(service, 2)
-    schedule = make_schedule(world.org_a, service)
+    configuration = make_configuration(world.org_a)
+    mirror(configuration, 2)
+    schedule = make_schedule(world.org_a, configuration)
     firing = do_fire_schedule(schedule)
     _finish(firing, "failed")
     BackupRun.objects.filter(pk=firing.runs.first().pk).update(
@@ -111,7 +111,7 @@ def test_the_summary_report(world):
     )
     old = BackupRun.objects.create(
         organization=world.org_a,
-        service=service,
+        configuration=configuration,
         directory_user=firing.runs.first().directory_user,
         status="failed",
     )

@@ -12,13 +12,13 @@ from organizations.models import Organization
 from schedules import actions, notifications
 from schedules.actions import do_fire_schedule
 from schedules.models import Schedule, ScheduleFiring
-from tests.factories import make_account, make_schedule, make_service, mirror
+from tests.factories import make_account, make_configuration, make_schedule, mirror
 
 
 def _failed_firing(organization, name):
-    service = make_service(organization, name=f"Contoso {organization.pk}")
-    mirror(service, 1, prefix=f"o{organization.pk}")
-    schedule = make_schedule(organization, service, name="Placeholder")
+    configuration = make_configuration(organization, name=f"Contoso {organization.pk}")
+    mirror(configuration, 1, prefix=f"o{organization.pk}")
+    schedule = make_schedule(organization, configuration, name="Placeholder")
     Schedule.objects.filter(pk=schedule.pk).update(name=name)  # as a row saved before the check
     firing = do_fire_schedule(Schedule.objects.get(pk=schedule.pk))
     BackupRun.objects.filter(firings=firing).update(

@@ -6,22 +6,22 @@ from django_celery_beat.models import PeriodicTask
 from organizations.models import AuditEvent
 from schedules.actions import do_fire_schedule
 from schedules.models import Schedule
-from tests.factories import make_schedule, make_service, mirror
+from tests.factories import make_configuration, make_schedule, mirror
 
 
 @pytest.fixture
-def service(world):
-    return make_service(world.org_a)
+def configuration(world):
+    return make_configuration(world.org_a)
 
 
 def _url(world, suffix="new/"):
     return f"/o/{world.org_a.code}/schedules/{suffix}"
 
 
-def _values(service, **overrides):
+def _values(configuration, **overrides):
     values = {
         "name": "Nightly",
-        "service": service.pk,
+        "configuration": configuration.pk,
         "scope": "all",
         "frequency": "daily",
         "time": "23:15",
@@ -37,10 +37,10 @@ def _values(service, **overrides):
     return values
 
 
-def test_the_wizard_walks_through_its_steps(admin_a_client, world, service):
+def test_the_wizard_walks_through_its_steps(admin_a_client, world, configuration):
     page = admin_a_client.get(_url(world)).content.decode()
     assert "Step 1: Name and configuration" in page and "Next" in page
-    values = _values(service)
+    values = _values(configuration)
     for step, title in ((1, "What to back up"), (2, "When"), (3, "Retention and notifications")):
         page = admin_a_client.post(_url(world), {**values, "step": step, "action": "next"})
         assert f"Step {step + 1}: {title}" in page.content.decode()
@@ -72,14 +72,14 @@ def test_the_wizard_walks_through_its_steps(admin_a_client, world, service):
     assert AuditEvent.objects.filter(action="schedule_created").exists()
 
 
-def test_a_step_with_errors_stays_and_says_why(admin_a_client, world, service):
+def test_a_step_with_errors_stays_and_says_why(admin_a_client, world, configuration):
     page = admin_a_client.post(
-        _url(world), {**_values(service, name=""), "step": 1, "action": "next"}
+        _url(world), {**_values(configuration, name=""), "step": 1, "action": "next"}
     ).content.decode()
     assert "Step 1:" in page and "This field is required." in page
     # Errors of later steps are not shown early.
     page = admin_a_client.post(
-        _url(world), {**_values(service, frequency="weekly"), "step": 2, "action": "next"}
+        _url(world), {**_values(configuration, frequency="weekly"), "step": 2, "action": "next"}
     ).content.decode()
     assert "Step 3: When" in page and "Choose at least one day" not in page
 
@@ -96,24 +96,28 @@ def test_a_step_with_errors_stays_and_says_why(admin_a_client, world, service):
     ],
 )
 def test_save_returns_to_the_first_step_with_an_error(
-    admin_a_client, world, service, overrides, message, step
+    admin_a_client, world, configuration, overrides, message, step
 ):
     page = admin_a_client.post(
-        _url(world), {**_values(service, **overrides), "step": 4, "action": "save"}
+        _url(world), {**_values(configuration, **overrides), "step": 4, "action": "save"}
     ).content.decode()
     assert f"Step {step}:" in page and message in page
     assert not Schedule.objects.exists()
 
 
-def test_weekly_and_hourly_schedules_get_their_beat_entries(admin_a_client, world, service):
+def test_weekly_and_hourly_schedules_get_their_beat_entries(admin_a_client, world, configuration):
     admin_a_client.post(
         _url(world),
-        {**_values(service, frequency="weekly", weekdays=["0", "6"]), "step": 4, "action": "save"},
+        {
+            **_values(configuration, frequency="weekly", weekdays=["0", "6"]),
+            "step": 4,
+            "action": "save",
+        },
     )
     admin_a_client.post(
         _url(world),
         {
-            **_values(service, name="Often", frequency="hourly", every_hours="4"),
+            **_values(configuration, name="Often", frequency="hourly", every_hours="4"),
             "step": 4,
             "action": "save",
         },
@@ -124,12 +128,12 @@ def test_weekly_and_hourly_schedules_get_their_beat_entries(admin_a_client, worl
     assert (hourly.interval.every, hourly.interval.period, hourly.crontab) == (4, "hours", None)
 
 
-def test_chosen_users_and_new_users(admin_a_client, world, service):
-    users = mirror(service, 3)
+def test_chosen_users_and_new_users(admin_a_client, world, configuration):
+    users = mirror(configuration, 3)
     admin_a_client.post(
         _url(world),
         {
-            **_values(service, scope="chosen", users=[users[0].pk, users[2].pk]),
+            **_values(configuration, scope="chosen", users=[users[0].pk, users[2].pk]),
             "step": 4,
             "action": "save",
         },
@@ -138,29 +142,33 @@ def test_chosen_users_and_new_users(admin_a_client, world, service):
     assert set(schedule.users_for_firing()) == {users[0], users[2]}
     schedule.include_new_users = True
     schedule.save()
-    later = mirror(service, 1, prefix="new")[0]
+    later = mirror(configuration, 1, prefix="new")[0]
     assert later in set(schedule.users_for_firing())
     assert users[1] not in set(schedule.users_for_firing())
 
 
-def test_users_of_another_organization_cannot_be_chosen(admin_a_client, world, service):
-    outsider = mirror(make_service(world.org_b, name="B"), 1, prefix="b")[0]
+def test_users_of_another_organization_cannot_be_chosen(admin_a_client, world, configuration):
+    outsider = mirror(make_configuration(world.org_b, name="B"), 1, prefix="b")[0]
     page = admin_a_client.post(
         _url(world),
-        {**_values(service, scope="chosen", users=[outsider.pk]), "step": 4, "action": "save"},
+        {
+            **_values(configuration, scope="chosen", users=[outsider.pk]),
+            "step": 4,
+            "action": "save",
+        },
     ).content.decode()
     assert "Select a valid choice" in page and not Schedule.objects.exists()
 
 
-def test_editing_keeps_the_beat_entry_in_step(admin_a_client, world, service):
-    schedule = make_schedule(world.org_a, service)
+def test_editing_keeps_the_beat_entry_in_step(admin_a_client, world, configuration):
+    schedule = make_schedule(world.org_a, configuration)
     task_id = schedule.periodic_task_id
     page = admin_a_client.get(_url(world, f"{schedule.code}/")).content.decode()
     assert 'value="Nightly"' in page
     admin_a_client.post(
         _url(world, f"{schedule.code}/"),
         {
-            **_values(service, time="05:45", time_zone="America/New_York"),
+            **_values(configuration, time="05:45", time_zone="America/New_York"),
             "step": 4,
             "action": "save",
         },
@@ -173,8 +181,8 @@ def test_editing_keeps_the_beat_entry_in_step(admin_a_client, world, service):
     )
 
 
-def test_disable_enable_and_delete(admin_a_client, world, service):
-    schedule = make_schedule(world.org_a, service)
+def test_disable_enable_and_delete(admin_a_client, world, configuration):
+    schedule = make_schedule(world.org_a, configuration)
     admin_a_client.post(_url(world, f"{schedule.code}/toggle/"))
     schedule.refresh_from_db()
     assert not schedule.enabled and not schedule.periodic_task.enabled
@@ -189,14 +197,14 @@ def test_disable_enable_and_delete(admin_a_client, world, service):
 
 
 def test_the_list_shows_next_and_last_run(
-    admin_a_client, world, service, django_assert_max_num_queries
+    admin_a_client, world, configuration, django_assert_max_num_queries
 ):
-    do_fire_schedule(make_schedule(world.org_a, service, name="S0", scope="chosen"))
+    do_fire_schedule(make_schedule(world.org_a, configuration, name="S0", scope="chosen"))
     with django_assert_max_num_queries(10) as few:
         admin_a_client.get(_url(world, ""))
-    users = mirror(service, 3)
+    users = mirror(configuration, 3)
     for i in range(1, 6):
-        schedule = make_schedule(world.org_a, service, name=f"S{i}", scope="chosen")
+        schedule = make_schedule(world.org_a, configuration, name=f"S{i}", scope="chosen")
         schedule.users.set(users)
         do_fire_schedule(schedule)
     with django_assert_max_num_queries(len(few.captured_queries)):

@@ -45,24 +45,24 @@ class Command(BaseCommand):
         **options,
     ):
         org = organization_from_argument(organization)
-        services = Configuration.objects.for_organization(org)
+        configurations = Configuration.objects.for_organization(org)
         if configuration:
-            services = services.filter(name=configuration)
-            if not services:
+            configurations = configurations.filter(name=configuration)
+            if not configurations:
                 raise CommandError(
                     f"{org} has no Office 365 configuration named {configuration!r}."
                 )
         if user:
             email = user.lower()
             users = list(
-                DirectoryUser.objects.filter(service__in=services).filter(
+                DirectoryUser.objects.filter(configuration__in=configurations).filter(
                     Q(mail__iexact=email) | Q(user_principal_name__iexact=email)
                 )
             )
             if not users:
                 raise CommandError(f"No user {user} in {org}. Import users first.")
         else:
-            users = [u for service in services for u in backup_candidates(service)]
+            users = [u for c in configurations for u in backup_candidates(c)]
         if not users:
             raise CommandError(f"{org} has no users to back up. Import users first.")
         if not wait:

@@ -28,26 +28,26 @@ class DirectoryCommand(BaseCommand):
 
     def handle(self, *args, **options):
         organization = organization_from_argument(options["organization"])
-        services = Configuration.objects.for_organization(organization)
+        configurations = Configuration.objects.for_organization(organization)
         if options["configuration"]:
-            services = services.filter(name__iexact=options["configuration"])
-        if not services:
+            configurations = configurations.filter(name__iexact=options["configuration"])
+        if not configurations:
             raise CommandError(f"{organization.name} has no such Office 365 configuration.")
         failed = False
-        for service in services:
+        for configuration in configurations:
             job, created = actions.do_start_directory_job(
-                service=service,
+                configuration=configuration,
                 kind=self.kind,
                 trigger="command",
                 options=self.options_for_job(options),
                 enqueue=options["enqueue"],
             )
             if not created:
-                self.stderr.write(f"{service.name}: a job is already {job.status}; skipped.")
+                self.stderr.write(f"{configuration.name}: a job is already {job.status}; skipped.")
                 failed = True
                 continue
             if options["enqueue"]:
-                self.stdout.write(f"{service.name}: queued job {job.code}.")
+                self.stdout.write(f"{configuration.name}: queued job {job.code}.")
                 continue
             job = self.run_with_progress(job)
             failed |= job.status != DirectoryJob.Status.SUCCEEDED
@@ -72,7 +72,7 @@ class DirectoryCommand(BaseCommand):
             if job.status == "succeeded"
             else self.style.ERROR(f"{job.status}: {job.error}")
         )
-        self.stdout.write(f"{job.service.name}: {outcome}")
+        self.stdout.write(f"{job.configuration.name}: {outcome}")
         for conflict in job.conflict_details:
             self.stdout.write(f"  conflict: {conflict['email']}: {conflict['reason']}")
         return job
@@ -86,7 +86,7 @@ class DirectoryCommand(BaseCommand):
 
     def _draw(self, job, live, final=False):
         line = (
-            f"{job.service.name}: {job.get_status_display():9} pages {job.pages_read:5} "
+            f"{job.configuration.name}: {job.get_status_display():9} pages {job.pages_read:5} "
             f"users {job.users_seen:7} created {job.created:7} updated {job.updated:6} "
             f"linked {job.linked:5} removed {job.removed:5} conflicts {job.conflicts:4}"
         )
