@@ -13,7 +13,6 @@ from backups.engine import LostClaim, OneDriveBackup, RunCanceled, close_run
 from backups.models import BackupRun, FileVersion, OrganizationStoreKey, Verification
 from backups.prune import BATCH as PRUNE_BATCH
 from backups.prune import PruneReport, sweep_chunks, versions_to_prune
-from backups.recovery import RecoveryReport, recover_jobs, send_runs
 from backups.storage import store_for
 from backups.verification import find_damage, record_damage
 from o365.graph import GraphError
@@ -49,10 +48,10 @@ def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True)
         run = BackupRun.objects.get(active_user=directory_user)
         if enqueue and run.is_stale:
             # Its task was lost or its worker died: send it again; the claim makes that safe.
-            transaction.on_commit(lambda: send_runs([(run.pk, run.organization_id)]))
+            transaction.on_commit(lambda: BackupRun.send_many([(run.pk, run.organization_id)]))
         return run, False
     if enqueue:
-        transaction.on_commit(lambda: send_runs([(run.pk, run.organization_id)]))
+        transaction.on_commit(lambda: BackupRun.send_many([(run.pk, run.organization_id)]))
     return run, True
 
 
@@ -165,7 +164,7 @@ def do_fan_out_backups(configuration, trigger=BackupRun.Trigger.MANUAL, *, batch
             started += len(created)
             active += len(busy)
             jobs = [(run.pk, run.organization_id) for run in created + resend]
-            transaction.on_commit(lambda jobs=jobs: send_runs(jobs))
+            transaction.on_commit(lambda jobs=jobs: BackupRun.send_many(jobs))
     return started, active
 
 
@@ -322,7 +321,3 @@ def do_verify_organization(
         ]
     )
     return verification
-
-
-def do_recover_jobs(now=None) -> RecoveryReport:
-    return recover_jobs(now)

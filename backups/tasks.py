@@ -10,7 +10,6 @@ from backups.actions import (
     claim_run,
     do_fan_out_backups,
     do_prune_organization,
-    do_recover_jobs,
     do_verify_organization,
     execute_run,
 )
@@ -41,8 +40,8 @@ def run_backup(run_id: int, organization_id: int):
     claim = claim_run(run_id, organization_id)
     run = claim.run
     if claim.outcome != "claimed" or run is None:
-        # "busy": a live worker holds it; should that worker die, backups.recovery sends the run
-        # again once its heartbeat is stale.
+        # "busy": a live worker holds it; should that worker die, kodo.jobs.recover_jobs sends
+        # the run again once its heartbeat is stale.
         return claim.outcome
 
     try:
@@ -106,13 +105,6 @@ def prune_organization(organization_id: int):
     if organization is None:
         return "gone"
     return do_prune_organization(organization).summary()
-
-
-@shared_task(time_limit=300, soft_time_limit=240)
-def recover_jobs():
-    """Every KODO_RECOVERY_SECONDS (beat): resume jobs of every kind whose worker was lost, send
-    queued jobs whose message was never sent or may be gone (kodo.jobs.recover_jobs)."""
-    return str(do_recover_jobs())
 
 
 @shared_task(

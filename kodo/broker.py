@@ -10,7 +10,7 @@ enough). The same happens when the running task later acknowledges its message o
 channel.
 
 Nothing is lost by not talking to a Redis that is gone: the message stays in Redis's `unacked`
-hash and comes back after the visibility timeout, and Kodo's recovery task (backups.recovery)
+hash and comes back after the visibility timeout, and Kodo's recovery task (kodo.jobs.recover_jobs)
 resumes the job from its database row long before that. So this QoS skips the restore and the
 acknowledgement when its transport is already closed, with a warning, and the worker goes on to
 reconnect. Selected by CELERY_BROKER_TRANSPORT in kodo/settings.py for redis:// brokers.

@@ -27,7 +27,7 @@ ROUTES = {
     "backups.tasks.prune_organizations": "maintenance",
     "backups.tasks.prune_organization": "maintenance",
     "backups.tasks.compact_store": "maintenance",
-    "backups.tasks.recover_jobs": "maintenance",
+    "kodo.tasks.recover_jobs": "maintenance",
     "backups.tasks.verify_stores": "maintenance",
     "backups.tasks.verify_organization": "maintenance",
     "schedules.tasks.notify_finished_firings": "maintenance",

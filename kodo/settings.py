@@ -246,7 +246,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=0, hour=7, day_of_week=1),
     },
     "recover-jobs": {
-        "task": "backups.tasks.recover_jobs",
+        "task": "kodo.tasks.recover_jobs",
         "schedule": float(env.int("KODO_RECOVERY_SECONDS", default=60)),
     },
 }
@@ -295,7 +295,7 @@ KODO_BACKUP_DOWNLOAD_ATTEMPTS = env.int("KODO_BACKUP_DOWNLOAD_ATTEMPTS", default
 KODO_JOB_STALE_SECONDS = env.int(
     "KODO_JOB_STALE_SECONDS", default=env.int("KODO_BACKUP_STALE_SECONDS", default=120)
 )
-# Recovery (backups.recovery, every KODO_RECOVERY_SECONDS): a job whose worker went silent is
+# Recovery (kodo.jobs.recover_jobs, every KODO_RECOVERY_SECONDS): a job whose worker went silent is
 # resumed, up to KODO_JOB_MAX_ATTEMPTS claims; a queued job sent longer ago than
 # KODO_JOB_RESEND_SECONDS (its message may be lost) is sent again.
 KODO_RECOVERY_SECONDS = env.int("KODO_RECOVERY_SECONDS", default=60)

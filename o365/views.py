@@ -57,16 +57,7 @@ def configuration_new(request, org):
         )
         messages.success(request, f"Saved {configuration.name}. Now TEST CONNECTION.")
         return redirect("o365:configurations", org_code=org.code)
-    return render(
-        request,
-        "o365/configuration_form.html",
-        {
-            "org": org,
-            "tab": "configuration",
-            "form": form,
-            "configuration": None,
-        },
-    )
+    return _configuration_form_page(request, org, form, None)
 
 
 @services_required
@@ -83,16 +74,12 @@ def configuration_edit(request, org, configuration_code):
         )
         messages.success(request, f"Saved {configuration.name}.")
         return redirect("o365:configurations", org_code=org.code)
-    return render(
-        request,
-        "o365/configuration_form.html",
-        {
-            "org": org,
-            "tab": "configuration",
-            "form": form,
-            "configuration": configuration,
-        },
-    )
+    return _configuration_form_page(request, org, form, configuration)
+
+
+def _configuration_form_page(request, org, form, configuration):
+    context = {"org": org, "tab": "configuration", "form": form, "configuration": configuration}
+    return render(request, "o365/configuration_form.html", context)
 
 
 @services_required

@@ -67,7 +67,7 @@ def test_an_unreachable_queue_is_said_and_the_run_kept_for_later(tenant, monkeyp
         )
 
     run = BackupRun.objects.get()
-    assert run.status == "queued" and run.sent_at is None  # backups.recovery sends it later
+    assert run.status == "queued" and run.sent_at is None  # kodo.jobs.recover_jobs sends it later
 
 
 def test_it_names_what_it_cannot_find(tenant):

@@ -12,10 +12,11 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from backups.actions import do_recover_jobs, start_run
+from backups.actions import start_run
 from backups.models import BackupRun, FileVersion
 from backups.tasks import run_backup
 from kodo.celery import QUEUES
+from kodo.jobs import recover_jobs
 from tests.conftest import _database_url_for_workers
 from tests.factories import mirror_one
 from tests.polling import wait_for
@@ -64,7 +65,7 @@ def test_a_run_whose_worker_went_silent_is_sent_again(tenant, sent, settings):
         attempts=1,
     )
 
-    report = do_recover_jobs()
+    report = recover_jobs()
 
     assert sent == [lost.pk] and report.resumed == 1
     alive.refresh_from_db()
@@ -77,7 +78,7 @@ def test_a_queued_run_never_sent_or_sent_long_ago_is_sent(tenant, sent, settings
     lost_message = _run(tenant.users[1], ago=3600, sent_ago=1800)
     waiting = _run(tenant.users[2], ago=3600, sent_ago=60)
 
-    report = do_recover_jobs()
+    report = recover_jobs()
 
     assert sorted(sent) == sorted([never_sent.pk, lost_message.pk]) and report.sent == 2
     never_sent.refresh_from_db()
@@ -92,7 +93,7 @@ def test_a_run_that_keeps_losing_its_worker_fails_with_the_reason(tenant, sent, 
         tenant.users[1], status=BackupRun.Status.RUNNING, ago=3600, heartbeat_ago=600, attempts=3
     )
 
-    report = do_recover_jobs()
+    report = recover_jobs()
 
     run.refresh_from_db()
     assert sent == [] and report.failed == 1
@@ -109,7 +110,7 @@ def test_an_unreachable_broker_leaves_the_run_queued_for_later(tenant, monkeypat
     monkeypatch.setattr(run_backup, "apply_async", broker_down)
     run = _run(tenant.users[1], ago=120)
 
-    assert do_recover_jobs().sent == 0
+    assert recover_jobs().sent == 0
 
     run.refresh_from_db()
     assert run.status == BackupRun.Status.QUEUED and run.sent_at is None

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from kodo.jobs import LostClaim
+from kodo.jobs import LostClaim, recover_jobs
 from o365 import actions
 from o365.directory import DirectorySync
 from o365.models import DirectoryJob
@@ -60,7 +60,6 @@ def _job(
 
 
 def test_a_directory_job_whose_worker_went_silent_is_sent_again(world, sent):
-    from backups.actions import do_recover_jobs
 
     lost = _job(
         make_configuration(world.org_a, name="Lost"),
@@ -79,7 +78,7 @@ def test_a_directory_job_whose_worker_went_silent_is_sent_again(world, sent):
         attempts=1,
     )
 
-    report = do_recover_jobs()
+    report = recover_jobs()
 
     assert sent == [lost.pk] and report.resumed == 1
     alive.refresh_from_db()
@@ -87,12 +86,11 @@ def test_a_directory_job_whose_worker_went_silent_is_sent_again(world, sent):
 
 
 def test_a_directory_job_never_sent_is_sent(world, sent, settings):
-    from backups.actions import do_recover_jobs
 
     never_sent = _job(make_configuration(world.org_a, name="A"), ago=120)
     waiting = _job(make_configuration(world.org_a, name="B"), ago=120, sent_ago=60)
 
-    assert do_recover_jobs().sent == 1
+    assert recover_jobs().sent == 1
 
     assert sent == [never_sent.pk]
     never_sent.refresh_from_db()
@@ -102,7 +100,6 @@ def test_a_directory_job_never_sent_is_sent(world, sent, settings):
 
 
 def test_a_directory_job_that_keeps_losing_its_worker_fails_with_the_reason(world, sent, settings):
-    from backups.actions import do_recover_jobs
 
     settings.KODO_JOB_MAX_ATTEMPTS = 3
     configuration = make_configuration(world.org_a)
@@ -110,7 +107,7 @@ def test_a_directory_job_that_keeps_losing_its_worker_fails_with_the_reason(worl
         configuration, status=DirectoryJob.Status.RUNNING, ago=3600, heartbeat_ago=600, attempts=3
     )
 
-    assert do_recover_jobs().failed == 1
+    assert recover_jobs().failed == 1
 
     job.refresh_from_db()
     assert sent == [] and job.status == DirectoryJob.Status.FAILED

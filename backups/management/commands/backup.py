@@ -9,7 +9,6 @@ from django.template.defaultfilters import filesizeformat
 from backups.actions import backup_candidates, claim_run, execute_run, start_run
 from backups.engine import LostClaim
 from backups.models import BackupRun
-from backups.recovery import send_runs
 from o365.models import Configuration, DirectoryUser
 from organizations.commands import organization_from_argument
 
@@ -112,7 +111,7 @@ class Command(BaseCommand):
                 f"{directory_user} ({directory_user.email}): already {state} "
                 f"since {since:%Y-%m-%d %H:%M:%S} UTC (run {run.pk}{lost})."
             )
-        sent = send_runs([(run.pk, run.organization_id) for run in new])
+        sent = BackupRun.send_many([(run.pk, run.organization_id) for run in new])
         self.stdout.write(f"Queued {len(new)} backups for the workers.")
         if sent < len(new):
             raise CommandError(
