@@ -8,6 +8,7 @@ state of a drive as of any run is a single query (FileVersionQuerySet.files_as_o
 import uuid
 from typing import ClassVar
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.template.defaultfilters import filesizeformat, floatformat
@@ -279,6 +280,11 @@ class FileVersion(models.Model):
         indexes = [
             models.Index(fields=["drive", "item_id"]),
             models.Index(fields=["drive", "end_run"]),
+            # browse: a folder's items as of a run; deleted items
+            models.Index(fields=["drive", "parent_id", "first_run"], name="versions_in_folder"),
+            models.Index(
+                fields=["drive", "end_run"], condition=Q(deleted=True), name="deleted_versions"
+            ),
             models.Index(fields=["organization", "quickxorhash"]),
             models.Index(
                 fields=["drive", "damage"], condition=~Q(damage=""), name="damaged_versions"
@@ -483,3 +489,135 @@ class Verification(JobRecord):
     @classmethod
     def statuses_for(cls, job_statuses):
         return [own for own, job in cls.JOB_STATUSES.items() if job in job_statuses]
+
+
+class RestoreJob(Job):
+    """One restore of backed-up OneDrive content to Microsoft 365: what (a selection of paths or
+    versions, a whole OneDrive, or its deleted items), as of which restore point, where to
+    (a new folder, the original place, another folder; the same or another user's OneDrive) and
+    what to do with a name that exists. The worker first lists the files as RestoreItems (the
+    plan), then uploads them; a takeover continues from the items and their upload sessions."""
+
+    class What(models.TextChoices):
+        SELECTION = "selection", "The selected files and folders"
+        DRIVE = "drive", "The whole OneDrive"
+        DELETED = "deleted", "Deleted items only"
+
+    class Where(models.TextChoices):
+        NEW_FOLDER = "new_folder", "A new folder in the OneDrive"
+        ORIGINAL = "original", "The original location"
+        FOLDER = "folder", "Another folder"
+
+    class Conflict(models.TextChoices):
+        SKIP = "skip", "Skip it"
+        REPLACE = "replace", "Replace it"
+        RENAME = "rename", "Keep both (rename)"
+
+    ACTIVE_STATUSES = jobs.ACTIVE_STATUSES
+    TASK_ARGS = ("pk", "organization_id")
+    noun = "restore"
+    gave_up_hint = "Start the restore again: what was restored is skipped or replaced as chosen."
+    kind_label = "Restore"
+    position = 15
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="restore_jobs"
+    )
+    source_user = models.ForeignKey(
+        DirectoryUser, on_delete=models.CASCADE, related_name="restores_from"
+    )
+    # The restore point: the state of the source OneDrive when this run finished.
+    as_of_run = models.ForeignKey(
+        BackupRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    as_of = models.DateTimeField(null=True, blank=True)
+    what = models.CharField(max_length=10, choices=What.choices, default=What.SELECTION)
+    # Selected paths (files or folders, from the drive root) and chosen versions (FileVersion
+    # pks, e.g. a version older than the restore point).
+    paths = models.JSONField(default=list, blank=True)
+    version_ids = models.JSONField(default=list, blank=True)
+
+    target_user = models.ForeignKey(
+        DirectoryUser, on_delete=models.CASCADE, related_name="restores_to"
+    )
+    where = models.CharField(max_length=10, choices=Where.choices, default=Where.NEW_FOLDER)
+    # NEW_FOLDER: the folder's name ("Kodo Restore 2026-12-03 07-10"); FOLDER: its path.
+    folder = models.TextField(blank=True)
+    conflict = models.CharField(max_length=8, choices=Conflict.choices, default=Conflict.SKIP)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requested_by_email = models.CharField(max_length=254, blank=True)
+
+    planned = models.BooleanField(default=False, help_text="Its RestoreItems are all listed.")
+    target_drive_id = models.CharField(max_length=200, blank=True)
+    files_total = models.PositiveIntegerField(default=0)
+    bytes_total = models.PositiveBigIntegerField(default=0)
+    files_restored = models.PositiveIntegerField(default=0)
+    bytes_restored = models.PositiveBigIntegerField(default=0)
+    files_skipped = models.PositiveIntegerField(default=0)
+    files_failed = models.PositiveIntegerField(default=0)
+    # Every byte sent to Microsoft, retries and re-sent fragments included.
+    bytes_uploaded = models.PositiveBigIntegerField(default=0)
+
+    objects: ClassVar = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["source_user", "-created_at"]),
+        ]
+
+    def __str__(self):
+        return f"Restore of {self.source_user} ({self.status})"
+
+    def add(self, **counts):
+        """Add to counters atomically in the database (and on this instance)."""
+        RestoreJob.objects.filter(pk=self.pk).update(
+            **{name: F(name) + value for name, value in counts.items()}
+        )
+        for name, value in counts.items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+class RestoreItem(models.Model):
+    """One file (or folder) of a restore: where it comes from, where it goes, how it ended."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RESTORED = "restored", "Restored"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    restore = models.ForeignKey(RestoreJob, on_delete=models.CASCADE, related_name="items")
+    # SET_NULL: retention may remove the version while the restore waits; the item then fails.
+    version = models.ForeignKey(
+        FileVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_folder = models.BooleanField(default=False)
+    source_path = models.TextField()
+    # Below the restore's destination, e.g. Documents/a.docx.
+    target_path = models.TextField()
+    size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    message = models.TextField(blank=True)
+    # The upload session in progress (its URL is a credential: encrypted with kodo.crypto), so
+    # that a takeover resumes it from nextExpectedRanges instead of uploading again.
+    upload_session = models.BinaryField(null=True, blank=True, editable=False)
+    upload_expires_at = models.DateTimeField(null=True, blank=True)
+    bytes_done = models.PositiveBigIntegerField(default=0)
+    new_item_id = models.CharField(max_length=200, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["restore", "status"])]
+
+    def __str__(self):
+        return f"{self.source_path} -> {self.target_path} ({self.status})"

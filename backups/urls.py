@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups import views
+from backups import browse_views, download_views, restore_views, views
 
 USER = "o/<uuid:org_code>/backups/<uuid:configuration_code>/users/<uuid:user_graph_id>/"
 
@@ -23,5 +23,39 @@ urlpatterns = [
         "o/<uuid:org_code>/backups/runs/<uuid:run_code>/cancel/",
         views.cancel_run,
         name="backup-run-cancel",
+    ),
+    # browse (backups/browse_views.py)
+    path(USER + "browse/", browse_views.browse, name="browse"),
+    path(
+        USER + "files/<int:version_id>/versions/",
+        browse_views.file_versions,
+        name="file-versions",
+    ),
+    path(USER + "deleted/", browse_views.deleted_items, name="deleted-items"),
+    path(USER + "search/", browse_views.user_search, name="user-search"),
+    path("o/<uuid:org_code>/backups/search/", browse_views.search, name="search"),
+    # download (backups/download_views.py)
+    path(
+        USER + "download/<int:version_id>/",
+        download_views.download_version,
+        name="download-version",
+    ),
+    path(USER + "download/", download_views.download_zip, name="download-zip"),
+    # restore (backups/restore_views.py)
+    path(USER + "restore/", restore_views.restore_new, name="restore-new"),
+    path(
+        "o/<uuid:org_code>/restores/<uuid:restore_code>/",
+        restore_views.restore_detail,
+        name="restore",
+    ),
+    path(
+        "o/<uuid:org_code>/restores/<uuid:restore_code>/cancel/",
+        restore_views.cancel_restore,
+        name="restore-cancel",
+    ),
+    path(
+        "o/<uuid:org_code>/restores/<uuid:restore_code>/results.csv",
+        restore_views.restore_results,
+        name="restore-results",
     ),
 ]

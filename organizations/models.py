@@ -29,6 +29,11 @@ class Organization(models.Model):
     services_enabled = models.BooleanField(
         default=False, help_text="Show Services (Microsoft 365 backup) to this organization."
     )
+    admins_may_download = models.BooleanField(
+        default=True,
+        help_text="Administrators may download users' data. When off, they can only restore "
+        "it to Microsoft 365.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OrganizationQuerySet.as_manager()
