@@ -1,33 +1,53 @@
 """Backup workflows: start runs (Backup now, schedules, the command), claim and execute them;
 prune, verify and recover an organization's backups (the algorithms stay in prune.py,
-verification.py and kodo.jobs)."""
+verification.py and kodo.jobs); start, run and cancel restores (the engine is backups/restore/)."""
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from backups import overview
 from backups.engine import LostClaim, OneDriveBackup, RunCanceled, close_run
-from backups.models import BackupRun, FileVersion, OrganizationStoreKey, Verification
+from backups.models import (
+    BackupRun,
+    FileVersion,
+    OrganizationStoreKey,
+    RestoreJob,
+    Verification,
+)
 from backups.prune import BATCH as PRUNE_BATCH
 from backups.prune import PruneReport, sweep_chunks, versions_to_prune
+from backups.restore import RestoreRefused, notify
+from backups.restore.checks import check_target
+from backups.restore.paths import clean_folder_path, new_folder_name
+from backups.restore.plan import closed_after
+from backups.restore.run import execute_restore
+from backups.selection import (
+    RESTORE_POINT_STATUSES,
+    NoRestorePoint,
+    resolve_restore_point,
+    select,
+)
 from backups.storage import store_for
 from backups.verification import find_damage, record_damage
-from o365.graph import GraphError
 from o365.models import DirectoryUser
+from o365.problems import describe
 from organizations import audit
 
 log = logging.getLogger(__name__)
 
 
-def backup_candidates(configuration):
+def backup_candidates(configuration, now=None):
     """The users a configuration-wide backup covers: present in Microsoft 365, not known to lack
-    a OneDrive."""
+    a OneDrive (one found without a OneDrive is tried again after KODO_ONEDRIVE_RECHECK_HOURS:
+    its run finds the OneDrive provisioned since, or records it missing again)."""
     return DirectoryUser.objects.filter(
         configuration=configuration, removed_at__isnull=True
-    ).exclude(onedrive=DirectoryUser.OneDrive.MISSING)
+    ).may_have_onedrive(now)
 
 
 def start_run(directory_user, trigger=BackupRun.Trigger.MANUAL, *, enqueue=True):
@@ -220,9 +240,8 @@ def execute_run(run, *, threads=None, progress=None, client_options=None):
 
 
 def _describe(error) -> str:
-    if isinstance(error, GraphError):
-        return str(error)
-    return f"The backup stopped on an unexpected error ({type(error).__name__}: {error})."
+    """The run's error in words (what, likely cause, what to do; the raw text as detail)."""
+    return describe(error)
 
 
 def do_run_inline(run, *, progress=None, threads=None, client_options=None):
@@ -321,3 +340,190 @@ def do_verify_organization(
         ]
     )
     return verification
+
+
+def do_record_usage_samples(now=None) -> int:
+    """Today's usage of every organization (protected users, data stored), kept for the monthly
+    usage report (billing). Returns the number of organizations sampled."""
+    return overview.record_usage_samples(now)
+
+
+# ----- restores ---------------------------------------------------------------------------
+
+
+def do_start_restore(
+    *,
+    source_user,
+    run,
+    what,
+    paths=(),
+    version_ids=(),
+    target_user=None,
+    where=RestoreJob.Where.NEW_FOLDER,
+    folder="",
+    conflict=RestoreJob.Conflict.SKIP,
+    trigger=RestoreJob.Trigger.MANUAL,
+    request=None,
+    actor_email="",
+    enqueue=True,
+) -> RestoreJob:
+    """Start restoring `what` of `source_user` as of the restore point `run` (None: the latest)
+    to `target_user`'s OneDrive (default: the same user; any user of a configuration of the same
+    organization), `where` and with the `conflict` policy given. The job is sent to a worker when
+    the transaction commits (unless not `enqueue`: the restore command's --wait runs it here);
+    an audit entry says who asked what.
+
+    RestoreRefused, with a message naming what is missing, when it cannot start: nothing
+    selected, a target outside the organization, a bad folder path, no write permission, no
+    OneDrive."""
+    organization = source_user.configuration.organization
+    target_user = target_user or source_user
+    if target_user.configuration.organization_id != organization.pk:
+        raise RestoreRefused(f"{target_user.email} is not a user of {organization}.")
+    try:
+        what = RestoreJob.What(what)
+        where = RestoreJob.Where(where)
+        conflict = RestoreJob.Conflict(conflict)
+    except ValueError as error:
+        raise RestoreRefused(f"Not a restore option: {error}.") from None
+    if run is None:
+        try:
+            run = resolve_restore_point(source_user)
+        except NoRestorePoint as error:
+            raise RestoreRefused(str(error)) from None
+    if run.directory_user_id != source_user.pk or run.status not in RESTORE_POINT_STATUSES:
+        raise RestoreRefused(f"That backup is not a restore point of {source_user}.")
+    if what != what.SELECTION:
+        paths = []
+    paths = sorted({"/" + str(p).strip().strip("/") for p in paths if str(p).strip().strip("/")})
+    version_ids = sorted({int(v) for v in version_ids}) if what == what.SELECTION else []
+    if what == what.SELECTION and not paths and not version_ids:
+        raise RestoreRefused("Nothing is selected: choose files or folders to restore.")
+    with closed_after(
+        select(
+            source_user,
+            run,
+            paths=paths,
+            version_ids=version_ids,
+            whole_drive=what == what.DRIVE,
+            deleted_only=what == what.DELETED,
+        )
+    ) as picked:
+        if next(picked, None) is None:
+            raise RestoreRefused("The selection holds nothing to restore at this restore point.")
+    if where == where.FOLDER:
+        try:
+            folder = clean_folder_path(folder)
+        except ValueError as error:
+            raise RestoreRefused(str(error)) from None
+    elif where == where.NEW_FOLDER:
+        folder = _unused_folder_name(target_user, new_folder_name(organization))
+    else:
+        folder = ""
+    target_drive_id = check_target(target_user)
+    requester = request.user if request is not None and request.user.is_authenticated else None
+    with transaction.atomic():
+        job = RestoreJob.objects.create(
+            organization=organization,
+            source_user=source_user,
+            as_of_run=run,
+            as_of=run.finished_at,
+            what=what,
+            paths=paths,
+            version_ids=version_ids,
+            target_user=target_user,
+            where=where,
+            folder=folder,
+            conflict=conflict,
+            trigger=trigger,
+            requested_by=requester,
+            requested_by_email=actor_email or getattr(requester, "email", ""),
+            target_drive_id=target_drive_id,
+        )
+        audit.record(
+            "restore_started",
+            f"Started a restore of {job.what_text} of {source_user} ({source_user.email}) as of "
+            f"{notify.as_of_text(job)} to {job.where_text}; if a name exists: "
+            f"{job.get_conflict_display().lower()}.",
+            request=request,
+            actor_email=actor_email,
+            organization=organization,
+        )
+        if enqueue:
+            transaction.on_commit(lambda: RestoreJob.send_many([(job.pk, job.organization_id)]))
+    return job
+
+
+def _unused_folder_name(target_user, name: str) -> str:
+    """Two restores started in the same minute to one OneDrive get folders of their own."""
+    taken = set(
+        RestoreJob.objects.filter(
+            target_user=target_user, where=RestoreJob.Where.NEW_FOLDER, folder__startswith=name
+        ).values_list("folder", flat=True)
+    )
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name} ({n})"
+    return candidate
+
+
+@dataclass
+class RestoreClaim:
+    job: RestoreJob | None
+    outcome: str  # "claimed", "busy" (another worker is on it), "done", "missing"
+
+
+def claim_restore(job_id, organization_id) -> RestoreClaim:
+    """Take a queued restore, or a running one whose worker went silent (kodo.jobs.Job.claim)."""
+    job = (
+        RestoreJob.objects.filter(pk=job_id, organization_id=organization_id)
+        .select_related("organization", "source_user", "target_user__configuration")
+        .first()
+    )
+    if job is None:
+        return RestoreClaim(None, "missing")
+    if job.claim():
+        return RestoreClaim(job, "claimed")
+    return RestoreClaim(job, "busy" if job.is_active else "done")
+
+
+def do_run_restore(job_id, organization_id, **options) -> str:
+    """Claim and run a restore (the task run_restore; the command's --wait with options). Safe
+    to deliver twice. At the task's soft time limit the job is handed to the next worker, which
+    resumes its upload sessions."""
+    claim = claim_restore(job_id, organization_id)
+    if claim.outcome != "claimed" or claim.job is None:
+        return claim.outcome
+    job = claim.job
+    try:
+        job = execute_restore(job, **options)
+    except LostClaim:
+        return "lost"
+    except SoftTimeLimitExceeded:
+        handed = RestoreJob.objects.filter(
+            pk=job.pk, claim_token=job.claim_token, status=RestoreJob.Status.RUNNING
+        ).update(heartbeat_at=None)
+        if handed:
+            job.send()
+        return "continued"
+    return job.status
+
+
+def do_cancel_restore(job, *, request=None, actor_email="") -> bool:
+    """Cancel a queued or running restore now: its worker stops at its next beat and deletes
+    its upload sessions; what was restored stays. False when it had already finished."""
+    who = actor_email or (request.user.email if request is not None else "") or "an administrator"
+    with transaction.atomic():
+        canceled = job.cancel(f"Canceled by {who}.")
+        if canceled:
+            source = job.source_user
+            audit.record(
+                "restore_canceled",
+                f"Canceled the restore of {job.what_text} of {source} ({source.email}).",
+                request=request,
+                actor_email=actor_email,
+                organization=job.organization,
+            )
+            transaction.on_commit(lambda: notify.restore_ended(job))
+    return canceled

@@ -22,6 +22,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from backups import overview
 from backups.models import BackupRun, FileVersion, Verification
 from kodo import jobs
 from o365.models import DirectoryJob, DirectoryUser
@@ -119,6 +120,8 @@ class Dashboard:
     damaged_versions: int = 0
     lost_count: int = 0
     lost_versions: list = field(default_factory=list)
+    # Failing connections, expiring certificates, users not backed up for 48 hours.
+    alerts: overview.Alerts = field(default_factory=overview.Alerts)
 
     @property
     def running(self) -> list:
@@ -139,7 +142,8 @@ class Dashboard:
 def dashboard(org, *, now=None) -> Dashboard:
     """Four queries: the organization's totals, its runs grouped by day, status and whether they
     finished in the last 24 hours (at most 31 x 7 x 2 rows), the running backups and the running
-    directory jobs; one more when a verification ran, one more when versions were lost."""
+    directory jobs; one more when a verification ran, one more when versions were lost; and the
+    alerts' two (three when users are late: overview.organization_alerts)."""
     now = now or timezone.now()
     zone = org_zone(org)
     today = now.astimezone(zone).date()
@@ -252,6 +256,7 @@ def dashboard(org, *, now=None) -> Dashboard:
         )
         if totals["lost_count"]
         else [],
+        alerts=overview.organization_alerts(org, now=now),
     )
 
 

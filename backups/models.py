@@ -102,6 +102,19 @@ class BackupRun(Job):
         indexes = [
             models.Index(fields=["organization", "-created_at"]),
             models.Index(fields=["directory_user", "-created_at"]),
+            # The overview across organizations (backups/overview.py): backups of the last day
+            # by result, and data stored, each read from the index alone. Partial, so that only
+            # queries naming their condition use them.
+            models.Index(
+                fields=["organization", "status", "finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="runs_by_result",
+            ),
+            models.Index(
+                fields=["organization", "bytes_stored"],
+                condition=Q(bytes_stored__gt=0),
+                name="runs_stored",
+            ),
         ]
 
     def __str__(self):
@@ -209,6 +222,26 @@ class DriveState(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["directory_user", "drive_id"], name="one_state_per_drive"
+            ),
+        ]
+        # Protected users and users not backed up lately (backups/overview.py), read from the
+        # indexes alone: `last_run` is set, with `updated_at`, when a run completes.
+        indexes = [
+            models.Index(
+                fields=["organization", "directory_user", "last_run"],
+                condition=Q(last_run__isnull=False),
+                name="drives_backed_up",
+            ),
+            models.Index(
+                fields=["updated_at", "organization", "directory_user", "last_run"],
+                condition=Q(last_run__isnull=False),
+                name="drives_late",
+            ),
+            # ... whether a late drive's user has a fresher one (a new OneDrive)
+            models.Index(
+                fields=["directory_user", "updated_at", "last_run"],
+                condition=Q(last_run__isnull=False),
+                name="drives_of_user",
             ),
         ]
 
@@ -564,6 +597,10 @@ class RestoreJob(Job):
     files_failed = models.PositiveIntegerField(default=0)
     # Every byte sent to Microsoft, retries and re-sent fragments included.
     bytes_uploaded = models.PositiveBigIntegerField(default=0)
+    # Progress in bytes: the files finished (restored, skipped or failed), and what Microsoft
+    # holds of the files being uploaded now (set by the worker as it goes).
+    bytes_finished = models.PositiveBigIntegerField(default=0)
+    bytes_in_flight = models.PositiveBigIntegerField(default=0)
 
     objects: ClassVar = JobQuerySet.as_manager()
 
@@ -585,6 +622,112 @@ class RestoreJob(Job):
         for name, value in counts.items():
             setattr(self, name, getattr(self, name) + value)
 
+    @classmethod
+    def job_task(cls):
+        from backups.tasks import run_restore  # local: backups.tasks imports this module
+
+        return run_restore
+
+    # -- in words (the job page, the Tasks page, the audit log and the email) -------------------
+    @property
+    def what_text(self) -> str:
+        """E.g. "the whole OneDrive", "deleted items", "/Documents", "3 files and folders"."""
+        if self.what == self.What.DRIVE:
+            return "the whole OneDrive"
+        if self.what == self.What.DELETED:
+            return "the deleted items"
+        picked = len(self.paths) + len(self.version_ids)
+        if len(self.paths) == 1 and not self.version_ids:
+            return self.paths[0]
+        if len(self.version_ids) == 1 and not self.paths:
+            return "1 chosen file version"
+        return f"{picked} files and folders"
+
+    @property
+    def where_text(self) -> str:
+        """E.g. 'a new folder "Kodo Restore 2026-12-03 07-10" in Ada's OneDrive'."""
+        whose = f"{self.target_user}'s OneDrive ({self.target_user.email})"
+        if self.where == self.Where.NEW_FOLDER:
+            return f'a new folder "{self.folder}" in {whose}'
+        if self.where == self.Where.FOLDER:
+            return f'the folder "{self.folder}" in {whose}'
+        return f"the original location in {whose}"
+
+    @property
+    def files_done(self) -> int:
+        return self.files_restored + self.files_skipped + self.files_failed
+
+    @property
+    def requester(self) -> str:
+        return self.requested_by_email or self.get_trigger_display()
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status in (self.Status.SUCCEEDED, self.Status.PARTIAL):
+            return 100
+        if not self.bytes_total:
+            return 100 * self.files_done // self.files_total if self.files_total else 0
+        return min(99, int(100 * (self.bytes_finished + self.bytes_in_flight) / self.bytes_total))
+
+    # -- the Tasks page ------------------------------------------------------------------------
+    @property
+    def subject(self) -> str:
+        return str(self.source_user)
+
+    @property
+    def subject_detail(self) -> str:
+        detail = f"{self.source_user.email} · {self.what_text}"
+        if self.target_user_id != self.source_user_id:
+            detail += f" → {self.target_user.email}"
+        return detail
+
+    @property
+    def link(self) -> str:
+        return reverse("backups:restore", args=[self.organization.code, self.code])
+
+    @property
+    def cancel_url(self) -> str:
+        return (
+            reverse("backups:restore-cancel", args=[self.organization.code, self.code])
+            if self.is_active
+            else ""
+        )
+
+    @property
+    def progress_text(self) -> str:
+        return f"{self.files_done} / {self.files_total} files"
+
+    @property
+    def summary(self) -> str:
+        text = f"{self.files_restored} files restored, {filesizeformat(self.bytes_restored)}"
+        if self.files_skipped:
+            text += f", {self.files_skipped} skipped"
+        return text
+
+    @property
+    def problem_badge(self) -> str:
+        return f"{self.files_failed} failed" if self.files_failed else ""
+
+    @classmethod
+    def task_types(cls):
+        return [("restore", "Restore", {})]
+
+    @classmethod
+    def tasks_of(cls, organization, *, user=""):
+        restores = cls.objects.filter(organization=organization)
+        if user:
+            restores = restores.filter(
+                Q(source_user__mail__icontains=user)
+                | Q(source_user__user_principal_name__icontains=user)
+                | Q(target_user__mail__icontains=user)
+                | Q(target_user__user_principal_name__icontains=user)
+            )
+        return restores
+
+    @classmethod
+    def load_for_tasks(cls, pks):
+        return cls.objects.select_related("source_user", "target_user", "organization").in_bulk(pks)
+
 
 class RestoreItem(models.Model):
     """One file (or folder) of a restore: where it comes from, where it goes, how it ended."""
@@ -602,7 +745,8 @@ class RestoreItem(models.Model):
     )
     is_folder = models.BooleanField(default=False)
     source_path = models.TextField()
-    # Below the restore's destination, e.g. Documents/a.docx.
+    # Where it goes in the target OneDrive, from its root, e.g. /Kodo Restore 2026-12-03
+    # 07-10/Documents/a.docx (a file kept by "Keep both" may end under another name: message).
     target_path = models.TextField()
     size = models.PositiveBigIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -621,3 +765,26 @@ class RestoreItem(models.Model):
 
     def __str__(self):
         return f"{self.source_path} -> {self.target_path} ({self.status})"
+
+
+class UsageSample(models.Model):
+    """An organization's usage on one day (UTC), recorded by a daily maintenance task for the
+    monthly usage report (billing): its peak needs the days, and a report of a past month must
+    not change when users, configurations or runs are deleted later."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="usage_samples"
+    )
+    day = models.DateField()
+    protected_users = models.PositiveIntegerField(default=0)
+    stored_bytes = models.PositiveBigIntegerField(default=0)
+    recorded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day"], name="one_sample_per_day"),
+        ]
+
+    def __str__(self):
+        return f"Usage of {self.organization} on {self.day}"

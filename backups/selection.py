@@ -17,12 +17,13 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from backups.models import BackupRun, FileVersion
 from kodo.jobs import Status
+from o365.models import DirectoryUser
 
 RESTORE_POINT_STATUSES = (Status.SUCCEEDED, Status.PARTIAL)
 ITERATION_CHUNK = 2000
@@ -31,6 +32,36 @@ ITERATION_CHUNK = 2000
 class NoRestorePoint(Exception):
     """The user has no backup (at or before the time asked for), or the code names none of
     theirs."""
+
+
+class UnknownUser(Exception):
+    """No directory user of the organization has this email, or several do."""
+
+
+def find_directory_user(organization, email: str) -> DirectoryUser:
+    """The directory user of `organization` whose mail or userPrincipalName is `email` (any
+    case), for the export and restore commands. A user in Microsoft 365 now is preferred to a
+    removed one with the same address; two configurations with the same person is ambiguous
+    (UnknownUser names them)."""
+    email = (email or "").strip()
+    if not email:
+        raise UnknownUser("Give the user's email (mail or userPrincipalName).")
+    found = list(
+        DirectoryUser.objects.filter(configuration__organization=organization)
+        .filter(Q(mail__iexact=email) | Q(user_principal_name__iexact=email))
+        .select_related("configuration")
+        .order_by("removed_at", "pk")
+    )
+    if not found:
+        raise UnknownUser(f"No user {email} in {organization}. Import users first.")
+    present = [user for user in found if user.removed_at is None] or found
+    if len(present) > 1:
+        names = ", ".join(sorted(user.configuration.name for user in present))
+        raise UnknownUser(
+            f"{email} is a user of several configurations of {organization} ({names}); "
+            "Kodo cannot tell which one is meant."
+        )
+    return present[0]
 
 
 def restore_points(directory_user):
@@ -74,14 +105,17 @@ def resolve_restore_point(directory_user, at: str | None = None) -> BackupRun:
 
 
 def _parse_moment(text: str) -> dt.datetime | None:
+    moment: dt.datetime | None
     try:
-        moment = parse_datetime(text)
-        if moment is None:
-            day = parse_date(text)
-            if day is None:
-                return None
+        # A bare date first: parse_datetime would read "2026-12-01" as its midnight.
+        day = parse_date(text)
+        if day is not None:
             moment = dt.datetime.combine(day, dt.time.max)
+        else:
+            moment = parse_datetime(text)
     except ValueError:
+        return None
+    if moment is None:
         return None
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, dt.UTC)

@@ -10,6 +10,8 @@ from backups.actions import (
     claim_run,
     do_fan_out_backups,
     do_prune_organization,
+    do_record_usage_samples,
+    do_run_restore,
     do_verify_organization,
     execute_run,
 )
@@ -25,13 +27,19 @@ from organizations.models import Organization
 log = logging.getLogger(__name__)
 
 
-@shared_task(
-    acks_late=True,
-    time_limit=settings.CELERY_TASK_TIME_LIMIT,
-    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-    base=OrganizationShareTask,
-    share_by="organization_id",
-)
+def organization_job_task(function):
+    """A job's task: acknowledged late (a lost worker's message goes back to the queue),
+    time-limited, and run in one of its organization's fair-share slots (kodo.fairness)."""
+    return shared_task(
+        acks_late=True,
+        time_limit=settings.CELERY_TASK_TIME_LIMIT,
+        soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        base=OrganizationShareTask,
+        share_by="organization_id",
+    )(function)
+
+
+@organization_job_task
 def run_backup(run_id: int, organization_id: int):
     """Back up one user's OneDrive for the run `run_id` of organization `organization_id`.
 
@@ -132,3 +140,20 @@ def verify_organization(organization_id: int, sample: float):
         organization, sample, trigger=Verification.Trigger.SCHEDULE
     )
     return verification.get_status_display()
+
+
+@organization_job_task
+def run_restore(job_id: int, organization_id: int):
+    """Run the restore `job_id` of organization `organization_id` (backups/restore/). Safe to
+    deliver twice: a restore another worker holds, or a finished one, is left alone; one whose
+    worker died is taken over and continues where its items say it was."""
+    return do_run_restore(job_id, organization_id)
+
+
+@shared_task(
+    time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT
+)
+def record_usage():
+    """Daily (beat, before midnight UTC): each organization's usage of the day, for the monthly
+    usage report."""
+    return f"{do_record_usage_samples()} organizations sampled"

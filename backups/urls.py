@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups import browse_views, download_views, restore_views, views
+from backups import browse_views, download_views, restore_views, server_views, views
 
 USER = "o/<uuid:org_code>/backups/<uuid:configuration_code>/users/<uuid:user_graph_id>/"
 
@@ -24,6 +24,9 @@ urlpatterns = [
         views.cancel_run,
         name="backup-run-cancel",
     ),
+    # the server administrator's overview (backups/server_views.py)
+    path("server/overview/", server_views.server_overview, name="server-overview"),
+    path("server/usage.csv", server_views.server_usage, name="server-usage"),
     # browse (backups/browse_views.py)
     path(USER + "browse/", browse_views.browse, name="browse"),
     path(

@@ -22,7 +22,8 @@ ROUTES = {
     "backups.tasks.run_backup": "backup",
     "backups.tasks.fan_out_backups": "backup",
     "schedules.tasks.fire_schedule": "backup",
-    # restore: reserved for restore jobs
+    # restore: restores to Microsoft 365
+    "backups.tasks.run_restore": "restore",
     # maintenance: retention, verification, recovery, emails, health
     "backups.tasks.prune_organizations": "maintenance",
     "backups.tasks.prune_organization": "maintenance",
@@ -30,6 +31,7 @@ ROUTES = {
     "kodo.tasks.recover_jobs": "maintenance",
     "backups.tasks.verify_stores": "maintenance",
     "backups.tasks.verify_organization": "maintenance",
+    "backups.tasks.record_usage": "maintenance",
     "schedules.tasks.notify_finished_firings": "maintenance",
     "schedules.tasks.send_summary_reports": "maintenance",
     "kodo.tasks.ping": "maintenance",

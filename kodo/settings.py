@@ -241,6 +241,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "backups.tasks.verify_stores",
         "schedule": crontab(minute=30, hour=4),
     },
+    # The day's usage of each organization (UTC), for the monthly usage report (billing).
+    "record-usage": {
+        "task": "backups.tasks.record_usage",
+        "schedule": crontab(minute=50, hour=23),
+    },
     "weekly-summary-reports": {
         "task": "schedules.tasks.send_summary_reports",
         "schedule": crontab(minute=0, hour=7, day_of_week=1),
@@ -290,6 +295,11 @@ if (
 # a running backup whose heartbeat is older than this may be taken over by a redelivered task.
 KODO_BACKUP_DOWNLOAD_THREADS = env.int("KODO_BACKUP_DOWNLOAD_THREADS", default=8)
 KODO_BACKUP_DOWNLOAD_ATTEMPTS = env.int("KODO_BACKUP_DOWNLOAD_ATTEMPTS", default=3)
+# A user found without a OneDrive (it may be provisioned later) is asked again by the next
+# configuration-wide or scheduled backup once its last check is older than this; 0: every time.
+KODO_ONEDRIVE_RECHECK_HOURS = env.int("KODO_ONEDRIVE_RECHECK_HOURS", default=24)
+if KODO_ONEDRIVE_RECHECK_HOURS < 0:
+    raise ImproperlyConfigured("KODO_ONEDRIVE_RECHECK_HOURS must be 0 or more.")
 # Jobs of every kind (kodo.jobs): a running job whose heartbeat is older than this lost its
 # worker and is taken over. KODO_BACKUP_STALE_SECONDS is its former name, still read.
 KODO_JOB_STALE_SECONDS = env.int(
@@ -311,6 +321,21 @@ for _name in (
 ):
     if vars()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be at least 1.")
+
+# Restore (backups/restore/): parallel uploads per job, whole-file attempts before a file fails,
+# and the upload session's fragment size (a multiple of 320 KiB below 60 MiB; 10 MiB default).
+KODO_RESTORE_UPLOAD_THREADS = env.int("KODO_RESTORE_UPLOAD_THREADS", default=4)
+KODO_RESTORE_UPLOAD_ATTEMPTS = env.int("KODO_RESTORE_UPLOAD_ATTEMPTS", default=3)
+KODO_RESTORE_FRAGMENT_BYTES = env.int("KODO_RESTORE_FRAGMENT_BYTES", default=10 * 1024 * 1024)
+if min(KODO_RESTORE_UPLOAD_THREADS, KODO_RESTORE_UPLOAD_ATTEMPTS) < 1:
+    raise ImproperlyConfigured(
+        "KODO_RESTORE_UPLOAD_THREADS and KODO_RESTORE_UPLOAD_ATTEMPTS must be at least 1."
+    )
+if not (0 < KODO_RESTORE_FRAGMENT_BYTES < 60 * 1024 * 1024) or KODO_RESTORE_FRAGMENT_BYTES % 327680:
+    raise ImproperlyConfigured(
+        "KODO_RESTORE_FRAGMENT_BYTES must be a multiple of 327680 (320 KiB) below 60 MiB, "
+        "e.g. 10485760 (10 MiB)."
+    )
 
 # Retention (manage.py prune and the nightly prune task): the policy for users no enabled schedule
 # covers, and how long an unreferenced chunk waits before it leaves the store. The wait must

@@ -150,7 +150,7 @@ class DownloadApp(BaseApp):
         if method != "PUT":
             raise graph_error(405, "invalidRequest", "Use PUT to upload a fragment.")
         fault = self.sim.faults.decide(
-            "fragment", session["client_id"], set(STATUS_KINDS) | {"reset"}
+            "fragment", session["client_id"], set(STATUS_KINDS) | {"reset", "stall"}
         )
         if fault is not None and fault.kind in STATUS_KINDS:
             status = STATUS_KINDS[fault.kind]
@@ -242,15 +242,20 @@ class DownloadApp(BaseApp):
 
     def _receive(self, h, session, length, fault):
         """Write the fragment at its place in the spool. If the connection breaks (or an
-        injected reset cuts it), the session keeps exactly the bytes it had before."""
+        injected reset cuts it), the session keeps exactly the bytes it had before. An injected
+        stall pauses after `after_bytes` (a fragment in flight, for tests that kill the
+        client). `fragment_bytes_received` counts every byte read, kept or not."""
         with open(session["spool"], "r+b") as f:
             f.seek(session["received"])
             try:
-                if fault is not None and fault.kind == "reset":
+                if fault is not None and fault.kind in ("reset", "stall"):
                     cut = min(length, int(fault.params.get("after_bytes", length // 2)))
                     self.copy_body(h, f, cut)
                     self._cut(h, fault)
+                    length -= cut
                 self.copy_body(h, f, length)
             except BaseException:
                 f.truncate(session["received"])
                 raise
+            finally:
+                self.stats.count("fragment_bytes_received", f.tell() - session["received"])

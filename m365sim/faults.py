@@ -190,6 +190,7 @@ class Stats:
                 "bytes_served": 0,
                 "uploads": 0,
                 "uploaded_bytes": 0,
+                "fragment_bytes_received": 0,
                 "throttle_penalties": 0,
                 "downloads_by_item": dict(self._downloads),
             }

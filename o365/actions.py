@@ -12,6 +12,7 @@ from o365.connection import ConnectionResult, check_connection
 from o365.directory import PROGRESS_FIELDS, DirectorySync
 from o365.graph import GraphError
 from o365.models import Cloud, CloudAccess, Configuration, DirectoryJob
+from o365.problems import describe
 from organizations import audit
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def _apply(configuration: Configuration, data: dict):
 
 
 @transaction.atomic
-def do_create_configuration(*, request, organization, data) -> Configuration:
+def do_create_configuration(*, request, organization, data, actor_email="") -> Configuration:
     configuration = Configuration(organization=organization)
     _apply(configuration, data)
     configuration.save()
@@ -44,6 +45,7 @@ def do_create_configuration(*, request, organization, data) -> Configuration:
         f"Added Office 365 configuration {configuration.name} (tenant {configuration.tenant_id}).",
         request=request,
         organization=organization,
+        actor_email=actor_email,
     )
     return configuration
 
@@ -147,15 +149,11 @@ def do_run_directory_job(job_id: int):
         log.warning("Directory job %s was taken over or canceled; this worker stops.", job.pk)
         return job
     except GraphError as error:
-        _finish(job, DirectoryJob.Status.FAILED, f"Microsoft 365 answered with an error: {error}")
+        _finish(job, DirectoryJob.Status.FAILED, describe(error, endpoints=client.endpoints))
         return job
-    except Exception:
+    except Exception as error:
         log.exception("directory job %s failed", job.pk)
-        _finish(
-            job,
-            DirectoryJob.Status.FAILED,
-            "Kodo failed while processing users; the error is in the worker's log.",
-        )
+        _finish(job, DirectoryJob.Status.FAILED, describe(error, endpoints=client.endpoints))
         raise
     finally:
         client.close()
@@ -203,7 +201,7 @@ def do_set_auto_sync(*, request, configuration, enabled: bool, time, time_zone: 
 def do_test_connection(*, request, configuration) -> ConnectionResult:
     result = check_connection(configuration)
     configuration.record_test(
-        ok=result.ok, message=result.summary, missing=result.missing, roles=result.roles
+        ok=result.ok, message=result.message, missing=result.missing, roles=result.roles
     )
     audit.record(
         "configuration_tested",

@@ -4,23 +4,18 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from kodo import crypto
-from o365.graph import AuthenticationFailed, Credentials, GraphClient, GraphError
-from o365.permissions import missing_permissions
+from o365.graph import Credentials, GraphClient, GraphError
+from o365.permissions import RESTORE_PERMISSIONS, missing_permissions
+from o365.problems import CONSENT_STEPS, Problem, no_answer_problem, problem_for
 from o365.throttle import SharedThrottle
 
 log = logging.getLogger(__name__)
-
-CONSENT_STEPS = (
-    "In the Azure portal open Microsoft Entra ID → App registrations → the Kodo app → "
-    "API permissions, add the missing Microsoft Graph application permissions, then click "
-    '"Grant admin consent".'
-)
 
 
 @sensitive_variables()
@@ -75,10 +70,23 @@ def graph_client_for(configuration, **options) -> GraphClient:
 
 @dataclass
 class ConnectionResult:
+    """TEST CONNECTION's answer: `summary` is the sentence the page flashes (on failure what
+    happened and what to do); `problem` says why it failed, with the detail to fold away."""
+
     ok: bool
     summary: str
     missing: list = field(default_factory=list)
     roles: list = field(default_factory=list)
+    problem: Problem | None = None
+
+    @property
+    def message(self) -> str:
+        """What the configuration keeps as its last test (o365.problems' text form)."""
+        return str(self.problem) if self.problem else self.summary
+
+
+def _failed(problem: Problem, **fields) -> ConnectionResult:
+    return ConnectionResult(False, f"{problem.what} {problem.action}", problem=problem, **fields)
 
 
 def check_connection(configuration, *, budget: float | None = None) -> ConnectionResult:
@@ -88,7 +96,16 @@ def check_connection(configuration, *, budget: float | None = None) -> Connectio
     that is given up at the deadline whatever it is doing (e.g. a server trickling bytes)."""
     budget = budget or settings.KODO_TEST_CONNECTION_SECONDS
     deadline = time.monotonic() + budget
-    client = graph_client_for(configuration, max_retries=2, deadline=deadline)
+    try:
+        client = graph_client_for(configuration, max_retries=2, deadline=deadline)
+    except ValueError as error:  # Credentials: no tenant, app, secret or certificate stored
+        return _failed(
+            Problem(
+                "Kodo cannot sign in: the configuration lacks its credentials.",
+                str(error),
+                "Edit the configuration and enter the Client Secret (or the certificate).",
+            )
+        )
     outcome = []
 
     def probe():
@@ -106,48 +123,59 @@ def check_connection(configuration, *, budget: float | None = None) -> Connectio
         log.info(
             "TEST CONNECTION of configuration %s: no answer within %g s", configuration.pk, budget
         )
-        return ConnectionResult(False, _no_answer(budget))
+        return _failed(_no_answer(budget))
+    if isinstance(outcome[0], Exception):
+        # not an answer of Microsoft's (_probe reads those): still words, the trace in the log
+        log.error("TEST CONNECTION of configuration %s failed", configuration.pk, exc_info=True)
+        return _failed(problem_for(outcome[0], endpoints=client.endpoints))
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]
 
 
 def _no_answer(budget):
-    return (
-        f"Kodo could not reach Microsoft 365: no answer within {budget:g} seconds. Check the "
-        "configuration's cloud and tenant ID, then try again later."
-    )
+    return no_answer_problem(seconds=budget)
 
 
 def _probe(client, budget) -> ConnectionResult:
     try:
         roles = client.roles()
-    except AuthenticationFailed as error:
-        return ConnectionResult(False, f"Kodo could not sign in to the tenant: {error}")
     except GraphError as error:
-        if error.code == "deadlineExceeded":
-            return ConnectionResult(False, _no_answer(budget))
-        return ConnectionResult(False, f"Kodo could not reach Microsoft 365: {error}")
+        return _failed(problem_for(error, endpoints=client.endpoints, seconds=budget))
     missing = missing_permissions(roles)
     try:
         client.get("/users", params={"$top": "1", "$select": "id"})
     except GraphError as error:
         if error.code == "deadlineExceeded":
-            return ConnectionResult(False, _no_answer(budget), roles=roles)
+            return _failed(_no_answer(budget), roles=roles)
         if not missing:
-            return ConnectionResult(
-                False, f"Signed in, but reading users failed: {error}", roles=roles
+            problem = problem_for(
+                error, endpoints=client.endpoints, needs="User.Read.All", seconds=budget
             )
+            what = f"Signed in, but reading users failed. {problem.what}"
+            return _failed(replace(problem, what=what), roles=roles)
     if missing:
-        return ConnectionResult(
-            False,
-            f"Signed in, but the app lacks these permissions: {', '.join(missing)}. "
-            + CONSENT_STEPS,
+        return _failed(
+            Problem(
+                f"Signed in, but the app lacks these permissions: {', '.join(missing)}.",
+                "Admin consent was not granted for them (or they were never added to the app).",
+                CONSENT_STEPS + " Then TEST CONNECTION again.",
+            ),
             missing=missing,
             roles=roles,
         )
     return ConnectionResult(
         True,
-        "Connection OK: signed in, read users, and every required permission is granted.",
+        "Connection OK: signed in, read users, and every required permission is granted. "
+        + restore_line(roles),
         roles=roles,
     )
+
+
+def restore_line(roles) -> str:
+    """Whether the app may restore to OneDrive (a write permission, which backups do not need)."""
+    writes = {name for name, _ in RESTORE_PERMISSIONS}
+    lacking = [name for name in missing_permissions(roles, restore=True) if name in writes]
+    if lacking:
+        return f"Restore is not possible: the app lacks {', '.join(lacking)}."
+    return "Restore: possible."

@@ -553,7 +553,7 @@ class DirectorySync:
                 removed_at__isnull=True,
                 onedrive=DirectoryUser.OneDrive.UNKNOWN,
             )
-            .only("graph_id", "onedrive", "drive_id")
+            .only("graph_id", "onedrive", "drive_id", "onedrive_checked_at")
             .order_by("pk")
         )
         last_pk = 0
@@ -579,7 +579,7 @@ class DirectorySync:
         _update_rows(
             DirectoryUser,
             [r for r in batch if r.onedrive != DirectoryUser.OneDrive.UNKNOWN],
-            ["onedrive", "drive_id"],
+            ["onedrive", "drive_id", "onedrive_checked_at"],
         )
         self.save_progress(every=PROGRESS_EVERY_SECONDS)
 
@@ -593,16 +593,19 @@ class DirectorySync:
             log.warning("OneDrive check failed for %d users: %s", len(rows), failure)
             return len(rows)
         errors = 0
+        checked_at = timezone.now()
         for row in rows:
             answer = answers[f"/users/{row.graph_id}/drive"]
             error = answer.error
             if error is None:
                 row.onedrive = DirectoryUser.OneDrive.PROVISIONED
                 row.drive_id = answer.json().get("id", "")
+                row.onedrive_checked_at = checked_at
             elif isinstance(error, NotFound) or (
                 error.code in NO_ONEDRIVE_CODES and error.status in (400, 404, 500)
             ):
                 row.onedrive = DirectoryUser.OneDrive.MISSING
+                row.onedrive_checked_at = checked_at
             else:
                 log.warning("OneDrive check failed for %s: %s", row.graph_id, error)
                 errors += 1

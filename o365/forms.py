@@ -1,3 +1,5 @@
+import json
+import uuid
 from typing import cast
 
 from django import forms
@@ -6,7 +8,7 @@ from django.db.models import Q
 from django.views.decorators.debug import sensitive_variables
 
 from kodo import crypto
-from o365.clouds import parse_host_patterns
+from o365.clouds import JSON_NAMES, parse_host_patterns
 from o365.kodo_settings import MAX_SETTINGS_BYTES, decode_pfx_base64, parse_kodo_settings
 from o365.models import Cloud, Configuration, default_cloud_for
 from o365.validators import (
@@ -21,6 +23,20 @@ from organizations.models import Organization, time_zone_choices
 
 SECRET_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
 CUSTOM_JSON_CLOUD = "custom"  # m365sim writes it: "the cloud chosen in the form"
+# Secrets never go back to the browser: after a failed SAVE these fields come back empty.
+SECRET_INPUTS = ("client_secret", "certificate_password", "certificate_base64")
+ENTER_AGAIN = "Enter it again: Kodo never sends a secret back to the browser."
+CHOOSE_AGAIN = (
+    "Choose the file again (or type its secrets): a file and the secrets it filled are not "
+    "kept after a failed SAVE."
+)
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea that never renders its value back (the PFX's base64 holds the private key)."""
+
+    def format_value(self, value):
+        return None
 
 
 def _read_upload(upload, limit: int, label: str) -> bytes:
@@ -44,8 +60,11 @@ class ConfigurationForm(forms.Form):
     settings_file = forms.FileField(
         label="KodoADSettings.json",
         required=False,
-        help_text="The file Register-KodoApp.ps1 wrote: it fills the fields below.",
-        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+        help_text="The file Register-KodoApp.ps1 wrote: choosing it fills the fields below, in "
+        "your browser (nothing is sent before SAVE).",
+        widget=forms.ClearableFileInput(
+            attrs={"accept": ".json,application/json", "data-kodo-settings": ""}
+        ),
     )
     tenant_id = forms.CharField(label="Tenant ID", max_length=64, required=False)
     client_id = forms.CharField(label="Client ID", max_length=64, required=False)
@@ -69,7 +88,7 @@ class ConfigurationForm(forms.Form):
         label="Private Certificate (base64)",
         required=False,
         max_length=MAX_PFX_BYTES * 2,
-        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        widget=SecretTextarea(attrs={"rows": 3, "autocomplete": "off"}),
     )
     cloud = forms.ModelChoiceField(
         queryset=Cloud.objects.none(),
@@ -100,6 +119,10 @@ class ConfigurationForm(forms.Form):
             )
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["cloud"]).queryset = enabled
+        # KodoADSettings.json's `Cloud` names -> cloud keys, for static/js/configuration.js
+        self.fields["cloud"].widget.attrs["data-json-names"] = json.dumps(
+            {**JSON_NAMES, CUSTOM_JSON_CLOUD: ""}
+        )
         if instance is not None:
             keep = (
                 "Leave blank to keep the stored value. Changing the cloud, tenant ID or "
@@ -183,6 +206,51 @@ class ConfigurationForm(forms.Form):
             pfx = crypto.decrypt(self.instance.certificate_pfx_encrypted)  # a new password
         return load_certificate(pfx, password) if pfx else None
 
+    def _refuse_a_second_configuration(self, data):
+        """One configuration per tenant and app (cloud, tenant ID, client ID) in an organization:
+        a second one would back the same users up twice."""
+        ids = (data.get("tenant_id"), data.get("client_id"))
+        if data.get("cloud") is None or not all(isinstance(i, uuid.UUID) for i in ids):
+            return
+        existing = (
+            Configuration.objects.for_organization(self.organization)
+            .filter(cloud=data["cloud"], tenant_id=ids[0], client_id=ids[1])
+            .exclude(pk=getattr(self.instance, "pk", None))
+            .first()
+        )
+        if existing is not None:
+            self.add_error(
+                "client_id",
+                f'The configuration "{existing.name}" already uses this tenant and app (the '
+                "same cloud, Tenant ID and Client ID): a second one would back the same users "
+                f'up twice. Edit "{existing.name}" instead.',
+            )
+
+    def _certificate_field(self, error: ValidationError) -> str:
+        """The field a certificate error concerns: its password, or where the PFX came from."""
+        if any("Password" in message for message in error.messages):
+            return "certificate_password"
+        if self.files.get("certificate_file"):
+            return "certificate_file"
+        if self.data.get("certificate_base64"):
+            return "certificate_base64"
+        return "settings_file" if self.files.get("settings_file") else "certificate_file"
+
+    def full_clean(self):
+        super().full_clean()
+        if self.is_bound and self.errors:
+            self._ask_for_secrets_again()
+
+    def _ask_for_secrets_again(self):
+        """A failed SAVE keeps what was typed, never the secrets: say which to give again."""
+        for field in SECRET_INPUTS:
+            if self.data.get(field) and field not in self.errors:
+                self.add_error(field, ENTER_AGAIN)
+        if self.files.get("settings_file") and "settings_file" not in self.errors:
+            self.add_error("settings_file", CHOOSE_AGAIN)
+        if self.files.get("certificate_file") and "certificate_file" not in self.errors:
+            self.add_error("certificate_file", "Choose the PFX file again: files are not kept.")
+
     @sensitive_variables()
     def clean(self):
         data = super().clean()
@@ -216,12 +284,13 @@ class ConfigurationForm(forms.Form):
             except ValidationError as error:
                 self.add_error(field, error)
 
+        self._refuse_a_second_configuration(data)
         data["drop_stored_credentials"] = self._identity_changed(data)
         keep_stored = self.instance is not None and not data["drop_stored_credentials"]
         try:
             data["certificate"] = self._certificate(data)
         except ValidationError as error:
-            self.add_error("certificate_file", error)
+            self.add_error(self._certificate_field(error), error)
             data["certificate"] = None
 
         has_secret = bool(data.get("client_secret")) or bool(

@@ -1,7 +1,9 @@
+import datetime as dt
 import uuid
 from dataclasses import replace
 from typing import ClassVar
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -289,6 +291,21 @@ class Configuration(models.Model):
         )
 
 
+class DirectoryUserQuerySet(models.QuerySet["DirectoryUser"]):
+    def may_have_onedrive(self, now=None):
+        """Users not known to lack a OneDrive. A user found without one is asked again once
+        that answer is older than KODO_ONEDRIVE_RECHECK_HOURS: a OneDrive is often provisioned
+        days after the user was imported, and nothing else would ever look again."""
+        recheck_before = (now or timezone.now()) - dt.timedelta(
+            hours=settings.KODO_ONEDRIVE_RECHECK_HOURS
+        )
+        return self.filter(
+            ~models.Q(onedrive=DirectoryUser.OneDrive.MISSING)
+            | models.Q(onedrive_checked_at__isnull=True)
+            | models.Q(onedrive_checked_at__lte=recheck_before)
+        )
+
+
 class DirectoryUser(models.Model):
     """Kodo's mirror of one Microsoft 365 user of a configuration's tenant.
 
@@ -311,6 +328,9 @@ class DirectoryUser(models.Model):
     licensed = models.BooleanField(default=False)
     is_guest = models.BooleanField(default=False)
     onedrive = models.CharField(max_length=8, choices=OneDrive.choices, default=OneDrive.UNKNOWN)
+    # When the answer in `onedrive` was found (an import's check, a backup asking for the drive):
+    # backups ask again about a missing OneDrive once this is KODO_ONEDRIVE_RECHECK_HOURS old.
+    onedrive_checked_at = models.DateTimeField(null=True, blank=True)
     drive_id = models.CharField(max_length=200, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
     removed_permanently = models.BooleanField(default=False)
@@ -323,6 +343,8 @@ class DirectoryUser(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar = DirectoryUserQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_name", "user_principal_name"]

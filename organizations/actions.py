@@ -81,6 +81,22 @@ def do_set_services_enabled(*, request, organization, enabled: bool):
     )
 
 
+def do_set_admins_may_download(*, request, organization, allowed: bool):
+    """The policy "Administrators may download users' data" of one organization (when off,
+    its admins can only restore to Microsoft 365)."""
+    if organization.admins_may_download == allowed:
+        return
+    organization.admins_may_download = allowed
+    organization.save(update_fields=["admins_may_download"])
+    audit.record(
+        "download_policy_changed",
+        f"Administrators of {organization.name} "
+        f"{'may' if allowed else 'may no longer'} download users' data.",
+        request=request,
+        organization=organization,
+    )
+
+
 def do_reinvite_admin(*, request, organization, membership):
     url = invitation_url(membership.user)
     do_send_invitation(membership.user, organization, url)

@@ -79,6 +79,12 @@ class ServicesForm(forms.Form):
     services_enabled = forms.BooleanField(required=False, label="Services enabled")
 
 
+class DownloadPolicyForm(forms.Form):
+    admins_may_download = forms.BooleanField(
+        required=False, label="Administrators may download users' data"
+    )
+
+
 class DateRangeForm(forms.Form):
     """A From/To pair of days, both included, read in a time zone."""
 

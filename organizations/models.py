@@ -31,6 +31,7 @@ class Organization(models.Model):
     )
     admins_may_download = models.BooleanField(
         default=True,
+        db_default=True,
         help_text="Administrators may download users' data. When off, they can only restore "
         "it to Microsoft 365.",
     )

@@ -20,6 +20,11 @@ urlpatterns = [
         name="server-organization-services",
     ),
     path(
+        "server/organizations/<uuid:org_code>/downloads/",
+        views.server_organization_download_policy,
+        name="server-organization-download-policy",
+    ),
+    path(
         "server/organizations/<uuid:org_code>/admins/<int:user_id>/invite/",
         views.server_organization_reinvite,
         name="server-organization-reinvite",

@@ -11,6 +11,7 @@ from organizations import actions
 from organizations.access import org_admin_required, server_admin_required
 from organizations.forms import (
     AuditSearchForm,
+    DownloadPolicyForm,
     EmailPasswordResetForm,
     OrganizationForm,
     ServicesForm,
@@ -52,6 +53,9 @@ def server_organization(request, org_code):
             "admins": org.admins(),
             "invitation_url": invitation and invitation["url"],
             "services_form": ServicesForm(initial={"services_enabled": org.services_enabled}),
+            "download_policy_form": DownloadPolicyForm(
+                initial={"admins_may_download": org.admins_may_download}
+            ),
         },
     )
 
@@ -65,6 +69,23 @@ def server_organization_services(request, org_code):
         enabled = form.cleaned_data["services_enabled"]
         actions.do_set_services_enabled(request=request, organization=org, enabled=enabled)
         messages.success(request, f"Services {'enabled' if enabled else 'disabled'}.")
+    return redirect("organizations:server-organization", org_code=org.code)
+
+
+@server_admin_required
+@require_POST
+def server_organization_download_policy(request, org_code):
+    org = get_object_or_404(Organization, code=org_code)
+    form = DownloadPolicyForm(request.POST)
+    if form.is_valid():
+        allowed = form.cleaned_data["admins_may_download"]
+        actions.do_set_admins_may_download(request=request, organization=org, allowed=allowed)
+        messages.success(
+            request,
+            "Administrators may download users' data."
+            if allowed
+            else "Administrators can no longer download users' data; they can restore it.",
+        )
     return redirect("organizations:server-organization", org_code=org.code)
 
 

@@ -152,11 +152,12 @@ class Schedule(models.Model):
             day += dt.timedelta(days=1)
         return None
 
-    def users_for_firing(self):
-        """The directory users this firing backs up (present, with a OneDrive or unknown)."""
+    def users_for_firing(self, now=None):
+        """The directory users this firing backs up: present, with a OneDrive, not checked yet,
+        or found without one longer ago than KODO_ONEDRIVE_RECHECK_HOURS (asked again)."""
         candidates = DirectoryUser.objects.filter(
             configuration=self.configuration, removed_at__isnull=True
-        ).exclude(onedrive=DirectoryUser.OneDrive.MISSING)
+        ).may_have_onedrive(now)
         if self.scope == self.Scope.ALL:
             return candidates
         chosen = models.Q(pk__in=self.users.values("pk"))

@@ -8,6 +8,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from backups.models import BackupRun
+from backups.overview import organization_alerts
 from backups.verification import health_summary
 from organizations.mail import send_email
 from schedules.models import Schedule
@@ -71,6 +72,7 @@ def send_summary_report(organization, since, days) -> bool:
                 "directory_user"
             )[:50],
             "verification": health_summary(organization, since),
+            "alerts": organization_alerts(organization),
         },
     )
     return send_email(f"Kodo: backup summary for {organization.name}", body, recipients)

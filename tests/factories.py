@@ -7,6 +7,7 @@ the builders here take an organization or a configuration and return saved rows.
 import base64
 import datetime as dt
 import json
+import os
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -177,11 +178,12 @@ def make_users(organization, count, configuration=None):
 
 
 def mirror(configuration, count, prefix="u"):
-    """`count` directory users of `configuration` with a OneDrive, in one query."""
+    """`count` directory users of `configuration` with a OneDrive, in one query. Their ids are
+    GUIDs, as Microsoft's are (the pages' URLs take them as UUIDs)."""
     return DirectoryUser.objects.bulk_create(
         DirectoryUser(
             configuration=configuration,
-            graph_id=f"{prefix}-{i}",
+            graph_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{configuration.pk}/{prefix}-{i}")),
             user_principal_name=f"{prefix}{i}@alpha.example",
             mail=f"{prefix}{i}@alpha.example",
             display_name=f"{prefix.upper()} {i}",
@@ -250,3 +252,176 @@ def make_schedule(organization, configuration=None, **fields):
     )
     sync_beat_entry(schedule)
     return schedule
+
+
+# ----- a drive's history, made directly in the database -------------------------------------
+
+
+class DriveHistory:
+    """One user's OneDrive as the backup engine would have recorded it, run by run, without
+    Microsoft 365 or a store: `run()` starts the next (finished) run, and the changes after it
+    are recorded as that run's, the way the engine records them (an edit or a move ends the
+    current version and starts a new one; a folder moved or deleted takes everything below it
+    along; a second change of an item in the same run amends that run's version).
+
+        history = make_drive_history(user)
+        history.run()
+        history.add("/Documents", folder=True)
+        history.add("/Documents/a.txt", size=10)
+        history.run()
+        history.move("/Documents", "/Docs")
+        history.delete("/Docs/a.txt")
+    """
+
+    def __init__(self, user, drive_id="", root_item_id="root", start=None):
+        from backups.models import DriveState
+
+        self.user = user
+        self.organization_id = user.configuration.organization_id
+        self.state = DriveState.objects.create(
+            organization_id=self.organization_id,
+            directory_user=user,
+            drive_id=drive_id or f"b!{uuid.uuid4().hex[:12]}",
+            root_item_id=root_item_id,
+        )
+        self.runs: list = []
+        self.current: dict = {}  # path -> current FileVersion
+        self.start = start or dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
+        self._ids = 0
+
+    def run(self, status=BackupRun.Status.SUCCEEDED, finished_at=None):
+        """The next run (one hour after the previous one unless `finished_at` says)."""
+        finished_at = finished_at or self.start + dt.timedelta(hours=len(self.runs))
+        run = BackupRun.objects.create(
+            organization_id=self.organization_id,
+            configuration=self.user.configuration,
+            directory_user=self.user,
+            status=status,
+            started_at=finished_at - dt.timedelta(minutes=5),
+            finished_at=finished_at,
+        )
+        self.runs.append(run)
+        return run
+
+    @property
+    def last_run(self):
+        assert self.runs, "call run() first"
+        return self.runs[-1]
+
+    def _parent_id(self, path):
+        parent = path.rsplit("/", 1)[0]
+        if not parent:
+            return self.state.root_item_id
+        return self.current[parent].item_id
+
+    def _new(self, path, **fields):
+        from backups.models import FileVersion
+
+        self._ids += 1
+        values = {
+            "item_id": f"item-{self._ids}",
+            "size": 0,
+            "quickxorhash": "",
+            "modified_datetime": self.last_run.finished_at - dt.timedelta(hours=1),
+        }
+        values.update(fields)
+        return FileVersion(
+            organization_id=self.organization_id,
+            drive=self.state,
+            parent_id=self._parent_id(path),
+            path=path,
+            name=path.rsplit("/", 1)[1],
+            first_run=self.last_run,
+            **values,
+        )
+
+    def add(self, path, *, folder=False, size=0, **fields):
+        """A new item at `path` (its folder must exist)."""
+        fields.setdefault(
+            "quickxorhash", "" if folder else base64.b64encode(os.urandom(20)).decode()
+        )
+        version = self._new(path, is_folder=folder, size=0 if folder else size, **fields)
+        version.save()
+        self.current[path] = version
+        return version
+
+    def add_many(self, folder, count, *, name="file {:05}.txt", size=1, folders=0):
+        """`folders` subfolders then `count` files in `folder` ("/" for the top), bulk-inserted."""
+        from backups.models import FileVersion
+
+        base = "" if folder == "/" else folder
+        made = [
+            self._new(f"{base}/{('folder ' + name).format(i)}", is_folder=True)
+            for i in range(folders)
+        ] + [self._new(f"{base}/{name.format(i)}", size=size) for i in range(count)]
+        made = FileVersion.objects.bulk_create(made)
+        for version in made:
+            self.current[version.path] = version
+        return made
+
+    def _end(self, version, *, deleted=False):
+        """End `version` at this run; False when this run made it (it is amended instead)."""
+        if version.first_run_id == self.last_run.pk and not deleted:
+            return False
+        if version.first_run_id == self.last_run.pk:
+            version.delete()  # seen and deleted within one run: never a restore point's
+            return True
+        version.end_run = self.last_run
+        version.deleted = deleted
+        version.save(update_fields=["end_run", "deleted"])
+        return True
+
+    def _successor(self, version, path, **changes):
+        """The next version of `version`'s item: at `path`, with `changes`."""
+        from backups.models import FileVersion
+
+        if not self._end(version):
+            for name, value in changes.items():
+                setattr(version, name, value)
+            version.path, version.name = path, path.rsplit("/", 1)[1]
+            version.parent_id = self._parent_id(path)
+            version.save()
+            return version
+        fields = {
+            f.attname: getattr(version, f.attname)
+            for f in FileVersion._meta.concrete_fields
+            if f.attname not in ("id", "end_run_id", "deleted", "first_run_id", "damage")
+        }
+        fields.update(
+            path=path,
+            name=path.rsplit("/", 1)[1],
+            parent_id=self._parent_id(path),
+            first_run_id=self.last_run.pk,
+            **changes,
+        )
+        return FileVersion.objects.create(**fields)
+
+    def edit(self, path, *, size, **changes):
+        """New content for the file at `path`."""
+        changes.setdefault("quickxorhash", base64.b64encode(os.urandom(20)).decode())
+        changes.setdefault("modified_datetime", self.last_run.finished_at)
+        old = self.current.pop(path)
+        self.current[path] = self._successor(old, path, size=size, **changes)
+        return self.current[path]
+
+    def move(self, path, new_path):
+        """Rename or move `path` (and, for a folder, everything below it)."""
+        below = sorted(p for p in self.current if p.startswith(path + "/"))
+        old = self.current.pop(path)
+        self.current[new_path] = self._successor(old, new_path)
+        for child in below:
+            moved = new_path + child[len(path) :]
+            self.current[moved] = self._successor(self.current.pop(child), moved)
+        return self.current[new_path]
+
+    def delete(self, path):
+        """Delete `path` (and everything below it)."""
+        for gone in sorted(
+            (p for p in self.current if p == path or p.startswith(path + "/")), reverse=True
+        ):
+            self._end(self.current.pop(gone), deleted=True)
+
+
+def make_drive_history(user, **options) -> DriveHistory:
+    """A drive of `user` to fill run by run (DriveHistory)."""
+    return DriveHistory(user, **options)

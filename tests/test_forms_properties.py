@@ -178,9 +178,10 @@ def discovered_forms():
 @pytest.fixture
 def objects(world):
     configuration = make_configuration(world.org_a)
-    mirror(configuration, 2)
+    users = mirror(configuration, 2)
     schedule = make_schedule(world.org_a, configuration)
     return {
+        "directory_user": users[0],
         "organization": world.org_a,
         "instance": None,
         "configuration": configuration,

@@ -50,6 +50,44 @@ def _backup_run(world):
     return _once(world, "backup_run_a", make)
 
 
+def _file_version(world):
+    """A backed-up file of organization A's user (the one of the user_graph_id argument)."""
+    from backups.models import DriveState, FileVersion
+
+    def make():
+        run = _backup_run(world)
+        drive = DriveState.objects.create(
+            organization=world.org_a, directory_user=run.directory_user, drive_id="b!alpha"
+        )
+        return FileVersion.objects.create(
+            organization=world.org_a,
+            drive=drive,
+            item_id="item-1",
+            path="/Report.docx",
+            name="Report.docx",
+            size=3,
+            first_run=run,
+        )
+
+    return _once(world, "file_version_a", make)
+
+
+def _restore_job(world):
+    from backups.models import RestoreJob
+
+    def make():
+        run = _backup_run(world)
+        return RestoreJob.objects.create(
+            organization=world.org_a,
+            source_user=run.directory_user,
+            target_user=run.directory_user,
+            as_of_run=run,
+            paths=["/Report.docx"],
+        )
+
+    return _once(world, "restore_job_a", make)
+
+
 def _schedule(world):
     from schedules.models import Schedule
 
@@ -88,6 +126,8 @@ ORGANIZATION_OBJECTS = {
     "user_graph_id": lambda world: _backup_run(world).directory_user.graph_id,
     "run_code": lambda world: _backup_run(world).code,
     "schedule_code": lambda world: _schedule(world).code,
+    "version_id": lambda world: _file_version(world).pk,
+    "restore_code": lambda world: _restore_job(world).code,
     "cloud_code": lambda world: _cloud(world).code,
 }
 

@@ -23,6 +23,7 @@ from o365.graph import (
     PermissionDenied,
     Throttled,
 )
+from o365.problems import describe
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,8 @@ class Downloading(EngineMixin):
             except Skip as skip:
                 return Outcome(item, path, skip=skip, attempts=attempt)
             except (GraphError, DownloadFailed) as exc:
-                error = str(exc)
-                log.info("Download of %s failed (attempt %d): %s", item.id, attempt, error)
+                error = describe(exc) if isinstance(exc, GraphError) else str(exc)
+                log.info("Download of %s failed (attempt %d): %s", item.id, attempt, exc)
                 if isinstance(exc, Throttled) and exc.retry_after:
                     time.sleep(min(exc.retry_after, 60))
                 continue

@@ -2,6 +2,7 @@
 transactions that each prove the claim first, and the end of the run."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from backups.engine.download import Outcome
 from backups.engine.host import EngineMixin
@@ -21,9 +22,10 @@ class Recording(EngineMixin):
         run, user = self.run, self.user
         with transaction.atomic():
             self._beat(force=True)
-            if user.onedrive != DirectoryUser.OneDrive.MISSING:
-                user.onedrive = DirectoryUser.OneDrive.MISSING
-                user.save(update_fields=["onedrive", "updated_at"])
+            # The date restarts the wait before backups look for this OneDrive again.
+            user.onedrive = DirectoryUser.OneDrive.MISSING
+            user.onedrive_checked_at = timezone.now()
+            user.save(update_fields=["onedrive", "onedrive_checked_at", "updated_at"])
             RunIssue.objects.create(
                 run=run,
                 kind=RunIssue.Kind.SKIPPED,

@@ -5,6 +5,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from django.utils import timezone
+
 from backups import conf
 from backups.engine.download import Downloading
 from backups.engine.plan import Planning, versions_to_compare
@@ -99,7 +101,8 @@ class OneDriveBackup(Planning, Recording, Downloading):
         if user.drive_id != drive["id"] or user.onedrive != DirectoryUser.OneDrive.PROVISIONED:
             user.drive_id = drive["id"]
             user.onedrive = DirectoryUser.OneDrive.PROVISIONED
-            user.save(update_fields=["drive_id", "onedrive", "updated_at"])
+            user.onedrive_checked_at = timezone.now()
+            user.save(update_fields=["drive_id", "onedrive", "onedrive_checked_at", "updated_at"])
         return drive["id"]
 
     def _beat(self, force=False):

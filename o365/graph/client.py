@@ -11,6 +11,7 @@ each answer is retried and typed like a direct request's, and while Graph has as
 to wait (Retry-After), its other batches wait too.
 """
 
+import json as jsonlib
 import logging
 import random
 import threading
@@ -449,15 +450,19 @@ class GraphClient:
             timeout = self._request_timeout(url)
             try:
                 response = None
-                if (
-                    method == "GET"
-                    and stream
-                    and not authenticated
-                    and params is None
-                    and json is None
-                    and data is None
-                ):
-                    response = self._fast_get(url, send_headers, timeout)
+                if params is None and json is None and not authenticated:
+                    if method == "GET" and stream and data is None:
+                        response = self._fast_get(url, send_headers, timeout)
+                    elif method == "PUT" and data is not None and hasattr(data, "__len__"):
+                        # an upload session's fragment (o365/onedrive.py)
+                        response = self._fast_send("PUT", url, send_headers, timeout, data)
+                        if response is None:
+                            rewind()  # a redirect: requests sends it all again
+                elif params is None and json is not None and data is None and method == "POST":
+                    # e.g. createUploadSession, once per restored file
+                    body = jsonlib.dumps(json, allow_nan=False).encode()
+                    headers_json = {**send_headers, "Content-Type": "application/json"}
+                    response = self._fast_send("POST", url, headers_json, timeout, body)
                 if response is None:
                     response = self.session.request(
                         method,
@@ -532,28 +537,41 @@ class GraphClient:
                 retries=attempt,
             )
 
-    def _fast_get(self, url, headers, timeout):
-        """A streamed GET of a pre-authenticated URL (a file download) straight through the
-        session's urllib3 connection pool, as requests would send it (same pool, TLS
-        verification, default headers and timeout), without requests' per-request preparation,
-        which costs about as much CPU as the urllib3 request itself (~0.6 ms a file). None when
-        the session is not the plain one build_session() makes (then requests sends it), or for a
-        redirect (requests follows it)."""
+    def _fast_send(self, method, url, headers, timeout, body):
+        """A request with a body of known length through the pool (see _fast_get), its answer
+        read here, so that an answer cut short is retried like any transient failure."""
+        response = self._fast_get(url, headers, timeout, method, body)
+        if response is not None:
+            response.content  # noqa: B018 - reads and keeps the body
+        return response
+
+    def _fast_get(self, url, headers, timeout, method="GET", body=None):
+        """A streamed GET of a pre-authenticated URL (a file download), or a request with a
+        body of known length (an upload session's fragment; a JSON POST to Graph, e.g.
+        createUploadSession), straight through the session's urllib3 connection pool, as
+        requests would send it (same pool, TLS verification, default headers and timeout),
+        without requests' per-request preparation, which costs about as much CPU as the urllib3
+        request itself (~0.6 ms a file). None when the session is not the plain one
+        build_session() makes (then requests sends it), or for a redirect (requests follows
+        it)."""
         session = self.session
         adapter = session.get_adapter(url)
         if type(adapter) is not transport.GuardedAdapter or session.proxies or session.cert:
             return None
         prepared = requests.PreparedRequest()
-        prepared.method, prepared.url = "GET", url
+        prepared.method, prepared.url = method, url
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         send_headers = dict(session.headers)
         send_headers.update(headers)
+        if body is not None:
+            send_headers["Content-Length"] = str(len(body))
         try:
             pool = adapter.get_connection_with_tls_context(prepared, session.verify)
             raw = pool.urlopen(
-                "GET",
+                method,
                 target,
+                body=body,
                 headers=send_headers,
                 redirect=False,
                 assert_same_host=False,

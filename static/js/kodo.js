@@ -12,6 +12,17 @@ document.addEventListener("DOMContentLoaded", () => {
       event.preventDefault();
     }
   });
+  // "Select all in this folder" (browse pages): ticks or clears the rows of its form; clearing
+  // a row clears it too, so the form never posts the whole folder after a row was left out.
+  document.addEventListener("change", (event) => {
+    const box = event.target;
+    if (!box.form) return;
+    if (box.matches("[data-select-all]")) {
+      box.form.querySelectorAll("[data-select-row]").forEach((row) => { row.checked = box.checked; });
+    } else if (box.matches("[data-select-row]") && !box.checked) {
+      box.form.querySelectorAll("[data-select-all]").forEach((all) => { all.checked = false; });
+    }
+  });
   // Live progress: an element with data-poll="<url>" is replaced by the URL's HTML every 2 s
   // until the response carries data-done.
   document.querySelectorAll("[data-poll]").forEach((element) => {

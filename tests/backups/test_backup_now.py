@@ -1,6 +1,7 @@
 from unittest import mock
 
 from django.urls import reverse
+from django.utils import timezone
 
 from backups.models import BackupRun
 from backups.tasks import fan_out_backups
@@ -47,6 +48,7 @@ def test_backup_now_for_a_configuration_starts_one_run_per_user(
     (tests/backups/test_fan_out.py has the details)."""
     users = make_users(world.org_a, 3)
     users[2].onedrive = "no"
+    users[2].onedrive_checked_at = timezone.now()  # found without one just now
     users[2].save()
     url = reverse(
         "backups:start-configuration-backup", args=[world.org_a.code, users[0].configuration.code]

@@ -19,7 +19,7 @@ def test_services_appear_after_the_server_administrator_enables_them(new_page, w
     log_in(server_admin, "root@kodo.example", PASSWORD)
     server_admin.get_by_role("link", name="Beta MSP").click()
     server_admin.get_by_label("Services enabled").check()
-    server_admin.get_by_role("button", name="SAVE").click()
+    server_admin.get_by_role("form", name="Services").get_by_role("button", name="SAVE").click()
     expect(server_admin.get_by_text("Services enabled.")).to_be_visible()
 
     org_admin.reload()

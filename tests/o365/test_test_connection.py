@@ -17,13 +17,33 @@ def _test(client, world, configuration):
 def test_test_connection_succeeds_against_m365sim(admin_a_client, world, m365sim, certificate):
     configuration = sim_configuration(world.org_a, m365sim, certificate=certificate)
     page = _test(admin_a_client, world, configuration).content.decode()
-    assert "Connection OK" in page
+    assert "Connection OK" in page and "Restore: possible." in page
     configuration.refresh_from_db()
     assert configuration.last_test_ok is True and configuration.last_test_at is not None
     assert "Files.Read.All" in configuration.last_test_roles
     assert AuditEvent.objects.filter(
         action="configuration_tested", message__endswith="success."
     ).exists()
+
+
+def test_test_connection_says_when_restore_is_not_possible(admin_a_client, world, m365sim):
+    from o365.graph import forget_tokens
+
+    app = next(a for a in m365sim.info["tenants"][0]["apps"] if a["name"] == "Kodo Backup")
+    sim = m365sim.sim
+    granted = list(
+        next(a for t in sim.tenants for a in t.apps if a.client_id == app["client_id"]).roles
+    )
+    sim.set_app_roles(app["client_id"], ["User.Read.All", "Files.Read.All"])
+    forget_tokens()
+    try:
+        configuration = sim_configuration(world.org_a, m365sim)
+        page = _test(admin_a_client, world, configuration).content.decode()
+    finally:
+        sim.set_app_roles(app["client_id"], granted)
+        forget_tokens()
+    assert "Connection OK" in page  # backups work
+    assert "Restore is not possible: the app lacks Files.ReadWrite.All." in page
 
 
 def test_test_connection_names_a_missing_permission(admin_a_client, world, m365sim):

@@ -15,9 +15,8 @@ from tests.factories import make_configuration, make_schedule, mirror
 def test_a_firing_starts_one_run_per_user_on_commit(world, django_capture_on_commit_callbacks):
     configuration = make_configuration(world.org_a)
     users = mirror(configuration, 3)
-    mirror(configuration, 1, prefix="gone")[0].__class__.objects.filter(graph_id="gone-0").update(
-        removed_at=timezone.now()
-    )
+    gone = mirror(configuration, 1, prefix="gone")[0]
+    gone.__class__.objects.filter(pk=gone.pk).update(removed_at=timezone.now())
     schedule = make_schedule(world.org_a, configuration)
     with django_capture_on_commit_callbacks() as callbacks:
         fire_schedule(schedule.pk)
