@@ -8,22 +8,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import (
-    BooleanField,
     Case,
     Count,
     DateField,
-    Exists,
     OuterRef,
+    Q,
     Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backups import overview
-from backups.models import BackupRun, FileVersion, Verification
+from backups.models import BackupRun, DriveState, FileVersion, Verification
 from kodo import jobs
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import Organization
@@ -31,7 +30,6 @@ from organizations.models import Organization
 GROWTH_DAYS = 30
 RUNNING_SHOWN = 10
 LOST_SHOWN = 20
-DONE_STATUSES = (BackupRun.Status.SUCCEEDED, BackupRun.Status.PARTIAL)
 # The results a finished run can have, in the order the Dashboard shows them.
 RESULTS = [
     (status, jobs.BADGES[status])
@@ -140,10 +138,11 @@ class Dashboard:
 
 
 def dashboard(org, *, now=None) -> Dashboard:
-    """Four queries: the organization's totals, its runs grouped by day, status and whether they
-    finished in the last 24 hours (at most 31 x 7 x 2 rows), the running backups and the running
-    directory jobs; one more when a verification ran, one more when versions were lost; and the
-    alerts' two (three when users are late: overview.organization_alerts)."""
+    """Four queries: the organization's totals (each a subquery answered from an index: no row
+    per file version, see DriveState.current_files), the bytes its runs of the last GROWTH_DAYS
+    stored per day, the running backups and the running directory jobs; one more when a
+    verification ran, one more when versions were lost; and the alerts' two (three when users
+    are late: overview.organization_alerts)."""
     now = now or timezone.now()
     zone = org_zone(org)
     today = now.astimezone(zone).date()
@@ -151,22 +150,45 @@ def dashboard(org, *, now=None) -> Dashboard:
     period_start = dt.datetime.combine(first_day, dt.time(), zone)
     day_ago = now - dt.timedelta(hours=24)
 
-    users = DirectoryUser.objects.filter(
-        configuration__organization=OuterRef("pk"), removed_at__isnull=True, account__isnull=False
-    )
-    protected = users.filter(
-        Exists(BackupRun.objects.filter(directory_user=OuterRef("pk"), status__in=DONE_STATUSES))
-    )
-    versions = FileVersion.objects.filter(
-        organization=OuterRef("pk"), end_run__isnull=True, is_folder=False
-    )
+    # The users of its configurations (with a Kodo account or not): those in Microsoft 365, and
+    # the protected ones (overview.protected_users: a completed backup) also after they left it.
+    directory_users = DirectoryUser.objects.filter(configuration__organization=OuterRef("pk"))
+    protected = overview.protected_users(directory_users)
+    users = directory_users.filter(Q(removed_at__isnull=True) | overview.has_completed_backup())
+    drives = DriveState.objects.filter(organization=OuterRef("pk"))
     totals = (
         Organization.objects.filter(pk=org.pk)
         .values(
             users_total=_scalar(users, "configuration__organization", Count("pk")),
             users_protected=_scalar(protected, "configuration__organization", Count("pk")),
-            current_files=_scalar(versions, "organization", Count("pk")),
-            current_size=_scalar(versions, "organization", Sum("size")),
+            # Kept per drive by triggers (DriveState.current_files): one row per drive read.
+            current_files=_scalar(drives, "organization", Sum("current_files")),
+            current_size=_scalar(drives, "organization", Sum("current_bytes")),
+            # Every run's, from index `runs_stored`; only the last GROWTH_DAYS are read by day.
+            bytes_stored=_scalar(
+                BackupRun.objects.filter(organization=OuterRef("pk"), bytes_stored__gt=0),
+                "organization",
+                Sum("bytes_stored"),
+            ),
+            # Backups running, and those finished in the last 24 hours by result (indexes
+            # `runs_by_status`, `runs_by_result`).
+            active_runs=_scalar(
+                BackupRun.objects.filter(
+                    organization=OuterRef("pk"), status__in=BackupRun.ACTIVE_STATUSES
+                ),
+                "organization",
+                Count("pk"),
+            ),
+            **{
+                f"result_{status}": _scalar(
+                    BackupRun.objects.filter(
+                        organization=OuterRef("pk"), status=status, finished_at__gte=day_ago
+                    ),
+                    "organization",
+                    Count("pk"),
+                )
+                for status, _ in RESULTS
+            },
             damaged_versions=_scalar(
                 _damaged(FileVersion.Damage.DAMAGED), "organization", Count("pk")
             ),
@@ -180,36 +202,36 @@ def dashboard(org, *, now=None) -> Dashboard:
         .get()
     )
 
+    # Bytes stored per day of the chart, read from index `runs_by_day` alone: each day's bounds
+    # computed here in the organization's time zone (a date function per row costs more).
+    days = [first_day + dt.timedelta(days=offset) for offset in range(GROWTH_DAYS + 1)]
+    starts = [dt.datetime.combine(date, dt.time(), zone) for date in days]
     day = Case(
-        When(created_at__lt=period_start, then=Value(None, output_field=DateField())),
-        default=TruncDate("created_at", tzinfo=zone),
+        *(
+            When(created_at__lt=next_start, then=Value(date))
+            for date, next_start in zip(days[:-1], starts[1:], strict=True)
+        ),
+        default=Value(None),
         output_field=DateField(),
     )
-    recent = Case(
-        When(finished_at__gte=day_ago, then=Value(True)),
-        default=Value(False),
-        output_field=BooleanField(),
-    )
-    groups = (
+    per_day = (
         BackupRun.objects.for_organization(org)
+        .filter(created_at__gte=period_start)
         .order_by()
-        .annotate(day=day, recent=recent)
-        .values("day", "status", "recent")
-        .annotate(runs=Count("pk"), stored=Sum("bytes_stored"))
+        .annotate(day=day)
+        .values("day")
+        .annotate(stored=Sum("bytes_stored"))
     )
     stored_per_day: dict[dt.date, int] = {}
-    active, stored_before = 0, 0
-    results = {status: 0 for status, _ in RESULTS}
-    for group in groups:
-        stored = group["stored"] or 0
+    stored_later = 0  # runs dated after today (a clock ahead): not in the chart
+    for group in per_day:
         if group["day"] is None:
-            stored_before += stored
+            stored_later += group["stored"] or 0
         else:
-            stored_per_day[group["day"]] = stored_per_day.get(group["day"], 0) + stored
-        if group["status"] in BackupRun.ACTIVE_STATUSES:
-            active += group["runs"]
-        elif group["recent"] and group["status"] in results:
-            results[group["status"]] += group["runs"]
+            stored_per_day[group["day"]] = group["stored"] or 0
+    # What was stored before the chart's first day (never below zero should a run have stored
+    # more between the two queries).
+    stored_before = max(totals["bytes_stored"] - sum(stored_per_day.values()) - stored_later, 0)
     growth, running_total = [], stored_before
     for offset in range(GROWTH_DAYS):
         date = first_day + dt.timedelta(days=offset)
@@ -231,8 +253,11 @@ def dashboard(org, *, now=None) -> Dashboard:
     return Dashboard(
         users_total=totals["users_total"],
         users_protected=totals["users_protected"],
-        results=[(status.value, status.label, badge, results[status]) for status, badge in RESULTS],
-        active_runs=active,
+        results=[
+            (status.value, status.label, badge, totals[f"result_{status}"])
+            for status, badge in RESULTS
+        ],
+        active_runs=totals["active_runs"],
         bytes_stored=running_total,
         current_files=totals["current_files"],
         current_size=totals["current_size"],
@@ -261,7 +286,11 @@ def dashboard(org, *, now=None) -> Dashboard:
 
 
 def _damaged(damage):
-    return FileVersion.objects.filter(organization=OuterRef("pk"), damage=damage)
+    """The outer organization's versions with `damage` (index `damaged_in_organization`: the
+    query names its condition, or SQLite reads every version of the organization)."""
+    return FileVersion.objects.filter(
+        ~Q(damage=FileVersion.Damage.SOUND), organization=OuterRef("pk"), damage=damage
+    )
 
 
 def _scalar(queryset, group_by, aggregate):

@@ -115,6 +115,11 @@ class BackupRun(Job):
                 condition=Q(bytes_stored__gt=0),
                 name="runs_stored",
             ),
+            # Whether a user is protected (backups/overview.py protected_users): one probe.
+            models.Index(fields=["directory_user", "status"], name="runs_of_user_by_status"),
+            # The Dashboard (backups/activity.py): bytes stored per day, running backups.
+            models.Index(fields=["organization", "created_at", "bytes_stored"], name="runs_by_day"),
+            models.Index(fields=["organization", "status", "created_at"], name="runs_by_status"),
         ]
 
     def __str__(self):
@@ -160,11 +165,28 @@ class BackupRun(Job):
 
     @property
     def progress_text(self) -> str:
-        return f"{self.files_downloaded} / {self.files_to_download} files"
+        return f"{self.files_downloaded} / {self.files_to_download} files downloaded"
+
+    @property
+    def files_changed(self) -> int:
+        """Files new or modified (to download), renamed or moved, or deleted since the last
+        backup: what an incremental run found to do, whatever it had to download."""
+        return self.files_to_download + self.files_moved + self.files_deleted
 
     @property
     def summary(self) -> str:
-        return f"{self.files_downloaded} files, {filesizeformat(self.bytes_downloaded)}"
+        """Files checked, changed and downloaded. "0 files, 0 bytes" (the downloads alone) read
+        as "nothing was backed up" after an incremental run that found nothing to download."""
+        if self.status in (self.Status.SUCCEEDED, self.Status.PARTIAL) and not (
+            self.files_changed or self.files_failed
+        ):
+            if not self.files_seen and not self.full_enumeration:
+                return "No changes since the last backup"
+            return f"{self.files_seen} files checked, no changes"
+        return (
+            f"{self.files_seen} files checked, {self.files_changed} changed, "
+            f"{self.files_downloaded} downloaded ({filesizeformat(self.bytes_downloaded)})"
+        )
 
     @property
     def problem_badge(self) -> str:
@@ -178,10 +200,12 @@ class BackupRun(Job):
     def tasks_of(cls, organization, *, user=""):
         runs = cls.objects.for_organization(organization)
         if user:
-            runs = runs.filter(
-                Q(directory_user__mail__icontains=user)
-                | Q(directory_user__user_principal_name__icontains=user)
+            # The matching users first (one pass over the organization's users), then their
+            # runs by index: not the text matched again on every run's joined user.
+            users = DirectoryUser.objects.filter(configuration__organization=organization).filter(
+                Q(mail__icontains=user) | Q(user_principal_name__icontains=user)
             )
+            runs = runs.filter(directory_user__in=users.values("pk"))
         return runs
 
     @classmethod
@@ -217,6 +241,11 @@ class DriveState(models.Model):
         BackupRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # The drive's current files (not folders) and their bytes, as the Dashboard shows them. Kept
+    # by database triggers on FileVersion (migration 0010_drive_totals), whatever writes the
+    # versions: the engine's bulk inserts and updates, prune, a user's removal.
+    current_files = models.BigIntegerField(default=0, editable=False)
+    current_bytes = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         constraints = [
@@ -247,6 +276,18 @@ class DriveState(models.Model):
 
     def __str__(self):
         return f"Drive {self.drive_id} of {self.directory_user}"
+
+    TOTALS = ("current_files", "current_bytes")
+
+    def save(self, *args, **kwargs):
+        """Never write the totals back: the triggers own them, and this copy may be stale."""
+        if self.pk is not None and not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.TOTALS
+            ]
+        super().save(*args, **kwargs)
 
 
 class FileVersionQuerySet(models.QuerySet):
@@ -319,6 +360,12 @@ class FileVersion(models.Model):
                 fields=["drive", "end_run"], condition=Q(deleted=True), name="deleted_versions"
             ),
             models.Index(fields=["organization", "quickxorhash"]),
+            # The Dashboard's damaged and lost versions (a query naming the condition uses it).
+            models.Index(
+                fields=["organization", "damage"],
+                condition=~Q(damage=""),
+                name="damaged_in_organization",
+            ),
             models.Index(
                 fields=["drive", "damage"], condition=~Q(damage=""), name="damaged_versions"
             ),

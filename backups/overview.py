@@ -8,10 +8,11 @@ the organizations, each an index range (see the indexes named below, and bench/b
 
 Words:
 - A user is *protected* once it has a completed backup (succeeded or partially succeeded), also
-  after it left Microsoft 365 (its backups are kept). The engine records a user's last completed
-  backup on its drive: `DriveState.last_run`, set (with `updated_at`) only when a run completes,
-  so a drive whose `last_run` is set is a protected user's, and its `updated_at` is when that
-  backup finished (indexes `drives_backed_up`, `drives_late`, `drives_of_user`).
+  after it left Microsoft 365 (its backups are kept): `protected_users`, used by the Dashboard
+  too (index `runs_of_user_by_status`).
+- The engine records a user's last completed backup on its drive: `DriveState.last_run`, set
+  (with `updated_at`) only when a run completes, so its `updated_at` is when that backup finished
+  (indexes `drives_backed_up`, `drives_late`, `drives_of_user`).
 - A user is *not backed up for 48 hours* when it is protected, still in Microsoft 365, and its
   last completed backup finished more than 48 hours ago. A user never backed up is unprotected,
   not late.
@@ -30,7 +31,7 @@ from django.utils import timezone
 
 from backups.models import BackupRun, DriveState, UsageSample
 from kodo import jobs
-from o365.models import Configuration, DirectoryJob
+from o365.models import Configuration, DirectoryJob, DirectoryUser
 from o365.validators import EXPIRY_WARNING_DAYS
 from organizations.models import Organization
 
@@ -47,6 +48,7 @@ RESULTS = (
     jobs.Status.CANCELED,
 )
 # Secrets stay in the database: these pages never need them.
+DONE_STATUSES = (jobs.Status.SUCCEEDED, jobs.Status.PARTIAL)  # a completed backup
 SECRET_FIELDS = (
     "client_secret_encrypted",
     "certificate_password_encrypted",
@@ -60,6 +62,19 @@ def _per_organization(queryset, aggregate, organization="organization"):
     return Coalesce(
         Subquery(rows.values(organization).annotate(value=aggregate).values("value")), 0
     )
+
+
+def protected_users(directory_users):
+    """The *protected* users among `directory_users` (a DirectoryUser queryset): those with a
+    completed backup, succeeded or partial, also after they left Microsoft 365 (their backups are
+    kept, and billed). The one definition of the overview, the usage report and the Dashboard;
+    one probe of index `runs_of_user_by_status` per user."""
+    return directory_users.filter(has_completed_backup())
+
+
+def has_completed_backup() -> Exists:
+    """Whether the outer DirectoryUser is protected (`protected_users`), as an expression."""
+    return Exists(BackupRun.objects.filter(directory_user=OuterRef("pk"), status__in=DONE_STATUSES))
 
 
 def _backed_up_drives():
@@ -82,16 +97,25 @@ def _late_drives(now):
 
 
 def _usage_numbers() -> dict:
-    """Annotations of an organization: protected_users (index `drives_backed_up`),
-    bytes_stored (index `runs_stored`)."""
+    """Annotations of an organization: bytes_stored (index `runs_stored`)."""
     return {
-        "protected_users": _per_organization(
-            _backed_up_drives(), Count("directory_user", distinct=True)
-        ),
         "bytes_stored": _per_organization(
             BackupRun.objects.filter(bytes_stored__gt=0), Sum("bytes_stored")
         ),
     }
+
+
+def _protected_users() -> dict[int, int]:
+    """{organization id: its protected users}: one query over every user, grouped (one probe of
+    index `runs_of_user_by_status` each). A subquery per organization would read the users table
+    once per organization on PostgreSQL."""
+    rows = (
+        protected_users(DirectoryUser.objects.all())
+        .order_by()
+        .values("configuration__organization")
+        .annotate(users=Count("pk"))
+    )
+    return {row["configuration__organization"]: row["users"] for row in rows}
 
 
 def _stale_users(now) -> dict[int, int]:
@@ -249,19 +273,22 @@ class Usage:
 
 
 def current_usage(now=None) -> dict[int, Usage]:
-    """{organization id: Usage} of every organization. Two queries."""
+    """{organization id: Usage} of every organization. Three queries."""
     now = now or timezone.now()
-    stale = _stale_users(now)
+    stale, protected = _stale_users(now), _protected_users()
     return {
-        organization.pk: _usage_of(organization, stale)
+        organization.pk: _usage_of(organization, stale, protected)
         for organization in Organization.objects.annotate(**_usage_numbers()).only("pk")
     }
 
 
-def _usage_of(organization, stale: dict[int, int]) -> Usage:
+def _usage_of(organization, stale: dict[int, int], protected: dict[int, int]) -> Usage:
     """The Usage of an organization annotated with _usage_numbers."""
-    numbers = vars(organization)
-    return Usage(numbers["protected_users"], stale.get(organization.pk, 0), numbers["bytes_stored"])
+    return Usage(
+        protected.get(organization.pk, 0),
+        stale.get(organization.pk, 0),
+        vars(organization)["bytes_stored"],
+    )
 
 
 # ----- the overview ------------------------------------------------------------------------
@@ -347,11 +374,11 @@ def _last_day_numbers(since) -> dict:
 
 
 def overview(*, sort: str = DEFAULT_SORT, descending: bool = False, now=None) -> list:
-    """Every organization's row, sorted by the column `sort` (then by name). Three queries:
-    the organizations with their numbers, their users not backed up lately, the configurations
-    with alerts."""
+    """Every organization's row, sorted by the column `sort` (then by name). Four queries:
+    the organizations with their numbers, their protected users, their users not backed up
+    lately, the configurations with alerts."""
     now = now or timezone.now()
-    stale = _stale_users(now)
+    stale, protected = _stale_users(now), _protected_users()
     alerts: dict[int, list] = {}
     for alert in configuration_alerts(Configuration.objects.all(), now):
         alerts.setdefault(alert.configuration.organization_id, []).append(alert)
@@ -366,7 +393,7 @@ def overview(*, sort: str = DEFAULT_SORT, descending: bool = False, now=None) ->
         rows.append(
             OrganizationRow(
                 organization=organization,
-                usage=_usage_of(organization, stale),
+                usage=_usage_of(organization, stale, protected),
                 results={status: count for status, count in results.items() if count},
                 failures=results[jobs.Status.FAILED] + failed_other,
                 alerts=alerts.get(organization.pk, []),
@@ -381,7 +408,7 @@ def overview(*, sort: str = DEFAULT_SORT, descending: bool = False, now=None) ->
 
 def record_usage_samples(now=None) -> int:
     """Record today's (UTC) UsageSample of every organization; run again the same day, the
-    newer numbers replace the day's. Four queries."""
+    newer numbers replace the day's. Five queries."""
     now = now or timezone.now()
     day = now.astimezone(dt.UTC).date()
     usage = current_usage(now)
@@ -431,7 +458,7 @@ class MonthlyUsage:
 def monthly_usage(month: dt.date, now=None) -> list[MonthlyUsage]:
     """Each organization's usage in `month` (UTC days), from its daily UsageSamples; for the
     current month, today's live numbers stand in for today's sample. An organization created
-    after the month has no row; one without samples has empty numbers. Two queries, four for
+    after the month has no row; one without samples has empty numbers. Two queries, five for
     the current month."""
     now = now or timezone.now()
     today = now.astimezone(dt.UTC).date()

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.functional import cached_property
 
 from kodo import crypto, jobs
 from kodo.jobs import Job, JobQuerySet
@@ -476,8 +478,43 @@ class DirectoryJob(Job):
         return f"{self.users_seen} users read"
 
     @property
-    def summary(self) -> str:
+    def changed_nothing(self) -> bool:
+        """A finished job that changed no account and no user, and met no problem: its counts
+        are all zeros, which read as "nothing was done" rather than "nothing had changed"."""
+        return self.status == self.Status.SUCCEEDED and not any(
+            (self.created, self.updated, self.linked, self.removed, self.conflicts, self.errors)
+        )
+
+    @cached_property
+    def previous_finished_at(self) -> dt.datetime | None:
+        """When the configuration's last earlier import or synchronization succeeded: what "no
+        changes" is counted from. The Tasks page annotates it (load_for_tasks) for a
+        whole page at once; the job page asks here."""
         return (
+            DirectoryJob.objects.filter(
+                configuration_id=self.configuration_id,
+                status=self.Status.SUCCEEDED,
+                created_at__lt=self.created_at,
+            )
+            .order_by("-finished_at")
+            .values_list("finished_at", flat=True)
+            .first()
+        )
+
+    @property
+    def no_changes_text(self) -> str:
+        """ "No changes since 2026-12-03 08:15" (in the active time zone), or "" when the job
+        changed something."""
+        if not self.changed_nothing:
+            return ""
+        since = self.previous_finished_at
+        if since is None:
+            return "No changes"
+        return f"No changes since {date_format(timezone.localtime(since), 'Y-m-d H:i')}"
+
+    @property
+    def summary(self) -> str:
+        return self.no_changes_text or (
             f"{self.users_seen} users: {self.created} created, {self.updated} updated, "
             f"{self.removed} removed"
         )
@@ -500,6 +537,17 @@ class DirectoryJob(Job):
 
     @classmethod
     def load_for_tasks(cls, pks):
-        return cls.objects.select_related("configuration__organization", "requested_by").in_bulk(
-            pks
+        previous = (
+            cls.objects.filter(
+                configuration_id=models.OuterRef("configuration_id"),
+                status=cls.Status.SUCCEEDED,
+                created_at__lt=models.OuterRef("created_at"),
+            )
+            .order_by("-finished_at")
+            .values("finished_at")[:1]
+        )
+        return (
+            cls.objects.select_related("configuration__organization", "requested_by")
+            .annotate(previous_finished_at=models.Subquery(previous))
+            .in_bulk(pks)
         )

@@ -81,8 +81,11 @@ class AuditEventQuerySet(models.QuerySet):
     def search(self, keyword="", since=None, until=None):
         events = self
         if keyword:
+            from organizations.audit import actions_labelled  # local: audit imports this module
+
             events = events.filter(
                 Q(action__icontains=keyword)
+                | Q(action__in=actions_labelled(keyword))
                 | Q(message__icontains=keyword)
                 | Q(actor_email__icontains=keyword)
                 | Q(ip_address__icontains=keyword)

@@ -7,7 +7,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from organizations import actions
+from organizations import actions, audit
 from organizations.access import org_admin_required, server_admin_required
 from organizations.forms import (
     AuditSearchForm,
@@ -108,6 +108,8 @@ def _audit_page(request, events, time_zone, template, context):
         since, until = form.bounds(zoneinfo.ZoneInfo(time_zone))
         events = events.search(keyword=form.cleaned_data["q"].strip(), since=since, until=until)
     page = Paginator(events.select_related("organization"), 50).get_page(request.GET.get("page"))
+    for event in page:
+        event.label = audit.action_label(event.action)
     query = request.GET.copy()
     query.pop("page", None)
     return render(

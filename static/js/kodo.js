@@ -1,4 +1,17 @@
 // Small progressive enhancements; every page works without JavaScript.
+
+// Narrow screens: the "Menu" button (templates/base.html) folds the main menu away so the page,
+// not the menu, fills the first screen. The stylesheet shows the button and hides the menu only
+// under html.js, so without JavaScript the menu simply stays open.
+document.documentElement.classList.add("js");
+document.querySelectorAll(".menu-toggle[aria-controls]").forEach((button) => {
+  button.setAttribute("aria-expanded", "false");
+  button.addEventListener("click", () => {
+    const open = button.getAttribute("aria-expanded") === "true";
+    button.setAttribute("aria-expanded", String(!open));
+  });
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   // Select the whole text of read-only copy fields on focus (invitation links).
   document.querySelectorAll("input.copy").forEach((input) => {

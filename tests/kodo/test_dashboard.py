@@ -54,7 +54,7 @@ def data(world):
     ok = make_finished_run(users[0], bytes_stored=3 * MB)
     partial = make_finished_run(users[1], status=BackupRun.Status.PARTIAL, bytes_stored=2 * MB)
     make_finished_run(users[2], status=BackupRun.Status.FAILED, bytes_stored=MB)
-    make_finished_run(users[3], bytes_stored=MB)  # no Kodo account: not among the users counted
+    make_finished_run(users[3], bytes_stored=MB)  # no Kodo account: protected all the same
     _age(make_finished_run(users[0], bytes_stored=5 * MB), days=3)  # older than 24 hours
     _age(make_finished_run(users[0], bytes_stored=7 * MB), days=GROWTH_DAYS + 5)  # before the chart
     running = BackupRun.objects.create(
@@ -86,7 +86,8 @@ def test_it_shows_the_numbers_of_the_organization(admin_a_client, world, data):
 
     assert response.status_code == 200
     stats = response.context["stats"]
-    assert (stats.users_protected, stats.users_total) == (2, 3)
+    # a completed backup protects a user, with a Kodo account or not (the failed one does not)
+    assert (stats.users_protected, stats.users_total) == (3, 4)
     assert {status: count for status, _, _, count in stats.results} == {
         "succeeded": 2,
         "partial": 1,
