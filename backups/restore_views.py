@@ -12,6 +12,7 @@ from django.db.models import Count, Q, Sum
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from backups import actions
@@ -20,6 +21,7 @@ from backups.models import FileVersion, RestoreItem, RestoreJob
 from backups.restore import RestoreRefused
 from backups.restore_forms import RestoreItemFilterForm, RestoreOptionsForm, SelectionForm
 from backups.selection import deleted_items, select
+from backups.views import after_cancel
 from o365.models import DirectoryUser
 from organizations.access import org_admin_required
 
@@ -195,15 +197,9 @@ def restore_detail(request, org, restore_code):
 @require_POST
 def cancel_restore(request, org, restore_code):
     job = get_restore(org, restore_code)
-    if actions.do_cancel_restore(job, request=request):
-        messages.success(request, f"The restore of {job.source_user} was canceled.")
-    else:
-        messages.warning(
-            request,
-            f"The restore of {job.source_user} had already finished "
-            f"({job.get_status_display().lower()}).",
-        )
-    return redirect("backups:restore", org_code=org.code, restore_code=job.code)
+    canceled = actions.do_cancel_restore(job, request=request)
+    page = reverse("backups:restore", args=[org.code, job.code])
+    return after_cancel(request, job, canceled, f"restore of {job.source_user}", page)
 
 
 # ----- the results as CSV ----------------------------------------------------------------------

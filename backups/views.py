@@ -3,6 +3,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery, Sum
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -239,20 +240,26 @@ def tasks(request, org):
 @require_POST
 def cancel_run(request, org, run_code):
     run = get_run(org, run_code)
-    if actions.do_cancel_run(run, request=request):
-        messages.success(request, f"The backup of {run.directory_user} was canceled.")
+    canceled = actions.do_cancel_run(run, request=request)
+    tasks = reverse("backups:tasks", args=[org.code])
+    return after_cancel(request, run, canceled, f"backup of {run.directory_user}", tasks)
+
+
+def after_cancel(request, job, canceled: bool, what: str, default_url: str):
+    """The one answer to a Cancel button (backup runs, restores): say what happened, then go
+    back where the button was (`next`, a URL of this site), else to `default_url`."""
+    if canceled:
+        messages.success(request, f"The {what} was canceled.")
     else:
         messages.warning(
-            request,
-            f"The backup of {run.directory_user} had already finished "
-            f"({run.get_status_display().lower()}).",
+            request, f"The {what} had already finished ({job.get_status_display().lower()})."
         )
     next_url = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return redirect(next_url)
-    return redirect("backups:tasks", org_code=org.code)
+    return redirect(default_url)
 
 
 @org_admin_required

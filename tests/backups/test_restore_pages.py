@@ -453,6 +453,15 @@ def test_cancel_ends_an_active_restore(admin_a_client, drive):
     assert "was canceled" in response.content.decode()
 
 
+def test_cancel_from_the_tasks_page_goes_back_there(admin_a_client, drive):
+    job = _job(drive, items=3, status=RestoreJob.Status.QUEUED)
+    tasks = reverse("backups:tasks", args=[job.organization.code]) + "?type=restore"
+
+    response = admin_a_client.post(_job_url(job, "backups:restore-cancel"), {"next": tasks})
+
+    assert response.status_code == 302 and response["Location"] == tasks
+
+
 def test_cancel_of_a_finished_restore_says_so(admin_a_client, drive):
     job = _job(drive, status=RestoreJob.Status.SUCCEEDED)
 
