@@ -35,6 +35,28 @@ class Organization(models.Model):
         help_text="Administrators may download users' data. When off, they can only restore "
         "it to Microsoft 365.",
     )
+    # Self-service (My backups): the server administrator turns it on for an organization; the
+    # organization's admins then choose what its users may do with their own backups.
+    self_service_enabled = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Let this organization's users reach their own backups (My backups).",
+    )
+    users_may_browse = models.BooleanField(
+        default=True,
+        db_default=True,
+        help_text="Users may browse their own OneDrive as of any backup.",
+    )
+    users_may_download = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Users may download their own files.",
+    )
+    users_may_restore = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Users may restore their own files to their own OneDrive.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OrganizationQuerySet.as_manager()
@@ -52,6 +74,7 @@ class Organization(models.Model):
 class Membership(models.Model):
     class Role(models.TextChoices):
         ADMIN = "admin", "Administrator"
+        OPERATOR = "operator", "Restore operator"
         USER = "user", "User"
 
     user = models.ForeignKey(
@@ -70,6 +93,30 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} in {self.organization} ({self.role})"
+
+
+class MicrosoftIdentity(models.Model):
+    """A Kodo account's Microsoft 365 identity for "Sign in with Microsoft": matched by tenant id
+    and object id, never by email. Administrators get one only by confirming it while signed in;
+    users are matched through the directory (o365.DirectoryUser) their import linked."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="microsoft_identities"
+    )
+    tenant_id = models.UUIDField()
+    object_id = models.UUIDField()
+    username = models.CharField(max_length=320, blank=True)
+    confirmed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "object_id"], name="one_account_per_microsoft_identity"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.username or self.object_id} ({self.tenant_id}) -> {self.user}"
 
 
 class AuditEventQuerySet(models.QuerySet):
