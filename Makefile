@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test setup lint lock
+.PHONY: run test setup lint lock screenshots
 
 # The exact versions (and their hashes) of requirements.lock, then Kodo itself without resolving
 # again; `pip check` fails when pyproject.toml asks for something the lock lacks (run `make lock`).
@@ -40,10 +40,22 @@ run: setup
 	@echo "Kodo is starting at http://127.0.0.1:$(PORT)/  (Ctrl-C stops everything)"
 	@echo "  Demo logins are listed above. The demo tenant's KodoADSettings.json is written to var/."
 	@echo
-	$(DEV_ENV) KODO_PORT=$(PORT) $(BIN)/honcho -f Procfile start
+	$(DEV_ENV) KODO_PORT=$(PORT) KODO_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/honcho -f Procfile start
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The README's pictures (docs/screenshots/*.png), taken by the browser tests that reach those pages
+# (tests/e2e/conftest.py `screenshot`); only with KODO_SCREENSHOTS_DIR set do they write anything.
+SCREENSHOT_TESTS := tests/e2e/test_screenshots.py \
+	tests/e2e/test_configuration_form.py::test_the_custom_cloud_of_the_demo_file_keeps_the_default \
+	tests/e2e/test_office365_manual.py::test_import_then_synchronize_users \
+	tests/e2e/test_restore_manual.py \
+	tests/e2e/test_self_service.py
+
+screenshots: $(BIN)/.installed
+	KODO_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots KODO_VAR_DIR=var/test-screenshots \
+		$(BIN)/python -m pytest -q $(SCREENSHOT_TESTS)
 
 # DEBUG=1 lets mypy's Django plugin load the settings without keys.
 lint: $(BIN)/.installed

@@ -2,11 +2,13 @@
 the one list of the Tasks page. Every function here costs a fixed number of queries, whatever the
 amount of data."""
 
+import bisect
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -19,10 +21,11 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
+from django.db.models.query import EmptyQuerySet
 from django.utils import timezone
 
 from backups import overview
-from backups.models import BackupRun, DriveState, FileVersion, Verification
+from backups.models import BackupRun, DriveState, FileVersion, StoredBytes, Verification
 from kodo import jobs
 from o365.models import DirectoryJob, DirectoryUser
 from organizations.models import Organization
@@ -138,16 +141,16 @@ class Dashboard:
 
 
 def dashboard(org, *, now=None) -> Dashboard:
-    """Four queries: the organization's totals (each a subquery answered from an index: no row
-    per file version, see DriveState.current_files), the bytes its runs of the last GROWTH_DAYS
-    stored per day, the running backups and the running directory jobs; one more when a
-    verification ran, one more when versions were lost; and the alerts' two (three when users
-    are late: overview.organization_alerts)."""
+    """Five queries: the organization's totals (each a subquery answered from an index or kept
+    tallies: no row per run or user, see StoredBytes and DirectoryUser.backed_up), its current
+    files and bytes (no row per file version: DriveState.current_files), the bytes its runs of
+    the last GROWTH_DAYS stored per day, the running backups and the running directory jobs;
+    one more when a verification ran, one more when versions were lost; and the alerts' two
+    (three when users are late: overview.organization_alerts)."""
     now = now or timezone.now()
     zone = org_zone(org)
     today = now.astimezone(zone).date()
     first_day = today - dt.timedelta(days=GROWTH_DAYS - 1)
-    period_start = dt.datetime.combine(first_day, dt.time(), zone)
     day_ago = now - dt.timedelta(hours=24)
 
     # The users of its configurations (with a Kodo account or not): those in Microsoft 365, and
@@ -155,18 +158,15 @@ def dashboard(org, *, now=None) -> Dashboard:
     directory_users = DirectoryUser.objects.filter(configuration__organization=OuterRef("pk"))
     protected = overview.protected_users(directory_users)
     users = directory_users.filter(Q(removed_at__isnull=True) | overview.has_completed_backup())
-    drives = DriveState.objects.filter(organization=OuterRef("pk"))
     totals = (
         Organization.objects.filter(pk=org.pk)
         .values(
-            users_total=_scalar(users, "configuration__organization", Count("pk")),
-            users_protected=_scalar(protected, "configuration__organization", Count("pk")),
-            # Kept per drive by triggers (DriveState.current_files): one row per drive read.
-            current_files=_scalar(drives, "organization", Sum("current_files")),
-            current_size=_scalar(drives, "organization", Sum("current_bytes")),
-            # Every run's, from index `runs_stored`; only the last GROWTH_DAYS are read by day.
+            # Counted from index `users_protected` alone (DirectoryUser.backed_up).
+            users_total=_scalar(users, "configuration__organization", Count("*")),
+            users_protected=_scalar(protected, "configuration__organization", Count("*")),
+            # Every run's, kept per quarter hour by triggers (StoredBytes): a few rows a day.
             bytes_stored=_scalar(
-                BackupRun.objects.filter(organization=OuterRef("pk"), bytes_stored__gt=0),
+                StoredBytes.objects.filter(organization=OuterRef("pk")),
                 "organization",
                 Sum("bytes_stored"),
             ),
@@ -177,7 +177,7 @@ def dashboard(org, *, now=None) -> Dashboard:
                     organization=OuterRef("pk"), status__in=BackupRun.ACTIVE_STATUSES
                 ),
                 "organization",
-                Count("pk"),
+                Count("*"),
             ),
             **{
                 f"result_{status}": _scalar(
@@ -185,7 +185,7 @@ def dashboard(org, *, now=None) -> Dashboard:
                         organization=OuterRef("pk"), status=status, finished_at__gte=day_ago
                     ),
                     "organization",
-                    Count("pk"),
+                    Count("*"),
                 )
                 for status, _ in RESULTS
             },
@@ -202,33 +202,17 @@ def dashboard(org, *, now=None) -> Dashboard:
         .get()
     )
 
-    # Bytes stored per day of the chart, read from index `runs_by_day` alone: each day's bounds
-    # computed here in the organization's time zone (a date function per row costs more).
+    # Kept per drive by triggers (DriveState.current_files): one row per drive read, once (as
+    # two subqueries above, twice).
+    current = DriveState.objects.filter(organization=org).aggregate(
+        files=Sum("current_files", default=0), size=Sum("current_bytes", default=0)
+    )
+
+    # Bytes stored per day of the chart, each day's bounds computed here in the organization's
+    # time zone. `stored_later`: runs dated after today (a clock ahead), not in the chart.
     days = [first_day + dt.timedelta(days=offset) for offset in range(GROWTH_DAYS + 1)]
     starts = [dt.datetime.combine(date, dt.time(), zone) for date in days]
-    day = Case(
-        *(
-            When(created_at__lt=next_start, then=Value(date))
-            for date, next_start in zip(days[:-1], starts[1:], strict=True)
-        ),
-        default=Value(None),
-        output_field=DateField(),
-    )
-    per_day = (
-        BackupRun.objects.for_organization(org)
-        .filter(created_at__gte=period_start)
-        .order_by()
-        .annotate(day=day)
-        .values("day")
-        .annotate(stored=Sum("bytes_stored"))
-    )
-    stored_per_day: dict[dt.date, int] = {}
-    stored_later = 0  # runs dated after today (a clock ahead): not in the chart
-    for group in per_day:
-        if group["day"] is None:
-            stored_later += group["stored"] or 0
-        else:
-            stored_per_day[group["day"]] = group["stored"] or 0
+    stored_per_day, stored_later = _stored_per_day(org, days, starts)
     # What was stored before the chart's first day (never below zero should a run have stored
     # more between the two queries).
     stored_before = max(totals["bytes_stored"] - sum(stored_per_day.values()) - stored_later, 0)
@@ -259,8 +243,8 @@ def dashboard(org, *, now=None) -> Dashboard:
         ],
         active_runs=totals["active_runs"],
         bytes_stored=running_total,
-        current_files=totals["current_files"],
-        current_size=totals["current_size"],
+        current_files=current["files"],
+        current_size=current["size"],
         growth=growth,
         chart=growth_chart(growth),
         running_runs=running_runs,
@@ -283,6 +267,58 @@ def dashboard(org, *, now=None) -> Dashboard:
         else [],
         alerts=overview.organization_alerts(org, now=now),
     )
+
+
+def _stored_per_day(org, days, starts) -> tuple[dict[dt.date, int], int]:
+    """({day: bytes stored by the runs started that day}, bytes of runs started on days[-1] or
+    later), for days[:-1] starting at `starts` (days[-1]: the day after the chart). Read from
+    StoredBytes (kept per quarter hour by triggers: a few rows a day) when every day starts a
+    quarter hour, as midnight does in every time zone in use; else from the runs themselves
+    (index `runs_by_day`)."""
+    if any(start.timestamp() % StoredBytes.SECONDS for start in starts):
+        return _stored_per_day_from_runs(org, days, starts)
+    quarters = [StoredBytes.quarter_of(start) for start in starts]
+    stored_per_day: dict[dt.date, int] = {}
+    stored_later = 0
+    rows = StoredBytes.objects.filter(organization=org, quarter__gte=quarters[0]).values_list(
+        "quarter", "bytes_stored"
+    )
+    for quarter, stored in rows:
+        index = bisect.bisect_right(quarters, quarter) - 1
+        if index >= len(days) - 1:
+            stored_later += stored
+        else:
+            stored_per_day[days[index]] = stored_per_day.get(days[index], 0) + stored
+    return stored_per_day, stored_later
+
+
+def _stored_per_day_from_runs(org, days, starts) -> tuple[dict[dt.date, int], int]:
+    """`_stored_per_day` from the runs, read from index `runs_by_day` alone (a date function
+    per row costs more than these bounds)."""
+    day = Case(
+        *(
+            When(created_at__lt=next_start, then=Value(date))
+            for date, next_start in zip(days[:-1], starts[1:], strict=True)
+        ),
+        default=Value(None),
+        output_field=DateField(),
+    )
+    per_day = (
+        BackupRun.objects.for_organization(org)
+        .filter(created_at__gte=starts[0])
+        .order_by()
+        .annotate(day=day)
+        .values("day")
+        .annotate(stored=Sum("bytes_stored"))
+    )
+    stored_per_day: dict[dt.date, int] = {}
+    stored_later = 0
+    for group in per_day:
+        if group["day"] is None:
+            stored_later += group["stored"] or 0
+        else:
+            stored_per_day[group["day"]] = group["stored"] or 0
+    return stored_per_day, stored_later
 
 
 def _damaged(damage):
@@ -320,14 +356,8 @@ TASK_TYPES = TaskTypes()
 
 
 class TaskStatus:
-    CHOICES = [
-        ("running", "Running"),
-        ("queued", "Queued"),
-        ("completed", "Completed"),
-        ("failed", "Failed"),
-        ("skipped", "Skipped"),
-        ("canceled", "Canceled"),
-    ]
+    # The jobs' statuses worded as their badges are: one word per status on every page.
+    CHOICES = list(jobs.Status.choices)
 
 
 @dataclass
@@ -344,9 +374,9 @@ class Task:
         return self.obj.is_active
 
 
-def task_rows(org, *, types=(), statuses=(), since=None, until=None, user=""):
-    """The organization's jobs of every kind, newest first, as one query of (type, id,
-    created_at) rows: page it, then `load_tasks` the page."""
+def task_rows(org, *, types=(), statuses=(), since=None, until=None, user="") -> "TaskRows":
+    """The organization's jobs of every kind, newest first, as (type, id, created_at) rows:
+    page them, then `load_tasks` the page."""
     parts = []
     for key, _, model, lookup in TASK_TYPES:
         if types and key not in types:
@@ -360,11 +390,40 @@ def task_rows(org, *, types=(), statuses=(), since=None, until=None, user=""):
                 continue
             rows = rows.filter(status__in=wanted)
         parts.append(_window(rows.filter(**lookup), since, until).annotate(task_type=Value(key)))
-    if not parts:
-        return BackupRun.objects.none().values_list("pk")
-    rows = [part.order_by().values_list("task_type", "pk", "created_at") for part in parts]
-    query = rows[0].union(*rows[1:], all=True) if len(rows) > 1 else rows[0]
-    return query.order_by("-created_at", "-pk")
+    return TaskRows(
+        [part.order_by().values_list("task_type", "pk", "created_at") for part in parts]
+    )
+
+
+class TaskRows:
+    """`task_rows`' rows, a sequence for Paginator: `count()` is one query, a page one query.
+    Where the database takes LIMIT in the parts of a UNION (PostgreSQL), each kind reads only its
+    newest rows down to the page's end, along its index by (organization, created_at): the
+    page sorts a page's worth of rows per kind, not every job of the organization."""
+
+    ORDER = ("-created_at", "-pk")
+
+    def __init__(self, parts):
+        # none() parts left out: a union would return a lone sliced part as it is.
+        self.parts = [part for part in parts if not isinstance(part, EmptyQuerySet)]
+
+    def count(self) -> int:
+        return self._union(self.parts).count() if self.parts else 0
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, window: slice) -> list:
+        if not self.parts or window.stop <= (window.start or 0):  # [:0] empties a queryset
+            return []
+        parts = self.parts
+        if len(parts) > 1 and connection.features.supports_slicing_ordering_in_compound:
+            parts = [part.order_by(*self.ORDER)[: window.stop] for part in parts]
+        return list(self._union(parts).order_by(*self.ORDER)[window])
+
+    @staticmethod
+    def _union(parts):
+        return parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
 
 
 def _window(queryset, since, until):

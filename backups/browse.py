@@ -11,8 +11,9 @@ and one slice per page (Django's Paginator), and one aggregate for "how many ver
 of the items on the page.
 
 Search is a case-insensitive substring of the name (`icontains`, which PostgreSQL serves from
-the trigram index on UPPER(name) of migration backups/0007 when few names match), within a
-user's backups or across the organization, newest first and without a total (see search()).
+the trigram index on UPPER(name) of migration backups/0007 when few names match, and SQLite
+from the FTS5 trigram table of backups/0012 when few match: see search()), within a user's
+backups or across the organization, newest first and without a total.
 """
 
 import datetime as dt
@@ -21,7 +22,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 from django.shortcuts import get_object_or_404
 
@@ -32,12 +35,25 @@ from backups.selection import (
     resolve_restore_point,
     restore_points,
 )
+from kodo.paging import UncountedPage
+from organizations.models import Organization
 
 FOLDER_PAGE_SIZE = 100
 VERSIONS_PAGE_SIZE = 100
 DELETED_PAGE_SIZE = 100
 SEARCH_PAGE_SIZE = 50
 SEARCH_MAX_PAGES = 100  # further, a search is better narrowed than read
+# SQLite: a name matching at most this many versions of the organization's id range is read
+# from the FTS5 table (backups/0012); a commoner one along the organization's versions.
+FEW_NAMES = 5000
+NAME_MATCHES = (
+    "SELECT rowid FROM backups_fileversion_name "
+    "WHERE backups_fileversion_name MATCH %s AND rowid BETWEEN %s AND %s"
+)
+COUNT_NAME_MATCHES = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM backups_fileversion_name "
+    "WHERE backups_fileversion_name MATCH %s AND rowid BETWEEN %s AND %s LIMIT %s)"
+)
 TIMELINE_SIDE = 10  # restore points shown on each side of the chosen one
 ROOT = "/"
 
@@ -299,17 +315,30 @@ def search(org, filters: SearchFilters, *, directory_user=None):
     """Kept versions whose name matches, within the organization or one user's backups, files
     and folders alike, the most recently recorded first.
 
-    Newest first rather than by name: PostgreSQL can then walk the primary key backwards and
+    Newest first rather than by name: the database can then walk the versions backwards and
     stop at the page's last row when many versions match (a common word: 35,000 of a million),
-    and read the few matches from the trigram index when they are few; sorting by name would
-    read every match, whatever the page."""
-    versions = FileVersion.objects.filter(organization=org)
+    and read the few matches from a name index when they are few; sorting by name would read
+    every match, whatever the page.
+
+    The walk is bounded by the organization's first and last version ids (one query on an
+    index): PostgreSQL walks the primary key, guessing the organization's versions spread
+    evenly over it, and would otherwise pass every newer version of other organizations first.
+    On SQLite a name of 3 or more characters is first looked up in the FTS5 trigram table
+    (`_few_name_matches`); icontains stays the condition on both paths, so the results are
+    the same (the table only narrows: its case folding covers more than SQLite's LIKE)."""
+    low, high = _id_bounds(org)
+    if low is None or high is None:
+        return FileVersion.objects.none()
+    versions = FileVersion.objects.filter(organization=org, pk__gte=low, pk__lte=high)
     if directory_user is not None:
         # The drives' ids, not a join: PostgreSQL then knows how much of the table they are,
         # and reads the name index rather than every version of the user.
         versions = versions.filter(drive_id__in=list(_user_drive_ids(org, directory_user)))
     if filters.text:
         versions = versions.filter(name__icontains=filters.text)
+        matches = _few_name_matches(filters.text, low, high)
+        if matches is not None:
+            versions = versions.filter(pk__in=matches)
     if filters.extension:
         versions = versions.filter(name__iendswith="." + filters.extension, is_folder=False)
     if filters.modified_since:
@@ -330,6 +359,38 @@ def search(org, filters: SearchFilters, *, directory_user=None):
     ).order_by("-pk")
 
 
+def _id_bounds(org) -> tuple[int | None, int | None]:
+    """The organization's first and last version ids, in one query of two index probes (an
+    aggregate of both would read all the organization's versions on SQLite)."""
+    ids = FileVersion.objects.filter(organization=org).values("pk")
+    return (
+        Organization.objects.filter(pk=org.pk)
+        .values_list(
+            Subquery(ids.order_by("pk")[:1]),
+            Subquery(ids.order_by("-pk")[:1]),
+        )
+        .get()
+    )
+
+
+def _few_name_matches(text: str, low: int, high: int) -> RawSQL | None:
+    """On SQLite, the ids of the versions between `low` and `high` whose name holds `text`,
+    as a subquery of the FTS5 trigram table, if they are at most FEW_NAMES (one query that
+    stops counting there); None when the table cannot tell (under 3 characters, another
+    database) or when the name is common, which the walk along the organization's versions
+    finds sooner. The table's case folding is Unicode's, SQLite's LIKE only ASCII's: the ids
+    may hold more than icontains matches, never fewer."""
+    if connection.vendor != "sqlite" or len(text) < 3:
+        return None
+    phrase = '"' + text.replace('"', '""') + '"'  # the text as one string, whatever it holds
+    with connection.cursor() as cursor:
+        cursor.execute(COUNT_NAME_MATCHES, [phrase, low, high, FEW_NAMES + 1])
+        (count,) = cursor.fetchone()
+    if count > FEW_NAMES:
+        return None
+    return RawSQL(NAME_MATCHES, [phrase, low, high])  # noqa: S611 - parameters only
+
+
 def _user_drive_ids(org, directory_user):
     return DriveState.objects.filter(organization=org, directory_user=directory_user).values_list(
         "pk", flat=True
@@ -337,7 +398,7 @@ def _user_drive_ids(org, directory_user):
 
 
 @dataclass
-class ResultPage:
+class ResultPage(UncountedPage):
     """One page of search results, without a total: counting every match is what a search of
     a common word over a million versions cannot afford (PostgreSQL's estimate of how many
     names match decides how it reads them, and a count read the wrong way scans the table).
@@ -355,24 +416,12 @@ class ResultPage:
         return len(self.object_list)
 
     @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
     def start_index(self) -> int:
         return (self.number - 1) * self.per_page + 1 if self.object_list else 0
 
     @property
     def end_index(self) -> int:
         return (self.number - 1) * self.per_page + len(self.object_list)
-
-    @property
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    @property
-    def previous_page_number(self) -> int:
-        return self.number - 1
 
 
 def search_page(org, filters: SearchFilters, *, directory_user=None, page_number=1) -> ResultPage:

@@ -9,14 +9,14 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from backups import browse as queries
-from backups.access import get_directory_user
+from backups.access import backup_data_required, get_directory_user
 from backups.activity import org_zone
 from backups.browse_forms import RestorePointDayForm, SearchForm
 from backups.selection import NoRestorePoint, restore_points
-from organizations.access import org_admin_required
+from organizations.access import BROWSE, org_restorer_required
 
 
-@org_admin_required
+@backup_data_required(BROWSE)
 def browse(request, org, configuration_code, user_graph_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
     zone = org_zone(org)
@@ -95,7 +95,7 @@ def _chosen_restore_point(request, directory_user, zone):
     return restore_points(directory_user).first()
 
 
-@org_admin_required
+@backup_data_required(BROWSE)
 def file_versions(request, org, configuration_code, user_graph_id, version_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
     version = queries.version_of_user(org, directory_user, version_id)
@@ -116,7 +116,7 @@ def file_versions(request, org, configuration_code, user_graph_id, version_id):
     )
 
 
-@org_admin_required
+@backup_data_required(BROWSE)
 def deleted_items(request, org, configuration_code, user_graph_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
     return render(
@@ -134,13 +134,13 @@ def deleted_items(request, org, configuration_code, user_graph_id):
     )
 
 
-@org_admin_required
+@backup_data_required(BROWSE)
 def user_search(request, org, configuration_code, user_graph_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
     return _search(request, org, directory_user)
 
 
-@org_admin_required
+@org_restorer_required
 def search(request, org):
     return _search(request, org, None)
 

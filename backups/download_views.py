@@ -1,11 +1,13 @@
 """Downloads from the backups: one file version (GET, resumable with Range) and a selection as a
 streamed zip (POST from the browse pages).
 
-Organization admins only (another organization's admin gets 404), and only while the
-organization's policy "Administrators may download users' data" (Organization.
-admins_may_download, set by the server administrator) is on: when it is off every download
-answers 403 whoever asks, a server administrator included, and the data can only be restored
-to Microsoft 365. Every download is an audit entry.
+Organization admins and restore operators (another organization's admin gets 404), and only
+while the organization's policy "Administrators may download users' data" (Organization.
+admins_may_download, set by the server administrator) is on: when it is off every such download
+answers 403, a server administrator's included, and the data can only be restored to Microsoft
+365. A self-service user downloads only their own files, and only while the organization lets
+users download (Organization.users_may_download; else 404): organizations.access.Access says
+which. Every download is an audit entry.
 """
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -14,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_POST, require_safe
 
-from backups.access import get_directory_user
+from backups.access import backup_data_required, get_directory_user
 from backups.downloads import (
     Unsatisfiable,
     attachment_header,
@@ -31,14 +33,14 @@ from backups.downloads import (
 from backups.models import FileVersion
 from backups.selection import NoRestorePoint, resolve_restore_point, select
 from backups.storage import store_for
-from organizations.access import org_admin_required
+from organizations.access import DOWNLOAD
 
 
-@org_admin_required
+@backup_data_required(DOWNLOAD)
 @require_safe
 def download_version(request, org, configuration_code, user_graph_id, version_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
-    if not org.admins_may_download:
+    if not request.kodo_access.may_download:
         return _policy_refusal(request, org, directory_user)
     version = get_object_or_404(
         FileVersion.objects.select_related("first_run"),
@@ -115,11 +117,11 @@ def _if_range_holds(if_range: str | None, etag: str, modified) -> bool:
     return moment is not None and modified is not None and moment == int(modified.timestamp())
 
 
-@org_admin_required
+@backup_data_required(DOWNLOAD)
 @require_POST
 def download_zip(request, org, configuration_code, user_graph_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
-    if not org.admins_may_download:
+    if not request.kodo_access.may_download:
         return _policy_refusal(request, org, directory_user)
     paths = [path for path in request.POST.getlist("path") if path.strip()]
     try:

@@ -5,6 +5,7 @@ first saw it (`first_run`) until the run that replaced or deleted it (`end_run`,
 state of a drive as of any run is a single query (FileVersionQuerySet.files_as_of).
 """
 
+import datetime as dt
 import uuid
 from typing import ClassVar
 
@@ -835,3 +836,31 @@ class UsageSample(models.Model):
 
     def __str__(self):
         return f"Usage of {self.organization} on {self.day}"
+
+
+class StoredBytes(models.Model):
+    """What an organization's backups stored (BackupRun.bytes_stored) by quarter hour of their
+    start (created_at): kept by database triggers on BackupRun (migration 0011_run_tallies), so
+    that the Dashboard's chart and total and the overview's data stored sum a few rows a day, not
+    every run. Quarter hours, because every time zone's midnight starts one (UTC offsets are
+    multiples of 15 minutes)."""
+
+    SECONDS = 900
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    quarter = models.BigIntegerField()  # Unix time of the runs' start // SECONDS
+    bytes_stored = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "quarter"], name="one_stored_bytes_per_quarter"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.bytes_stored} bytes stored in quarter {self.quarter}"
+
+    @classmethod
+    def quarter_of(cls, moment: dt.datetime) -> int:
+        return int(moment.timestamp()) // cls.SECONDS

@@ -9,7 +9,7 @@ the organizations, each an index range (see the indexes named below, and bench/b
 Words:
 - A user is *protected* once it has a completed backup (succeeded or partially succeeded), also
   after it left Microsoft 365 (its backups are kept): `protected_users`, used by the Dashboard
-  too (index `runs_of_user_by_status`).
+  too (`DirectoryUser.backed_up`, kept by triggers on BackupRun; index `users_protected`).
 - The engine records a user's last completed backup on its drive: `DriveState.last_run`, set
   (with `updated_at`) only when a run completes, so its `updated_at` is when that backup finished
   (indexes `drives_backed_up`, `drives_late`, `drives_of_user`).
@@ -17,7 +17,8 @@ Words:
   last completed backup finished more than 48 hours ago. A user never backed up is unprotected,
   not late.
 - *Data stored* is the Dashboard's: what the backups wrote to the store after deduplication and
-  compression, the sum of the runs' `bytes_stored` (index `runs_stored`).
+  compression, the sum of the runs' `bytes_stored` (kept per quarter hour by triggers:
+  `StoredBytes`).
 """
 
 import csv
@@ -29,7 +30,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from backups.models import BackupRun, DriveState, UsageSample
+from backups.models import BackupRun, DriveState, StoredBytes, UsageSample
 from kodo import jobs
 from o365.models import Configuration, DirectoryJob, DirectoryUser
 from o365.validators import EXPIRY_WARNING_DAYS
@@ -67,14 +68,15 @@ def _per_organization(queryset, aggregate, organization="organization"):
 def protected_users(directory_users):
     """The *protected* users among `directory_users` (a DirectoryUser queryset): those with a
     completed backup, succeeded or partial, also after they left Microsoft 365 (their backups are
-    kept, and billed). The one definition of the overview, the usage report and the Dashboard;
-    one probe of index `runs_of_user_by_status` per user."""
+    kept, and billed). The one definition of the overview, the usage report and the Dashboard,
+    read from `DirectoryUser.backed_up` (kept by triggers on BackupRun, migration
+    0011_run_tallies; index `users_protected`)."""
     return directory_users.filter(has_completed_backup())
 
 
-def has_completed_backup() -> Exists:
-    """Whether the outer DirectoryUser is protected (`protected_users`), as an expression."""
-    return Exists(BackupRun.objects.filter(directory_user=OuterRef("pk"), status__in=DONE_STATUSES))
+def has_completed_backup() -> Q:
+    """Whether a DirectoryUser is protected (`protected_users`), as a condition."""
+    return Q(backed_up=True)
 
 
 def _backed_up_drives():
@@ -97,23 +99,19 @@ def _late_drives(now):
 
 
 def _usage_numbers() -> dict:
-    """Annotations of an organization: bytes_stored (index `runs_stored`)."""
-    return {
-        "bytes_stored": _per_organization(
-            BackupRun.objects.filter(bytes_stored__gt=0), Sum("bytes_stored")
-        ),
-    }
+    """Annotations of an organization: bytes_stored (the few StoredBytes rows of each day)."""
+    return {"bytes_stored": _per_organization(StoredBytes.objects.all(), Sum("bytes_stored"))}
 
 
 def _protected_users() -> dict[int, int]:
-    """{organization id: its protected users}: one query over every user, grouped (one probe of
-    index `runs_of_user_by_status` each). A subquery per organization would read the users table
+    """{organization id: its protected users}: one query over every protected user, grouped
+    (index `users_protected` alone). A subquery per organization would read the users table
     once per organization on PostgreSQL."""
     rows = (
         protected_users(DirectoryUser.objects.all())
         .order_by()
         .values("configuration__organization")
-        .annotate(users=Count("pk"))
+        .annotate(users=Count("*"))
     )
     return {row["configuration__organization"]: row["users"] for row in rows}
 

@@ -16,14 +16,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from backups import actions
-from backups.access import get_directory_user, get_restore
+from backups.access import backup_data_required, get_directory_user, get_restore
 from backups.models import FileVersion, RestoreItem, RestoreJob
 from backups.restore import RestoreRefused
 from backups.restore_forms import RestoreItemFilterForm, RestoreOptionsForm, SelectionForm
 from backups.selection import deleted_items, select
 from backups.views import after_cancel
+from kodo.live import JOB_MESSAGE, live_render
 from o365.models import DirectoryUser
-from organizations.access import org_admin_required
+from organizations.access import RESTORE
 
 ITEMS_PER_PAGE = 100
 TARGET_CHOICES_SHOWN = 500  # the email suggestions of "Whose OneDrive"; any email may be typed
@@ -85,7 +86,7 @@ def _target_choices(org):
     )
 
 
-@org_admin_required
+@backup_data_required(RESTORE)
 @require_POST
 def restore_new(request, org, configuration_code, user_graph_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
@@ -94,11 +95,15 @@ def restore_new(request, org, configuration_code, user_graph_id):
     options = RestoreOptionsForm(
         request.POST if confirmed else None, organization=org, directory_user=directory_user
     )
+    own_only = request.kodo_access.is_self_service
+    if own_only:
+        _to_own_onedrive_only(options)
     context = {
         "org": org,
         "directory_user": directory_user,
         "selection_form": selection_form,
         "options": options,
+        "own_only": own_only,
     }
     if not selection_form.is_valid():
         return render(request, "backups/restore_new.html", context)
@@ -108,7 +113,7 @@ def restore_new(request, org, configuration_code, user_graph_id):
         selection_form.add_error(None, _nothing_message(directory_user, selection))
         return render(request, "backups/restore_new.html", context)
     if confirmed and options.is_valid():
-        choice = options.cleaned_data
+        choice = {"target": directory_user, **options.cleaned_data}
         try:
             job = actions.do_start_restore(
                 source_user=directory_user,
@@ -129,6 +134,7 @@ def restore_new(request, org, configuration_code, user_graph_id):
                 request,
                 f"Restoring {_amount(totals)} of {directory_user} to the OneDrive of "
                 f"{choice['target']}.",
+                extra_tags=JOB_MESSAGE,
             )
             return redirect("backups:restore", org_code=org.code, restore_code=job.code)
     context.update(
@@ -136,10 +142,18 @@ def restore_new(request, org, configuration_code, user_graph_id):
             "selection": selection,
             "totals": totals,
             "version_paths": _version_paths(selection),
-            "target_choices": _target_choices(org),
+            "target_choices": [] if own_only else _target_choices(org),
         }
     )
     return render(request, "backups/restore_new.html", context)
+
+
+def _to_own_onedrive_only(options):
+    """A self-service user restores to their own OneDrive only: a new folder or the original
+    location, no other user's OneDrive (and no list of the organization's emails)."""
+    del options.fields["target"]
+    where = options.fields["where"]
+    where.choices = [c for c in where.choices if c[0] != RestoreJob.Where.FOLDER]
 
 
 def _amount(totals: Totals) -> str:
@@ -164,7 +178,7 @@ def _version_paths(selection) -> list:
     )
 
 
-@org_admin_required
+@backup_data_required(RESTORE)
 @require_safe
 def restore_detail(request, org, restore_code):
     job = get_restore(org, restore_code)
@@ -176,10 +190,10 @@ def restore_detail(request, org, restore_code):
     page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    fragment = request.headers.get("X-Requested-With") == "fetch"
-    return render(
+    return live_render(
         request,
-        "backups/restore_progress.html" if fragment else "backups/restore.html",
+        "backups/restore.html",
+        "backups/restore_progress.html",
         {
             "org": org,
             "job": job,
@@ -190,10 +204,11 @@ def restore_detail(request, org, restore_code):
             "paths_shown": job.paths[:PATHS_SHOWN],
             "paths_more": max(0, len(job.paths) - PATHS_SHOWN),
         },
+        active=job.is_active,
     )
 
 
-@org_admin_required
+@backup_data_required(RESTORE)
 @require_POST
 def cancel_restore(request, org, restore_code):
     job = get_restore(org, restore_code)
@@ -247,7 +262,7 @@ def _result_rows(job):
             )
 
 
-@org_admin_required
+@backup_data_required(RESTORE)
 @require_safe
 def restore_results(request, org, restore_code):
     job = get_restore(org, restore_code)

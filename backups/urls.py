@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups import browse_views, download_views, restore_views, server_views, views
+from backups import browse_views, download_views, my_views, restore_views, server_views, views
 
 USER = "o/<uuid:org_code>/backups/<uuid:configuration_code>/users/<uuid:user_graph_id>/"
 
@@ -9,7 +9,6 @@ app_name = "backups"
 urlpatterns = [
     path("o/<uuid:org_code>/", views.dashboard, name="dashboard"),
     path("o/<uuid:org_code>/backups/", views.backups, name="backups"),
-    path("o/<uuid:org_code>/backups/runs/", views.runs_fragment, name="backup-runs"),
     path("o/<uuid:org_code>/backups/runs/<uuid:run_code>/", views.run_detail, name="backup-run"),
     path(
         "o/<uuid:org_code>/backups/<uuid:configuration_code>/start/",
@@ -24,6 +23,9 @@ urlpatterns = [
         views.cancel_run,
         name="backup-run-cancel",
     ),
+    # a self-service user's own backups (backups/my_views.py); browse, download and restore
+    # are the views below, scoped by backups.access.backup_data_required
+    path("my/", my_views.my_backups, name="my-backups"),
     # the server administrator's overview (backups/server_views.py)
     path("server/overview/", server_views.server_overview, name="server-overview"),
     path("server/usage.csv", server_views.server_usage, name="server-usage"),

@@ -1,9 +1,12 @@
+import datetime as dt
+
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Subquery, Sum
-from django.shortcuts import redirect, render
+from django.db.models import Count, OuterRef, Subquery, Sum
+from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -11,9 +14,10 @@ from backups import actions, activity
 from backups.access import get_directory_user, get_run
 from backups.models import BackupRun, DriveState
 from backups.selection import RESTORE_POINT_STATUSES
+from kodo.live import JOB_MESSAGE, live_render
 from o365.access import get_configuration
 from o365.models import Configuration, DirectoryUser
-from organizations.access import org_admin_required
+from organizations.access import org_admin_required, org_restorer_required
 from organizations.forms import DateRangeForm
 
 RECENT_RUNS = 20
@@ -25,39 +29,135 @@ def _recent_runs(org):
     )[:RECENT_RUNS]
 
 
-@org_admin_required
+@org_restorer_required
 def backups(request, org):
-    last_runs = BackupRun.objects.filter(directory_user=OuterRef("pk")).order_by(
-        "-created_at", "-id"
-    )
-    users = (
-        DirectoryUser.objects.filter(configuration__organization=org, removed_at__isnull=True)
-        .select_related("configuration")
-        .annotate(
-            last_run_id=Subquery(last_runs.values("id")[:1]),
-            last_good_at=Subquery(
-                last_runs.filter(status__in=RESTORE_POINT_STATUSES).values("finished_at")[:1]
-            ),
-        )
-        .order_by("configuration__name", "display_name", "user_principal_name")
-    )
-    page = Paginator(users, 50).get_page(request.GET.get("page"))
+    page = Paginator(BackupUsers(org), 50).get_page(request.GET.get("page"))
     runs_by_id = BackupRun.objects.in_bulk([u.last_run_id for u in page if u.last_run_id])
     for user in page:
         user.last_run = runs_by_id.get(user.last_run_id)
     _add_protection(org, page)
     runs = list(_recent_runs(org))
-    return render(
+    active = (
+        any(run.is_active for run in runs)
+        or any(user.last_run and user.last_run.is_active for user in page)
+        or _waiting_for_fan_out(request, org)
+    )
+    return live_render(
         request,
         "backups/list.html",
+        "backups/list_live.html",
         {
             "org": org,
             "configurations": Configuration.objects.for_organization(org),
             "page": page,
             "runs": runs,
-            "any_active": any(run.is_active for run in runs),
         },
+        active=active,
     )
+
+
+# "Backup now" of a configuration queues a task that creates the runs: until the first of them
+# appears the Backups page has nothing active to show, yet must keep polling to show them.
+FAN_OUT_KEY = "backups-fan-out-{}"
+FAN_OUT_WAIT = dt.timedelta(minutes=5)
+
+
+def _expect_fan_out(request, org):
+    request.session[FAN_OUT_KEY.format(org.code)] = timezone.now().timestamp()
+
+
+def _waiting_for_fan_out(request, org) -> bool:
+    """True from "Backup now" of a configuration until a run created since then appears (at
+    most FAN_OUT_WAIT: a fan-out that found every user already running creates none)."""
+    key = FAN_OUT_KEY.format(org.code)
+    asked = request.session.get(key)
+    if not isinstance(asked, float):
+        return False
+    since = dt.datetime.fromtimestamp(asked, dt.UTC)
+    if timezone.now() - since < FAN_OUT_WAIT:
+        if not BackupRun.objects.for_organization(org).filter(created_at__gte=since).exists():
+            return True
+    del request.session[key]
+    return False
+
+
+class BackupUsers:
+    """The Backups page's users: the organization's users still in Microsoft 365, by
+    configuration name, display name and user principal name, each with `last_run_id` and
+    `last_good_at`. A sequence for Paginator: `count()` is one query (index `users_protected`
+    alone); a page is read per configuration it spans, along index `users_listed` (the first and
+    the last configuration, and those wholly on the page), so that neither database sorts a
+    configuration's users nor computes the annotations of the rows a page skips. At most four
+    queries, whatever the number of users."""
+
+    def __init__(self, org):
+        self.org = org
+        self.listed = DirectoryUser.objects.filter(
+            configuration__organization=org, removed_at__isnull=True
+        )
+        self._sizes = None
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """[(configuration id, its users listed)] in the page's order."""
+        if self._sizes is None:
+            self._sizes = list(
+                self.listed.order_by()
+                .values_list("configuration_id")
+                .annotate(users=Count("*"))
+                .order_by("configuration__name", "configuration_id")
+            )
+        return self._sizes
+
+    def count(self) -> int:
+        return sum(users for _, users in self.sizes())
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, window: slice) -> list:
+        start, stop = window.start or 0, window.stop
+        spans = []  # (configuration id, offset in it, how many)
+        first = 0
+        for configuration_id, users in self.sizes():
+            low, high = max(start, first), min(stop, first + users)
+            if low < high:
+                spans.append((configuration_id, low - first, high - low))
+            first += users
+        if not spans:
+            return []
+        rows = self._read(*spans[0])
+        if len(spans) > 2:  # wholly on the page: fewer users than the page holds, together
+            middle = [configuration_id for configuration_id, _, _ in spans[1:-1]]
+            rows += self._annotated(self.listed.filter(configuration_id__in=middle)).order_by(
+                "configuration__name", "configuration_id", "display_name", "user_principal_name"
+            )
+        if len(spans) > 1:
+            rows += self._read(*spans[-1])
+        return rows
+
+    def _read(self, configuration_id, offset, limit) -> list:
+        ids = (
+            self.listed.filter(configuration_id=configuration_id)
+            .order_by("display_name", "user_principal_name")
+            .values("pk")[offset : offset + limit]
+        )
+        return list(
+            self._annotated(self.listed.filter(pk__in=ids)).order_by(
+                "display_name", "user_principal_name"
+            )
+        )
+
+    @staticmethod
+    def _annotated(users):
+        last_runs = BackupRun.objects.filter(directory_user=OuterRef("pk")).order_by(
+            "-created_at", "-id"
+        )
+        return users.select_related("configuration").annotate(
+            last_run_id=Subquery(last_runs.values("id")[:1]),
+            last_good_at=Subquery(
+                last_runs.filter(status__in=RESTORE_POINT_STATUSES).values("finished_at")[:1]
+            ),
+        )
 
 
 def _add_protection(org, users):
@@ -79,58 +179,35 @@ def _add_protection(org, users):
         user.protected_bytes = found.get("size") or 0
 
 
-@org_admin_required
-def runs_fragment(request, org):
-    runs = list(_recent_runs(org))
-    return render(
-        request,
-        "backups/runs_table.html",
-        {
-            "org": org,
-            "runs": runs,
-            "any_active": any(run.is_active for run in runs),
-        },
-    )
-
-
-@org_admin_required
+@org_restorer_required
 def run_detail(request, org, run_code):
     run = get_run(org, run_code)
-    return render(
+    return live_render(
         request,
         "backups/run.html",
-        {
-            "org": org,
-            "run": run,
-            "issues": run.issues.all()[:500],
-        },
+        "backups/run_live.html",
+        {"org": org, "run": run, "issues": run.issues.all()[:500]},
+        active=run.is_active,
     )
 
 
-@org_admin_required
+@org_restorer_required
 def user_history(request, org, configuration_code, user_graph_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
     runs = Paginator(
         BackupRun.objects.filter(directory_user=directory_user).select_related("configuration"), 50
     ).get_page(request.GET.get("page"))
-    template = (
-        "backups/user_runs_table.html"
-        if request.headers.get("X-Requested-With") == "fetch"
-        else "backups/user_history.html"
-    )
-    return render(
+    restores = list(directory_user.restores_from.all()[:10])
+    return live_render(
         request,
-        template,
-        {
-            "org": org,
-            "directory_user": directory_user,
-            "page": runs,
-            "any_active": any(run.is_active for run in runs),
-        },
+        "backups/user_history.html",
+        "backups/user_history_live.html",
+        {"org": org, "directory_user": directory_user, "page": runs, "restores": restores},
+        active=any(job.is_active for job in [*runs, *restores]),
     )
 
 
-@org_admin_required
+@org_restorer_required
 @require_POST
 def start_configuration_backup(request, org, configuration_code):
     configuration = get_configuration(org, configuration_code)
@@ -141,7 +218,11 @@ def start_configuration_backup(request, org, configuration_code):
         # The runs are created by a task (in batches): the page shows them as they are queued.
         message = f"Backing up {users - running} users of {configuration.name}"
         message += f" ({running} already running)." if running else "."
-        messages.success(request, message + " Their backups are being queued.")
+        messages.success(
+            request, message + " Their backups are being queued.", extra_tags=JOB_MESSAGE
+        )
+        if users > running:
+            _expect_fan_out(request, org)
     else:
         messages.warning(
             request,
@@ -151,7 +232,7 @@ def start_configuration_backup(request, org, configuration_code):
     return redirect("backups:backups", org_code=org.code)
 
 
-@org_admin_required
+@org_restorer_required
 @require_POST
 def start_user_backup(request, org, configuration_code, user_graph_id):
     directory_user = get_directory_user(org, configuration_code, user_graph_id)
@@ -159,9 +240,11 @@ def start_user_backup(request, org, configuration_code, user_graph_id):
         configuration=directory_user.configuration, users=[directory_user], request=request
     )
     if started:
-        messages.success(request, f"Backing up {directory_user}.")
+        messages.success(request, f"Backing up {directory_user}.", extra_tags=JOB_MESSAGE)
     else:
-        messages.warning(request, f"A backup of {directory_user} is already running.")
+        messages.warning(
+            request, f"A backup of {directory_user} is already running.", extra_tags=JOB_MESSAGE
+        )
     if request.POST.get("next") == "history":
         return redirect(
             "backups:backup-user-history",
@@ -208,7 +291,7 @@ class TaskFilterForm(DateRangeForm):
         }
 
 
-@org_admin_required
+@org_restorer_required
 def tasks(request, org):
     form = TaskFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
@@ -221,22 +304,16 @@ def tasks(request, org):
         task_list = activity.load_tasks(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
-    fragment = request.headers.get("X-Requested-With") == "fetch"
-    return render(
+    return live_render(
         request,
-        "backups/tasks_table.html" if fragment else "backups/tasks.html",
-        {
-            "org": org,
-            "form": form,
-            "page": page,
-            "tasks": task_list,
-            "query": query.urlencode(),
-            "any_active": any(task.is_active for task in task_list),
-        },
+        "backups/tasks.html",
+        "backups/tasks_table.html",
+        {"org": org, "form": form, "page": page, "tasks": task_list, "query": query.urlencode()},
+        active=any(task.is_active for task in task_list),
     )
 
 
-@org_admin_required
+@org_restorer_required
 @require_POST
 def cancel_run(request, org, run_code):
     run = get_run(org, run_code)
@@ -265,4 +342,11 @@ def after_cancel(request, job, canceled: bool, what: str, default_url: str):
 @org_admin_required
 def dashboard(request, org):
     """The organization's landing page: what is protected, what ran, what is stored."""
-    return render(request, "dashboard.html", {"org": org, "stats": activity.dashboard(org)})
+    stats = activity.dashboard(org)
+    return live_render(
+        request,
+        "dashboard.html",
+        "backups/dashboard_live.html",
+        {"org": org, "stats": stats},
+        active=bool(stats.running_runs or stats.running_jobs),
+    )

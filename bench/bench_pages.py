@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/bench_pages.py [--database sqlite|postgresql] [--users 100000]
          [--versions 1000000] [--organizations 4] [--requests 30] [--reuse] [--explain]
+         [--only dashboard,tasks]  (a name also measures its variants: "tasks, failed")
 
 Target: every page answers in p95 < 100 ms, in a number of queries that does not grow with the
 data, on SQLite and PostgreSQL.
@@ -13,7 +14,17 @@ whose TEST CONNECTION failed, one whose certificate expires in 10 days); --runs-
 runs each, on the last days, the last one of each user mostly succeeded and some failed, a few
 users last backed up five days ago, 50 backups running; --versions file versions spread over the
 users' drives, a tenth of them replaced or deleted; import and synchronization jobs, a
-verification, 60 days of usage samples.
+verification, 60 days of usage samples. Then, also added to a database built without them (so
+that --reuse keeps working): 200,000 audit entries, the first organization's two schedules (one
+of all users, one of 25,000 chosen users) with three firings each, and 300 restores, one of
+20,000 files.
+
+The pages: the Dashboard, Backups (first page and page 500), Users (list and search), the Users
+tab (list and search), Tasks (all, by user, failed), a user's history, browse, deleted items and
+search, the organization's search (a common and a rare name), a restore, Schedules, the schedule
+wizard (its first step, its users search empty and of a name, its next runs), the audit log;
+the server overview (two sorts), the usage CSV and the server audit log. Migrations made since
+the build are applied to a reused database, and statistics gathered again.
 
 Then each page is requested --requests times (after two warm-up requests) through Django's test
 client, logged in as the organization's admin (the overview and the usage CSV as the server
@@ -59,7 +70,9 @@ def parse_args():
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--reuse", action="store_true", help="keep a database of the same sizes")
     parser.add_argument("--explain", action="store_true", help="plans of the slow pages' queries")
-    parser.add_argument("--only", help="comma-separated page names to measure")
+    parser.add_argument(
+        "--only", help="comma-separated page names to measure, each with its variants"
+    )
     return parser.parse_args()
 
 
@@ -384,6 +397,160 @@ class Builder:
         )
 
 
+class Extras:
+    """Rows of the other main pages, added to a database built without them (so that --reuse
+    keeps working): audit entries, schedules with their firings, restores with their items."""
+
+    AUDIT_EVENTS = 200_000
+    RESTORES = 300
+    RESTORE_ITEMS = 20_000
+
+    def __init__(self, now):
+        self.now = now
+        self.random = random.Random(8)
+
+    def build(self):
+        from django.db import transaction
+
+        from backups.models import RestoreJob
+        from organizations.models import AuditEvent
+        from schedules.models import Schedule, ScheduleFiring
+
+        started = time.perf_counter()
+        missing = [
+            step
+            for step, present in (
+                (self.audit_events, AuditEvent.objects.filter(action="bench").exists()),
+                (self.schedules, Schedule.objects.exists()),
+                (self.restores, RestoreJob.objects.exists()),
+            )
+            if not present
+        ]
+        # Dates in the past (auto_now_add off while building; logging in records an entry).
+        dated = [
+            AuditEvent._meta.get_field("created_at"),
+            ScheduleFiring._meta.get_field("fired_at"),
+            RestoreJob._meta.get_field("created_at"),
+        ]
+        for field in dated:
+            field.auto_now_add = False
+        try:
+            with transaction.atomic():
+                for step in missing:
+                    step()
+        finally:
+            for field in dated:
+                field.auto_now_add = True
+        if missing:
+            print(f"Other pages' rows built in {time.perf_counter() - started:.0f} s")
+        return bool(missing)
+
+    def audit_events(self):
+        from organizations.models import AuditEvent, Organization
+
+        print(f"  {self.AUDIT_EVENTS} audit entries", flush=True)
+        organizations = list(Organization.objects.order_by("name"))
+        actions = ["bench", "backup_now", "test_connection", "download_file", "login"]
+        for start in range(0, self.AUDIT_EVENTS, BATCH):
+            AuditEvent.objects.bulk_create(
+                AuditEvent(
+                    # half of them the first organization's, as its users
+                    organization=organizations[0 if k % 2 else k % len(organizations)],
+                    actor_email=f"admin{k % 4}@customer{k % 4}.example",
+                    action=actions[k % len(actions)],
+                    message=f"Event {k}",
+                    ip_address=f"10.0.{k % 250}.{k % 199}",
+                    created_at=self.now - dt.timedelta(minutes=k),
+                )
+                for k in range(start, min(start + BATCH, self.AUDIT_EVENTS))
+            )
+
+    def schedules(self):
+        from backups.models import BackupRun
+        from o365.models import Configuration, DirectoryUser
+        from schedules.models import Schedule, ScheduleFiring
+
+        print("  schedules of the first organization, their firings", flush=True)
+        org = Configuration.objects.order_by("organization__name", "name").first().organization
+        for i, configuration in enumerate(Configuration.objects.filter(organization=org)):
+            scope = Schedule.Scope.ALL if i == 0 else Schedule.Scope.CHOSEN
+            schedule = Schedule.objects.create(
+                organization=org, configuration=configuration, name=f"Nightly {i}", scope=scope
+            )
+            users = list(
+                DirectoryUser.objects.filter(configuration=configuration).values_list(
+                    "pk", flat=True
+                )
+            )
+            if scope == Schedule.Scope.CHOSEN:
+                Through = Schedule.users.through
+                for start in range(0, len(users), BATCH):
+                    Through.objects.bulk_create(
+                        Through(schedule_id=schedule.pk, directoryuser_id=pk)
+                        for pk in users[start : start + BATCH]
+                    )
+            # A firing a day: the runs of that day of each of its users.
+            for days_ago in (2, 1, 0):
+                firing = ScheduleFiring.objects.create(
+                    schedule=schedule, fired_at=self.now - dt.timedelta(days=days_ago, hours=12)
+                )
+                day_start = self.now - dt.timedelta(days=days_ago + 1)
+                runs = BackupRun.objects.filter(
+                    configuration=configuration,
+                    created_at__gt=day_start,
+                    created_at__lte=day_start + dt.timedelta(days=1),
+                ).values_list("pk", flat=True)
+                Through = ScheduleFiring.runs.through
+                batch = []
+                for run_id in runs.iterator():
+                    batch.append(Through(schedulefiring_id=firing.pk, backuprun_id=run_id))
+                    if len(batch) >= BATCH:
+                        Through.objects.bulk_create(batch)
+                        batch = []
+                Through.objects.bulk_create(batch)
+
+    def restores(self):
+        from backups.models import BackupRun, FileVersion, RestoreItem, RestoreJob
+        from o365.models import DirectoryUser
+
+        print(f"  {self.RESTORES} restores, one of {self.RESTORE_ITEMS} files", flush=True)
+        user = DirectoryUser.objects.get(mail="user4242@customer0.example")
+        run = BackupRun.objects.filter(directory_user=user, status="succeeded").first()
+        statuses = ["succeeded"] * 8 + ["partial", "failed"]
+        jobs_made = RestoreJob.objects.bulk_create(
+            RestoreJob(
+                organization_id=run.organization_id,
+                source_user=user,
+                target_user=user,
+                as_of_run=run,
+                as_of=run.finished_at,
+                what=RestoreJob.What.DRIVE,
+                status=statuses[k % len(statuses)],
+                created_at=self.now - dt.timedelta(hours=k),
+                finished_at=self.now - dt.timedelta(hours=k, minutes=-5),
+                planned=True,
+                files_total=self.RESTORE_ITEMS if k == 0 else 9,
+            )
+            for k in range(self.RESTORES)
+        )
+        version = FileVersion.objects.filter(drive__directory_user=user).first()
+        big = jobs_made[0]
+        for start in range(0, self.RESTORE_ITEMS, BATCH):
+            RestoreItem.objects.bulk_create(
+                RestoreItem(
+                    restore=big,
+                    version=version,
+                    source_path=f"/Documents/File {k}.docx",
+                    target_path=f"/Kodo Restore/Documents/File {k}.docx",
+                    size=200_000,
+                    status=RestoreItem.Status.FAILED if k % 50 == 0 else "restored",
+                    message="Microsoft 365 refused the file." if k % 50 == 0 else "",
+                    finished_at=self.now,
+                )
+                for k in range(start, min(start + BATCH, self.RESTORE_ITEMS))
+            )
+
+
 # ----- measuring -------------------------------------------------------------------------------
 
 
@@ -405,20 +572,61 @@ def pages():
     """(name, url, user kind) of each page measured."""
     from django.urls import reverse
 
+    from backups.models import RestoreJob
+    from o365.models import DirectoryUser
     from organizations.models import Organization
 
     org = Organization.objects.order_by("name").first()
     code = org.code
     month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    user = DirectoryUser.objects.select_related("configuration").get(
+        mail="user4242@customer0.example"
+    )
+    of_user = [code, user.configuration.code, user.graph_id]
+    restore = RestoreJob.objects.filter(organization=org).order_by("-files_total").first()
+    configuration_users = reverse("o365:configuration-users", args=[code])
+    # The schedule wizard's users search: the configuration of half the organization's users.
+    wizard_users = (
+        reverse("schedules:schedule-users", args=[code]) + f"?configuration={user.configuration_id}"
+    )
     return org, [
         ("dashboard", reverse("backups:dashboard", args=[code]), "admin"),
         ("backups", reverse("backups:backups", args=[code]), "admin"),
+        ("backups, page 500", reverse("backups:backups", args=[code]) + "?page=500", "admin"),
+        ("users", reverse("o365:organization-users", args=[code]), "admin"),
         ("users search", reverse("o365:organization-users", args=[code]) + "?q=user4242", "admin"),
+        ("users tab", configuration_users, "admin"),
+        (
+            "users tab search",
+            configuration_users + f"?configuration={user.configuration.code}&q=user4242",
+            "admin",
+        ),
         ("tasks", reverse("backups:tasks", args=[code]), "admin"),
         ("tasks, user filter", reverse("backups:tasks", args=[code]) + "?user=user4242", "admin"),
+        ("tasks, failed", reverse("backups:tasks", args=[code]) + "?status=failed", "admin"),
+        ("user history", reverse("backups:backup-user-history", args=of_user), "admin"),
+        ("browse", reverse("backups:browse", args=of_user), "admin"),
+        ("deleted items", reverse("backups:deleted-items", args=of_user), "admin"),
+        ("user search", reverse("backups:user-search", args=of_user) + "?q=report", "admin"),
+        ("search", reverse("backups:search", args=[code]) + "?q=report+7", "admin"),
+        ("search, rare", reverse("backups:search", args=[code]) + "?q=of+4242.docx", "admin"),
+        ("restore", reverse("backups:restore", args=[code, restore.code]), "admin"),
+        ("schedules", reverse("schedules:schedules", args=[code]), "admin"),
+        ("schedule wizard", reverse("schedules:schedule-new", args=[code]), "admin"),
+        ("wizard users", wizard_users, "admin"),
+        ("wizard users, search", wizard_users + "&user_q=user4242", "admin"),
+        ("wizard users, p.900", wizard_users + "&user_page=900", "admin"),
+        (
+            "wizard next runs",
+            reverse("schedules:schedule-preview", args=[code])
+            + "?frequency=daily&time=22%3A00&start_date=2026-12-01&time_zone=europe%2Fwarsaw",
+            "admin",
+        ),
+        ("audit log", reverse("organizations:audit-log", args=[code]), "admin"),
         ("overview", reverse("backups:server-overview"), "server"),
         ("overview, by stale", reverse("backups:server-overview") + "?sort=-stale", "server"),
         ("usage CSV", reverse("backups:server-usage") + f"?month={month}", "server"),
+        ("server audit log", reverse("organizations:server-audit-log"), "server"),
     ]
 
 
@@ -441,11 +649,11 @@ def measure(args):
     clients = {"admin": Client(), "server": Client()}
     clients["admin"].force_login(admin)
     clients["server"].force_login(root)
-    only = set(args.only.split(",")) if args.only else None
+    only = {name.strip() for name in args.only.split(",")} if args.only else None
     results = []
     print(f"\n{'page':<20} {'median ms':>10} {'p95 ms':>8} {'CPU p95':>8} {'queries':>8}")
     for name, url, who in measured:
-        if only and name not in only:
+        if only and name.split(",")[0] not in only:  # "tasks" is also "tasks, failed"
             continue
         client = clients[who]
         for _ in range(2):
@@ -473,6 +681,88 @@ def measure(args):
     return results
 
 
+def compare(org):
+    """The kept tallies and the Backups page's reads against the queries they replaced, on the
+    same data: the same numbers, and how much faster (median of 5 runs each)."""
+    from django.db.models import Count, Exists, OuterRef, Subquery, Sum
+    from django.utils import timezone
+
+    from backups import activity, overview
+    from backups.models import BackupRun, StoredBytes
+    from backups.selection import RESTORE_POINT_STATUSES
+    from backups.views import BackupUsers
+    from o365.models import DirectoryUser
+
+    def timed(function):
+        times, value = [], None
+        for _ in range(5):
+            started = time.perf_counter()
+            value = function()
+            times.append((time.perf_counter() - started) * 1000)
+        return value, statistics.median(times)
+
+    users = DirectoryUser.objects.filter(configuration__organization=org)
+    done = BackupRun.objects.filter(
+        directory_user=OuterRef("pk"), status__in=overview.DONE_STATUSES
+    )
+    zone = activity.org_zone(org)
+    today = timezone.now().astimezone(zone).date()
+    days = [today - dt.timedelta(days=29 - offset) for offset in range(31)]
+    starts = [dt.datetime.combine(day, dt.time(), zone) for day in days]
+
+    def old_page():
+        last_runs = BackupRun.objects.filter(directory_user=OuterRef("pk")).order_by(
+            "-created_at", "-id"
+        )
+        rows = (
+            users.filter(removed_at__isnull=True)
+            .select_related("configuration")
+            .annotate(
+                last_run_id=Subquery(last_runs.values("id")[:1]),
+                last_good_at=Subquery(
+                    last_runs.filter(status__in=RESTORE_POINT_STATUSES).values("finished_at")[:1]
+                ),
+            )
+            .order_by("configuration__name", "display_name", "user_principal_name")[24950:25000]
+        )
+        return [(u.pk, u.last_run_id, u.last_good_at) for u in rows]
+
+    pairs = [
+        (
+            "protected users",
+            lambda: users.filter(Exists(done)).aggregate(n=Count("*"))["n"],
+            lambda: overview.protected_users(users).aggregate(n=Count("*"))["n"],
+        ),
+        (
+            "data stored",
+            lambda: BackupRun.objects.filter(organization=org).aggregate(s=Sum("bytes_stored"))[
+                "s"
+            ],
+            lambda: StoredBytes.objects.filter(organization=org).aggregate(s=Sum("bytes_stored"))[
+                "s"
+            ],
+        ),
+        (
+            "stored per day",
+            lambda: activity._stored_per_day_from_runs(org, days, starts),
+            lambda: activity._stored_per_day(org, days, starts),
+        ),
+        (
+            "backups p.500 (index)",  # "before" reads index `users_listed` too
+            old_page,
+            lambda: [(u.pk, u.last_run_id, u.last_good_at) for u in BackupUsers(org)[24950:25000]],
+        ),
+    ]
+    print(f"\n{'before / after':<20} {'before ms':>10} {'after ms':>9} {'ratio':>7}  same result")
+    for name, before, after in pairs:
+        (old, old_ms), (new, new_ms) = timed(before), timed(after)
+        print(
+            f"{name:<20} {old_ms:>10.1f} {new_ms:>9.1f} {old_ms / max(new_ms, 0.001):>6.1f}x  "
+            f"{'yes' if old == new else 'NO'}",
+            flush=True,
+        )
+
+
 def explain(results):
     from django.db import connection
 
@@ -489,6 +779,13 @@ def explain(results):
                     print("   ", " ".join(str(part) for part in row))
 
 
+def analyze(connection):
+    with connection.cursor() as cursor:
+        # PostgreSQL: VACUUM too, so that index-only scans need not visit the table (as
+        # autovacuum does in a live database).
+        cursor.execute("ANALYZE" if connection.vendor == "sqlite" else "VACUUM ANALYZE")
+
+
 def main():
     args = parse_args()
     database, build = prepare_environment(args)
@@ -498,13 +795,21 @@ def main():
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
     from django.utils import timezone
 
     settings.DEBUG = False
     settings.ALLOWED_HOSTS = ["testserver"]
     print(f"Database: {database}")
+    # Also on a reused database: the migrations made since (indexes, kept counters) apply to it,
+    # then statistics are gathered again as after a build.
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    call_command("migrate", verbosity=0)
+    if pending and not build:
+        print(f"Migrated ({len(pending)} migrations), analyzing", flush=True)
+        analyze(connection)
     if build:
-        call_command("migrate", verbosity=0)
         if connection.vendor == "sqlite":
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA synchronous=OFF")
@@ -513,13 +818,14 @@ def main():
             f"{args.organizations} organizations"
         )
         Builder(args, timezone.now()).build()
-        with connection.cursor() as cursor:
-            # PostgreSQL: VACUUM too, so that index-only scans need not visit the table (as
-            # autovacuum does in a live database).
-            cursor.execute("ANALYZE" if connection.vendor == "sqlite" else "VACUUM ANALYZE")
+        analyze(connection)
         marker = Path(settings.VAR_DIR) / f"built-{args.database}.txt"
         marker.write_text(sizes_tag(args))
+    if Extras(timezone.now()).build():
+        analyze(connection)
     results = measure(args)
+    if not args.only:
+        compare(pages()[0])
     if args.explain and results:
         explain(results)
     over = [name for name, _, p95, _ in results if p95 >= TARGET_MS]

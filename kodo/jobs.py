@@ -73,11 +73,12 @@ BADGES: dict[str, str] = {
     Status.FAILED: "bad",
     Status.CANCELED: "bad",
 }
-# The statuses each filter of the Tasks page means ("completed": with or without errors).
+# The statuses each filter of the Tasks page means: one per status, named as its badge is.
 STATUS_FILTERS = {
     "running": [Status.RUNNING],
     "queued": [Status.QUEUED],
-    "completed": [Status.SUCCEEDED, Status.PARTIAL],
+    "succeeded": [Status.SUCCEEDED],
+    "partial": [Status.PARTIAL],
     "failed": [Status.FAILED],
     "skipped": [Status.SKIPPED],
     "canceled": [Status.CANCELED],

@@ -60,14 +60,16 @@ def record_activity_on_login(sender, request, user, **kwargs):
 
 
 def is_administrator(user) -> bool:
-    # Through the user's memberships (organizations.Membership, role Role.ADMIN): kodo sits
-    # below organizations and imports nothing from it.
-    return user.is_superuser or user.memberships.filter(role="admin").exists()
+    # Through the user's memberships (organizations.Membership, roles Role.ADMIN and
+    # Role.OPERATOR, who may reach every user's data): kodo sits below organizations and imports
+    # nothing from it.
+    return user.is_superuser or user.memberships.filter(role__in=("admin", "operator")).exists()
 
 
 class AdminIdleTimeoutMiddleware:
-    """Log out an administrator (organization admin or server administrator) who made no request
-    for KODO_ADMIN_IDLE_SECONDS, so a browser left signed in does not stay an admin forever."""
+    """Log out an administrator (organization admin, restore operator or server administrator)
+    who made no request for KODO_ADMIN_IDLE_SECONDS, so a browser left signed in does not stay
+    an admin forever."""
 
     def __init__(self, get_response):
         self.get_response = get_response

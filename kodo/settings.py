@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "organizations.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "kodo.middleware.AdminIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -160,6 +161,65 @@ for _name in ("KODO_PROXY_COUNT", "KODO_RESET_EMAILS_PER_ADDRESS", "KODO_RESET_E
         raise ImproperlyConfigured(f"{_name} must be 0 or more.")
 if KODO_ADMIN_IDLE_SECONDS < 60:
     raise ImproperlyConfigured("KODO_ADMIN_IDLE_SECONDS must be at least 60.")
+
+# Two-factor sign-in (organizations/two_factor.py, django-otp): required of server administrators,
+# organization admins and restore operators who sign in with a password (on unless DEBUG).
+KODO_REQUIRE_TWO_FACTOR_FOR_ADMINS = env.bool(
+    "KODO_REQUIRE_TWO_FACTOR_FOR_ADMINS", default=not DEBUG
+)
+OTP_TOTP_ISSUER = "Kodo"
+
+# Sign in with Microsoft (organizations/microsoft_signin.py; README "Sign in with Microsoft"): the
+# server's multi-tenant app registration. Off while the client id is empty. Its credential is a
+# client secret or a certificate (a PFX file and its password); the reply URL is
+# KODO_BASE_URL/accounts/microsoft/callback/. KODO_MICROSOFT_SIGNIN_CA_FILE trusts another CA
+# than the public ones (the demo's m365sim).
+KODO_MICROSOFT_SIGNIN_CLIENT_ID = env.str("KODO_MICROSOFT_SIGNIN_CLIENT_ID", default="").strip()
+KODO_MICROSOFT_SIGNIN_CLIENT_SECRET = env.str("KODO_MICROSOFT_SIGNIN_CLIENT_SECRET", default="")
+KODO_MICROSOFT_SIGNIN_CERTIFICATE = env.str("KODO_MICROSOFT_SIGNIN_CERTIFICATE", default="")
+KODO_MICROSOFT_SIGNIN_CERTIFICATE_PASSWORD = env.str(
+    "KODO_MICROSOFT_SIGNIN_CERTIFICATE_PASSWORD", default=""
+)
+KODO_MICROSOFT_SIGNIN_AUTHORITY = env.str(
+    "KODO_MICROSOFT_SIGNIN_AUTHORITY", default="https://login.microsoftonline.com"
+).rstrip("/")
+KODO_MICROSOFT_SIGNIN_CA_FILE = env.str("KODO_MICROSOFT_SIGNIN_CA_FILE", default="")
+if KODO_MICROSOFT_SIGNIN_CA_FILE and not Path(KODO_MICROSOFT_SIGNIN_CA_FILE).is_absolute():
+    KODO_MICROSOFT_SIGNIN_CA_FILE = str(BASE_DIR / KODO_MICROSOFT_SIGNIN_CA_FILE)
+if KODO_MICROSOFT_SIGNIN_CLIENT_ID:
+    import uuid as _uuid
+
+    try:
+        _uuid.UUID(KODO_MICROSOFT_SIGNIN_CLIENT_ID)
+    except ValueError:
+        raise ImproperlyConfigured(
+            "KODO_MICROSOFT_SIGNIN_CLIENT_ID must be the app's Application (client) ID, a GUID."
+        ) from None
+    if not (KODO_MICROSOFT_SIGNIN_CLIENT_SECRET or KODO_MICROSOFT_SIGNIN_CERTIFICATE):
+        raise ImproperlyConfigured(
+            "Sign in with Microsoft needs KODO_MICROSOFT_SIGNIN_CLIENT_SECRET or "
+            "KODO_MICROSOFT_SIGNIN_CERTIFICATE (a PFX file) besides "
+            "KODO_MICROSOFT_SIGNIN_CLIENT_ID."
+        )
+    if KODO_MICROSOFT_SIGNIN_CERTIFICATE and not Path(KODO_MICROSOFT_SIGNIN_CERTIFICATE).is_file():
+        raise ImproperlyConfigured(
+            "KODO_MICROSOFT_SIGNIN_CERTIFICATE: there is no file "
+            f"{KODO_MICROSOFT_SIGNIN_CERTIFICATE}."
+        )
+    # The demo's m365sim writes its CA when it first starts, after `make run` migrates.
+    if (
+        KODO_MICROSOFT_SIGNIN_CA_FILE
+        and not DEBUG
+        and not Path(KODO_MICROSOFT_SIGNIN_CA_FILE).is_file()
+    ):
+        raise ImproperlyConfigured(
+            f"KODO_MICROSOFT_SIGNIN_CA_FILE: there is no file {KODO_MICROSOFT_SIGNIN_CA_FILE}."
+        )
+    if not KODO_MICROSOFT_SIGNIN_AUTHORITY.startswith("https://"):
+        raise ImproperlyConfigured(
+            "KODO_MICROSOFT_SIGNIN_AUTHORITY must be an https:// address, for example "
+            "https://login.microsoftonline.com."
+        )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

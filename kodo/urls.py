@@ -5,27 +5,28 @@ Each app's patterns live in its urls.py under a namespace named after the app
 """
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from organizations import account_views, two_factor_views
 from organizations import views as organizations_views
-from organizations.forms import EmailAuthenticationForm
 
 urlpatterns = [
     path("", include("kodo.site_urls")),
+    # Kodo's log in: the password, then a two-factor code when the account needs one.
+    path("accounts/login/", two_factor_views.LoginView.as_view(), name="login"),
     path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(
-            authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True
-        ),
-        name="login",
+        "accounts/reset/<uidb64>/<token>/",
+        two_factor_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
     ),
+    path("account/", account_views.account, name="account"),
     path(
         "accounts/password_reset/",
         organizations_views.PasswordResetView.as_view(),
         name="password_reset",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/login/", two_factor_views.admin_login),
     path("admin/", admin.site.urls),
     path("", include("organizations.urls")),
     path("", include("o365.urls")),

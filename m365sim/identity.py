@@ -99,6 +99,17 @@ class Identity:
         signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + b64url(signature), claims
 
+    def sign(self, claims):
+        """A JWT of these claims, RS256 with the simulator's key (id tokens, user tokens)."""
+        header = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
+        signing_input = (
+            b64url(json.dumps(header, separators=(",", ":")).encode())
+            + "."
+            + b64url(json.dumps(claims, separators=(",", ":")).encode())
+        )
+        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return signing_input + "." + b64url(signature)
+
     def verify(self, token):
         """The claims of a token this simulator signed, or None. Expiry is the caller's."""
         with self._lock:

@@ -8,9 +8,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .faults import BODY_KINDS, STATUS_KINDS
 from .http_base import Reply, iso
 from .identity import ASSERTION_TYPE, GRAPH_APP_ID, GRAPH_RESOURCE, TokenError
+from .oidc import MULTI_TENANT_REFS, OidcMixin
 
 
-class LoginMixin:
+class LoginMixin(OidcMixin):
     """GraphApp's login endpoints (any path outside /v1.0). Mixed into GraphApp; uses BaseApp's
     self.sim, self.running and helpers."""
 
@@ -56,19 +57,25 @@ class LoginMixin:
             "v2.0/.well-known/openid-configuration",
             ".well-known/openid-configuration",
         ):
-            tenant = self._tenant_or_error(ref)
+            tenant = None if ref in MULTI_TENANT_REFS else self._tenant_or_error(ref)
             self.stats.count("requests.discovery")
-            raise Reply(200, self.discovery(tenant))
+            raise Reply(200, self.discovery(tenant, ref))
         if method == "GET" and rest in ("discovery/v2.0/keys", "discovery/keys"):
-            self._tenant_or_error(ref)
+            if ref not in MULTI_TENANT_REFS:
+                self._tenant_or_error(ref)
             raise Reply(200, self.running.identity.jwks())
         if method == "POST" and rest in ("oauth2/v2.0/token", "oauth2/token"):
             self.token(h, ref)
             return
+        if self.sign_in_route(h, method, ref, rest, query):
+            return
         raise Reply(404, {"error": "not_found", "error_description": f"No such endpoint: {path}"})
 
-    def discovery(self, tenant):
-        base = f"{self.running.authority_host}/{tenant.id}"
+    def discovery(self, tenant, ref=None):
+        """Entra's OpenID configuration; /common and /organizations name the issuer with a
+        {tenantid} placeholder (the id token's tid fills it)."""
+        base = f"{self.running.authority_host}/{tenant.id if tenant else ref}"
+        issuer = f"{self.running.authority_host}/{tenant.id if tenant else '{tenantid}'}/v2.0"
         return {
             "token_endpoint": f"{base}/oauth2/v2.0/token",
             "token_endpoint_auth_methods_supported": [
@@ -82,7 +89,7 @@ class LoginMixin:
             "id_token_signing_alg_values_supported": ["RS256"],
             "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            "issuer": f"{base}/v2.0",
+            "issuer": issuer,
             "request_uri_parameter_supported": False,
             "userinfo_endpoint": f"{self.running.graph_base}/oidc/userinfo",
             "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
@@ -140,7 +147,10 @@ class LoginMixin:
             self.send_reply(h, Reply(status, error.body, headers), fault=None)
             return
         try:
-            tenant = self._tenant_or_error(ref)
+            if ref in MULTI_TENANT_REFS and form.get("grant_type") == "authorization_code":
+                tenant = None  # the code says which tenant the user signed in to
+            else:
+                tenant = self._tenant_or_error(ref)
             body = self._issue(tenant, ref, form)
         except Reply as reply:
             self.stats.count("token_errors")
@@ -156,13 +166,18 @@ class LoginMixin:
         )
 
     def _issue(self, tenant, ref, form):
+        if form.get("grant_type") == "authorization_code":
+            return self.redeem_code(
+                tenant, ref, form, lambda app: self._authenticate_client(app, tenant, ref, form)
+            )
         if form.get("grant_type") != "client_credentials":
             raise self._oauth_error(
                 400,
                 "unsupported_grant_type",
                 70003,
                 f"AADSTS70003: The app requested an unsupported grant type "
-                f"'{form.get('grant_type')}'. m365sim supports client_credentials only.",
+                f"'{form.get('grant_type')}'. m365sim supports client_credentials and "
+                f"authorization_code.",
             )
         client_id = form.get("client_id", "")
         app = next((a for a in tenant.apps if a.client_id == client_id), None)
@@ -217,36 +232,7 @@ class LoginMixin:
                     f"installed by the administrator of the tenant or consented to by "
                     f"any user in the tenant.",
                 )
-        with_certificate = False
-        try:
-            if form.get("client_assertion"):
-                if form.get("client_assertion_type") != ASSERTION_TYPE:
-                    raise TokenError(
-                        400, "invalid_request", 50027, "AADSTS50027: Invalid client_assertion_type."
-                    )
-                host = self.running.authority_host
-                audiences = {
-                    f"{host}/{tenant.id}/oauth2/v2.0/token",
-                    f"{host}/{ref}/oauth2/v2.0/token",
-                    f"{host}/{tenant.domain}/oauth2/v2.0/token",
-                    f"{host}/{tenant.id}/oauth2/token",
-                }
-                self.running.identity.check_assertion(
-                    app, form["client_assertion"], audiences, self.sim.refuse_replayed_jti
-                )
-                with_certificate = True
-            elif "client_secret" in form:
-                self.running.identity.check_secret(app, form["client_secret"])
-            else:
-                raise TokenError(
-                    401,
-                    "invalid_client",
-                    7000216,
-                    "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is "
-                    "required for the 'client_credentials' grant type.",
-                )
-        except TokenError as e:
-            raise self._oauth_error(e.status, e.error, e.code, e.description) from e
+        with_certificate = self._authenticate_client(app, tenant, ref, form)
         lifetime = self.sim.token_lifetime
         token, _ = self.running.identity.issue(
             app, lifetime, self.running.authority_host, with_certificate
@@ -257,3 +243,47 @@ class LoginMixin:
             "ext_expires_in": lifetime,
             "access_token": token,
         }
+
+    def _authenticate_client(self, app, tenant, ref, form):
+        """Checks the client's secret or certificate assertion; True for a certificate."""
+        grant = form.get("grant_type")
+        with_certificate = False
+        try:
+            if form.get("client_assertion"):
+                if form.get("client_assertion_type") != ASSERTION_TYPE:
+                    raise TokenError(
+                        400, "invalid_request", 50027, "AADSTS50027: Invalid client_assertion_type."
+                    )
+                host = self.running.authority_host
+                audiences = {f"{host}/{ref}/oauth2/v2.0/token"}
+                if tenant is not None:
+                    audiences |= {
+                        f"{host}/{tenant.id}/oauth2/v2.0/token",
+                        f"{host}/{tenant.domain}/oauth2/v2.0/token",
+                        f"{host}/{tenant.id}/oauth2/token",
+                    }
+                self.running.identity.check_assertion(
+                    app, form["client_assertion"], audiences, self.sim.refuse_replayed_jti
+                )
+                with_certificate = True
+            elif "client_secret" in form:
+                self.running.identity.check_secret(app, form["client_secret"])
+            elif grant == "authorization_code":
+                raise TokenError(
+                    401,
+                    "invalid_client",
+                    7000218,
+                    "AADSTS7000218: The request body must contain the following parameter: "
+                    "'client_assertion' or 'client_secret'.",
+                )
+            else:
+                raise TokenError(
+                    401,
+                    "invalid_client",
+                    7000216,
+                    "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is "
+                    "required for the 'client_credentials' grant type.",
+                )
+        except TokenError as e:
+            raise self._oauth_error(e.status, e.error, e.code, e.description) from e
+        return with_certificate

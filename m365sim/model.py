@@ -199,6 +199,10 @@ class App:
         self.pfx_password = pfx_password
         self.roles = list(roles)
         self.object_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "sp:" + client_id))
+        # Sign-in (OpenID Connect): the registered reply URLs and who may sign in
+        # ("AzureADMyOrg": the home tenant only; "AzureADMultipleOrgs": any tenant).
+        self.redirect_uris = []
+        self.sign_in_audience = "AzureADMyOrg"
         self.generation = 0
         self.pfx_path = None
         self.cert = None
@@ -229,6 +233,8 @@ class App:
             "pfx_password": self.pfx_password,
             "thumbprint": self.thumbprint,
             "roles": list(self.roles),
+            "redirect_uris": list(self.redirect_uris),
+            "sign_in_audience": self.sign_in_audience,
         }
 
 
@@ -245,6 +251,8 @@ class Tenant:
         self.by_upn = {}
         self.apps = []
         self.quirks = True
+        self.consented_apps = set()  # client ids an administrator consented to for the tenant
+        self.user_consents = set()  # (client id, user id) a user consented to for themselves
 
     def log_user(self, user):
         self.user_log.append(user.n)
@@ -254,6 +262,11 @@ class Tenant:
         key = str(key)
         user = self.by_id.get(key.lower()) or self.by_upn.get(key.lower())
         return user
+
+    @property
+    def administrator(self):
+        """The simulated Global Administrator: the tenant's first user."""
+        return self.users[0] if self.users else None
 
     def info(self):
         return {"tenant_id": self.id, "domain": self.domain, "apps": [a.info() for a in self.apps]}

@@ -18,6 +18,8 @@ from .http_base import Reply, Server, graph_error
 from .identity import Identity
 from .model import DELETED
 
+SIGNIN_APPS_FILE = "signin-apps.json"
+
 
 class Running:
     """Servers started by Simulator.serve(): .info, .stop(), usable as a context manager."""
@@ -29,6 +31,9 @@ class Running:
         self.threads = []
         self.upload_sessions = {}
         self.url_key = secrets.token_bytes(32)
+        # Sign-in (m365sim/oidc.py): sign-ins in progress by request id, codes by value
+        self.auth_requests = {}
+        self.codes = {}
 
     @classmethod
     def start(
@@ -50,6 +55,11 @@ class Running:
         self.ca_file = str(ca_path)
         self.identity = Identity(certs.ensure_signing_key(state_dir))
         (state_dir / "apps").mkdir(exist_ok=True)
+        # Sign-in apps a Kodo demo registered before the simulator started (create_demo)
+        signin_apps = state_dir / SIGNIN_APPS_FILE
+        if signin_apps.exists():
+            for spec in json.loads(signin_apps.read_text()):
+                sim.register_signin_app(**spec)
         for tenant in sim.tenants:
             for app in tenant.apps:
                 pfx = state_dir / "apps" / f"{app.client_id}.pfx"

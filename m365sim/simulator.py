@@ -31,6 +31,7 @@ from .quickxor import QuickXorHash, quickxorhash
 BACKUP_ROLES = ["User.Read.All", "Files.ReadWrite.All", "Files.Read.All", "Sites.Read.All"]
 DEFAULT_APPS = [{"name": "Kodo Backup", "roles": BACKUP_ROLES}]
 DEMO_APPS = DEFAULT_APPS + [{"name": "Kodo Backup (no files)", "roles": ["User.Read.All"]}]
+DEMO_USER_PASSWORD = "m365sim-demo"
 
 # (weight, smallest, largest) bytes; sizes are log-uniform within a band
 SIZE_MIXES = {
@@ -215,6 +216,9 @@ class Simulator:
         refuse_replayed_jti=True,
         delta_horizon=None,
         upload_session_lifetime=3600,
+        user_password=DEMO_USER_PASSWORD,
+        id_token_lifetime=3600,
+        code_lifetime=600,
     ):
         self.lock = threading.RLock()
         self.tenants = []
@@ -227,6 +231,11 @@ class Simulator:
         self.refuse_replayed_jti = bool(refuse_replayed_jti)
         self.delta_horizon = delta_horizon
         self.upload_session_lifetime = float(upload_session_lifetime)
+        # Sign-in (m365sim/oidc.py): every simulated user's password, the lifetimes of id
+        # tokens and of authorization codes (Entra's codes live about ten minutes)
+        self.user_password = str(user_password)
+        self.id_token_lifetime = int(id_token_lifetime)
+        self.code_lifetime = float(code_lifetime)
         self.stats_counter = Stats()
         self.faults = Faults(self.stats_counter)
         self.blobs = {}
@@ -852,6 +861,65 @@ class Simulator:
                     return app
         raise KeyError(f"no app {client_id!r}")
 
+    def register_signin_app(
+        self,
+        name="Kodo",
+        client_id=None,
+        client_secret=None,
+        redirect_uris=(),
+        tenant=None,
+        multi_tenant=True,
+    ):
+        """An app people sign in to (OpenID Connect), registered in `tenant` (default: the
+        first) with these reply URLs; multi-tenant unless told. Registering a client id again
+        updates its reply URLs and secret. Returns the app's info."""
+        with self.lock:
+            home = self.tenant_by_ref(tenant)
+            if home is None:
+                raise KeyError(f"no tenant {tenant!r}")
+            app = self.signin_app(client_id) if client_id else None
+            if app is None:
+                rng = random.Random()
+                app = App(
+                    home,
+                    name,
+                    client_id or _guid(rng),
+                    client_secret or _secret(rng),
+                    _secret(rng)[:20],
+                    [],
+                )
+                home.apps.append(app)
+            elif client_secret:
+                app.client_secret = client_secret
+            app.redirect_uris = [str(uri) for uri in redirect_uris]
+            app.sign_in_audience = "AzureADMultipleOrgs" if multi_tenant else "AzureADMyOrg"
+            return app.info()
+
+    def signin_app(self, client_id):
+        """The app with exactly this client id (any case), or None."""
+        with self.lock:
+            wanted = str(client_id or "").lower()
+            for tenant in self.tenants:
+                for app in tenant.apps:
+                    if app.client_id.lower() == wanted:
+                        return app
+            return None
+
+    def grant_consent(self, client_id, tenant=None):
+        """Admin consent: every user of `tenant` may sign in to the app without being asked."""
+        with self.lock:
+            self.tenant_by_ref(tenant).consented_apps.add(self._app(client_id).client_id)
+            return True
+
+    def revoke_consent(self, client_id, tenant=None):
+        """Remove the tenant's admin consent and its users' own consents to the app."""
+        with self.lock:
+            t = self.tenant_by_ref(tenant)
+            client_id = self._app(client_id).client_id
+            t.consented_apps.discard(client_id)
+            t.user_consents = {c for c in t.user_consents if c[0] != client_id}
+            return True
+
     def set_app_roles(self, client_id, roles):
         """Grant exactly these application permissions (admin consent) from now on; tokens
         issued before keep their roles until they expire, as in Entra ID."""
@@ -878,8 +946,17 @@ class Simulator:
         refuse_replayed_jti=None,
         quirks=None,
         upload_session_lifetime=None,
+        user_password=None,
+        id_token_lifetime=None,
+        code_lifetime=None,
     ):
         with self.lock:
+            if user_password is not None:
+                self.user_password = str(user_password)
+            if id_token_lifetime is not None:
+                self.id_token_lifetime = int(id_token_lifetime)
+            if code_lifetime is not None:
+                self.code_lifetime = float(code_lifetime)
             if upload_session_lifetime is not None:
                 self.upload_session_lifetime = float(upload_session_lifetime)
             if token_lifetime is not None:

@@ -7,10 +7,11 @@ reconciled: users Kodo knew but no longer listed are marked removed.
 
 Accounts are matched by email (mail, else userPrincipalName; case-insensitive) once; after that
 the link is by the Microsoft 365 object id. Directory data only ever creates, links and changes
-accounts whose one role is *user* of this organization: an email of an administrator (of any
-organization, or the server's), of another organization's account, or of an account already
-linked is a conflict, never linked; an address that is not a valid email is skipped. Each page's
-accounts are written in one transaction, so a failure never leaves a half-linked account.
+accounts whose one role is *user* of this organization: an email of an administrator or a
+restore operator (of any organization, or the server's administrator), of another
+organization's account, or of an account already linked is a conflict, never linked; an address
+that is not a valid email is skipped. Each page's accounts are written in one transaction, so a
+failure never leaves a half-linked account.
 """
 
 import logging
@@ -75,13 +76,13 @@ NO_ONEDRIVE_CODES = {
 
 
 # Conflict reasons shown in a job's summary.
-ADMINISTRATOR = "email belongs to an administrator"
+ADMINISTRATOR = "email belongs to an administrator or a restore operator"
 OTHER_ORGANIZATION = (
     "This email belongs to a Kodo account of another organization; it was not linked."
 )
 OUTSIDE = "This email belongs to a Kodo account outside this organization; it was not linked."
 LINKED_REFUSALS = {
-    ADMINISTRATOR: "is an administrator",
+    ADMINISTRATOR: "is an administrator or a restore operator",
     OTHER_ORGANIZATION: "belongs to another organization",
     OUTSIDE: "is not in this organization",
 }
@@ -366,7 +367,8 @@ class DirectorySync:
         """Why directory data must leave `account` alone: it may only create, link and change
         accounts whose one role, in this organization only, is *user*."""
         roles = index.roles[account.pk]
-        if account.is_superuser or account.is_staff or Membership.Role.ADMIN in roles.values():
+        privileged = {Membership.Role.ADMIN, Membership.Role.OPERATOR}
+        if account.is_superuser or account.is_staff or privileged & set(roles.values()):
             return ADMINISTRATOR
         if set(roles) - {self.organization.pk}:
             return OTHER_ORGANIZATION

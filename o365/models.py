@@ -336,6 +336,10 @@ class DirectoryUser(models.Model):
     drive_id = models.CharField(max_length=200, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
     removed_permanently = models.BooleanField(default=False)
+    # Whether a backup of the user completed (succeeded or partially): the user is *protected*.
+    # Kept by database triggers on the backup runs (backups migration 0011_run_tallies), so that
+    # counting protected users reads an index, not a probe of the runs per user.
+    backed_up = models.BooleanField(default=False, editable=False)
     account = models.ForeignKey(
         "auth.User",
         null=True,
@@ -355,10 +359,40 @@ class DirectoryUser(models.Model):
                 fields=["configuration", "graph_id"], name="one_row_per_graph_user"
             ),
         ]
-        indexes = [models.Index(fields=["configuration", "mail"])]
+        indexes = [
+            models.Index(fields=["configuration", "mail"]),
+            # The Users tab and the Backups page: a configuration's users in their order; the
+            # tab's search reads this index, not the table (PostgreSQL: trigram indexes too,
+            # migration 0007).
+            models.Index(
+                fields=[
+                    "configuration",
+                    "display_name",
+                    "user_principal_name",
+                    "mail",
+                    "removed_at",
+                    "id",  # PostgreSQL: a page of ids from the index alone
+                ],
+                name="users_listed",
+            ),
+            # The Dashboard's and the overview's users and protected users, from the index alone.
+            models.Index(
+                fields=["configuration", "backed_up", "removed_at"], name="users_protected"
+            ),
+        ]
 
     def __str__(self):
         return self.display_name or self.user_principal_name
+
+    def save(self, *args, **kwargs):
+        """Never write `backed_up` back: the triggers own it, and this copy may be stale."""
+        if self.pk is not None and not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "backed_up"
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def email(self) -> str:
@@ -390,6 +424,9 @@ class DirectoryJobQuerySet(JobQuerySet):
 class DirectoryJob(Job):
     """One IMPORT USERS or SYNCHRONIZE USERS. The row is the truth; a Celery task runs it
     (kodo.jobs: claim, beat, finish, recovery)."""
+
+    # Its page (`link`) is under Services: administrators only, never a restore operator.
+    link_is_for_admins_only = True
 
     class Kind(models.TextChoices):
         IMPORT = "import", "Import users"

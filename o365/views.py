@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
+from kodo.live import JOB_MESSAGE, live_render
 from o365 import actions
 from o365.access import get_configuration
 from o365.forms import AutoSyncForm, ConfigurationForm, DirectoryFilterForm, ImportUsersForm
@@ -142,7 +143,15 @@ def configuration_users(request, org):
         configuration = get_configuration(org, code)
     else:
         raise Http404
-    return render(request, "o365/users.html", _users_tab_context(request, org, configuration))
+    context = _users_tab_context(request, org, configuration)
+    job = context["job"]
+    return live_render(
+        request,
+        "o365/users.html",
+        "o365/users_live.html",
+        context,
+        active=bool(job and job.is_active),
+    )
 
 
 def _is_uuid(value) -> bool:
@@ -195,12 +204,13 @@ def directory_sync(request, org, configuration_code):
 
 def _report_start(request, job, created):
     if created:
-        messages.success(request, f"{job.get_kind_display()} started.")
+        messages.success(request, f"{job.get_kind_display()} started.", extra_tags=JOB_MESSAGE)
     else:
         messages.warning(
             request,
             f"{job.get_kind_display()} is already "
             f"{job.get_status_display().lower()}: see its progress below.",
+            extra_tags=JOB_MESSAGE,
         )
 
 
@@ -208,9 +218,13 @@ def _report_start(request, job, created):
 def directory_job(request, org, configuration_code, job_code):
     configuration = get_configuration(org, configuration_code)
     job = get_object_or_404(configuration.directory_jobs, code=job_code)
-    fragment = request.headers.get("X-Requested-With") == "fetch"
-    template = "o365/job_progress_body.html" if fragment else "o365/job_progress.html"
-    return render(request, template, {"org": org, "configuration": configuration, "job": job})
+    return live_render(
+        request,
+        "o365/job_progress.html",
+        "o365/job_progress_body.html",
+        {"org": org, "configuration": configuration, "job": job},
+        active=job.is_active,
+    )
 
 
 @services_required

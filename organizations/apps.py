@@ -6,4 +6,6 @@ class OrganizationsConfig(AppConfig):
 
     def ready(self):
         # local: AppConfig.ready runs once the app registry is loaded
-        from organizations import signals  # noqa: F401  (connects the audit log to auth events)
+        # signals connects the audit log to auth events; two_factor marks log ins that skipped
+        # the code step
+        from organizations import signals, two_factor  # noqa: F401

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
 from organizations.actions import normalize_email
-from organizations.models import Organization, time_zone_choices
+from organizations.models import Membership, Organization, time_zone_choices
 from organizations.validators import validate_database_id, validate_single_line
 
 
@@ -115,3 +115,52 @@ class AuditSearchForm(DateRangeForm):
     field_order = ["q", "since", "until"]
 
     q = forms.CharField(label="Keyword", required=False, max_length=200)
+
+
+class SelfServiceForm(forms.Form):
+    self_service_enabled = forms.BooleanField(
+        required=False, label="Self-service: users reach their own backups (My backups)"
+    )
+
+
+class UserPermissionsForm(forms.Form):
+    users_may_browse = forms.BooleanField(
+        required=False, label="Users may browse their own OneDrive as of any backup"
+    )
+    users_may_download = forms.BooleanField(
+        required=False, label="Users may download their own files"
+    )
+    users_may_restore = forms.BooleanField(
+        required=False, label="Users may restore their own files to their own OneDrive"
+    )
+
+
+class OperatorForm(forms.Form):
+    """Make a user of the organization a restore operator, by their email."""
+
+    email = forms.EmailField(label="Email of a user of this organization")
+
+    def __init__(self, *args, organization, **kwargs):
+        self.organization = organization
+        super().__init__(*args, **kwargs)
+
+    def clean_email(self) -> Membership:
+        email = normalize_email(self.cleaned_data["email"])
+        membership = (
+            Membership.objects.filter(organization=self.organization, user__username=email)
+            .select_related("user", "organization")
+            .first()
+        )
+        if membership is None:
+            raise forms.ValidationError(
+                f"{email} is not a user of {self.organization.name}. Import their Microsoft 365 "
+                "account first (Services → Users → IMPORT USERS)."
+            )
+        if membership.role == Membership.Role.OPERATOR:
+            raise forms.ValidationError(f"{email} is already a restore operator.")
+        if membership.role != Membership.Role.USER:
+            raise forms.ValidationError(
+                f"{email} is an administrator of {self.organization.name}: administrators can "
+                "already restore."
+            )
+        return membership

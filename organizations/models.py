@@ -85,6 +85,8 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.USER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the last invitation email to this account was sent (organizations/invitations.py).
+    invited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -13,8 +13,11 @@ from organizations.forms import (
     AuditSearchForm,
     DownloadPolicyForm,
     EmailPasswordResetForm,
+    OperatorForm,
     OrganizationForm,
+    SelfServiceForm,
     ServicesForm,
+    UserPermissionsForm,
 )
 from organizations.models import AuditEvent, Membership, Organization
 
@@ -56,36 +59,57 @@ def server_organization(request, org_code):
             "download_policy_form": DownloadPolicyForm(
                 initial={"admins_may_download": org.admins_may_download}
             ),
+            "self_service_form": SelfServiceForm(
+                initial={"self_service_enabled": org.self_service_enabled}
+            ),
         },
     )
+
+
+def _posted_switch(request, org_code, form_class):
+    """The organization and the value posted for one of the on/off switches of its server
+    organization page. Each switch is a form of one BooleanField(required=False), which no
+    input makes invalid: an absent box is False."""
+    org = get_object_or_404(Organization, code=org_code)
+    form = form_class(request.POST)
+    form.full_clean()
+    [value] = form.cleaned_data.values()
+    return org, value
 
 
 @server_admin_required
 @require_POST
 def server_organization_services(request, org_code):
-    org = get_object_or_404(Organization, code=org_code)
-    form = ServicesForm(request.POST)
-    if form.is_valid():
-        enabled = form.cleaned_data["services_enabled"]
-        actions.do_set_services_enabled(request=request, organization=org, enabled=enabled)
-        messages.success(request, f"Services {'enabled' if enabled else 'disabled'}.")
+    org, enabled = _posted_switch(request, org_code, ServicesForm)
+    actions.do_set_services_enabled(request=request, organization=org, enabled=enabled)
+    messages.success(request, f"Services {'enabled' if enabled else 'disabled'}.")
     return redirect("organizations:server-organization", org_code=org.code)
 
 
 @server_admin_required
 @require_POST
 def server_organization_download_policy(request, org_code):
-    org = get_object_or_404(Organization, code=org_code)
-    form = DownloadPolicyForm(request.POST)
-    if form.is_valid():
-        allowed = form.cleaned_data["admins_may_download"]
-        actions.do_set_admins_may_download(request=request, organization=org, allowed=allowed)
-        messages.success(
-            request,
-            "Administrators may download users' data."
-            if allowed
-            else "Administrators can no longer download users' data; they can restore it.",
-        )
+    org, allowed = _posted_switch(request, org_code, DownloadPolicyForm)
+    actions.do_set_admins_may_download(request=request, organization=org, allowed=allowed)
+    messages.success(
+        request,
+        "Administrators may download users' data."
+        if allowed
+        else "Administrators can no longer download users' data; they can restore it.",
+    )
+    return redirect("organizations:server-organization", org_code=org.code)
+
+
+@server_admin_required
+@require_POST
+def server_organization_self_service(request, org_code):
+    org, enabled = _posted_switch(request, org_code, SelfServiceForm)
+    actions.do_set_self_service_enabled(request=request, organization=org, enabled=enabled)
+    messages.success(
+        request,
+        f"Self-service {'enabled' if enabled else 'disabled'}: {org.name}'s users "
+        f"{'can now reach' if enabled else 'no longer reach'} their own backups.",
+    )
     return redirect("organizations:server-organization", org_code=org.code)
 
 
@@ -145,6 +169,75 @@ def audit_log(request, org):
         "organizations/audit_log.html",
         {"org": org},
     )
+
+
+# ----- the organization's settings: self-service and restore operators ------------------------
+
+
+@org_admin_required
+def organization_settings(request, org):
+    return _settings_page(request, org)
+
+
+def _settings_page(request, org, *, permissions_form=None, operator_form=None, status=200):
+    operators = (
+        Membership.objects.filter(organization=org, role=Membership.Role.OPERATOR)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    return render(
+        request,
+        "organizations/settings.html",
+        {
+            "org": org,
+            "permissions_form": permissions_form
+            or UserPermissionsForm(
+                initial={field: getattr(org, field) for field in actions.USER_PERMISSIONS}
+            ),
+            "operator_form": operator_form or OperatorForm(organization=org),
+            "operators": operators,
+        },
+        status=status,
+    )
+
+
+@org_admin_required
+@require_POST
+def settings_user_permissions(request, org):
+    form = UserPermissionsForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, org, permissions_form=form, status=400)
+    actions.do_set_user_permissions(request=request, organization=org, **form.cleaned_data)
+    messages.success(request, "Saved what users may do with their own backups.")
+    return redirect("organizations:settings", org_code=org.code)
+
+
+@org_admin_required
+@require_POST
+def settings_operator_add(request, org):
+    form = OperatorForm(request.POST, organization=org)
+    if not form.is_valid():
+        return _settings_page(request, org, operator_form=form, status=400)
+    membership = form.cleaned_data["email"]
+    actions.do_set_member_role(
+        request=request, membership=membership, role=Membership.Role.OPERATOR
+    )
+    messages.success(request, f"{membership.user.email} is now a restore operator.")
+    return redirect("organizations:settings", org_code=org.code)
+
+
+@org_admin_required
+@require_POST
+def settings_operator_remove(request, org, user_id):
+    membership = get_object_or_404(
+        Membership.objects.select_related("user", "organization"),
+        organization=org,
+        user_id=user_id,
+        role=Membership.Role.OPERATOR,
+    )
+    actions.do_set_member_role(request=request, membership=membership, role=Membership.Role.USER)
+    messages.success(request, f"{membership.user.email} is no longer a restore operator.")
+    return redirect("organizations:settings", org_code=org.code)
 
 
 class PasswordResetView(auth_views.PasswordResetView):

@@ -3,6 +3,7 @@ import uuid
 import zoneinfo
 
 from django.db import models
+from django.utils import timezone
 
 from kodo import jobs
 from o365.models import Configuration, DirectoryUser
@@ -151,6 +152,19 @@ class Schedule(models.Model):
                 return candidate.astimezone(dt.UTC)
             day += dt.timedelta(days=1)
         return None
+
+    def next_runs(self, count: int = 5, after: dt.datetime | None = None) -> list[dt.datetime]:
+        """The next `count` firings after `after` (default: now), in the schedule's time zone;
+        the same computation as the list's next run (and as beat's, see tests/schedules)."""
+        moment = after or timezone.now()
+        runs: list[dt.datetime] = []
+        while len(runs) < count:
+            following = self.next_run_after(moment)
+            if following is None:
+                break
+            runs.append(following.astimezone(self.tz))
+            moment = following
+        return runs
 
     def users_for_firing(self, now=None):
         """The directory users this firing backs up: present, with a OneDrive, not checked yet,

@@ -56,7 +56,9 @@ def notify_firing(firing) -> bool:
 
 def send_summary_report(organization, since, days) -> bool:
     runs = BackupRun.objects.for_organization(organization).filter(created_at__gte=since)
-    by_status = dict(runs.values_list("status").annotate(count=Count("id")))
+    counts = dict(runs.values_list("status").annotate(count=Count("id")))
+    # Worded as the pages word them ("Partially succeeded: 2"), in the statuses' order.
+    by_status = {status.label: counts[status] for status in BackupRun.Status if status in counts}
     recipients = admin_emails(organization)
     if not recipients:
         return False

@@ -35,6 +35,18 @@
     Ask for read permissions only (User.Read.All, Files.Read.All). Restores then need
     Files.ReadWrite.All granted later; TEST CONNECTION in Kodo names it while it is missing.
 
+.PARAMETER SignInApp
+    Register the server's "Sign in with Microsoft" app instead (run once, by the service provider,
+    in its own tenant): multi-tenant, the delegated permissions openid, profile, email and
+    User.Read, the reply URL <PortalUrl>/accounts/microsoft/callback/, and KodoSignIn.json /
+    KodoSignIn.pfx instead of KodoADSettings.*. Its ClientId and ClientSecret (or the PFX and its
+    password) go into Kodo's KODO_MICROSOFT_SIGNIN_* settings. No application permission is granted:
+    each customer tenant consents once, by its administrator opening the admin consent URL printed
+    at the end (or by each user on their first sign-in, where the tenant allows user consent).
+
+.PARAMETER PortalUrl
+    With -SignInApp: the https:// address people open Kodo at (Kodo's KODO_BASE_URL).
+
 .PARAMETER Force
     Do not ask to confirm the tenant before changing it (for automation). Alias: -Yes.
 
@@ -43,6 +55,9 @@
 
 .EXAMPLE
     pwsh -ExecutionPolicy Bypass -File .\Register-KodoApp.ps1 -Cloud USGov -BackupOnly
+
+.EXAMPLE
+    pwsh -ExecutionPolicy Bypass -File .\Register-KodoApp.ps1 -SignInApp -PortalUrl https://backup.example.com
 #>
 #Requires -Version 5.1
 [CmdletBinding()]
@@ -53,6 +68,8 @@ param(
     [ValidateRange(1, 10)] [int] $SecretYears = 2,
     [ValidateRange(1, 10)] [int] $CertificateYears = 2,
     [switch] $BackupOnly,
+    [switch] $SignInApp,
+    [string] $PortalUrl,
     [Alias('Yes')] [switch] $Force
 )
 
@@ -62,6 +79,21 @@ $ErrorActionPreference = 'Stop'
 $GraphAppId = '00000003-0000-0000-c000-000000000000'  # Microsoft Graph, the same in every tenant
 $KodoRoles = @('User.Read.All', 'Files.Read.All', 'Files.ReadWrite.All')
 if ($BackupOnly) { $KodoRoles = @('User.Read.All', 'Files.Read.All') }
+# -SignInApp: delegated permissions (people sign in to Kodo), consented in each tenant that uses it.
+$SignInScopes = @('openid', 'profile', 'email', 'User.Read')
+$Permissions = if ($SignInApp) { $SignInScopes } else { $KodoRoles }
+$AccessType = if ($SignInApp) { 'Scope' } else { 'Role' }
+# Where each cloud's people sign in (the admin consent URL of -SignInApp).
+$LoginHosts = @{ Global = 'https://login.microsoftonline.com'; USGov = 'https://login.microsoftonline.us'; USGovDoD = 'https://login.microsoftonline.us'; China = 'https://login.chinacloudapi.cn' }
+$RedirectUri = ''
+if ($SignInApp) {
+    if ($PortalUrl -notmatch '^https://[^/?#]+(/[^?#]*)?$') {
+        throw '-SignInApp needs -PortalUrl, the https:// address people open Kodo at (Kodo''s KODO_BASE_URL), for example https://backup.example.com.'
+    }
+    if (-not $PSBoundParameters.ContainsKey('AppName')) { $AppName = 'Kodo Sign-in' }
+    # Kodo's reply URL: KODO_BASE_URL + /accounts/microsoft/callback/ (organizations/urls.py).
+    $RedirectUri = $PortalUrl.TrimEnd('/') + '/accounts/microsoft/callback/'
+}
 # Connect-MgGraph -Environment name (Get-MgEnvironment) -> the Cloud value Kodo reads from the JSON.
 $KodoCloudNames = @{ Global = 'Global'; USGov = 'USGovernment'; USGovDoD = 'USGovernmentDoD'; China = 'China' }
 # Microsoft.Graph 2.x from 2.27.0 on: 2.26.0 and 2.26.1 broke Connect-MgGraph; 3.x is untested.
@@ -72,8 +104,9 @@ $RetryBudgetSeconds = 240
 $TransientErrors = 'does not exist|not found|NotFound|does not reference a valid application|Not a valid reference update|TooManyRequests|Too Many Requests|ServiceUnavailable|Service Unavailable'
 # .NET resolves relative paths against the process folder, not PowerShell's current location.
 $OutFolder = (Get-Location -PSProvider FileSystem).ProviderPath
-$JsonPath = Join-Path $OutFolder 'KodoADSettings.json'
-$PfxPath = Join-Path $OutFolder 'KodoADSettings.pfx'
+$OutName = if ($SignInApp) { 'KodoSignIn' } else { 'KodoADSettings' }
+$JsonPath = Join-Path $OutFolder "$OutName.json"
+$PfxPath = Join-Path $OutFolder "$OutName.pfx"
 
 function Invoke-WithRetry([scriptblock] $Action, [string] $What) {
     # A fresh object is often "not found" (or "Not a valid reference update") by the next call.
@@ -214,7 +247,8 @@ try {
     Write-Host "  Organization : $organization"
     Write-Host "  Tenant ID    : $tenant"
     Write-Host "  Cloud        : $Cloud"
-    Write-Host "The app registration '$AppName' will be created or updated in this tenant with: $($KodoRoles -join ', ')."
+    Write-Host "The app registration '$AppName' will be created or updated in this tenant with: $($Permissions -join ', ')."
+    if ($SignInApp) { Write-Host "  multi-tenant, for Sign in with Microsoft; reply URL $RedirectUri" }
     if (-not $Force) {
         $answer = Read-Host 'Is this the right tenant? Type Y to continue, anything else to stop'
         if ($answer -notmatch '^\s*(y|yes)\s*$') {
@@ -226,10 +260,19 @@ try {
     # Role ids are looked up by name: they are the same everywhere today, but the names are the contract.
     $graphSp = Invoke-WithRetry -What 'Looking up Microsoft Graph' -Action { Get-MgServicePrincipal -Filter "appId eq '$GraphAppId'" }
     if (-not $graphSp) { throw 'The Microsoft Graph service principal was not found in this tenant.' }
-    $roles = foreach ($value in $KodoRoles) {
-        $role = $graphSp.AppRoles | Where-Object { $_.Value -eq $value -and $_.AllowedMemberTypes -contains 'Application' }
-        if (-not $role) { throw "Microsoft Graph has no application permission named $value." }
-        $role
+    if ($SignInApp) {
+        $roles = foreach ($value in $SignInScopes) {
+            $scope = $graphSp.Oauth2PermissionScopes | Where-Object { $_.Value -eq $value }
+            if (-not $scope) { throw "Microsoft Graph has no delegated permission named $value." }
+            $scope
+        }
+    }
+    else {
+        $roles = foreach ($value in $KodoRoles) {
+            $role = $graphSp.AppRoles | Where-Object { $_.Value -eq $value -and $_.AllowedMemberTypes -contains 'Application' }
+            if (-not $role) { throw "Microsoft Graph has no application permission named $value." }
+            $role
+        }
     }
 
     # --- App registration ------------------------------------------------------------------------
@@ -245,20 +288,31 @@ try {
         # Someone may have removed permissions in the portal; put back the ones Kodo needs, keep the rest.
         $graphAccess = @(foreach ($entry in @($app.RequiredResourceAccess)) { if ($entry -and $entry.ResourceAppId -eq $GraphAppId) { $entry } })
         $requested = @(foreach ($entry in $graphAccess) { foreach ($access in @($entry.ResourceAccess)) { if ($access) { $access } } })
-        $missing = @(foreach ($role in $roles) { if (-not ($requested | Where-Object { $_.Id -eq $role.Id -and $_.Type -eq 'Role' })) { $role } })
+        $missing = @(foreach ($role in $roles) { if (-not ($requested | Where-Object { $_.Id -eq $role.Id -and $_.Type -eq $AccessType })) { $role } })
         if ($missing.Count -gt 0) {
             $others = @(foreach ($entry in @($app.RequiredResourceAccess)) { if ($entry -and $entry.ResourceAppId -ne $GraphAppId) { $entry } })
             $graphEntry = @{
                 ResourceAppId  = $GraphAppId
-                ResourceAccess = @($requested | ForEach-Object { @{ Id = $_.Id; Type = $_.Type } }) + @($missing | ForEach-Object { @{ Id = $_.Id; Type = 'Role' } })
+                ResourceAccess = @($requested | ForEach-Object { @{ Id = $_.Id; Type = $_.Type } }) + @($missing | ForEach-Object { @{ Id = $_.Id; Type = $AccessType } })
             }
             Update-MgApplication -ApplicationId $app.Id -RequiredResourceAccess (@($others) + $graphEntry)
             Write-Host "Added missing permissions: $(($missing | ForEach-Object Value) -join ', ')."
         }
+        if ($SignInApp -and @($app.SignInAudience) -notcontains 'AzureADMultipleOrgs') {
+            throw "The app registration '$AppName' is not multi-tenant (its sign-in audience is $($app.SignInAudience)). Pass another -AppName: Sign in with Microsoft needs a multi-tenant app."
+        }
+        $replyUrls = @(if ($app.Web) { @($app.Web.RedirectUris) | Where-Object { $_ } })
+        if ($SignInApp -and $replyUrls -notcontains $RedirectUri) {
+            Update-MgApplication -ApplicationId $app.Id -Web @{ RedirectUris = @($replyUrls) + $RedirectUri }
+            Write-Host "Added the reply URL $RedirectUri."
+        }
     }
     else {
-        $app = New-MgApplication -DisplayName $AppName -SignInAudience 'AzureADMyOrg' -RequiredResourceAccess @(
-            @{ ResourceAppId = $GraphAppId; ResourceAccess = @($roles | ForEach-Object { @{ Id = $_.Id; Type = 'Role' } }) }
+        $audience = if ($SignInApp) { 'AzureADMultipleOrgs' } else { 'AzureADMyOrg' }
+        $webArgument = @{}
+        if ($SignInApp) { $webArgument.Web = @{ RedirectUris = @($RedirectUri) } }
+        $app = New-MgApplication -DisplayName $AppName -SignInAudience $audience @webArgument -RequiredResourceAccess @(
+            @{ ResourceAppId = $GraphAppId; ResourceAccess = @($roles | ForEach-Object { @{ Id = $_.Id; Type = $AccessType } }) }
         )
         Write-Host "Created app registration '$AppName' (client id $($app.AppId))." -ForegroundColor Green
     }
@@ -322,29 +376,35 @@ try {
     # Application permissions are consented by assigning Graph's app roles to our service principal;
     # this needs a Global Administrator or Privileged Role Administrator.
     $consented = $true
-    try {
-        $assigned = @(Invoke-WithRetry -What 'Reading the granted permissions' -Action {
-                Get-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -All |
-                    Where-Object { $_.ResourceId -eq $graphSp.Id } | ForEach-Object { [string] $_.AppRoleId }
-            })
-        foreach ($role in $roles) {
-            if ($assigned -contains [string] $role.Id) { Write-Host "  $($role.Value): already granted"; continue }
-            Invoke-WithRetry -What "Granting $($role.Value)" -Action {
-                try {
-                    New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -PrincipalId $sp.Id -ResourceId $graphSp.Id -AppRoleId $role.Id | Out-Null
-                }
-                catch {
-                    # An earlier attempt that timed out on our side may have succeeded.
-                    if ($_.Exception.Message -notmatch 'already exists') { throw }
-                }
-            }
-            Write-Host "  $($role.Value): granted"
-        }
-    }
-    catch {
+    if ($SignInApp) {
+        # Delegated permissions: consented by each tenant that signs in (the URL printed at the end).
         $consented = $false
-        Write-Warning "Granting admin consent failed: $($_.Exception.Message)"
-        Write-ManualConsentSteps
+    }
+    else {
+        try {
+            $assigned = @(Invoke-WithRetry -What 'Reading the granted permissions' -Action {
+                    Get-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -All |
+                        Where-Object { $_.ResourceId -eq $graphSp.Id } | ForEach-Object { [string] $_.AppRoleId }
+                })
+            foreach ($role in $roles) {
+                if ($assigned -contains [string] $role.Id) { Write-Host "  $($role.Value): already granted"; continue }
+                Invoke-WithRetry -What "Granting $($role.Value)" -Action {
+                    try {
+                        New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId $sp.Id -PrincipalId $sp.Id -ResourceId $graphSp.Id -AppRoleId $role.Id | Out-Null
+                    }
+                    catch {
+                        # An earlier attempt that timed out on our side may have succeeded.
+                        if ($_.Exception.Message -notmatch 'already exists') { throw }
+                    }
+                }
+                Write-Host "  $($role.Value): granted"
+            }
+        }
+        catch {
+            $consented = $false
+            Write-Warning "Granting admin consent failed: $($_.Exception.Message)"
+            Write-ManualConsentSteps
+        }
     }
 
     # --- Client secret, last ---------------------------------------------------------------------
@@ -371,18 +431,32 @@ try {
 
     # --- Results (no secrets on screen: they are in the file) ------------------------------------
     Write-Host ''
-    Write-Host 'Upload KodoADSettings.json in Kodo: Services > gear icon of Office 365 > Configuration > + ADD CONFIGURATION.' -ForegroundColor Green
-    Write-Host "  Tenant ID            : $($settings.TenantId)"
-    Write-Host "  Client ID            : $($settings.ClientId)"
-    Write-Host "  Cloud                : $($settings.Cloud)"
-    Write-Host "  Client Secret        : in KodoADSettings.json (valid until $($secret.EndDateTime))"
-    Write-Host '  Certificate Password : in KodoADSettings.json'
-    Write-Host "  Private Certificate  : $PfxPath (thumbprint $($settings.CertificateThumbprint), valid until $($settings.CertificateNotAfter))"
-    Write-Host "  Permissions          : $($KodoRoles -join ', ')"
-    Write-Host ''
-    Write-Host "All values are in $JsonPath. It holds secrets: delete it and $PfxPath after uploading them to Kodo." -ForegroundColor Yellow
-    if ($BackupOnly) { Write-Host 'Read permissions only (-BackupOnly): grant Files.ReadWrite.All before restoring; TEST CONNECTION in Kodo names it.' -ForegroundColor Yellow }
-    if (-not $consented) { Write-Host 'Remember to grant admin consent (steps above) before importing users.' -ForegroundColor Yellow }
+    if ($SignInApp) {
+        $encodedReply = [System.Uri]::EscapeDataString($RedirectUri)
+        Write-Host 'Sign in with Microsoft: set these in Kodo''s environment (README, Configuration) and restart it:' -ForegroundColor Green
+        Write-Host "  KODO_MICROSOFT_SIGNIN_CLIENT_ID     = $($settings.ClientId)"
+        Write-Host "  KODO_MICROSOFT_SIGNIN_CLIENT_SECRET = ClientSecret in $JsonPath"
+        Write-Host "  (or KODO_MICROSOFT_SIGNIN_CERTIFICATE = $PfxPath and KODO_MICROSOFT_SIGNIN_CERTIFICATE_PASSWORD = CertificatePassword in $JsonPath)"
+        Write-Host "  KODO_BASE_URL                       = $($PortalUrl.TrimEnd('/'))  (the reply URL is $RedirectUri)"
+        Write-Host 'Consent: an administrator of each customer tenant opens this address once and accepts (replace <tenant> by its tenant ID or domain):' -ForegroundColor Yellow
+        Write-Host "  $($LoginHosts[$Cloud])/<tenant>/adminconsent?client_id=$($settings.ClientId)&redirect_uri=$encodedReply"
+        Write-Host '  Without it, each user is asked to consent on their first sign-in (where the tenant lets users consent).'
+        Write-Host "$JsonPath holds secrets: delete it and $PfxPath once Kodo has them." -ForegroundColor Yellow
+    }
+    else {
+        Write-Host 'Upload KodoADSettings.json in Kodo: Services > gear icon of Office 365 > Configuration > + ADD CONFIGURATION.' -ForegroundColor Green
+        Write-Host "  Tenant ID            : $($settings.TenantId)"
+        Write-Host "  Client ID            : $($settings.ClientId)"
+        Write-Host "  Cloud                : $($settings.Cloud)"
+        Write-Host "  Client Secret        : in KodoADSettings.json (valid until $($secret.EndDateTime))"
+        Write-Host '  Certificate Password : in KodoADSettings.json'
+        Write-Host "  Private Certificate  : $PfxPath (thumbprint $($settings.CertificateThumbprint), valid until $($settings.CertificateNotAfter))"
+        Write-Host "  Permissions          : $($KodoRoles -join ', ')"
+        Write-Host ''
+        Write-Host "All values are in $JsonPath. It holds secrets: delete it and $PfxPath after uploading them to Kodo." -ForegroundColor Yellow
+        if ($BackupOnly) { Write-Host 'Read permissions only (-BackupOnly): grant Files.ReadWrite.All before restoring; TEST CONNECTION in Kodo names it.' -ForegroundColor Yellow }
+        if (-not $consented) { Write-Host 'Remember to grant admin consent (steps above) before importing users.' -ForegroundColor Yellow }
+    }
     $completed = $true
 }
 finally {

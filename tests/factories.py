@@ -254,6 +254,26 @@ def make_schedule(organization, configuration=None, **fields):
     return schedule
 
 
+def wizard_values(configuration, **overrides) -> dict:
+    """What the schedule wizard posts for a valid daily schedule of `configuration`: the fields
+    of every step (the test adds "step" and "action")."""
+    return {
+        "name": "Nightly",
+        "configuration": configuration.pk,
+        "scope": "all",
+        "frequency": "daily",
+        "time": "23:15",
+        "every_hours": "6",
+        "start_date": "2026-12-01",
+        "time_zone": "Europe/Warsaw",
+        "keep_versions": "10",
+        "keep_deleted_for": "6",
+        "keep_deleted_unit": "months",
+        "notify": "failure",
+        **overrides,
+    }
+
+
 # ----- a drive's history, made directly in the database -------------------------------------
 
 

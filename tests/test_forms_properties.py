@@ -218,10 +218,14 @@ def _choices(field) -> list[str]:
     return values[:50]
 
 
+def _has_lone_surrogate(value: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in value)
+
+
 def field_values(field):
-    options = NASTY + _choices(field)
     # Any text a browser can send: a request's body is UTF-8, which cannot carry a lone
     # surrogate (Django decodes what is not UTF-8 with replacement characters).
+    options = [v for v in NASTY if not _has_lone_surrogate(v)] + _choices(field)
     sendable = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
     one = st.one_of(st.sampled_from(options), sendable, st.integers().map(str))
     return st.lists(one, min_size=0, max_size=3)
@@ -355,7 +359,7 @@ def _url(name, arguments, world, objects):
 
 
 def _without_what_no_browser_sends(values):
-    return [v for v in values if "\x00" not in v and not any("\ud800" <= c <= "\udfff" for c in v)]
+    return [v for v in values if "\x00" not in v and not _has_lone_surrogate(v)]
 
 
 @pytest.mark.parametrize(

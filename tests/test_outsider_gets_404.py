@@ -180,3 +180,42 @@ def test_anonymous_is_sent_to_log_in(pattern, route, client, world):
     url = _fill(route, pattern.pattern.converters, world)
     response = client.get(url)
     assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+
+
+@pytest.fixture(params=["same organization", "another organization"])
+def self_service_client(request, client, world):
+    """A user with self-service on (every users_may_* allowed) and a OneDrive of their own, in
+    organization A (the walked URLs name another user of it) or in organization B."""
+    from o365.models import DirectoryUser
+    from organizations.models import Membership
+    from tests.factories import make_account, make_configuration
+
+    org = world.org_a if request.param == "same organization" else world.org_b
+    org.self_service_enabled = True
+    org.users_may_browse = org.users_may_download = org.users_may_restore = True
+    org.save()
+    account = make_account(f"self-{org.pk}@example.com", org, role=Membership.Role.USER)
+    DirectoryUser.objects.create(
+        configuration=make_configuration(org, name="Own"),
+        graph_id=str(uuid.uuid4()),
+        user_principal_name=account.email,
+        account=account,
+    )
+    client.force_login(account)
+    return client
+
+
+@pytest.mark.parametrize(("pattern", "route"), scoped_patterns())
+def test_a_self_service_user_gets_404_on_every_other_users_url(
+    pattern, route, self_service_client, world
+):
+    """Every browse, download and restore URL of another user (and every admin page) is 404 to
+    a user with self-service, of the same organization or of another."""
+    url = _fill(route, pattern.pattern.converters, world)
+    assert self_service_client.get(url).status_code == 404, url
+    assert self_service_client.post(url, {}).status_code == 404, url
+
+
+def test_a_user_without_self_service_gets_404_on_my_backups(client, world):
+    client.force_login(world.user_a)
+    assert client.get("/my/").status_code == 404

@@ -18,7 +18,7 @@ document.addEventListener("DOMContentLoaded", () => {
     input.addEventListener("focus", () => input.select());
   });
   // Ask before destructive actions: <form data-confirm="Delete ...?">. Delegated, so forms in
-  // fragments replaced by live refresh ask too.
+  // live parts of pages (refilled by htmx, kodo/live.py) ask too.
   document.addEventListener("submit", (event) => {
     const form = event.target;
     if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
@@ -36,15 +36,30 @@ document.addEventListener("DOMContentLoaded", () => {
       box.form.querySelectorAll("[data-select-all]").forEach((all) => { all.checked = false; });
     }
   });
-  // Live progress: an element with data-poll="<url>" is replaced by the URL's HTML every 2 s
-  // until the response carries data-done.
-  document.querySelectorAll("[data-poll]").forEach((element) => {
-    const poll = async () => {
-      const response = await fetch(element.dataset.poll, { headers: { "X-Requested-With": "fetch" } });
-      if (!response.ok) return;
-      element.innerHTML = await response.text();
-      if (!element.querySelector("[data-done]")) setTimeout(poll, 2000);
-    };
-    if (!element.querySelector("[data-done]")) setTimeout(poll, 2000);
-  });
+});
+
+// Live parts of pages (kodo/live.py) are polled by htmx. A poll that was redirected (the session
+// ended: the login page) takes the whole window there rather than nesting that page in the part.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const answered = event.detail.xhr.responseURL;
+  if (!answered) return;
+  const asked = new URL(event.detail.pathInfo.requestPath, window.location.href);
+  if (new URL(answered).pathname !== asked.pathname) {
+    event.detail.shouldSwap = false;
+    window.location.assign(answered);
+  }
+});
+// A poll answered 4xx (the job is gone, or no longer this person's to see) stops polling: htmx
+// polls an element while it is in the page, so it is replaced by an inert copy. A 5xx or a lost
+// connection (a restart) is tried again at the next poll.
+document.addEventListener("htmx:responseError", (event) => {
+  const status = event.detail.xhr.status;
+  const element = event.detail.elt;
+  const polling = (element.getAttribute("hx-trigger") || "").startsWith("every ");
+  if (status >= 400 && status < 500 && polling) {
+    const inert = element.cloneNode(true);
+    inert.removeAttribute("hx-get");
+    inert.removeAttribute("hx-trigger");
+    element.replaceWith(inert);
+  }
 });

@@ -153,7 +153,6 @@ def test_active_runs_have_a_cancel_button(admin_a_client, world):
 
     pages = [
         reverse("backups:backups", args=[world.org_a.code]),
-        reverse("backups:backup-runs", args=[world.org_a.code]),
         reverse("backups:backup-run", args=[world.org_a.code, run.code]),
         reverse(
             "backups:backup-user-history",

@@ -314,21 +314,23 @@ def test_the_job_page_shows_what_where_and_progress(admin_a_client, drive):
     assert 'value="50"' in html  # the progress bar: bytes done of the total
     assert _job_url(job, "backups:restore-cancel") in html and ">Cancel</button>" in html
     assert "Download results (CSV)" in html and _job_url(job, "backups:restore-results") in html
-    assert f'data-poll="{_job_url(job)}"' in html
-    assert "data-done" not in html
+    assert f'hx-get="{_job_url(job)}" hx-trigger="every 2s"' in html
 
 
 def test_the_fragment_refreshes_until_the_job_ends(admin_a_client, drive):
     job = _job(drive, items=2)
-    fetch = {"HTTP_X_REQUESTED_WITH": "fetch"}
+    poll = {"HX-Request": "true"}
 
-    running = admin_a_client.get(_job_url(job), **fetch).content.decode()
+    running = admin_a_client.get(_job_url(job), headers=poll)
     RestoreJob.objects.filter(pk=job.pk).update(status=RestoreJob.Status.SUCCEEDED)
-    finished = admin_a_client.get(_job_url(job), **fetch).content.decode()
+    finished = admin_a_client.get(_job_url(job), headers=poll)
 
-    assert "<html" not in running and "data-done" not in running and ">Cancel</button>" in running
-    assert "data-done" in finished and ">Cancel</button>" not in finished
-    assert ">Succeeded<" in finished
+    assert running.status_code == 200 and finished.status_code == 286  # 286: htmx stops
+    assert "<html" not in running.content.decode()
+    assert ">Cancel</button>" in running.content.decode()
+    assert ">Cancel</button>" not in finished.content.decode()
+    assert ">Succeeded<" in finished.content.decode()
+    assert "hx-get" not in admin_a_client.get(_job_url(job)).content.decode()
 
 
 def test_another_users_onedrive_and_another_folder_are_named(admin_a_client, drive):

@@ -5,6 +5,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from backups import browse
@@ -140,14 +141,17 @@ def test_search_pages_are_a_constant_number_of_queries(
     url = reverse("backups:search", args=[world.org_a.code])
     admin_a_client.get(url)
     counts = []
+    # The page's 5, the organization's first and last version ids, and on SQLite how many
+    # names the FTS5 table holds (backups.browse.search).
+    expected = 6 + (connection.vendor == "sqlite")
     for query in ({"q": "report 000"}, {"q": "report"}):  # 10 results, then a full page
-        with django_assert_num_queries(5) as captured:
+        with django_assert_num_queries(expected) as captured:
             response = admin_a_client.get(url, query)
         counts.append(len(captured.captured_queries))
         assert len(list(response.context["page"])) == min(
             browse.SEARCH_PAGE_SIZE, 10 if query["q"].endswith("0") else 400
         )
-    assert counts == [5, 5]
+    assert counts == [expected, expected]
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,8 @@ def test_it_lists_backups_and_directory_jobs_newest_first(admin_a_client, world,
         ("type=synchronize", ["sync_queued", "sync_failed"]),
         ("status=running", ["running"]),
         ("status=queued", ["sync_queued"]),
-        ("status=completed", ["done", "partial", "imported"]),
+        ("status=succeeded", ["done", "imported"]),
+        ("status=partial", ["partial"]),
         ("status=failed", ["failed", "sync_failed"]),
         ("status=skipped", ["skipped"]),
         ("status=canceled", ["canceled"]),
@@ -194,14 +195,16 @@ def test_it_pages_a_long_list_in_constant_queries(
 
 
 def test_the_live_fragment_is_done_when_nothing_runs(admin_a_client, world, tasks):
-    fetch = {"X-Requested-With": "fetch"}
-    running = admin_a_client.get(_url(world), headers=fetch)
-    assert b"<html" not in running.content and b"data-done" not in running.content
+    poll = {"HX-Request": "true"}
+    running = admin_a_client.get(_url(world), headers=poll)
+    assert running.status_code == 200 and b"<html" not in running.content
 
-    finished = admin_a_client.get(_url(world), {"status": "completed"}, headers=fetch)
-    assert b"data-done" in finished.content
+    finished = admin_a_client.get(_url(world), {"status": "succeeded"}, headers=poll)
+    assert finished.status_code == 286 and b"<html" not in finished.content
     page = admin_a_client.get(_url(world)).content.decode()
-    assert f'data-poll="/o/{world.org_a.code}/tasks/"' in page
+    assert f'hx-get="/o/{world.org_a.code}/tasks/" hx-trigger="every 2s"' in page
+    filtered = admin_a_client.get(_url(world), {"status": "succeeded"}).content.decode()
+    assert "hx-get" not in filtered
 
 
 def test_the_menu_has_tasks(admin_a_client, world):

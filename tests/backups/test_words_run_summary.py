@@ -75,7 +75,7 @@ def test_runs_tables_show_progress_and_duration_in_their_own_columns(admin_a_cli
     user = make_users(world.org_a, 1)[0]
     _finished_in(make_finished_run(user, files_seen=9), 75)
     pages = [
-        reverse("backups:backup-runs", args=[world.org_a.code]),
+        reverse("backups:backups", args=[world.org_a.code]),
         reverse(
             "backups:backup-user-history",
             args=[world.org_a.code, user.configuration.code, user.graph_id],
@@ -83,7 +83,7 @@ def test_runs_tables_show_progress_and_duration_in_their_own_columns(admin_a_cli
         f"/o/{world.org_a.code}/tasks/",
     ]
     for url in pages:
-        html = admin_a_client.get(url, headers={"X-Requested-With": "fetch"}).content.decode()
+        html = admin_a_client.get(url, headers={"HX-Request": "true"}).content.decode()
         header = _header(html)
         assert "<th>Progress</th><th>Duration</th>" in header, url
         assert '<td class="nowrap">75 s</td>' in html, url

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from o365.models import Configuration
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, screenshot
 from tests.factories import PASSWORD, sim_cloud
 
 DNS_WHAT = (
@@ -92,10 +92,12 @@ def test_the_custom_cloud_of_the_demo_file_keeps_the_default(admin_page, world, 
 
     expect(admin_page.get_by_role("status")).to_contain_text(f"The Cloud stays {cloud.name}")
     expect(admin_page.get_by_label("Cloud")).to_have_value(cloud.key)
+    screenshot(admin_page, "configuration-form")
     admin_page.get_by_role("button", name="SAVE").click()
     expect(admin_page.get_by_text("Now TEST CONNECTION.")).to_be_visible()
     admin_page.get_by_role("button", name="TEST CONNECTION").click()
     expect(admin_page.get_by_text("Connection OK").first).to_be_visible()
+    screenshot(admin_page, "services-configuration")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, screenshot
 from tests.factories import PASSWORD, sim_cloud
 
 
@@ -68,6 +68,7 @@ def test_import_then_synchronize_users(admin_page, world, tmp_path):
         first = sim.list_users()[0]
         cell = admin_page.get_by_role("cell", name=first["displayName"], exact=True)
         expect(cell).to_be_visible()
+        screenshot(admin_page, "services-users", top=admin_page.locator("#directory-job"))
 
         linked = [u for u in sim.list_users() if u["accountEnabled"] and u["licensed"]]
         renamed, deleted = linked[0], linked[1]
@@ -77,6 +78,19 @@ def test_import_then_synchronize_users(admin_page, world, tmp_path):
         expect(admin_page.get_by_role("cell", name="Renamed Person", exact=True)).to_be_visible()
         row = admin_page.get_by_role("row").filter(has_text=deleted["displayName"])
         expect(row.get_by_text("Removed")).to_be_visible()
+
+        # 'Select "Schedules" tab and click "+ ADD SCHEDULE" follow instruction from wizard to
+        # create new backup scheduler. Click "SAVE" button.'
+        tabs.get_by_role("link", name="Schedules").click()
+        admin_page.get_by_role("link", name="+ ADD SCHEDULE").click()
+        admin_page.get_by_label("Name", exact=True).fill("Every night")
+        admin_page.get_by_role("button", name="Next").click()  # all users
+        expect(admin_page.get_by_text("Next runs (Europe/Warsaw)")).to_be_visible()
+        admin_page.get_by_role("button", name="Next").click()  # daily at 22:00
+        admin_page.get_by_role("button", name="Next").click()  # retention, notifications
+        expect(admin_page.get_by_text("Step 4: Review")).to_be_visible()
+        admin_page.get_by_role("button", name="SAVE").click()
+        expect(admin_page.get_by_text("Saved schedule Every night")).to_be_visible()
 
 
 def run_jobs_inline(page, button):

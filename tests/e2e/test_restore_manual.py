@@ -13,7 +13,7 @@ from backups.actions import do_run_inline, do_run_restore, start_run
 from backups.models import BackupRun, FileVersion, RestoreJob
 from backups.storage import iter_version_content
 from tests.backups.restore_helpers import FAST, FRAGMENT, assert_same_content, files_under
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import download, log_in, screenshot
 from tests.factories import PASSWORD, mirror_users, sim_configuration
 
 REPORT = b"The report as it was yesterday.\n" * 2000
@@ -60,6 +60,7 @@ def test_restore_yesterdays_folder_to_a_new_folder_then_download_a_file(
 
     page.goto(f"/o/{world.org_a.code}/")
     page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Backups").click()
+    screenshot(page, "backups")
     page.get_by_role("row").filter(has_text=user.mail or user.user_principal_name).get_by_role(
         "link", name="Browse"
     ).click()
@@ -70,8 +71,10 @@ def test_restore_yesterdays_folder_to_a_new_folder_then_download_a_file(
     expect(page).to_have_url(re.compile(f"at={yesterday.code}"))
 
     page.get_by_role("checkbox", name="Select Reports").check()
+    screenshot(page, "browse")
     page.get_by_role("button", name="RESTORE", exact=True).click()
     expect(page.get_by_role("heading", name="What will be restored")).to_be_visible()
+    screenshot(page, "restore-form")
     page.get_by_role("button", name="RESTORE", exact=True).click()
 
     job = RestoreJob.objects.get()
@@ -82,6 +85,7 @@ def test_restore_yesterdays_folder_to_a_new_folder_then_download_a_file(
     assert job.status == RestoreJob.Status.SUCCEEDED, job.error
     page.reload()
     expect(page.locator(".badge", has_text="Succeeded").first).to_be_visible()
+    screenshot(page, "restore-finished")
 
     restored = files_under(_Tenant(sim), user, f"/{job.folder}")
     assert set(restored) == {"Reports/q3.txt", "Reports/notes.txt"}
@@ -93,12 +97,9 @@ def test_restore_yesterdays_folder_to_a_new_folder_then_download_a_file(
     page.go_back()
     page.get_by_role("link", name="Reports").click()
     row = page.get_by_role("row").filter(has_text="q3.txt")
-    with page.expect_download() as download_info:
-        row.get_by_role("link", name="Download").click()
-    download = download_info.value
-    assert download.suggested_filename == "q3.txt"
-    with open(download.path(), "rb") as downloaded:
-        assert downloaded.read() == b"".join(iter_version_content(yesterdays)) == REPORT
+    name, content = download(page, row.get_by_role("link", name="Download"))
+    assert name == "q3.txt"
+    assert content == b"".join(iter_version_content(yesterdays)) == REPORT
 
 
 class _Tenant:

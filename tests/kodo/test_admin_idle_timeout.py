@@ -38,6 +38,18 @@ def test_an_idle_server_administrator_is_logged_out(server_admin_client):
     assert response.status_code == 302 and not _is_logged_in(server_admin_client)
 
 
+def test_an_idle_restore_operator_is_logged_out(client, world):
+    from organizations.models import Membership
+
+    Membership.objects.filter(user=world.user_a, organization=world.org_a).update(
+        role=Membership.Role.OPERATOR
+    )
+    client.force_login(world.user_a)
+    _last_request_ago(client, 3601)
+    client.get("/")
+    assert not _is_logged_in(client)
+
+
 def test_each_request_restarts_the_clock(admin_a_client, world):
     dashboard = f"/o/{world.org_a.code}/"
     for _ in range(3):  # 3 x 50 minutes, never an hour apart

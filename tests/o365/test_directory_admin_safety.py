@@ -100,6 +100,22 @@ def test_import_reports_an_administrators_email_as_a_conflict(tenant, world, who
     assert User.objects.filter(email__iexact=administrator.email).count() == 1
 
 
+def test_import_never_links_a_restore_operators_account(tenant, world):
+    """An operator reaches every user's data: like an administrator, never linked by email
+    (Sign in with Microsoft needs the link the operator confirmed)."""
+    Membership.objects.filter(user=world.user_a, organization=world.org_a).update(
+        role=Membership.Role.OPERATOR
+    )
+    before = state(world.user_a)
+    add_sim_user(tenant, "olga", mail=world.user_a.email)
+    configuration = sim_configuration(world.org_a, tenant)
+
+    job = run(configuration)
+    assert reasons(job, world.user_a.email) == [ADMINISTRATOR]
+    assert state(world.user_a) == before
+    assert not DirectoryUser.objects.filter(account=world.user_a).exists()
+
+
 def test_a_user_of_another_organization_is_never_linked_even_if_also_a_user_here(tenant, world):
     shared = make_account("pat@beta.example", world.org_b, role=Membership.Role.USER)
     Membership.objects.create(user=shared, organization=world.org_a, role=Membership.Role.USER)
@@ -165,11 +181,12 @@ def test_a_mail_that_another_account_has_in_another_case_is_a_conflict(tenant, w
     assert User.objects.filter(email__iexact="casey@alpha.example").get() == other
 
 
-def test_a_linked_account_made_an_administrator_is_unlinked_and_never_changed(tenant, world):
+@pytest.mark.parametrize("role", [Membership.Role.ADMIN, Membership.Role.OPERATOR])
+def test_a_linked_account_made_an_administrator_is_unlinked_and_never_changed(tenant, world, role):
     configuration = sim_configuration(world.org_a, tenant)
     run(configuration)
     graph_id, account = linked_pairs(configuration)[0]
-    Membership.objects.filter(user=account).update(role=Membership.Role.ADMIN)
+    Membership.objects.filter(user=account).update(role=role)
     before = state(account)
     tenant.sim.update_user(
         graph_id, display_name="Changed Name", account_enabled=False, mail="elsewhere@evil.example"
@@ -178,7 +195,10 @@ def test_a_linked_account_made_an_administrator_is_unlinked_and_never_changed(te
     job = run(configuration, kind="sync")
     assert state(account) == before
     assert DirectoryUser.objects.get(configuration=configuration, graph_id=graph_id).account is None
-    assert "is an administrator: it was unlinked" in reasons(job, "elsewhere@evil.example")[0]
+    assert (
+        "is an administrator or a restore operator: it was unlinked"
+        in reasons(job, "elsewhere@evil.example")[0]
+    )
 
 
 BAD_ADDRESSES = [
@@ -259,6 +279,6 @@ def test_the_job_summary_shows_the_conflict_reason(tenant, world, admin_a_client
     )
     assert page.status_code == 200
     assert (
-        "admin@alpha.example (Eve Mallory): email belongs to an administrator"
+        "admin@alpha.example (Eve Mallory): email belongs to an administrator or a restore operator"
         in page.content.decode()
     )

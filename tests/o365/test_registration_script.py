@@ -484,3 +484,53 @@ def test_a_dod_file_is_refused_rather_than_read_as_another_cloud(admin_a_client,
     assert response.status_code == 200
     assert "USGovernmentDoD" in response.content.decode()
     assert not Configuration.objects.exists()
+
+
+# --- -SignInApp: the server's "Sign in with Microsoft" app (issue 15) ----------------------------
+
+
+def test_the_sign_in_app_uses_kodos_reply_url_and_is_multi_tenant():
+    from django.urls import reverse
+
+    root = tree()
+    params = param_block(root)
+    assert re.search(r"\[switch\] \$SignInApp", params)
+    assert re.search(r"\[string\] \$PortalUrl", params)
+    [reply] = [v for v in assigned_value(root, "$RedirectUri") if "PortalUrl" in v]
+    path = re.search(r"'(/[^']+)'", reply).group(1)
+    assert path == reverse("organizations:microsoft-callback")
+    [audience] = assigned_value(root, "$audience")
+    assert re.fullmatch(
+        r"if \(\$SignInApp\) \{ 'AzureADMultipleOrgs' \} else \{ 'AzureADMyOrg' \}", audience
+    )
+    [new_app] = commands(root, "New-MgApplication")
+    assert new_app.params["signinaudience"] == "$audience"
+    assert "@webArgument" in text(new_app.node)
+
+
+def test_the_sign_in_app_asks_for_delegated_sign_in_permissions_only():
+    root = tree()
+    [scopes] = assigned_value(root, "$SignInScopes")
+    assert re.findall(r"'([\w.]+)'", scopes) == ["openid", "profile", "email", "User.Read"]
+    [access] = assigned_value(root, "$AccessType")
+    assert access == "if ($SignInApp) { 'Scope' } else { 'Role' }"
+    assert "Oauth2PermissionScopes" in SCRIPT.read_text()
+    # No application permission is granted to it: the app-role assignment is in the else branch.
+    [grant] = commands(root, "New-MgServicePrincipalAppRoleAssignment")
+    branch = next(
+        a for a in ancestors(grant.node) if a.type == "if_statement" and "$SignInApp" in text(a)
+    )
+    assert text(branch).startswith("if ($SignInApp) {")
+    assert grant.inside("else_clause") and not commands(branch.children[4])  # if: no command
+
+
+def test_the_sign_in_app_prints_the_admin_consent_url_and_no_secret():
+    script = SCRIPT.read_text()
+    assert re.search(
+        r"\$\(\$LoginHosts\[\$Cloud\]\)/<tenant>/adminconsent\?client_id=\$\(\$settings\.ClientId\)"
+        r"&redirect_uri=\$encodedReply",
+        script,
+    )
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "CERTIFICATE", "CERTIFICATE_PASSWORD"):
+        assert f"KODO_MICROSOFT_SIGNIN_{name}" in script
+    assert "$OutName = if ($SignInApp) { 'KodoSignIn' } else { 'KodoADSettings' }" in script

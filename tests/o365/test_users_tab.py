@@ -1,5 +1,6 @@
 import datetime as dt
 
+from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
 from o365.models import DirectoryJob, DirectoryUser
@@ -49,7 +50,9 @@ def test_a_second_click_shows_the_running_job(
         page = admin_a_client.post(f"{_base(world)}{configuration.code}/import/", follow=True)
     assert DirectoryJob.objects.count() == 1
     assert "Synchronize users is already queued" in page.content.decode()
-    assert 'data-poll="' in page.content.decode()
+    users_tab = f"{reverse('o365:configuration-users', args=[world.org_a.code])}?configuration="
+    poll = f'hx-get="{users_tab}{configuration.code}" hx-trigger="every 2s"'
+    assert poll in page.content.decode()
 
 
 def test_choosing_unknown_users_is_refused(admin_a_client, world):
@@ -70,14 +73,18 @@ def test_the_job_page_serves_a_fragment_for_polling(admin_a_client, world):
     )
     url = f"{_base(world)}{configuration.code}/jobs/{job.code}/"
 
-    def fragment():
-        return admin_a_client.get(url, headers={"X-Requested-With": "fetch"}).content.decode()
+    def poll():
+        return admin_a_client.get(url, headers={"HX-Request": "true"})
 
-    assert "1234" in fragment() and "<html" not in fragment() and "data-done" not in fragment()
+    running = poll()
+    assert running.status_code == 200 and "1234" in running.content.decode()
+    assert "<html" not in running.content.decode()
     job.status = "succeeded"
     job.save()
-    assert "data-done" in fragment()
-    assert "<html" in admin_a_client.get(url).content.decode()
+    assert poll().status_code == 286  # htmx shows it, then stops polling
+    page = admin_a_client.get(url)
+    assert page.status_code == 200 and "<html" in page.content.decode()
+    assert "hx-get" not in page.content.decode()
 
 
 def test_the_tab_lists_and_filters_the_directory(

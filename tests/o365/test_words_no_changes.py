@@ -39,7 +39,7 @@ def test_a_synchronization_with_no_changes_says_since_when(admin_a_client, world
     assert job.changed_nothing and job.summary == "No changes since 2026-12-01 07:30"
     for html in (
         _page(admin_a_client, world.org_a, job),
-        _page(admin_a_client, world.org_a, job, **{"X-Requested-With": "fetch"}),
+        _page(admin_a_client, world.org_a, job, **{"HX-Request": "true"}),
     ):
         assert "No changes since 2026-12-01 07:30 UTC" in html
         assert "Microsoft 365 reported no change to the users" in html

@@ -7,7 +7,7 @@ def test_home_sends_each_person_to_their_work(client, world):
     client.force_login(world.admin_a)
     assert client.get("/")["Location"] == f"/o/{world.org_a.code}/"
     client.force_login(world.user_a)
-    assert b"not an administrator" in client.get("/").content
+    assert b"has not turned on self-service" in client.get("/").content
 
 
 def test_services_appear_only_when_enabled(admin_a_client, world):
@@ -46,5 +46,5 @@ def test_server_admin_sees_every_organization(server_admin_client, world):
 
 
 def test_dashboard_queries_do_not_grow(admin_a_client, world, django_assert_max_num_queries):
-    with django_assert_max_num_queries(10):  # 8, and the alerts' 2 (backups/overview.py)
+    with django_assert_max_num_queries(11):  # 9, and the alerts' 2 (backups/overview.py)
         admin_a_client.get(f"/o/{world.org_a.code}/")

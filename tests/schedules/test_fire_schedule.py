@@ -117,4 +117,4 @@ def test_the_summary_report(world):
     BackupRun.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=30))
     assert actions.do_send_summary_reports() == 1
     body = mail.outbox[0].body
-    assert "Runs: 2" in body and "failed: 1" in body and "5.0\xa0MB" in body
+    assert "Runs: 2" in body and "Failed: 1" in body and "5.0\xa0MB" in body

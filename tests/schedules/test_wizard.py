@@ -6,7 +6,7 @@ from django_celery_beat.models import PeriodicTask
 from organizations.models import AuditEvent
 from schedules.actions import do_fire_schedule
 from schedules.models import Schedule
-from tests.factories import make_configuration, make_schedule, mirror
+from tests.factories import make_configuration, make_schedule, mirror, wizard_values
 
 
 @pytest.fixture
@@ -18,40 +18,25 @@ def _url(world, suffix="new/"):
     return f"/o/{world.org_a.code}/schedules/{suffix}"
 
 
-def _values(configuration, **overrides):
-    values = {
-        "name": "Nightly",
-        "configuration": configuration.pk,
-        "scope": "all",
-        "frequency": "daily",
-        "time": "23:15",
-        "every_hours": "6",
-        "start_date": "2026-12-01",
-        "time_zone": "Europe/Warsaw",
-        "keep_versions": "10",
-        "keep_deleted_for": "6",
-        "keep_deleted_unit": "months",
-        "notify": "failure",
-    }
-    values.update(overrides)
-    return values
-
-
 def test_the_wizard_walks_through_its_steps(admin_a_client, world, configuration):
     page = admin_a_client.get(_url(world)).content.decode()
-    assert "Step 1: Name and configuration" in page and "Next" in page
-    values = _values(configuration)
-    for step, title in ((1, "What to back up"), (2, "When"), (3, "Retention and notifications")):
+    assert "Step 1: What to back up" in page and "Next" in page
+    values = wizard_values(configuration)
+    for step, title in ((1, "When"), (2, "Retention and notifications"), (3, "Review")):
         page = admin_a_client.post(_url(world), {**values, "step": step, "action": "next"})
         assert f"Step {step + 1}: {title}" in page.content.decode()
     back = admin_a_client.post(_url(world), {**values, "step": 3, "action": "back"})
-    assert "Step 2: What to back up" in back.content.decode()
-    assert (
-        "SAVE"
-        in admin_a_client.post(
-            _url(world), {**values, "step": 3, "action": "next"}
-        ).content.decode()
+    assert "Step 2: When" in back.content.decode()
+    review = admin_a_client.post(_url(world), {**values, "step": 3, "action": "next"})
+    text = review.content.decode()
+    assert "SAVE" in text and "Daily at 23:15 Europe/Warsaw, starting on 2026-12-01" in text
+    assert "6 months" in text and "Next runs (Europe/Warsaw)" in text
+    one = admin_a_client.post(
+        _url(world), {**values, "keep_deleted_for": "1", "step": 3, "action": "next"}
     )
+    assert "<dd>1 months</dd>" not in one.content.decode()
+    assert "<dd>1 month</dd>" in one.content.decode()
+    assert len(review.context["next_runs"]) == 5
 
     response = admin_a_client.post(_url(world), {**values, "step": 4, "action": "save"})
     assert response.status_code == 302
@@ -72,34 +57,42 @@ def test_the_wizard_walks_through_its_steps(admin_a_client, world, configuration
     assert AuditEvent.objects.filter(action="schedule_created").exists()
 
 
+def test_the_review_is_reached_only_when_every_step_is_valid(admin_a_client, world, configuration):
+    page = admin_a_client.post(
+        _url(world), {**wizard_values(configuration, name=""), "step": 3, "action": "next"}
+    ).content.decode()
+    assert "Step 1: What to back up" in page and "This field is required." in page
+
+
 def test_a_step_with_errors_stays_and_says_why(admin_a_client, world, configuration):
     page = admin_a_client.post(
-        _url(world), {**_values(configuration, name=""), "step": 1, "action": "next"}
+        _url(world), {**wizard_values(configuration, name=""), "step": 1, "action": "next"}
     ).content.decode()
     assert "Step 1:" in page and "This field is required." in page
     # Errors of later steps are not shown early.
     page = admin_a_client.post(
-        _url(world), {**_values(configuration, frequency="weekly"), "step": 2, "action": "next"}
+        _url(world),
+        {**wizard_values(configuration, frequency="weekly"), "step": 1, "action": "next"},
     ).content.decode()
-    assert "Step 3: When" in page and "Choose at least one day" not in page
+    assert "Step 2: When" in page and "Choose at least one day" not in page
 
 
 @pytest.mark.parametrize(
     ("overrides", "message", "step"),
     [
-        ({"frequency": "weekly"}, "Choose at least one day of the week.", 3),
-        ({"scope": "chosen"}, "Choose at least one user", 2),
-        ({"every_hours": "0", "frequency": "hourly"}, "greater than or equal to 1", 3),
-        ({"time_zone": "Moon/Base"}, "Select a valid choice", 3),
-        ({"keep_versions": "0"}, "greater than or equal to 1", 4),
-        ({"time": "25:00"}, "Enter a valid time.", 3),
+        ({"frequency": "weekly"}, "Choose at least one day of the week.", 2),
+        ({"scope": "chosen"}, "Choose at least one user", 1),
+        ({"every_hours": "0", "frequency": "hourly"}, "greater than or equal to 1", 2),
+        ({"time_zone": "Moon/Base"}, "is not a time zone", 2),
+        ({"keep_versions": "0"}, "greater than or equal to 1", 3),
+        ({"time": "25:00"}, "Enter a valid time.", 2),
     ],
 )
 def test_save_returns_to_the_first_step_with_an_error(
     admin_a_client, world, configuration, overrides, message, step
 ):
     page = admin_a_client.post(
-        _url(world), {**_values(configuration, **overrides), "step": 4, "action": "save"}
+        _url(world), {**wizard_values(configuration, **overrides), "step": 4, "action": "save"}
     ).content.decode()
     assert f"Step {step}:" in page and message in page
     assert not Schedule.objects.exists()
@@ -109,7 +102,7 @@ def test_weekly_and_hourly_schedules_get_their_beat_entries(admin_a_client, worl
     admin_a_client.post(
         _url(world),
         {
-            **_values(configuration, frequency="weekly", weekdays=["0", "6"]),
+            **wizard_values(configuration, frequency="weekly", weekdays=["0", "6"]),
             "step": 4,
             "action": "save",
         },
@@ -117,7 +110,7 @@ def test_weekly_and_hourly_schedules_get_their_beat_entries(admin_a_client, worl
     admin_a_client.post(
         _url(world),
         {
-            **_values(configuration, name="Often", frequency="hourly", every_hours="4"),
+            **wizard_values(configuration, name="Often", frequency="hourly", every_hours="4"),
             "step": 4,
             "action": "save",
         },
@@ -133,7 +126,7 @@ def test_chosen_users_and_new_users(admin_a_client, world, configuration):
     admin_a_client.post(
         _url(world),
         {
-            **_values(configuration, scope="chosen", users=[users[0].pk, users[2].pk]),
+            **wizard_values(configuration, scope="chosen", users=[users[0].pk, users[2].pk]),
             "step": 4,
             "action": "save",
         },
@@ -152,7 +145,7 @@ def test_users_of_another_organization_cannot_be_chosen(admin_a_client, world, c
     page = admin_a_client.post(
         _url(world),
         {
-            **_values(configuration, scope="chosen", users=[outsider.pk]),
+            **wizard_values(configuration, scope="chosen", users=[outsider.pk]),
             "step": 4,
             "action": "save",
         },
@@ -168,7 +161,7 @@ def test_editing_keeps_the_beat_entry_in_step(admin_a_client, world, configurati
     admin_a_client.post(
         _url(world, f"{schedule.code}/"),
         {
-            **_values(configuration, time="05:45", time_zone="America/New_York"),
+            **wizard_values(configuration, time="05:45", time_zone="America/New_York"),
             "step": 4,
             "action": "save",
         },

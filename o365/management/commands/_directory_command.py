@@ -70,7 +70,7 @@ class DirectoryCommand(BaseCommand):
         outcome = (
             self.style.SUCCESS("succeeded")
             if job.status == "succeeded"
-            else self.style.ERROR(f"{job.status}: {job.error}")
+            else self.style.ERROR(f"{job.get_status_display().lower()}: {job.error}")
         )
         self.stdout.write(f"{job.configuration.name}: {outcome}")
         for conflict in job.conflict_details:

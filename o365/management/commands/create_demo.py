@@ -1,11 +1,17 @@
+import json
+import os
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.urls import reverse
 
+from kodo import devenv
 from m365sim import certs
+from m365sim.running import SIGNIN_APPS_FILE
+from m365sim.simulator import DEMO_USER_PASSWORD, Simulator
 from o365.models import Cloud, CloudAccess
 from organizations.models import Membership, Organization
 
@@ -56,12 +62,49 @@ class Command(BaseCommand):
         Membership.objects.get_or_create(
             user=admin, organization=org, defaults={"role": Membership.Role.ADMIN}
         )
-        self.register_simulator(
-            org, Path(settings.BASE_DIR) / sim_state_dir, sim_host, sim_port, sim_download_port
-        )
+        state_dir = Path(settings.BASE_DIR) / sim_state_dir
+        self.register_simulator(org, state_dir, sim_host, sim_port, sim_download_port)
         self.stdout.write(
             f"  Server administrator: {SERVER_ADMIN} / {password}\n"
             f"  Organization admin:   {ORG_ADMIN} / {password}  ({org.name})"
+        )
+        self.register_signin_app(state_dir, sim_host, sim_port)
+
+    def register_signin_app(self, state_dir, host, port):
+        """Sign in with Microsoft for the demo: the server app (its id and secret in
+        var/kodo.env, added there once) registered in m365sim's state, which m365sim reads when
+        it starts; the reply URL is this portal's, on any loopback port."""
+        if settings.ENV_FILE is None or Path(settings.ENV_FILE) != Path(settings.DEV_ENV_FILE):
+            return  # only `make run`'s development settings are changed
+        netloc = f"[{host}]" if ":" in host else host
+        values = devenv.ensure_microsoft_signin(
+            Path(settings.ENV_FILE), authority=f"https://{netloc}:{port}"
+        )
+        callback = reverse("organizations:microsoft-callback")
+        app = {
+            "name": "Kodo (demo sign-in)",
+            "client_id": values["KODO_MICROSOFT_SIGNIN_CLIENT_ID"],
+            "client_secret": values["KODO_MICROSOFT_SIGNIN_CLIENT_SECRET"],
+            "redirect_uris": list(
+                dict.fromkeys(
+                    [
+                        settings.KODO_BASE_URL.rstrip("/") + callback,
+                        f"http://127.0.0.1{callback}",  # a loopback URL matches any port
+                        f"http://localhost{callback}",
+                    ]
+                )
+            ),
+        }
+        path = state_dir / SIGNIN_APPS_FILE
+        with os.fdopen(os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "w") as f:
+            json.dump([app], f, indent=2)
+        tenant = Simulator.demo().tenants[0]
+        person = tenant.users[1]
+        self.stdout.write(
+            f"  Sign in with Microsoft: once {ORG_ADMIN} has added the demo tenant's "
+            f"configuration (var/KodoADSettings.json) and imported its users, "
+            f"{person.upn} / {DEMO_USER_PASSWORD} signs in with Microsoft (any user of "
+            f"{tenant.domain} does: the m365sim sign-in page lists them)."
         )
 
     def register_simulator(self, org, state_dir, host, port, download_port):
