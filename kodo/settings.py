@@ -168,6 +168,8 @@ KODO_REQUIRE_TWO_FACTOR_FOR_ADMINS = env.bool(
     "KODO_REQUIRE_TWO_FACTOR_FOR_ADMINS", default=not DEBUG
 )
 OTP_TOTP_ISSUER = "Kodo"
+# The admin never shows an authenticator app's key, its QR code, or recovery codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Sign in with Microsoft (organizations/microsoft_signin.py; README "Sign in with Microsoft"): the
 # server's multi-tenant app registration. Off while the client id is empty. Its credential is a

@@ -1,5 +1,6 @@
 """The account page: who you are, your password, two-factor sign-in and your Microsoft account."""
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -57,6 +58,9 @@ def turn_off_two_factor(request):
     if not two_factor.has_two_factor(user):
         return redirect("account")
     form = TurnOffForm(request.POST)
+    if form.is_valid() and two_factor.is_locked_out(request, user):
+        form.add_error(None, "Too many wrong codes or passwords: wait a while, then try again.")
+        return _account_page(request, turn_off_form=form, status=429)
     if form.is_valid():
         proven = False
         if form.cleaned_data["code"]:
@@ -70,5 +74,9 @@ def turn_off_two_factor(request):
             actions.do_turn_off_two_factor(request=request, user=user)
             messages.success(request, "Two-factor sign-in is off.")
             return redirect("account")
+        # A wrong password or code counts as a failed log in (django-axes), as at the code step.
+        AxesProxyHandler.user_login_failed(
+            sender=__name__, credentials={"username": user.get_username()}, request=request
+        )
         form.add_error(None, "That code or password is not right: two-factor sign-in stays on.")
     return _account_page(request, turn_off_form=form, status=400)

@@ -264,6 +264,8 @@ def find_account(who: MicrosoftAccount):
     )
     if identity is not None:
         user = identity.user
+        if user.is_superuser or user.is_staff:  # made one since the link: the password rules
+            return None, "server administrators sign in with their password"
         organization = (
             organizations_of_tenant(who.tenant_id)
             .filter(memberships__user=user, memberships__role__in=LINKING_ROLES)

@@ -72,11 +72,15 @@ def microsoft_callback(request):
     if not signin.is_enabled():
         raise Http404
     who = None
+    # A return without a sign-in this browser started is anyone's GET: logged, never an audit
+    # entry (the audit log would otherwise fill at an anonymous visitor's pace).
+    started = signin.FLOW_KEY in request.session
     try:
         saved, who = signin.finish(request)
     except signin.SignInRefused as refused:
         log.info("Sign in with Microsoft refused: %s", refused.detail)
-        signin.record_refusal(request, None, refused.detail or refused.message)
+        if started:
+            signin.record_refusal(request, None, refused.detail or refused.message)
         return _refused(request, refused.message, refused.status)
     if saved["mode"] == "link":
         if not request.user.is_authenticated or request.user.pk != saved["user"]:

@@ -25,6 +25,7 @@ from django.dispatch import receiver
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -287,15 +288,28 @@ def mark_unverified_logins(sender, request, user, **kwargs):
         request.session[UNVERIFIED_KEY] = True
 
 
+def _needs_second_factor_now(request) -> bool:
+    """A password session that never gave a second factor, of an account that needs one now
+    (made an administrator or operator since, or the requirement turned on since). Sessions that
+    gave a code carry django-otp's device key and are Microsoft's are exempt: no query for them."""
+    return (
+        settings.KODO_REQUIRE_TWO_FACTOR_FOR_ADMINS
+        and request.user.is_authenticated
+        and DEVICE_ID_SESSION_KEY not in request.session
+        and not signed_in_with_microsoft(request)
+        and is_administrator(request.user)
+    )
+
+
 class TwoFactorMiddleware:
-    """Reads one session key per request (no query): a session marked by mark_unverified_logins
-    is signed out and sent to the code step (or the set-up step)."""
+    """A session marked by mark_unverified_logins, or caught by _needs_second_factor_now, is
+    signed out and sent to the code step (or the set-up step)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.session.get(UNVERIFIED_KEY):
+        if request.session.get(UNVERIFIED_KEY) or _needs_second_factor_now(request):
             if signed_in_with_microsoft(request) or not request.user.is_authenticated:
                 request.session.pop(UNVERIFIED_KEY, None)
             else:

@@ -31,3 +31,27 @@ def test_the_admin_never_shows_a_secret(server_admin_client, world):
         f"/admin/o365/configuration/{configuration.pk}/change/"
     ).content.decode()
     assert configuration.name in page and SECRET not in page and "encrypted" not in page
+
+
+def test_the_admin_never_shows_a_second_factor_secret(server_admin_client, world):
+    """The authenticator app's key (and its QR code) and the recovery codes sign in as the
+    account: django-otp's admin pages must not show them."""
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    app = TOTPDevice.objects.create(user=world.admin_a, name="Authenticator app", confirmed=True)
+    codes = StaticDevice.objects.create(user=world.admin_a, name="Recovery codes", confirmed=True)
+    StaticToken.objects.create(device=codes, token="rcvry2345code")
+    pages = [
+        server_admin_client.get(f"/admin/otp_totp/totpdevice/{app.pk}/change/"),
+        server_admin_client.get("/admin/otp_totp/totpdevice/"),
+        server_admin_client.get(f"/admin/otp_static/staticdevice/{codes.pk}/change/"),
+    ]
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    for page in pages:
+        text = page.content.decode()
+        assert app.key not in text and "rcvry2345code" not in text and "qrcode" not in text
+    assert server_admin_client.get(f"/admin/otp_totp/totpdevice/{app.pk}/qrcode/").status_code in (
+        403,
+        404,
+    )

@@ -167,9 +167,12 @@ def test_a_replayed_answer_signs_nobody_in(running, contoso, client):
     assert client.get(callback).status_code == 302
     client.logout()
 
+    audited = AuditEvent.objects.filter(action="microsoft_signin_refused").count()
     again = client.get(callback)
 
     assert_refused(again, client)
+    # No sign-in was started in this browser: anyone's GET, logged but never an audit entry.
+    assert AuditEvent.objects.filter(action="microsoft_signin_refused").count() == audited
 
 
 def test_a_code_redeemed_twice_is_refused_by_microsoft(running, contoso, client):
@@ -317,6 +320,20 @@ def test_a_link_answer_in_another_accounts_session_is_refused(running, contoso, 
 
     assert client.get(callback).status_code == 403
     assert not MicrosoftIdentity.objects.exists()
+
+
+def test_a_linked_admin_made_server_administrator_is_refused(running, contoso, client, world):
+    """Server administrators sign in with their password (and its second factor): a Microsoft
+    account linked while the account was an organization admin does not sign it in any more."""
+    person = contoso.users[4]
+    MicrosoftIdentity.objects.create(
+        user=world.admin_a, tenant_id=contoso.id, object_id=person.id, username=person.upn
+    )
+    get_user_model().objects.filter(pk=world.admin_a.pk).update(is_superuser=True, is_staff=True)
+
+    response = client.get(microsoft(running, client, person))
+
+    assert_refused(response, client, 403)
 
 
 def test_a_deactivated_account_cannot_sign_in(running, contoso, client, world):

@@ -315,6 +315,25 @@ def test_a_log_in_that_skipped_the_code_step_is_sent_to_it(world, required):
     assert not signed_in(client)
 
 
+@pytest.mark.parametrize("change", ["made_operator", "requirement_turned_on"])
+def test_an_open_session_that_now_needs_the_second_factor_is_sent_to_it(world, settings, change):
+    """Signed in with the password alone while no second factor was needed; then the account
+    became a restore operator (or the server began to require it): the open session is no way
+    around the requirement."""
+    settings.KODO_REQUIRE_TWO_FACTOR_FOR_ADMINS = change == "made_operator"
+    client = Client()
+    email = "user@alpha.example" if change == "made_operator" else "admin@alpha.example"
+    assert log_in(client, email)["Location"] == "/"
+    assert signed_in(client)
+    if change == "made_operator":
+        Membership.objects.filter(user=world.user_a).update(role=Membership.Role.OPERATOR)
+    else:
+        settings.KODO_REQUIRE_TWO_FACTOR_FOR_ADMINS = True
+    response = client.get(f"/o/{world.org_a.code}/backups/")
+    assert response["Location"] == "/accounts/login/set-up/"
+    assert not signed_in(client)
+
+
 # ----- Microsoft sessions -------------------------------------------------------------------
 
 
@@ -359,6 +378,20 @@ def test_turning_off_needs_a_current_code_or_the_password(admin_a_client, world)
     assert not TOTPDevice.objects.filter(user=world.admin_a).exists()
     assert not StaticDevice.objects.filter(user=world.admin_a).exists()
     assert "two_factor_disabled" in actions()
+
+
+def test_wrong_proofs_at_turning_off_count_toward_the_lockout(
+    admin_a_client, world, settings, no_device_throttle
+):
+    """The turn-off form checks the password and codes: guesses there are limited as at log in."""
+    device = with_app(world.admin_a)
+    for attempt in range(1, settings.AXES_FAILURE_LIMIT + 1):
+        refused = admin_a_client.post("/account/two-factor/turn-off/", {"password": "wrong"})
+        assert refused.status_code == (429 if attempt == settings.AXES_FAILURE_LIMIT else 400)
+    locked = admin_a_client.post("/account/two-factor/turn-off/", {"password": PASSWORD})
+    assert locked.status_code == 429
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert "two_factor_disabled" not in actions()
 
 
 def test_turning_off_with_the_password(admin_a_client, world):
