@@ -30,10 +30,11 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from kodo.middleware import is_administrator  # server administrators, org admins, operators
 from organizations import audit
-from organizations.models import Membership, Organization
+from organizations.microsoft_signin import SIGNED_IN_WITH_KEY
+from organizations.models import Organization
 
-SIGNED_IN_WITH_KEY = "kodo_signed_in_with"  # set to "microsoft" by Sign in with Microsoft
 PENDING_KEY = "kodo_two_factor_pending"
 # Set at log in when the account needs a second factor that this log in did not ask for.
 UNVERIFIED_KEY = "kodo_two_factor_unverified"
@@ -50,16 +51,6 @@ RECOVERY_DEVICE_NAME = "Recovery codes"
 
 def signed_in_with_microsoft(request) -> bool:
     return request.session.get(SIGNED_IN_WITH_KEY) == "microsoft"
-
-
-def is_administrator(user) -> bool:
-    """Server administrators, organization admins and restore operators."""
-    return (
-        user.is_superuser
-        or user.memberships.filter(
-            role__in=[Membership.Role.ADMIN, Membership.Role.OPERATOR]
-        ).exists()
-    )
 
 
 def is_required(user) -> bool:
