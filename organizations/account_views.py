@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from organizations import actions, two_factor
+from organizations import actions, microsoft_signin, two_factor
 from organizations.two_factor_forms import TurnOffForm
 
 
@@ -28,7 +28,7 @@ def _account_page(request, turn_off_form=None, status=200):
         {
             "roles": _roles(user),
             "password_account": user.has_usable_password(),
-            "signed_in_with_microsoft": two_factor.signed_in_with_microsoft(request),
+            "signed_in_with_microsoft": microsoft_signin.signed_in_with_microsoft(request),
             "authenticator": two_factor.authenticator(user),
             "recovery_codes_left": two_factor.recovery_codes_left(user),
             "two_factor_required": two_factor.is_required(user),

@@ -66,6 +66,11 @@ class MicrosoftAccount:
     name: str
 
 
+def signed_in_with_microsoft(request) -> bool:
+    """This session was signed in with Microsoft (two-factor sign-in never asks it for a code)."""
+    return request.session.get(SIGNED_IN_WITH_KEY) == "microsoft"
+
+
 def is_enabled() -> bool:
     return bool(settings.KODO_MICROSOFT_SIGNIN_CLIENT_ID)
 

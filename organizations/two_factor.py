@@ -32,7 +32,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from kodo.middleware import is_administrator  # server administrators, org admins, operators
 from organizations import audit
-from organizations.microsoft_signin import SIGNED_IN_WITH_KEY
+from organizations.microsoft_signin import SIGNED_IN_WITH_KEY, signed_in_with_microsoft
 from organizations.models import Organization
 
 PENDING_KEY = "kodo_two_factor_pending"
@@ -47,10 +47,6 @@ RECOVERY_DEVICE_NAME = "Recovery codes"
 
 
 # ----- who needs what -----------------------------------------------------------------------
-
-
-def signed_in_with_microsoft(request) -> bool:
-    return request.session.get(SIGNED_IN_WITH_KEY) == "microsoft"
 
 
 def is_required(user) -> bool:

@@ -23,6 +23,5 @@ def microsoft_account(context):
         "enabled": microsoft_signin.is_enabled(),
         "may_link": microsoft_signin.may_link(user),
         "identities": list(user.microsoft_identities.order_by("confirmed_at")),
-        "signed_in_with_microsoft": request.session.get(microsoft_signin.SIGNED_IN_WITH_KEY)
-        == "microsoft",
+        "signed_in_with_microsoft": microsoft_signin.signed_in_with_microsoft(request),
     }
